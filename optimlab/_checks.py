@@ -1,0 +1,75 @@
+"""Argument checks shared by every constructor: one message format everywhere.
+
+Messages name the argument, the allowed range and the bad value, e.g.
+``beta_1 must be in [0, 1); got 1.2``.
+"""
+
+import math
+import numbers
+
+import tensorflow as tf
+
+
+def _as_python_number(value):
+    """The Python number behind ``value``, or None when it is not a plain number.
+
+    Eager scalar tensors count as numbers; variables, callables, schedules and
+    symbolic tensors do not (they are checked when they are used, not here).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable):
+        if tf.executing_eagerly() and value.shape.rank == 0:
+            return float(value.numpy())
+    return None
+
+
+def check_range(name, value, low=None, high=None, low_open=False, high_open=False):
+    """Raise ValueError unless ``low <= value <= high`` (with open ends as asked).
+
+    Values that are not plain numbers (variables, callables, schedules) pass.
+    """
+    number = _as_python_number(value)
+    if number is None:
+        if isinstance(value, (str, bytes, list, tuple, dict, set)) or value is None:
+            raise TypeError(f"{name} must be a number, tensor, callable or schedule; got {value!r}")
+        return value
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    bad = not math.isfinite(number)
+    if low is not None:
+        bad = bad or number < low or (low_open and number == low)
+    if high is not None:
+        bad = bad or number > high or (high_open and number == high)
+    if bad:
+        raise ValueError(f"{name} must be a finite number in {left}{lo}, {hi}{right}; got {value!r}")
+    return value
+
+
+def check_unit_interval(name, value):
+    """Decay rates such as ``beta_1``: in [0, 1)."""
+    return check_range(name, value, 0.0, 1.0, high_open=True)
+
+
+def check_nonnegative(name, value):
+    return check_range(name, value, 0.0)
+
+
+def check_positive(name, value):
+    return check_range(name, value, 0.0, low_open=True)
+
+
+def check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(map(str, allowed))}; got {value!r}")
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return value

@@ -1,0 +1,68 @@
+"""Gradient processing as small pure functions on lists of ``(gradient, variable)`` pairs.
+
+The order is the one of Keras 2's ``OptimizerV2`` (seed 003): aggregate across
+replicas (sum), then ``clipvalue``, ``clipnorm``, ``global_clipnorm``, then the
+user's ``gradient_transformers``. Every function accepts and returns a list of
+pairs so that user-supplied aggregators and transformers compose with them.
+"""
+
+import tensorflow as tf
+
+
+def all_reduce_sum(grads_and_vars):
+    """Sum gradients across replicas (the default ``gradient_aggregator``).
+
+    Outside a ``tf.distribute`` replica context, or under the default strategy,
+    the pairs come back unchanged.
+    """
+    grads_and_vars = list(grads_and_vars)
+    context = tf.distribute.get_replica_context()
+    if context is None or not tf.distribute.has_strategy():
+        return grads_and_vars
+    present = [i for i, (g, _) in enumerate(grads_and_vars) if g is not None]
+    if not present:
+        return grads_and_vars
+    reduced = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads_and_vars[i][0] for i in present])
+    out = list(grads_and_vars)
+    for i, g in zip(present, reduced):
+        out[i] = (g, grads_and_vars[i][1])
+    return out
+
+
+def _map_grads(fn, grads_and_vars):
+    return [(None if g is None else fn(g), v) for g, v in grads_and_vars]
+
+
+def clip_by_value(grads_and_vars, clipvalue):
+    """Clip every gradient element to ``[-clipvalue, clipvalue]``."""
+
+    def clip(g):
+        if isinstance(g, tf.IndexedSlices):
+            values = tf.clip_by_value(g.values, -clipvalue, clipvalue)
+            return tf.IndexedSlices(values, g.indices, g.dense_shape)
+        return tf.clip_by_value(g, -clipvalue, clipvalue)
+
+    return _map_grads(clip, grads_and_vars)
+
+
+def clip_by_norm(grads_and_vars, clipnorm):
+    """Rescale each gradient on its own so that its L2 norm is at most ``clipnorm``."""
+    return _map_grads(lambda g: tf.clip_by_norm(g, clipnorm), grads_and_vars)
+
+
+def clip_by_global_norm(grads_and_vars, global_clipnorm):
+    """Rescale all gradients jointly so that their global L2 norm is at most ``global_clipnorm``."""
+    grads_and_vars = list(grads_and_vars)
+    present = [i for i, (g, _) in enumerate(grads_and_vars) if g is not None]
+    clipped, _ = tf.clip_by_global_norm([grads_and_vars[i][0] for i in present], global_clipnorm)
+    out = list(grads_and_vars)
+    for i, g in zip(present, clipped):
+        out[i] = (g, grads_and_vars[i][1])
+    return out
+
+
+def deduplicate(gradient):
+    """Sum the rows of an ``IndexedSlices`` that share an index; indices come back unique."""
+    unique, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(unique)[0])
+    return tf.IndexedSlices(values, unique, gradient.dense_shape)

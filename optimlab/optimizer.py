@@ -1,0 +1,503 @@
+"""``optimlab.Optimizer``: Keras 3's optimizer base plus the contract Keras 3 dropped.
+
+Keras 3 already does schedules, decoupled weight decay, EMA, gradient
+accumulation, loss scaling, saving and ``tf.distribute`` updates; this class
+keeps all of that and adds what seed 003 documents for Keras 2's ``OptimizerV2``:
+
+* ``minimize(loss, var_list, grad_loss=None, name=None, tape=None)``;
+* ``apply_gradients(grads_and_vars, name=None, experimental_aggregate_gradients=True)``;
+* gradient processing in Keras 2's order: aggregate across replicas (sum, or a
+  ``gradient_aggregator``), then ``clipvalue``, ``clipnorm``, ``global_clipnorm``,
+  then ``gradient_transformers``;
+* named slots (``add_slot`` / ``get_slot`` / ``get_slot_names``);
+* hyperparameters that may be numbers, tensors, zero-argument callables or
+  ``LearningRateSchedule`` objects, stored in variables so that
+  ``opt.beta_1 = 0.5`` takes effect inside an already traced ``tf.function``;
+* a sparse update path for ``tf.IndexedSlices`` with duplicate indices summed;
+* validation of constructor arguments and of every apply, before any state changes.
+
+A subclass implements ``build(var_list)`` (create slots), ``update_step(gradient,
+variable, learning_rate)`` and, optionally, ``sparse_update_step``. Its
+``get_config`` is derived from its constructor signature.
+"""
+
+import inspect
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.optimizers.schedules import LearningRateSchedule
+
+from optimlab import gradients as gradient_ops
+from optimlab._checks import check_nonnegative, check_range
+
+# Constructor arguments of Keras 3's base that optimlab passes through untouched.
+KERAS_BASE_ARGS = (
+    "weight_decay",
+    "use_ema",
+    "ema_momentum",
+    "ema_overwrite_frequency",
+    "loss_scale_factor",
+    "gradient_accumulation_steps",
+)
+_CLIP_ARGS = ("clipvalue", "clipnorm", "global_clipnorm")
+
+
+def _is_dynamic(value):
+    """Schedules and zero-argument callables are evaluated at every step."""
+    if isinstance(value, LearningRateSchedule):
+        return True
+    return callable(value) and not isinstance(value, (tf.Variable, keras.Variable, tf.Tensor))
+
+
+def _to_float(name, value):
+    """A number or an eager scalar tensor as a Python float (for variable storage)."""
+    try:
+        return float(np.asarray(value))
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"{name} must be a number, a scalar tensor, a zero-argument callable or a "
+            f"LearningRateSchedule; got {value!r}"
+        ) from error
+
+
+def _exact(value):
+    """An initializer that keeps a float64 value exact (Keras' Constant rounds to float32)."""
+
+    def initializer(shape, dtype=None):
+        return tf.fill(shape, tf.constant(value, dtype=dtype or tf.float64))
+
+    return initializer
+
+
+def _var_label(variable):
+    return getattr(variable, "path", None) or getattr(variable, "name", repr(variable))
+
+
+class Optimizer(keras.optimizers.Optimizer):
+    """Base class of every optimlab optimizer (modern style).
+
+    Args:
+        learning_rate: float, tensor, zero-argument callable or
+            ``keras.optimizers.schedules.LearningRateSchedule``.
+        clipvalue: clip every gradient element to ``[-clipvalue, clipvalue]``.
+        clipnorm: clip each gradient to this L2 norm.
+        global_clipnorm: clip all gradients jointly to this global L2 norm.
+        gradient_aggregator: function on a list of ``(gradient, variable)``
+            pairs that replaces the default cross-replica sum.
+        gradient_transformers: functions on lists of pairs applied after
+            aggregation and clipping (cannot be combined with clipping, as in Keras 2).
+        name: the optimizer's name.
+        **kwargs: Keras 3 base arguments (``weight_decay``, ``use_ema``,
+            ``ema_momentum``, ``ema_overwrite_frequency``, ``loss_scale_factor``,
+            ``gradient_accumulation_steps``).
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        clipvalue=None,
+        clipnorm=None,
+        global_clipnorm=None,
+        gradient_aggregator=None,
+        gradient_transformers=None,
+        name=None,
+        **kwargs,
+    ):
+        unknown = sorted(set(kwargs) - set(KERAS_BASE_ARGS))
+        if unknown:
+            allowed = sorted(set(KERAS_BASE_ARGS) | set(_CLIP_ARGS) | {"learning_rate", "name"})
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword argument(s) {unknown}; "
+                f"allowed besides the optimizer's own arguments: {allowed}"
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string; got {name!r}")
+        for arg, value in zip(_CLIP_ARGS, (clipvalue, clipnorm, global_clipnorm)):
+            if value is not None:
+                check_nonnegative(arg, value)
+        if kwargs.get("weight_decay") is not None:
+            check_nonnegative("weight_decay", kwargs["weight_decay"])
+        self._check_learning_rate(learning_rate)
+        # Keras creates its own float32 learning-rate variable for numbers; a
+        # placeholder callable stops that so that optimlab can keep it in float64.
+        super().__init__(learning_rate=lambda: 0.0, name=name, **kwargs)
+        self._hypers = {}
+        self._hyper_checks = {}
+        self._slots = {}
+        self._slot_names = []
+        self._aggregate_in_apply = True
+        self._install_learning_rate(learning_rate)
+        if gradient_aggregator is not None and not callable(gradient_aggregator):
+            raise TypeError(f"gradient_aggregator must be callable; got {gradient_aggregator!r}")
+        self.gradient_aggregator = gradient_aggregator or gradient_ops.all_reduce_sum
+        transformers = list(gradient_transformers or [])
+        for fn in transformers:
+            if not callable(fn):
+                raise TypeError(f"gradient_transformers must hold callables; got {fn!r}")
+        self.gradient_transformers = transformers
+        self.clipnorm = clipnorm
+        self.global_clipnorm = global_clipnorm
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError(
+                "Cannot accept both `clipnorm` and `global_clipnorm`; "
+                f"got clipnorm={clipnorm}, global_clipnorm={global_clipnorm}"
+            )
+        self.clipvalue = clipvalue
+
+    # ------------------------------------------------------------------ clipping
+    def _check_clip_allowed(self, arg, value):
+        if value is not None and getattr(self, "gradient_transformers", None):
+            raise ValueError(
+                f"`{arg}` cannot be set when `gradient_transformers` is set; use the "
+                f"transformers for clipping instead. Got {arg}={value}, "
+                f"gradient_transformers={self.gradient_transformers}"
+            )
+        if value is not None:
+            check_nonnegative(arg, value)
+
+    @property
+    def clipnorm(self):
+        return self.__dict__.get("_clipnorm")
+
+    @clipnorm.setter
+    def clipnorm(self, value):
+        self._check_clip_allowed("clipnorm", value)
+        if value is not None and self.__dict__.get("_global_clipnorm") is not None:
+            raise ValueError(
+                "Cannot accept both `clipnorm` and `global_clipnorm`; "
+                f"got clipnorm={value}, global_clipnorm={self.global_clipnorm}"
+            )
+        self.__dict__["_clipnorm"] = value
+
+    @property
+    def global_clipnorm(self):
+        return self.__dict__.get("_global_clipnorm")
+
+    @global_clipnorm.setter
+    def global_clipnorm(self, value):
+        self._check_clip_allowed("global_clipnorm", value)
+        if value is not None and self.__dict__.get("_clipnorm") is not None:
+            raise ValueError(
+                "Cannot accept both `clipnorm` and `global_clipnorm`; "
+                f"got clipnorm={self.clipnorm}, global_clipnorm={value}"
+            )
+        self.__dict__["_global_clipnorm"] = value
+
+    @property
+    def clipvalue(self):
+        return self.__dict__.get("_clipvalue")
+
+    @clipvalue.setter
+    def clipvalue(self, value):
+        self._check_clip_allowed("clipvalue", value)
+        self.__dict__["_clipvalue"] = value
+
+    # ------------------------------------------------------------ learning rate
+    @staticmethod
+    def _check_learning_rate(value):
+        if _is_dynamic(value) or isinstance(value, (tf.Variable, keras.Variable)):
+            return
+        check_range("learning_rate", value, 0.0)
+
+    def _install_learning_rate(self, value):
+        if _is_dynamic(value) or isinstance(value, (tf.Variable, keras.Variable)):
+            self._learning_rate = value if _is_dynamic(value) else (lambda v=value: v)
+            return
+        self._learning_rate = self.add_variable(
+            shape=(),
+            initializer=_exact(_to_float("learning_rate", value)),
+            dtype="float64",
+            name="learning_rate",
+        )
+
+    @property
+    def learning_rate(self):
+        return self._get_current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._check_learning_rate(value)
+        current = self._learning_rate
+        if _is_dynamic(value):
+            self._learning_rate = value
+        elif isinstance(current, keras.Variable):
+            current.assign(_to_float("learning_rate", value))
+        else:
+            raise TypeError(
+                "This optimizer was created with a callable or schedule learning_rate, so "
+                f"it cannot be set to the number {value!r}; create the optimizer with a "
+                "float learning_rate to make it settable"
+            )
+
+    # ---------------------------------------------------------- hyperparameters
+    def _set_hyper(self, name, value, check=None):
+        """Create or update hyperparameter ``name``.
+
+        Numbers and tensors live in a float64 variable (assignments reach traced
+        functions without retracing); callables and schedules are evaluated at
+        each step. ``check(name, value)`` validates numbers now and on every later
+        assignment.
+        """
+        if name in ("learning_rate", "lr"):
+            self.learning_rate = value
+            return
+        if check is not None:
+            self._hyper_checks[name] = check
+        if name in self._hyper_checks and not _is_dynamic(value):
+            self._hyper_checks[name](name, value)
+        current = self._hypers.get(name)
+        if _is_dynamic(value) or isinstance(value, (tf.Variable, keras.Variable)) and value is not current:
+            self._hypers[name] = value
+        elif isinstance(current, keras.Variable):
+            current.assign(_to_float(name, value))
+        else:
+            self._hypers[name] = self.add_variable(
+                shape=(),
+                initializer=_exact(_to_float(name, value)),
+                dtype="float64",
+                name=name,
+            )
+
+    def _get_hyper(self, name, dtype=None):
+        """The current value of hyperparameter ``name``, cast to ``dtype`` if given."""
+        if name in ("learning_rate", "lr"):
+            value = self.learning_rate
+        elif name not in self._hypers:
+            raise KeyError(f"{type(self).__name__} has no hyperparameter {name!r}; it has {sorted(self._hypers)}")
+        else:
+            value = self._hypers[name]
+            if isinstance(value, LearningRateSchedule):
+                value = value(self.iterations)
+            elif _is_dynamic(value):
+                value = value()
+        if dtype is not None:
+            value = tf.cast(value, dtype)
+        return value
+
+    def _serialize_hyperparameter(self, name):
+        """A JSON-able value for ``get_config``: schedules serialized, callables evaluated."""
+        value = self._learning_rate if name in ("learning_rate", "lr") else self._hypers[name]
+        if isinstance(value, LearningRateSchedule):
+            return keras.optimizers.schedules.serialize(value)
+        if _is_dynamic(value):
+            value = value()
+        return float(np.asarray(value))
+
+    def __setattr__(self, name, value):
+        hypers = self.__dict__.get("_hypers")
+        if hypers is not None and name in hypers:
+            self._set_hyper(name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def __getattr__(self, name):
+        hypers = self.__dict__.get("_hypers")
+        if hypers is not None and name in hypers:
+            return self._get_hyper(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # ------------------------------------------------------------------- slots
+    def add_slot(self, var, slot_name, initializer="zeros", shape=None, dtype=None):
+        """Create (once) the slot ``slot_name`` for ``var`` and return it.
+
+        ``shape`` and ``dtype`` default to the variable's; ``initializer`` is a Keras
+        initializer (name or object), a callable ``(shape, dtype)``, or a value.
+        """
+        key = self._var_key(var)
+        per_var = self._slots.setdefault(key, {})
+        if slot_name in per_var:
+            return per_var[slot_name]
+        if slot_name not in self._slot_names:
+            self._slot_names.append(slot_name)
+        shape = tuple(var.shape) if shape is None else tuple(shape)
+        dtype = var.dtype if dtype is None else tf.as_dtype(dtype)
+        if not (isinstance(initializer, str) or callable(initializer)):
+            initializer = keras.initializers.Constant(np.asarray(initializer))
+        colocate = var.value if isinstance(var, keras.Variable) else var
+        label = _var_label(var).replace("/", "_").replace(":", "_")
+        with self._distribution_strategy.extended.colocate_vars_with(colocate):
+            slot = self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=f"{label}_{slot_name}")
+        per_var[slot_name] = slot
+        return slot
+
+    def get_slot(self, var, slot_name):
+        """The slot ``slot_name`` of ``var``; KeyError naming what exists otherwise."""
+        per_var = self._slots.get(self._var_key(var), {})
+        if slot_name not in per_var:
+            raise KeyError(
+                f"No slot {slot_name!r} for variable {_var_label(var)!r}; "
+                f"slots of this optimizer: {self._slot_names}"
+            )
+        return per_var[slot_name]
+
+    def get_slot_names(self):
+        """Names of the slots this optimizer creates, in creation order."""
+        return list(self._slot_names)
+
+    # -------------------------------------------------------------- minimizing
+    def compute_gradients(self, loss, var_list, grad_loss=None, tape=None):
+        """Gradients of ``loss`` as ``(gradient, variable)`` pairs (Keras 2's ``_compute_gradients``)."""
+        if not callable(loss) and tape is None:
+            raise ValueError(f"`tape` is required when a Tensor loss is passed; got loss={loss!r}, tape=None")
+        tape = tape if tape is not None else tf.GradientTape()
+        if callable(loss):
+            with tape:
+                if not callable(var_list):
+                    tape.watch(var_list)
+                loss = loss()
+        if callable(var_list):
+            var_list = var_list()
+        var_list = tf.nest.flatten(var_list)
+        if not var_list:
+            raise ValueError("var_list must name at least one variable; got an empty list")
+        grads = tape.gradient(loss, var_list, grad_loss)
+        return list(zip(grads, var_list))
+
+    def minimize(self, loss, var_list, grad_loss=None, name=None, tape=None):
+        """Compute the gradients of ``loss`` and apply them (Keras 2 contract).
+
+        Args:
+            loss: zero-argument callable returning the loss, or a tensor computed
+                under ``tape``.
+            var_list: list of variables, or a zero-argument callable returning it
+                (for models whose variables are created on first call).
+            grad_loss: optional gradient of the loss (``output_gradients``).
+            name: optional name scope for the update.
+            tape: the ``tf.GradientTape`` that recorded a tensor ``loss``.
+        """
+        grads_and_vars = self.compute_gradients(loss, var_list, grad_loss=grad_loss, tape=tape)
+        return self.apply_gradients(grads_and_vars, name=name)
+
+    def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
+        """Apply ``(gradient, variable)`` pairs.
+
+        Under ``tf.distribute`` gradients are summed across replicas first unless
+        ``experimental_aggregate_gradients=False``. Returns the iteration counter.
+        """
+        if name is not None and not isinstance(name, str):
+            raise TypeError(
+                f"name must be a string; got {type(name).__name__}. To pass gradients and "
+                "variables as two lists, call apply(grads, variables)"
+            )
+        pairs = list(grads_and_vars)
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"grads_and_vars must hold (gradient, variable) pairs; got {pair!r}")
+        grads = [g for g, _ in pairs]
+        variables = [v for _, v in pairs]
+        self._aggregate_in_apply = bool(experimental_aggregate_gradients)
+        try:
+            with tf.name_scope(name or self.name):
+                self.apply(grads, variables)
+        finally:
+            self._aggregate_in_apply = True
+        return self._iterations
+
+    def apply(self, grads, trainable_variables=None):
+        """Keras 3's ``apply`` with the inputs validated before any state changes."""
+        if trainable_variables is not None:
+            trainable_variables = list(trainable_variables)
+            self._validate(list(grads), trainable_variables)
+        return super().apply(grads, trainable_variables)
+
+    def _validate(self, grads, variables):
+        if len(grads) != len(variables):
+            raise ValueError(
+                f"grads and variables must have the same length; got {len(grads)} gradients "
+                f"for {len(variables)} variables"
+            )
+        if variables and all(g is None for g in grads):
+            names = [_var_label(v) for v in variables]
+            raise ValueError(f"No gradients provided for any variable: {names}")
+        for g, v in zip(grads, variables):
+            if not isinstance(v, (tf.Variable, keras.Variable)):
+                raise TypeError(f"expected a variable to update; got {type(v).__name__}: {v!r}")
+            if g is None:
+                continue
+            if isinstance(g, tf.IndexedSlices):
+                grad_dtype, grad_shape = g.values.dtype, g.values.shape[1:]
+                var_shape = v.shape[1:]
+            else:
+                g_tensor = g if isinstance(g, tf.Tensor) else tf.convert_to_tensor(g)
+                grad_dtype, grad_shape, var_shape = g_tensor.dtype, g_tensor.shape, v.shape
+            if tf.as_dtype(grad_dtype) != tf.as_dtype(v.dtype):
+                raise TypeError(
+                    f"gradient for variable {_var_label(v)!r} has dtype {tf.as_dtype(grad_dtype).name}; "
+                    f"it must match the variable's dtype {tf.as_dtype(v.dtype).name}"
+                )
+            if not tf.TensorShape(grad_shape).is_compatible_with(var_shape):
+                raise ValueError(
+                    f"gradient for variable {_var_label(v)!r} has shape {tf.TensorShape(grad_shape)}; "
+                    f"it must match the variable's shape {tf.TensorShape(var_shape)}"
+                )
+
+    # ------------------------------------------------- Keras 3 pipeline hooks
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        pairs = list(zip(grads, trainable_variables))
+        if self._aggregate_in_apply:
+            pairs = list(self.gradient_aggregator(pairs))
+        object.__setattr__(self, "_in_flight", [v for _, v in pairs])
+        super()._backend_apply_gradients([g for g, _ in pairs], [v for _, v in pairs])
+
+    def _clip_gradients(self, grads):
+        """Keras 3 calls this after accumulation; optimlab runs Keras 2's order here."""
+        pairs = list(zip(grads, self._in_flight))
+        if self.clipvalue is not None:
+            pairs = gradient_ops.clip_by_value(pairs, self.clipvalue)
+        if self.clipnorm is not None:
+            pairs = gradient_ops.clip_by_norm(pairs, self.clipnorm)
+        if self.global_clipnorm is not None:
+            pairs = gradient_ops.clip_by_global_norm(pairs, self.global_clipnorm)
+        for fn in self.gradient_transformers:
+            pairs = list(fn(pairs))
+        return [g for g, _ in pairs]
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        # Aggregation already happened before clipping, as in Keras 2.
+        return grads_and_vars
+
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        for grad, var in grads_and_vars:
+            distribution.extended.update(var, self._update_one, args=(grad, learning_rate), group=False)
+
+    def _update_one(self, variable, gradient, learning_rate):
+        if isinstance(gradient, tf.IndexedSlices):
+            return self.sparse_update_step(gradient_ops.deduplicate(gradient), variable, learning_rate)
+        return self.update_step(gradient, variable, learning_rate)
+
+    def sparse_update_step(self, gradient, variable, learning_rate):
+        """Update from an ``IndexedSlices`` gradient whose indices are unique.
+
+        The default applies the dense rule to the densified gradient, which gives
+        exactly the dense semantics. Optimizers with a cheaper or lazy sparse rule
+        override this and declare it in the registry.
+        """
+        return self.update_step(tf.convert_to_tensor(gradient), variable, learning_rate)
+
+    # ------------------------------------------------------------ serialization
+    def get_config(self):
+        """Keras 3's base config plus every constructor argument of the subclass."""
+        config = super().get_config()
+        config["learning_rate"] = self._serialize_hyperparameter("learning_rate")
+        for arg in _CLIP_ARGS:
+            config[arg] = getattr(self, arg)
+        signature = inspect.signature(type(self).__init__)
+        for arg, param in signature.parameters.items():
+            if arg in config or arg == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if arg in ("gradient_aggregator", "gradient_transformers"):
+                continue
+            if arg in self._hypers:
+                config[arg] = self._serialize_hyperparameter(arg)
+            elif arg in self.__dict__:
+                config[arg] = self.__dict__[arg]
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key, value in config.items():
+            if isinstance(value, dict) and "class_name" in value:
+                config[key] = keras.saving.deserialize_keras_object(value, custom_objects=custom_objects)
+        return cls(**config)

@@ -1,0 +1,25 @@
+"""Small pure pieces of optimizer maths shared by the optimizer modules.
+
+Scalar coefficients are computed in float64 (the dtype of optimlab's
+hyperparameter variables) and cast once to the variable's dtype, which is what
+Python-float code such as seed 000 does implicitly; this keeps float32 results
+identical to such code.
+"""
+
+import tensorflow as tf
+
+
+def step_count(optimizer):
+    """The 1-based step number ``t`` of the update being made, in float64."""
+    return tf.cast(optimizer.iterations + 1, tf.float64)
+
+
+def bias_correction(beta, t):
+    """``1 - beta**t`` in float64 (``beta`` a float64 scalar)."""
+    return 1.0 - tf.pow(beta, t)
+
+
+def cast(dtype, *values):
+    """Cast each value to ``dtype``; returns a tuple (or the value when only one)."""
+    out = tuple(tf.cast(v, dtype) for v in values)
+    return out[0] if len(out) == 1 else out

@@ -1,0 +1,56 @@
+"""Plain gradient descent, as seed 000 writes it."""
+
+import tensorflow as tf
+
+from optimlab.optimizer import Optimizer
+from optimlab.registry import register
+
+
+@register(
+    "gd",
+    paper="Cauchy, Méthode générale pour la résolution des systèmes d'équations simultanées",
+    year=1847,
+    url="https://gallica.bnf.fr/ark:/12148/bpt6k2982c/f540.item",
+    quadratic=({"learning_rate": 0.1}, 200, 1e-3),
+    rosenbrock=({"learning_rate": 2e-3}, 20000, 5e-2),
+    capabilities=("sparse", "lazy_sparse"),
+    aliases=("gradient_descent", "gradientdescent"),
+)
+class GradientDescent(Optimizer):
+    """Gradient descent (Cauchy, 1847): the seed's first optimizer.
+
+    Use it as the baseline every other optimizer must beat, and to study
+    learning rates and clipping on their own.
+
+    Update rule::
+
+        x <- x - lr * g
+
+    Args:
+        learning_rate: step size ``lr`` (default 0.001, the seed's default).
+        **kwargs: base arguments (``clipnorm``, ``clipvalue``, ``global_clipnorm``,
+            ``weight_decay``, ...). ``GradientDescent(1e-3, clipnorm=2)`` is seed 002's
+            gradient descent with clipping by norm.
+
+    Conventions: the same as ``keras.optimizers.SGD(momentum=0)``,
+    ``torch.optim.SGD`` and ``optax.sgd``. A sparse gradient updates only its rows.
+
+    Example:
+        >>> import tensorflow as tf, optimlab
+        >>> x = tf.Variable(2.0)
+        >>> opt = optimlab.GradientDescent(learning_rate=0.1)
+        >>> _ = opt.minimize(lambda: x ** 2, [x])
+        >>> round(float(x.numpy()), 4)
+        1.6
+    """
+
+    def __init__(self, learning_rate=0.001, name="gradient_descent", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = tf.cast(learning_rate, variable.dtype)
+        variable.assign_sub(lr * gradient)
+
+    def sparse_update_step(self, gradient, variable, learning_rate):
+        lr = tf.cast(learning_rate, variable.dtype)
+        variable.scatter_sub(tf.IndexedSlices(lr * gradient.values, gradient.indices, gradient.dense_shape))

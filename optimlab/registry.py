@@ -1,0 +1,146 @@
+"""One registry, one source of truth for every optimlab optimizer.
+
+``@register(...)`` records a class's name, paper and capabilities, the recipe the
+conformance suite uses, and makes the class Keras-serializable. The README's
+optimizer table, the CLI's option lists and the tests' skips all read it.
+"""
+
+import dataclasses
+import fnmatch
+import inspect
+
+import keras
+
+_REGISTRY = {}
+_ALIASES = {}
+
+# Capabilities an optimizer may declare; tests skip on these, never on names.
+CAPABILITIES = {
+    "sparse": "has its own sparse update path for tf.IndexedSlices",
+    "lazy_sparse": "a sparse gradient updates only the indexed rows (state of other rows untouched)",
+    "needs_loss": "its step needs the loss value (e.g. SAM, Prodigy variants)",
+    "no_bfloat16": "not meaningful in bfloat16 (state needs more precision)",
+    "fused": "has a fused-kernel fast path that can be switched off",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How the conformance suite drives an optimizer to a minimum.
+
+    ``kwargs`` go to the constructor; ``steps`` updates are made; the result must
+    lie within ``tol`` (max-abs distance) of the minimum.
+    """
+
+    kwargs: dict
+    steps: int
+    tol: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    cls: type
+    summary: str
+    paper: str
+    year: int
+    url: str
+    capabilities: frozenset
+    quadratic: Recipe
+    rosenbrock: Recipe
+    aliases: tuple = ()
+
+    @property
+    def defaults(self):
+        """Constructor defaults, read from the signature (never repeated by hand)."""
+        params = inspect.signature(self.cls.__init__).parameters
+        return {
+            k: p.default
+            for k, p in params.items()
+            if k not in ("self", "name") and p.default is not inspect.Parameter.empty and p.kind == p.POSITIONAL_OR_KEYWORD
+        }
+
+    def has(self, capability):
+        return capability in self.capabilities
+
+
+def register(
+    name,
+    *,
+    paper,
+    year,
+    url,
+    quadratic,
+    rosenbrock,
+    capabilities=(),
+    aliases=(),
+):
+    """Class decorator: register an optimizer under the lowercase ``name``.
+
+    ``quadratic`` and ``rosenbrock`` are ``(kwargs, steps, tol)`` tuples or Recipes.
+    """
+    unknown = set(capabilities) - set(CAPABILITIES)
+    if unknown:
+        raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
+
+    def decorate(cls):
+        keras.saving.register_keras_serializable(package="optimlab", name=cls.__name__)(cls)
+        doc = inspect.getdoc(cls) or ""
+        entry = Entry(
+            name=name,
+            cls=cls,
+            summary=doc.splitlines()[0] if doc else "",
+            paper=paper,
+            year=year,
+            url=url,
+            capabilities=frozenset(capabilities),
+            quadratic=quadratic if isinstance(quadratic, Recipe) else Recipe(*quadratic),
+            rosenbrock=rosenbrock if isinstance(rosenbrock, Recipe) else Recipe(*rosenbrock),
+            aliases=tuple(aliases),
+        )
+        if name in _REGISTRY or name in _ALIASES:
+            raise ValueError(f"optimizer name {name!r} is registered twice")
+        _REGISTRY[name] = entry
+        for alias in aliases:
+            _ALIASES[alias] = name
+        return cls
+
+    return decorate
+
+
+def _resolve(name):
+    if not isinstance(name, str):
+        raise TypeError(f"optimizer name must be a string; got {name!r}")
+    key = name.lower()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(names())}")
+    return key
+
+
+def info(name):
+    """The registry entry of ``name`` (or an alias)."""
+    return _REGISTRY[_resolve(name)]
+
+
+def get(name, **kwargs):
+    """A new optimizer by registered name, e.g. ``optimlab.get("adam", learning_rate=0.01)``."""
+    return info(name).cls(**kwargs)
+
+
+def names(pattern="*"):
+    """Sorted registered names matching a shell-style wildcard, e.g. ``names("adam*")``."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern.lower()))
+
+
+def entries(pattern="*"):
+    return [_REGISTRY[n] for n in names(pattern)]
+
+
+def markdown_table():
+    """The README's optimizer table, generated from the registry."""
+    rows = ["| name | class | paper | year | capabilities |", "| --- | --- | --- | --- | --- |"]
+    for e in entries():
+        caps = ", ".join(sorted(e.capabilities)) or "-"
+        rows.append(f"| `{e.name}` | `{e.cls.__name__}` | [{e.paper}]({e.url}) | {e.year} | {caps} |")
+    return "\n".join(rows)
