@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from keras.optimizers.schedules import LearningRateSchedule
 
+from optimlab import fused as fast_paths
 from optimlab import gradients as gradient_ops
 from optimlab._checks import check_nonnegative, check_range
 
@@ -61,15 +62,6 @@ def _to_float(name, value):
         ) from error
 
 
-def _exact(value):
-    """An initializer that keeps a float64 value exact (Keras' Constant rounds to float32)."""
-
-    def initializer(shape, dtype=None):
-        return tf.fill(shape, tf.constant(value, dtype=dtype or tf.float64))
-
-    return initializer
-
-
 def _var_label(variable):
     return getattr(variable, "path", None) or getattr(variable, "name", repr(variable))
 
@@ -87,6 +79,9 @@ class Optimizer(keras.optimizers.Optimizer):
             pairs that replaces the default cross-replica sum.
         gradient_transformers: functions on lists of pairs applied after
             aggregation and clipping (cannot be combined with clipping, as in Keras 2).
+        fused: TensorFlow's fused kernels where an optimizer has one (see
+            ``optimlab.fused``): None (default) uses them for variables with at least
+            ``optimlab.fused.MIN_SIZE`` elements, True always, False never.
         name: the optimizer's name.
         **kwargs: Keras 3 base arguments (``weight_decay``, ``use_ema``,
             ``ema_momentum``, ``ema_overwrite_frequency``, ``loss_scale_factor``,
@@ -101,6 +96,7 @@ class Optimizer(keras.optimizers.Optimizer):
         global_clipnorm=None,
         gradient_aggregator=None,
         gradient_transformers=None,
+        fused=None,
         name=None,
         **kwargs,
     ):
@@ -122,12 +118,19 @@ class Optimizer(keras.optimizers.Optimizer):
         # Keras creates its own float32 learning-rate variable for numbers; a
         # placeholder callable stops that so that optimlab can keep it in float64.
         super().__init__(learning_rate=lambda: 0.0, name=name, **kwargs)
-        self._hypers = {}
+        # Plain dicts, out of Keras' tracking: the stores are tracked as variables,
+        # and a user's own variable given as a value must not become optimizer state.
+        object.__setattr__(self, "_hypers", {})
+        object.__setattr__(self, "_hyper_stores", {})
         self._hyper_checks = {}
         self._slots = {}
         self._slot_names = []
         self._aggregate_in_apply = True
-        self._install_learning_rate(learning_rate)
+        if fused not in (None, True, False):
+            raise ValueError(f"fused must be None (automatic), True or False; got {fused!r}")
+        self.fused = fused
+        self._learning_rate_store = self._new_store("learning_rate")
+        self._set_hyper("learning_rate", learning_rate)
         if gradient_aggregator is not None and not callable(gradient_aggregator):
             raise TypeError(f"gradient_aggregator must be callable; got {gradient_aggregator!r}")
         self.gradient_aggregator = gradient_aggregator or gradient_ops.all_reduce_sum
@@ -200,64 +203,50 @@ class Optimizer(keras.optimizers.Optimizer):
             return
         check_range("learning_rate", value, 0.0)
 
-    def _install_learning_rate(self, value):
-        if _is_dynamic(value) or isinstance(value, (tf.Variable, keras.Variable)):
-            self._learning_rate = value if _is_dynamic(value) else (lambda v=value: v)
-            return
-        self._learning_rate = self.add_variable(
-            shape=(),
-            initializer=_exact(_to_float("learning_rate", value)),
-            dtype="float64",
-            name="learning_rate",
-        )
-
     @property
     def learning_rate(self):
         return self._get_current_learning_rate()
 
     @learning_rate.setter
     def learning_rate(self, value):
-        self._check_learning_rate(value)
-        current = self._learning_rate
-        if _is_dynamic(value):
-            self._learning_rate = value
-        elif isinstance(current, keras.Variable):
-            current.assign(_to_float("learning_rate", value))
-        else:
-            raise TypeError(
-                "This optimizer was created with a callable or schedule learning_rate, so "
-                f"it cannot be set to the number {value!r}; create the optimizer with a "
-                "float learning_rate to make it settable"
-            )
+        self._set_hyper("learning_rate", value)
 
     # ---------------------------------------------------------- hyperparameters
+    # Every hyperparameter owns one float64 "store" variable, whatever form its
+    # value takes, so that the optimizer's variables (and so its saved state) do
+    # not depend on whether a value is a number, a callable or a schedule. A
+    # number lives in its store; other forms are read directly and copied into
+    # the store before saving (``get_config`` writes them out as numbers).
+    def _new_store(self, name):
+        return self.add_variable(shape=(), initializer="zeros", dtype="float64", name=name)
+
+    def _source_for(self, name, value, store):
+        """What hyperparameter ``name`` reads from: its store for numbers, else ``value``."""
+        if _is_dynamic(value) or isinstance(value, (tf.Variable, keras.Variable)):
+            return value
+        store.assign(_to_float(name, value))
+        return store
+
     def _set_hyper(self, name, value, check=None):
         """Create or update hyperparameter ``name``.
 
         Numbers and tensors live in a float64 variable (assignments reach traced
-        functions without retracing); callables and schedules are evaluated at
-        each step. ``check(name, value)`` validates numbers now and on every later
-        assignment.
+        functions without retracing); callables, schedules and variables are read
+        at each step. ``check(name, value)`` validates numbers now and on every
+        later assignment.
         """
         if name in ("learning_rate", "lr"):
-            self.learning_rate = value
+            self._check_learning_rate(value)
+            source = self._source_for("learning_rate", value, self._learning_rate_store)
+            object.__setattr__(self, "_learning_rate", source)
             return
         if check is not None:
             self._hyper_checks[name] = check
         if name in self._hyper_checks and not _is_dynamic(value):
             self._hyper_checks[name](name, value)
-        current = self._hypers.get(name)
-        if _is_dynamic(value) or isinstance(value, (tf.Variable, keras.Variable)) and value is not current:
-            self._hypers[name] = value
-        elif isinstance(current, keras.Variable):
-            current.assign(_to_float(name, value))
-        else:
-            self._hypers[name] = self.add_variable(
-                shape=(),
-                initializer=_exact(_to_float(name, value)),
-                dtype="float64",
-                name=name,
-            )
+        if name not in self._hyper_stores:
+            self._hyper_stores[name] = self._new_store(name)
+        self._hypers[name] = self._source_for(name, value, self._hyper_stores[name])
 
     def _get_hyper(self, name, dtype=None):
         """The current value of hyperparameter ``name``, cast to ``dtype`` if given."""
@@ -284,9 +273,18 @@ class Optimizer(keras.optimizers.Optimizer):
             value = value()
         return float(np.asarray(value))
 
+    def save_own_variables(self, store):
+        """Keras 3's saving, with every non-number hyperparameter copied into its store."""
+        sources = dict(self._hypers, learning_rate=self._learning_rate)
+        stores = dict(self._hyper_stores, learning_rate=self._learning_rate_store)
+        for name, source in sources.items():
+            if source is not stores[name] and not isinstance(source, LearningRateSchedule):
+                stores[name].assign(self._serialize_hyperparameter(name))
+        super().save_own_variables(store)
+
     def __setattr__(self, name, value):
         hypers = self.__dict__.get("_hypers")
-        if hypers is not None and name in hypers:
+        if hypers is not None and (name in hypers or name in ("learning_rate", "lr")):
             self._set_hyper(name, value)
         else:
             super().__setattr__(name, value)
@@ -296,6 +294,12 @@ class Optimizer(keras.optimizers.Optimizer):
         if hypers is not None and name in hypers:
             return self._get_hyper(name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __dir__(self):
+        # tf.train.Checkpoint takes objects whose dir() lists get_slot_names for
+        # Keras 2 optimizers and saves their slots a second time, which fails;
+        # here slots are saved once, as ordinary optimizer variables.
+        return [attr for attr in super().__dir__() if attr != "get_slot_names"]
 
     # ------------------------------------------------------------------- slots
     def add_slot(self, var, slot_name, initializer="zeros", shape=None, dtype=None):
@@ -464,6 +468,8 @@ class Optimizer(keras.optimizers.Optimizer):
     def _update_one(self, variable, gradient, learning_rate):
         if isinstance(gradient, tf.IndexedSlices):
             return self.sparse_update_step(gradient_ops.deduplicate(gradient), variable, learning_rate)
+        if fast_paths.wanted(self, variable) and fast_paths.apply(self, gradient, variable, learning_rate):
+            return None
         return self.update_step(gradient, variable, learning_rate)
 
     def sparse_update_step(self, gradient, variable, learning_rate):
@@ -482,6 +488,7 @@ class Optimizer(keras.optimizers.Optimizer):
         config["learning_rate"] = self._serialize_hyperparameter("learning_rate")
         for arg in _CLIP_ARGS:
             config[arg] = getattr(self, arg)
+        config["fused"] = self.fused
         signature = inspect.signature(type(self).__init__)
         for arg, param in signature.parameters.items():
             if arg in config or arg == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):

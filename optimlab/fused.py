@@ -1,0 +1,185 @@
+"""Fast paths: TensorFlow's fused ``ResourceApply*`` kernels behind optimlab's update rules.
+
+An optimizer step is memory-bound. Written as separate TensorFlow operations, an
+Adam step reads and writes each moment several times; TensorFlow's fused kernels
+(one multithreaded Eigen expression per variable, the kernels Keras 2 used) read
+parameter, gradient and state once. Keras 3 uses none of them.
+
+Each fast path here computes the same update as its optimizer's ``update_step``,
+in the optimizer's own slots, up to floating-point rounding (tested in float64
+against the plain path). A fast path returns ``DECLINED`` where its kernel cannot
+express the optimizer's configuration, and the plain path runs instead.
+
+Switch: every optimizer takes ``fused=None`` (the default: fused kernels for
+variables with at least ``MIN_SIZE`` elements, so small problems such as the
+convergence lab keep the readable path's exact arithmetic), ``True`` (always) or
+``False`` (never).
+"""
+
+import keras
+import tensorflow as tf
+
+MIN_SIZE = 4096
+DECLINED = "declined"
+_DTYPES = (tf.float32, tf.float64)
+_FAST_PATHS = {}
+
+
+def fast_path(class_name):
+    """Register ``fn(optimizer, gradient, variable, learning_rate)`` for an optimizer class."""
+
+    def decorate(fn):
+        _FAST_PATHS[class_name] = fn
+        return fn
+
+    return decorate
+
+
+def has_fast_path(optimizer):
+    return type(optimizer).__name__ in _FAST_PATHS and type(optimizer).__module__.startswith("optimlab.")
+
+
+def wanted(optimizer, variable):
+    """Whether the fused kernel should run for this variable under the ``fused`` setting."""
+    setting = getattr(optimizer, "fused", None)
+    if setting is False or not has_fast_path(optimizer):
+        return False
+    if tf.as_dtype(variable.dtype) not in _DTYPES:
+        return False
+    if setting is None:
+        size = variable.shape.num_elements()
+        return size is not None and size >= MIN_SIZE
+    return True
+
+
+def apply(optimizer, gradient, variable, learning_rate):
+    """Run the fused kernel; False when it cannot express this configuration."""
+    return _FAST_PATHS[type(optimizer).__name__](optimizer, gradient, variable, learning_rate) is not DECLINED
+
+
+def _handle(variable):
+    if isinstance(variable, keras.Variable):
+        variable = variable.value
+    return variable.handle
+
+
+def _scalars(dtype, *values):
+    return [tf.cast(v, dtype) for v in values]
+
+
+def _powers(optimizer, *betas):
+    """``beta**t`` in float64 for the step being made."""
+    t = tf.cast(optimizer.iterations + 1, tf.float64)
+    return [tf.pow(optimizer._get_hyper(b, tf.float64), t) for b in betas]
+
+
+@fast_path("GradientDescent")
+def _gradient_descent(opt, gradient, variable, learning_rate):
+    (lr,) = _scalars(variable.dtype, learning_rate)
+    return tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
+
+
+@fast_path("SGD")
+def _sgd(opt, gradient, variable, learning_rate):
+    (lr,) = _scalars(variable.dtype, learning_rate)
+    if not opt._has_momentum:
+        return tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
+    momentum = opt._get_hyper("momentum", variable.dtype)
+    return tf.raw_ops.ResourceApplyKerasMomentum(
+        var=variable.handle,
+        accum=_handle(opt.get_slot(variable, "momentum")),
+        lr=lr,
+        grad=gradient,
+        momentum=momentum,
+        use_nesterov=opt.nesterov,
+    )
+
+
+@fast_path("Adam")
+def _adam(opt, gradient, variable, learning_rate):
+    dtype = variable.dtype
+    beta_1_power, beta_2_power = _powers(opt, "beta_1", "beta_2")
+    epsilon = opt._get_hyper("epsilon", tf.float64)
+    if not opt.epsilon_hat:
+        # m_hat / (sqrt(v_hat) + eps) == lr_t * m / (sqrt(v) + eps * sqrt(1 - beta_2^t))
+        epsilon = epsilon * tf.sqrt(1.0 - beta_2_power)
+    args = dict(
+        var=variable.handle,
+        m=_handle(opt.get_slot(variable, "m")),
+        v=_handle(opt.get_slot(variable, "v")),
+        beta1_power=tf.cast(beta_1_power, dtype),
+        beta2_power=tf.cast(beta_2_power, dtype),
+        lr=tf.cast(learning_rate, dtype),
+        beta1=opt._get_hyper("beta_1", dtype),
+        beta2=opt._get_hyper("beta_2", dtype),
+        epsilon=tf.cast(epsilon, dtype),
+        grad=gradient,
+    )
+    if opt.amsgrad:
+        return tf.raw_ops.ResourceApplyAdamWithAmsgrad(vhat=_handle(opt.get_slot(variable, "v_max")), **args)
+    return tf.raw_ops.ResourceApplyAdam(**args)
+
+
+@fast_path("Adamax")
+def _adamax(opt, gradient, variable, learning_rate):
+    dtype = variable.dtype
+    (beta_1_power,) = _powers(opt, "beta_1")
+    return tf.raw_ops.ResourceApplyAdaMax(
+        var=variable.handle,
+        m=_handle(opt.get_slot(variable, "m")),
+        v=_handle(opt.get_slot(variable, "u")),
+        beta1_power=tf.cast(beta_1_power, dtype),
+        lr=tf.cast(learning_rate, dtype),
+        beta1=opt._get_hyper("beta_1", dtype),
+        beta2=opt._get_hyper("beta_2", dtype),
+        epsilon=opt._get_hyper("epsilon", dtype),
+        grad=gradient,
+    )
+
+
+@fast_path("Adadelta")
+def _adadelta(opt, gradient, variable, learning_rate):
+    dtype = variable.dtype
+    return tf.raw_ops.ResourceApplyAdadelta(
+        var=variable.handle,
+        accum=_handle(opt.get_slot(variable, "accumulated_grad")),
+        accum_update=_handle(opt.get_slot(variable, "accumulated_delta_var")),
+        lr=tf.cast(learning_rate, dtype),
+        rho=opt._get_hyper("rho", dtype),
+        epsilon=opt._get_hyper("epsilon", dtype),
+        grad=gradient,
+    )
+
+
+@fast_path("RMSprop")
+def _rmsprop(opt, gradient, variable, learning_rate):
+    if not (opt.epsilon_inside_sqrt and opt._has_momentum):
+        return DECLINED  # the kernels need a momentum slot and epsilon inside the square root
+    dtype = variable.dtype
+    args = dict(
+        var=variable.handle,
+        ms=_handle(opt.get_slot(variable, "velocity")),
+        mom=_handle(opt.get_slot(variable, "momentum")),
+        lr=tf.cast(learning_rate, dtype),
+        rho=opt._get_hyper("rho", dtype),
+        momentum=opt._get_hyper("momentum", dtype),
+        epsilon=opt._get_hyper("epsilon", dtype),
+        grad=gradient,
+    )
+    if opt.centered:
+        return tf.raw_ops.ResourceApplyCenteredRMSProp(mg=_handle(opt.get_slot(variable, "average_gradient")), **args)
+    return tf.raw_ops.ResourceApplyRMSProp(**args)
+
+
+@fast_path("Adagrad")
+def _adagrad(opt, gradient, variable, learning_rate):
+    if opt.epsilon_inside_sqrt:
+        return DECLINED  # TensorFlow's AdagradV2 kernel adds epsilon after the square root
+    dtype = variable.dtype
+    return tf.raw_ops.ResourceApplyAdagradV2(
+        var=variable.handle,
+        accum=_handle(opt.get_slot(variable, "accumulator")),
+        lr=tf.cast(learning_rate, dtype),
+        epsilon=opt._get_hyper("epsilon", dtype),
+        grad=gradient,
+    )
