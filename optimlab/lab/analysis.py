@@ -1,0 +1,138 @@
+"""Analysis of run records: tables of runs, selection, summaries, tests and profiles.
+
+Reads only records (each carries its problem's metadata), never the runner,
+so a report can be made from a folder copied from another machine.
+
+Selection is re-derived from the records: for each problem and optimizer, the
+configuration run over the most seeds wins, ties broken by the lowest mean
+final validation loss. That is the configuration :func:`experiments.compare`
+selected, and the best one of a sweep.
+"""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from optimlab.lab import stats
+from optimlab.lab.experiments import selection_loss
+
+
+def config_label(hyperparameters):
+    """``"lr=0.001 clipnorm=2"``: a short name of a configuration."""
+    short = {"learning_rate": "lr"}
+    return " ".join(f"{short.get(k, k)}={v:g}" for k, v in sorted(hyperparameters.items()))
+
+
+def _number(value):
+    return math.nan if value is None else float(value)
+
+
+def runs_table(records):
+    """One row per record."""
+    rows = []
+    for r in records:
+        spec, final, hit = r["spec"], r["final"], r["time_to_target"]
+        metric = r["problem"]["metric"]
+        rows.append({
+            "problem": spec["problem"], "optimizer": spec["optimizer"],
+            "config": config_label(spec["hyperparameters"]),
+            "hyperparameters": json.dumps(spec["hyperparameters"], sort_keys=True),
+            "learning_rate": spec["hyperparameters"].get("learning_rate", math.nan),
+            "clipnorm": spec["hyperparameters"].get("clipnorm", math.nan),
+            "seed": spec["seed"], "status": r["status"], "diverged": r["status"] == "diverged",
+            "selection_loss": selection_loss(r), "metric": metric,
+            "train_loss": _number(final.get("train_loss")),
+            "valid_loss": _number(final.get("valid_loss")),
+            "test_loss": _number(final.get("test_loss")) if r["status"] == "ok" else math.nan,
+            "test_metric": _number(final.get(f"test_{metric}")) if r["status"] == "ok" else math.nan,
+            "epochs_run": final.get("epochs_run"),
+            "epochs_to_target": _number(hit.get("epoch")), "seconds_to_target": _number(hit.get("seconds")),
+            "wall_time": _number(final.get("wall_time")), "key": r["key"],
+        })
+    return pd.DataFrame(rows)
+
+
+def selected(runs):
+    """The runs of each (problem, optimizer)'s selected configuration."""
+    keep = []
+    for _, group in runs.groupby(["problem", "optimizer"], sort=True):
+        per_config = group.groupby("hyperparameters").agg(
+            seeds=("seed", "nunique"), score=("selection_loss", "mean"))
+        best = per_config.sort_values(["seeds", "score"], ascending=[False, True]).index[0]
+        keep.append(group[group["hyperparameters"] == best])
+    return pd.concat(keep) if keep else runs.iloc[:0]
+
+
+def summary(runs):
+    """Per problem and optimizer (selected configuration): spread, CI, divergence, time to target."""
+    rows = []
+    for (problem, optimizer), group in selected(runs).groupby(["problem", "optimizer"], sort=True):
+        test = group["test_loss"].dropna().to_numpy()
+        row = {"problem": problem, "optimizer": optimizer, "config": group["config"].iloc[0],
+               "seeds": len(group), "diverged": float(group["diverged"].mean()),
+               "reached": float(group["epochs_to_target"].notna().mean()),
+               "epochs_to_target": group["epochs_to_target"].median(),
+               "seconds_to_target": group["seconds_to_target"].median(),
+               "metric": group["metric"].iloc[0], "test_metric": group["test_metric"].mean()}
+        if test.size:
+            d = stats.describe(test)
+            low, high = stats.bootstrap_ci(test) if test.size > 1 else (math.nan, math.nan)
+            row.update({f"test_loss_{k}": d[k] for k in ("mean", "std", "median", "iqr")})
+            row.update({"ci_low": low, "ci_high": high})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tests(runs, alpha=0.05):
+    """Per problem: the best optimizer (lowest median test loss) against each other one.
+
+    Paired Wilcoxon on seeds where both runs finished, Welch on all finished
+    runs, Holm's correction over the comparisons of a problem, Cohen's d.
+    """
+    rows = []
+    chosen = selected(runs)
+    for problem, group in chosen.groupby("problem", sort=True):
+        medians = group.groupby("optimizer")["test_loss"].median().dropna()
+        if len(medians) < 2:
+            continue
+        best = medians.idxmin()
+        ref = group[group["optimizer"] == best].set_index("seed")["test_loss"]
+        block = []
+        for other in sorted(set(medians.index) - {best}):
+            loss = group[group["optimizer"] == other].set_index("seed")["test_loss"]
+            pairs = pd.concat([ref, loss], axis=1, join="inner").dropna()
+            w = stats.wilcoxon(pairs.iloc[:, 1], pairs.iloc[:, 0], alpha=alpha) if len(pairs) else \
+                {"p": None, "statistic": math.nan, "reason": "no paired seeds"}
+            t = stats.welch(loss.dropna(), ref.dropna())
+            block.append({"problem": problem, "best": best, "other": other, "pairs": len(pairs),
+                          "wilcoxon_p": w["p"], "welch_p": t["p"],
+                          "cohens_d": stats.cohens_d(loss.dropna(), ref.dropna()),
+                          "note": w["reason"] or t["reason"] or ""})
+        for column in ("wilcoxon_p", "welch_p"):
+            for row, adjusted in zip(block, stats.holm([r[column] for r in block])):
+                row[f"{column}_holm"] = adjusted
+        rows.extend(block)
+    return pd.DataFrame(rows)
+
+
+def profile_costs(runs):
+    """Problems x optimizers: median final test loss of the selected configuration (inf if none)."""
+    table = summary(runs)
+    if "test_loss_median" not in table:
+        table["test_loss_median"] = math.nan
+    costs = table.pivot(index="problem", columns="optimizer", values="test_loss_median")
+    return costs.fillna(np.inf)
+
+
+def curves(records):
+    """Long table of histories: problem, optimizer, config, seed, epoch and the history columns."""
+    frames = []
+    for r in records:
+        h = pd.DataFrame(r["history"]).astype(float)
+        spec = r["spec"]
+        h = h.assign(problem=spec["problem"], optimizer=spec["optimizer"],
+                     config=config_label(spec["hyperparameters"]), seed=spec["seed"])
+        frames.append(h)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
