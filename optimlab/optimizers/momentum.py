@@ -42,7 +42,7 @@ class Momentum(Optimizer):
         >>> opt = optimlab.Momentum(learning_rate=0.1, momentum=0.7)
         >>> for _ in range(2): _ = opt.minimize(lambda: x ** 2, [x])
         >>> round(float(x.numpy()), 4)
-        0.96
+        1.0
     """
 
     def __init__(self, learning_rate=0.001, momentum=0.7, name="momentum", **kwargs):

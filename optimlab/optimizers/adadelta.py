@@ -1,0 +1,78 @@
+"""Adadelta with Keras's arguments."""
+
+import tensorflow as tf
+
+from optimlab._checks import check_nonnegative, check_unit_interval
+from optimlab.optimizer import Optimizer
+from optimlab.registry import register
+
+
+@register(
+    "adadelta",
+    paper="Zeiler, ADADELTA: An Adaptive Learning Rate Method",
+    year=2012,
+    url="https://arxiv.org/abs/1212.5701",
+    quadratic=({"learning_rate": 1.0, "epsilon": 1e-4}, 1000, 1e-2),
+    rosenbrock=({"learning_rate": 1.0, "epsilon": 1e-4, "rho": 0.9}, 20000, 5e-2),
+)
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler, 2012): steps scaled by the ratio of running RMS of updates and of gradients.
+
+    Meant to need no learning-rate tuning (the paper's ``lr`` is 1); in
+    practice it is slow to start and rarely the first choice today.
+
+    Update rule (Algorithm 1 of the paper, ``Eg`` and ``Edx`` start at zero)::
+
+        Eg  <- rho * Eg + (1 - rho) * g^2
+        dx  <- -sqrt(Edx + epsilon) / sqrt(Eg + epsilon) * g
+        Edx <- rho * Edx + (1 - rho) * dx^2
+        x   <- x + lr * dx
+
+    Args:
+        learning_rate: ``lr`` (default 0.001, Keras's; the paper and torch use 1.0).
+        rho: decay of both running averages, in [0, 1) (default 0.95).
+        epsilon: stabilizer inside both square roots (default 1e-7; its size
+            sets the first steps, which are about ``lr * sqrt(epsilon)``).
+
+    Conventions: identical to ``keras.optimizers.Adadelta`` and, with
+    ``learning_rate=1.0, rho=0.9, epsilon=1e-6``, to ``torch.optim.Adadelta``'s
+    defaults. Optax's ``adadelta`` has the same rule.
+
+    Reference: https://arxiv.org/abs/1212.5701
+
+    Example:
+        >>> import tensorflow as tf, optimlab
+        >>> x = tf.Variable(1.0)
+        >>> opt = optimlab.Adadelta(learning_rate=1.0, epsilon=1e-2)
+        >>> _ = opt.minimize(lambda: x ** 2, [x])
+        >>> round(float(x.numpy()), 4)
+        0.5636
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, name="adadelta", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self._set_hyper("rho", rho, check=check_unit_interval)
+        self._set_hyper("epsilon", epsilon, check=check_nonnegative)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        for var in var_list:
+            self.add_slot(var, "accumulated_grad")
+        for var in var_list:
+            self.add_slot(var, "accumulated_delta_var")
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype)
+        rho = self._get_hyper("rho", tf.float64)
+        rho_t, one_minus_rho = tf.cast(rho, dtype), tf.cast(1.0 - rho, dtype)
+        epsilon = self._get_hyper("epsilon", dtype)
+        eg = self.get_slot(variable, "accumulated_grad")
+        edx = self.get_slot(variable, "accumulated_delta_var")
+
+        eg.assign(rho_t * eg + one_minus_rho * tf.square(gradient))
+        dx = -(tf.sqrt(edx + epsilon) * gradient) / tf.sqrt(eg + epsilon)
+        edx.assign(rho_t * edx + one_minus_rho * tf.square(dx))
+        variable.assign_add(lr * dx)

@@ -1,0 +1,119 @@
+"""RMSprop, plain and centered, with Keras's arguments."""
+
+import tensorflow as tf
+
+from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
+from optimlab.optimizer import Optimizer
+from optimlab.registry import register
+
+
+def rms_denominator(mean_square, epsilon, epsilon_inside_sqrt):
+    """``sqrt(ms + eps)`` (Keras, TF) or ``sqrt(ms) + eps`` (torch, Optax's default)."""
+    if epsilon_inside_sqrt:
+        return tf.sqrt(mean_square + epsilon)
+    return tf.sqrt(mean_square) + epsilon
+
+
+@register(
+    "rmsprop",
+    paper="Hinton, Srivastava & Swersky, Neural Networks for Machine Learning, Lecture 6e",
+    year=2012,
+    url="https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf",
+    quadratic=({"learning_rate": 0.01}, 500, 1e-2),
+    rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 5000, 5e-2),
+)
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, Srivastava & Swersky, 2012), centered form by Graves (2013).
+
+    Divides the gradient by a running root mean square of recent gradients;
+    a common choice for recurrent networks and reinforcement learning.
+
+    Update rule (``v``, ``mg`` and ``u`` start at zero)::
+
+        v  <- rho * v + (1 - rho) * g^2
+        mg <- rho * mg + (1 - rho) * g              (centered only)
+        ms <- v - mg^2 if centered else v
+        d  <- lr * g / sqrt(ms + epsilon)           (epsilon_inside_sqrt=False: sqrt(ms) + epsilon)
+        u  <- momentum * u + d ;  x <- x - u        (momentum = 0: x <- x - d)
+
+    Args:
+        learning_rate: ``lr`` (default 0.001).
+        rho: decay of the mean square, in [0, 1) (default 0.9).
+        momentum: in [0, 1) (default 0.0; with 0 no momentum slot is created, so
+            it cannot be switched on later).
+        epsilon: stabilizer (default 1e-7).
+        centered: divide by an estimate of the gradient's variance instead of
+            its second moment (Graves, 2013) (default False).
+        epsilon_inside_sqrt: where epsilon goes (default True, Keras's).
+
+    Conventions: identical to ``keras.optimizers.RMSprop`` with the defaults.
+    ``torch.optim.RMSprop`` adds epsilon outside the square root
+    (``epsilon_inside_sqrt=False``, torch's default epsilon 1e-8, rho called
+    alpha=0.99) and keeps ``lr`` outside the momentum buffer, which differs from
+    here only when the learning rate changes. Optax's ``rmsprop`` also adds
+    epsilon outside by default.
+
+    Reference: https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf
+    and, for the centered form, https://arxiv.org/abs/1308.0850.
+
+    Example:
+        >>> import tensorflow as tf, optimlab
+        >>> x = tf.Variable(1.0)
+        >>> opt = optimlab.RMSprop(learning_rate=0.01)
+        >>> _ = opt.minimize(lambda: x ** 2, [x])
+        >>> round(float(x.numpy()), 4)
+        0.9684
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        rho=0.9,
+        momentum=0.0,
+        epsilon=1e-7,
+        centered=False,
+        epsilon_inside_sqrt=True,
+        name="rmsprop",
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self._set_hyper("rho", rho, check=check_unit_interval)
+        self._set_hyper("momentum", momentum, check=check_unit_interval)
+        self._set_hyper("epsilon", epsilon, check=check_nonnegative)
+        self.centered = check_bool("centered", centered)
+        self.epsilon_inside_sqrt = check_bool("epsilon_inside_sqrt", epsilon_inside_sqrt)
+        self._has_momentum = not (isinstance(momentum, (int, float)) and momentum == 0)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        for var in var_list:
+            self.add_slot(var, "velocity")
+        if self._has_momentum:
+            for var in var_list:
+                self.add_slot(var, "momentum")
+        if self.centered:
+            for var in var_list:
+                self.add_slot(var, "average_gradient")
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype)
+        rho = self._get_hyper("rho", tf.float64)
+        epsilon = self._get_hyper("epsilon", dtype)
+        v = self.get_slot(variable, "velocity")
+
+        v.assign(tf.cast(rho, dtype) * v + tf.cast(1.0 - rho, dtype) * tf.square(gradient))
+        mean_square = v
+        if self.centered:
+            mg = self.get_slot(variable, "average_gradient")
+            mg.assign(tf.cast(rho, dtype) * mg + tf.cast(1.0 - rho, dtype) * gradient)
+            mean_square = v - tf.square(mg)
+        increment = lr * gradient / rms_denominator(mean_square, epsilon, self.epsilon_inside_sqrt)
+        if not self._has_momentum:
+            variable.assign_sub(increment)
+            return
+        u = self.get_slot(variable, "momentum")
+        u.assign(self._get_hyper("momentum", dtype) * u + increment)
+        variable.assign_sub(u)
