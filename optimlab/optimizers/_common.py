@@ -23,3 +23,17 @@ def cast(dtype, *values):
     """Cast each value to ``dtype``; returns a tuple (or the value when only one)."""
     out = tuple(tf.cast(v, dtype) for v in values)
     return out[0] if len(out) == 1 else out
+
+
+def constant(value):
+    """A slot initializer filling ``value`` exactly in the slot's dtype (Keras's Constant rounds to float32)."""
+
+    def initializer(shape, dtype=None):
+        return tf.fill(shape, tf.constant(value, dtype=dtype or tf.float32))
+
+    return initializer
+
+
+def keras_ema(average, value, one_minus_beta):
+    """``average + (value - average) * (1 - beta)``: the moving average as Keras 3 writes it."""
+    return average + (value - average) * one_minus_beta
