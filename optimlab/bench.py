@@ -1,0 +1,297 @@
+"""Optimizer step benchmark: optimlab against Keras 3, TensorFlow's fused kernels, torch.optim and Optax.
+
+One "step" applies one set of gradients to every parameter tensor of a shape set.
+Implementations run interleaved (A B C A B C ...) so that machine noise hits all of
+them alike; each reports its median time, its ratio to the fastest peer, its
+optimizer-state bytes per parameter and its ratio to the memory-traffic bound
+(bytes an ideal single pass moves / bandwidth measured here by a fused axpy).
+
+Peers that are not installed (torch, jax/optax) are skipped with a note.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import optimlab
+
+
+def resnet50_like_shapes():
+    """Kernels and biases of ResNet-50's convolutions and classifier: ~25.5M parameters in 108 tensors."""
+    shapes = [(7, 7, 3, 64), (64,)]
+    channels = 64
+    for width, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
+        for block in range(blocks):
+            shapes += [(1, 1, channels, width), (width,), (3, 3, width, width), (width,), (1, 1, width, 4 * width), (4 * width,)]
+            if block == 0:
+                shapes += [(1, 1, channels, 4 * width), (4 * width,)]
+            channels = 4 * width
+    return shapes + [(2048, 1000), (1000,)]
+
+
+SHAPE_SETS = {
+    "large": resnet50_like_shapes,
+    "small": lambda: [(784, 512), (512,), (512, 256), (256,), (256, 10), (10,)],
+}
+
+# Peer implementations of the same algorithm: (keras class, torch class + kwargs, optax factory name).
+PEERS = {
+    "sgd": ("SGD", {"momentum": 0.9}, ("SGD", {"momentum": 0.9}), ("sgd", {"momentum": 0.9})),
+    "adam": ("Adam", {}, ("Adam", {}), ("adam", {})),
+    "adamw": ("AdamW", {}, ("AdamW", {}), ("adamw", {})),
+    "rmsprop": ("RMSprop", {"momentum": 0.9}, ("RMSprop", {"momentum": 0.9, "alpha": 0.9}), ("rmsprop", {"momentum": 0.9})),
+    "adagrad": ("Adagrad", {}, ("Adagrad", {}), ("adagrad", {})),
+    "adadelta": ("Adadelta", {}, ("Adadelta", {}), ("adadelta", {})),
+    "adamax": ("Adamax", {}, ("Adamax", {}), ("adamax", {})),
+    "nadam": ("Nadam", {}, ("NAdam", {}), ("nadam", {})),
+    "lion": ("Lion", {}, None, ("lion", {})),
+    "lamb": ("Lamb", {}, None, ("lamb", {})),
+    "adafactor": ("Adafactor", {}, ("Adafactor", {}), ("adafactor", {})),
+    "ftrl": ("Ftrl", {}, None, None),
+    "rectified_adam": (None, {}, ("RAdam", {}), ("radam", {})),
+    "yogi": (None, {}, None, ("yogi", {})),
+    "adabelief": (None, {}, None, ("adabelief", {})),
+    "novograd": (None, {}, None, ("novograd", {})),
+    "lars": (None, {}, None, ("lars", {})),
+    "adan": (None, {}, None, ("adan", {})),
+}
+# Settings under which optimlab runs the same algorithm as the peers above.
+OPTIMLAB_KWARGS = {"sgd": {"momentum": 0.9}, "rmsprop": {"momentum": 0.9}}
+
+
+@dataclasses.dataclass
+class Timing:
+    optimizer: str
+    shapes: str
+    implementation: str
+    median_ms: float
+    state_bytes_per_param: float
+    note: str = ""
+
+
+def _time(step, steps):
+    start = time.perf_counter()
+    step(steps)
+    return (time.perf_counter() - start) / steps
+
+
+def _tf_runner(opt, shapes, jit=False, seed=0):
+    rng = np.random.default_rng(seed)
+    variables = [tf.Variable(rng.standard_normal(s, dtype=np.float32)) for s in shapes]
+    grads = [tf.constant(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in shapes]
+    opt.build(variables)
+
+    @tf.function(jit_compile=jit)
+    def one():
+        opt.apply_gradients(zip(grads, variables))
+        return tf.constant(0)
+
+    def run(steps):
+        for _ in range(steps):
+            one()
+        variables[0].numpy()  # wait for the last update
+
+    n_params = sum(int(np.prod(s)) for s in shapes)
+    state = sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in opt.variables if len(v.shape) > 0)
+    return run, state / n_params
+
+
+def _raw_adam_runner(shapes, seed=0):
+    """TensorFlow's fused ResourceApplyAdam kernel called directly: the TF floor."""
+    rng = np.random.default_rng(seed)
+    variables = [tf.Variable(rng.standard_normal(s, dtype=np.float32)) for s in shapes]
+    moments = [(tf.Variable(tf.zeros(s)), tf.Variable(tf.zeros(s))) for s in shapes]
+    grads = [tf.constant(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in shapes]
+    c = {k: tf.constant(v, tf.float32) for k, v in dict(b1p=0.9, b2p=0.999, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7).items()}
+
+    @tf.function
+    def one():
+        for var, (m, v), g in zip(variables, moments, grads):
+            tf.raw_ops.ResourceApplyAdam(
+                var=var.handle, m=m.handle, v=v.handle, beta1_power=c["b1p"], beta2_power=c["b2p"],
+                lr=c["lr"], beta1=c["b1"], beta2=c["b2"], epsilon=c["eps"], grad=g,
+            )
+        return tf.constant(0)
+
+    def run(steps):
+        for _ in range(steps):
+            one()
+        variables[0].numpy()
+
+    return run, 8.0
+
+
+def _torch_runner(name, kwargs, shapes, mode, seed=0):
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen) * 1e-3
+    extra = {"fused": True} if mode == "fused" else {"foreach": True}
+    opt = getattr(torch.optim, name)(params, lr=1e-3, **kwargs, **extra)
+    opt.step()
+
+    def run(steps):
+        for _ in range(steps):
+            opt.step()
+
+    n_params = sum(p.numel() for p in params)
+    state = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values() if torch.is_tensor(t) and t.dim() > 0)
+    return run, state / n_params
+
+
+def _optax_runner(name, kwargs, shapes, seed=0):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    rng = np.random.default_rng(seed)
+    params = [jnp.asarray(rng.standard_normal(s, dtype=np.float32)) for s in shapes]
+    grads = [jnp.asarray(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in shapes]
+    tx = getattr(optax, name)(learning_rate=1e-3, **kwargs)
+    state = tx.init(params)
+
+    @jax.jit
+    def one(params, state):
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    holder = [params, state]
+
+    def run(steps):
+        p, s = holder
+        for _ in range(steps):
+            p, s = one(p, s)
+        jax.block_until_ready(p)
+        holder[:] = [p, s]
+
+    n_params = sum(int(np.prod(s)) for s in shapes)
+    leaves = [x for x in jax.tree_util.tree_leaves(state) if hasattr(x, "ndim") and x.ndim > 0]
+    return run, sum(x.size * x.dtype.itemsize for x in leaves) / n_params
+
+
+def measure_bandwidth(shapes, repeats=5, steps=5):
+    """Bytes per second of a fused axpy (x -= a * g reads 8 and writes 4 bytes per parameter)."""
+    variables = [tf.Variable(tf.ones(s)) for s in shapes]
+    grads = [tf.ones(s) for s in shapes]
+    alpha = tf.constant(1e-6)
+
+    @tf.function
+    def one():
+        for v, g in zip(variables, grads):
+            tf.raw_ops.ResourceApplyGradientDescent(var=v.handle, alpha=alpha, delta=g)
+        return tf.constant(0)
+
+    def run(n):
+        for _ in range(n):
+            one()
+        variables[0].numpy()
+
+    run(2)
+    best = min(_time(run, steps) for _ in range(repeats))
+    n_params = sum(int(np.prod(s)) for s in shapes)
+    return 12 * n_params / best
+
+
+def implementations(name, shapes, peers=("keras", "keras-xla", "tf-fused", "torch", "optax")):
+    """(label, runner factory, note) for optimlab and every installed peer of ``name``."""
+    kwargs = OPTIMLAB_KWARGS.get(name, {})
+    found = [
+        ("optimlab", lambda: _tf_runner(optimlab.get(name, **kwargs), shapes), ""),
+        ("optimlab-plain", lambda: _tf_runner(optimlab.get(name, fused=False, **kwargs), shapes), "fused=False"),
+    ]
+    keras_name, keras_kwargs, torch_spec, optax_spec = PEERS.get(name, (None, {}, None, None))
+    if keras_name and "keras" in peers:
+        import keras
+
+        cls = getattr(keras.optimizers, keras_name)
+        found.append(("keras", lambda: _tf_runner(cls(**keras_kwargs), shapes), "tf.function"))
+        if "keras-xla" in peers:
+            found.append(("keras-xla", lambda: _tf_runner(cls(**keras_kwargs), shapes, jit=True), "jit_compile=True"))
+    if name == "adam" and "tf-fused" in peers:
+        found.append(("tf-fused", lambda: _raw_adam_runner(shapes), "raw ResourceApplyAdam"))
+    if torch_spec and "torch" in peers and _installed("torch"):
+        found.append(("torch-foreach", lambda: _torch_runner(*torch_spec, shapes, "foreach"), ""))
+        if torch_spec[0] in ("Adam", "AdamW", "SGD", "Adagrad"):
+            found.append(("torch-fused", lambda: _torch_runner(*torch_spec, shapes, "fused"), ""))
+    if optax_spec and "optax" in peers and _installed("optax"):
+        found.append(("optax-jit", lambda: _optax_runner(*optax_spec, shapes), ""))
+    return found
+
+
+def _installed(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), repeats=7, steps=3, progress=None):
+    """Time every implementation; returns (list of Timing, bandwidth in bytes/s per shape set)."""
+    results = []
+    # Bandwidth is a property of the machine: measure it on the large set, where
+    # per-kernel overheads are negligible, and use it for every set's bound.
+    bandwidth = dict.fromkeys(shape_sets, measure_bandwidth(SHAPE_SETS["large"]()))
+    for set_name in shape_sets:
+        shapes = SHAPE_SETS[set_name]()
+        for name in optimizers:
+            runners = []
+            for label, factory, note in implementations(name, shapes):
+                try:
+                    fn, state = factory()
+                    fn(2)  # warm up: trace, compile, allocate
+                except Exception as error:  # a peer that cannot run this algorithm is reported, not fatal
+                    results.append(Timing(name, set_name, label, float("nan"), float("nan"), f"failed: {error}"[:120]))
+                    continue
+                runners.append((label, fn, state, note))
+            samples = {label: [] for label, *_ in runners}
+            for _ in range(repeats):
+                for label, fn, _, _ in runners:
+                    samples[label].append(_time(fn, steps))
+            for label, _, state, note in runners:
+                results.append(Timing(name, set_name, label, 1e3 * float(np.median(samples[label])), state, note))
+            if progress:
+                progress(name, set_name)
+            del runners
+    return results, bandwidth
+
+
+def table(results, bandwidth):
+    """A pandas DataFrame with ratios to the best peer and to the memory-traffic bound."""
+    import pandas as pd
+
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in results])
+    ratios, bounds = [], []
+    for _, row in frame.iterrows():
+        group = frame[(frame.optimizer == row.optimizer) & (frame.shapes == row.shapes)]
+        peers = group[~group.implementation.str.startswith("optimlab")].median_ms.dropna()
+        ratios.append(row.median_ms / peers.min() if len(peers) else float("nan"))
+        n_params = sum(int(np.prod(s)) for s in SHAPE_SETS[row.shapes]())
+        slots = row.state_bytes_per_param / 4.0
+        bound_ms = 1e3 * (3 + 2 * slots) * 4 * n_params / bandwidth[row.shapes]
+        bounds.append(row.median_ms / bound_ms)
+    frame["ratio_to_best_peer"] = ratios
+    frame["ratio_to_bandwidth_bound"] = bounds
+    return frame
+
+
+def plot(frame, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys(frame.shapes))
+    fig, axes = plt.subplots(len(sets), 1, figsize=(11, 4 * len(sets)), squeeze=False)
+    for ax, set_name in zip(axes[:, 0], sets):
+        sub = frame[frame.shapes == set_name]
+        pivot = sub.pivot_table(index="optimizer", columns="implementation", values="median_ms")
+        pivot.plot.bar(ax=ax, logy=True, rot=0)
+        ax.set_ylabel("median step time (ms, log)")
+        ax.set_title(f"optimizer step time, {set_name} shape set (lower is better)")
+        ax.legend(fontsize=8, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
