@@ -37,3 +37,16 @@ def constant(value):
 def keras_ema(average, value, one_minus_beta):
     """``average + (value - average) * (1 - beta)``: the moving average as Keras 3 writes it."""
     return average + (value - average) * one_minus_beta
+
+
+def own_weight_decay(optimizer, variable):
+    """``optimizer.weight_decay`` for ``variable`` in float64: 0 when unset or excluded.
+
+    For update rules that apply the decay themselves (coupled into a trust ratio,
+    evaluated at an interpolated point, ...) instead of Keras's decoupled
+    ``x <- x - lr * wd * x``; such optimizers turn the base decay off. Exclusions
+    set with ``exclude_from_weight_decay`` are honoured.
+    """
+    if optimizer.weight_decay is None or not optimizer._use_weight_decay(variable):
+        return tf.constant(0.0, tf.float64)
+    return tf.cast(optimizer.weight_decay, tf.float64)
