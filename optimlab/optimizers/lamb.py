@@ -109,5 +109,5 @@ class Lamb(Optimizer):
         m_hat = m / tf.cast(bias_correction(beta_1, t), dtype)
         r = m_hat / (tf.sqrt(v / tf.cast(bias_correction(beta_2, t), dtype)) + epsilon)
         if self.decay_in_trust_ratio and self.weight_decay and self._use_weight_decay(variable):
-            r = r + tf.cast(self.weight_decay, dtype) * variable
+            r = r + tf.cast(tf.constant(self.weight_decay, tf.float64), dtype) * variable
         variable.assign_sub(trust_ratio(variable, r) * lr * r)
