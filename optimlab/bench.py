@@ -202,6 +202,7 @@ def implementations(name, shapes, peers=("keras", "keras-xla", "tf-fused", "torc
     found = [
         ("optimlab", lambda: _tf_runner(optimlab.get(name, **kwargs), shapes), ""),
         ("optimlab-plain", lambda: _tf_runner(optimlab.get(name, fused=False, **kwargs), shapes), "fused=False"),
+        ("optimlab-xla", lambda: _tf_runner(optimlab.get(name, **kwargs), shapes, jit=True), "jit_compile=True"),
     ]
     keras_name, keras_kwargs, torch_spec, optax_spec = PEERS.get(name, (None, {}, None, None))
     if keras_name and "keras" in peers:
@@ -275,6 +276,29 @@ def table(results, bandwidth):
     frame["ratio_to_best_peer"] = ratios
     frame["ratio_to_bandwidth_bound"] = bounds
     return frame
+
+
+def summary(frame):
+    """Per optimizer and shape set: the best optimlab variant against the best peer and the bound."""
+    import pandas as pd
+
+    rows = []
+    for (name, set_name), group in frame.groupby(["optimizer", "shapes"], sort=False):
+        ours = group[group.implementation.str.startswith("optimlab")].dropna(subset=["median_ms"])
+        peers = group[~group.implementation.str.startswith("optimlab")].dropna(subset=["median_ms"])
+        if ours.empty:
+            continue
+        best = ours.loc[ours.median_ms.idxmin()]
+        row = {"optimizer": name, "shapes": set_name, "optimlab": best.implementation, "optimlab_ms": best.median_ms}
+        if not peers.empty:
+            peer = peers.loc[peers.median_ms.idxmin()]
+            row.update(best_peer=peer.implementation, peer_ms=peer.median_ms, ratio=best.median_ms / peer.median_ms)
+        keras_plain = group[group.implementation == "keras"].median_ms
+        if not keras_plain.empty:
+            row["speedup_vs_keras_tf_function"] = float(keras_plain.iloc[0]) / best.median_ms
+        row["ratio_to_bandwidth_bound"] = best.ratio_to_bandwidth_bound
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def plot(frame, path):
