@@ -81,8 +81,8 @@ def wilcoxon(x, y, alpha=0.05, method="auto"):
     d = (x - y)[x != y]
     n = d.size
     if n == 0 or wilcoxon_min_p(n) >= alpha:
-        reason = (f"{n} non-zero pairs: the smallest attainable two-sided p is {wilcoxon_min_p(n):.4g} "
-                  f">= {alpha}; need at least 6 pairs")
+        need = next(k for k in range(1, 64) if wilcoxon_min_p(k) < alpha)
+        reason = f"{n} non-zero pairs: p >= {wilcoxon_min_p(n):.3g}, can never reach {alpha}; needs {need}"
         return {"statistic": math.nan, "p": None, "n": n, "method": None, "reason": reason}
     ranks = sps.rankdata(np.abs(d))
     r_plus, r_minus = ranks[d > 0].sum(), ranks[d < 0].sum()

@@ -38,14 +38,15 @@ def loss_fn(kind):
     """Mean-squared error or sparse softmax crossentropy from logits, averaged over rows."""
     if kind == "mse":
         return lambda y, out: tf.reduce_mean(tf.square(y - out))
-    return lambda y, out: tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=out))
+    return lambda y, out: tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int32), logits=out))
 
 
 def metric_fn(kind):
     """Mean absolute error, or the fraction of rows whose largest logit is the label."""
     if kind == "mae":
         return lambda y, out: tf.reduce_mean(tf.abs(y - out))
-    return lambda y, out: tf.reduce_mean(tf.cast(tf.equal(tf.argmax(out, axis=-1, output_type=tf.int32), y), tf.float32))
+    return lambda y, out: tf.reduce_mean(tf.cast(tf.equal(tf.argmax(out, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)), tf.float32))
 
 
 def _train_step(model, optimizer, loss, x, y):

@@ -1,0 +1,163 @@
+"""The work behind ``optimlab compare / sweep / tune / report / train``: progress and summaries.
+
+The CLI parses options and calls these; each turns bad input into one clear
+:class:`LabError` message (the CLI prints it and exits with status 2).
+"""
+
+import contextlib
+import math
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from optimlab.lab import analysis, experiments, problems, records, report, tuning
+
+console = Console()
+BOSTON_NOTE = ("Note: Boston housing's b column encodes a racial statistic; it is kept only so that results "
+               "compare with the literature.")
+
+
+class LabError(Exception):
+    """Bad input or missing data, with a message for the user."""
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Re-raise the library's argument and data errors as :class:`LabError`."""
+    try:
+        yield
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        raise LabError(message) from error
+
+
+def parse_list(name, text, convert=str):
+    """``"a,b"`` -> ``[a, b]`` converted; ``none`` stays None (for ``--clipnorm none,2``)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise LabError(f"{name} must hold at least one value; got {text!r}")
+    try:
+        return [None if t.lower() == "none" else convert(t) for t in items]
+    except ValueError as error:
+        raise LabError(f"{name} must be a comma-separated list of numbers; got {text!r}") from error
+
+
+def make_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every):
+    """A Runner from CLI options (``batch_size`` 0 = full batch, None = the problem's)."""
+    with user_errors():
+        problems.get(task)
+        batch = "problem" if batch_size is None else (None if batch_size == 0 else batch_size)
+        return experiments.Runner(out, task, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
+                                  target=target, standardize=standardize, valid_fraction=valid_fraction,
+                                  tensorboard=tensorboard)
+
+
+@contextlib.contextmanager
+def progress_for(runner, total, label):
+    """A rich progress bar advanced by every finished (or reused) run."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(label, total=total)
+
+        def on_run(record, computed):
+            spec = record["spec"]
+            what = f"{spec['optimizer']} {analysis.config_label(spec['hyperparameters'])} seed {spec['seed']}"
+            progress.update(task, advance=1, description=f"{label}: {what} {record['status']}")
+
+        runner.on_run = on_run
+        yield
+
+
+def _fmt(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def print_frame(frame, title, columns=None):
+    frame = frame if columns is None else frame[[c for c in columns if c in frame]]
+    table = Table(*[str(c) for c in frame.columns], title=title)
+    for row in frame.astype(object).itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in row])
+    console.print(table)
+
+
+def _pm(mean, std):
+    return f"{_fmt(mean)} +/- {_fmt(std)}"
+
+
+def print_summary_table(summary, metric):
+    """Per optimizer: test loss mean +/- std, median [IQR], bootstrap CI, divergence, time to target."""
+    table = Table("problem", "optimizer", "config", "seeds", "diverged", "test loss", "median [IQR]", "95% CI",
+                  metric, "to target", title="summary (final test loss of the selected configuration)")
+    for _, r in summary.iterrows():
+        table.add_row(r["problem"], r["optimizer"], r["config"], str(r["seeds"]), f"{r['diverged']:.0%}",
+                      _pm(r.get("test_loss_mean"), r.get("test_loss_std")),
+                      f"{_fmt(r.get('test_loss_median'))} [{_fmt(r.get('test_loss_iqr'))}]",
+                      f"{_fmt(r.get('ci_low'))}..{_fmt(r.get('ci_high'))}", _fmt(r["test_metric"]),
+                      f"{r['reached']:.0%}: {_fmt(r['epochs_to_target'])} ep, {_fmt(r['seconds_to_target'])} s")
+    console.print(table)
+
+
+def print_summary(runner, keys):
+    """The one-screen summary of the runs with ``keys``: spread, tests, counts."""
+    runs = analysis.runs_table([r for r in records.load_all(runner.out) if r["key"] in keys])
+    print_summary_table(analysis.summary(runs), runner.meta["metric"])
+    tests = analysis.tests(runs)
+    if len(tests):
+        print_frame(tests, "best vs others (Holm-corrected p-values)",
+                    ("best", "other", "pairs", "wilcoxon_p_holm", "welch_p_holm", "cohens_d", "note"))
+    console.print(f"{runner.computed} runs computed, {runner.reused} reused from {runner.out}/records. "
+                  f"Report: optimlab report {runner.out}")
+    if runner.problem == "boston":
+        console.print(BOSTON_NOTE)
+
+
+def compare(runner, optimizers, seeds, lrs, clipnorm):
+    with user_errors():
+        names = experiments.check_optimizers(parse_list("optimizers", optimizers))
+        learning_rates = parse_list("lrs", lrs, float) if lrs else None
+        runner.data_split()
+    per_optimizer = (len(learning_rates) if learning_rates and len(learning_rates) > 1 else 0) + seeds
+    with progress_for(runner, per_optimizer * len(names), "compare"), user_errors():
+        result = experiments.compare(runner, names, seeds, learning_rates, extra={"clipnorm": clipnorm})
+    print_summary(runner, {r["key"] for v in result.values() for r in v["records"]})
+
+
+def sweep(runner, optimizer, lrs, seeds, clipnorms):
+    with user_errors():
+        learning_rates = parse_list("lrs", lrs, float)
+        clips = parse_list("clipnorm", clipnorms, float)
+        runner.data_split()
+    with progress_for(runner, len(learning_rates) * len(clips) * seeds, "sweep"), user_errors():
+        recs = experiments.sweep(runner, optimizer, learning_rates, seeds, clips)
+    runs = analysis.runs_table(recs)
+    table = runs.groupby(["optimizer", "config"], sort=False).agg(
+        seeds=("seed", "nunique"), diverged=("diverged", "mean"), train_loss=("train_loss", "median"),
+        valid_loss=("valid_loss", "median"), test_loss=("test_loss", "median")).reset_index()
+    print_frame(table, "sweep (medians over seeds of the final losses)")
+    console.print(f"{runner.computed} runs computed, {runner.reused} reused. Report: optimlab report {runner.out}")
+    if runner.problem == "boston":
+        console.print(BOSTON_NOTE)
+
+
+def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm):
+    with user_errors():
+        names = experiments.check_optimizers(parse_list("optimizers", optimizers))
+        runner.data_split()
+    with progress_for(runner, trials * len(names), "tune"), user_errors():
+        result = tuning.tune(runner, names, trials, sampler, (lr_low, lr_high), storage, extra={"clipnorm": clipnorm})
+    table = Table("optimizer", "best learning rate", "final validation loss", "trials", "study",
+                  title=f"tuning ({sampler}, same budget for each)")
+    for name, r in result.items():
+        table.add_row(name, _fmt(r["best_learning_rate"]), _fmt(r["best_value"]), str(r["trials"]), r["study"])
+    console.print(table)
+    console.print(f"{runner.computed} runs computed, {runner.reused} reused. Storage: "
+                  f"{storage or tuning.default_storage(runner.out)}")
+
+
+def make_report(out):
+    with user_errors():
+        path = report.write_report(out)
+    console.print(f"wrote {path} and PNGs under {path.parent / 'figures'}")
