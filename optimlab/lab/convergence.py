@@ -428,7 +428,8 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, **kwargs):
             dict ``{label: factory}`` where ``factory(learning_rate)`` returns a
             new optimizer.
         function: as for ``convergence_test``.
-        learning_rates: a list of learning rates (or one).
+        learning_rates: a list of learning rates (or one) for every optimizer,
+            or a dict ``{label: rate or list of rates}`` (e.g. tuned rates).
         on_result: optional callback ``on_result(label, learning_rate, result)``
             after each run (the CLI's progress bar).
         **kwargs: passed to ``convergence_test`` (``init``, ``max_iters``, tolerances, ...).
@@ -437,19 +438,36 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, **kwargs):
         A dict ``{(label, learning_rate): ConvergenceResult}`` in run order.
     """
     factories = optimizer_factories(optimizers)
-    rates = learning_rates if isinstance(learning_rates, (list, tuple, np.ndarray)) else [learning_rates]
-    for lr in rates:
-        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not lr > 0 or not math.isfinite(lr):
-            raise ValueError(f"learning rates must be finite numbers > 0; got {lr!r} in {list(rates)!r}")
+    rates = _rates_per_optimizer(learning_rates, factories)
     as_function(function)
     results = {}
     for label, factory in factories.items():
-        for lr in rates:
+        for lr in rates[label]:
             result = convergence_test(factory(float(lr)), function, **kwargs)
             results[(label, float(lr))] = result
             if on_result is not None:
                 on_result(label, float(lr), result)
     return results
+
+
+def _as_rates(value):
+    rates = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    for lr in rates:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not 0 < lr < math.inf:
+            raise ValueError(f"learning rates must be finite numbers > 0; got {lr!r} in {rates!r}")
+    if not rates:
+        raise ValueError("learning_rates must hold at least one learning rate; got none")
+    return rates
+
+
+def _rates_per_optimizer(learning_rates, factories):
+    if not isinstance(learning_rates, dict):
+        rates = _as_rates(learning_rates)
+        return {label: rates for label in factories}
+    missing = sorted(set(factories) - set(learning_rates))
+    if missing:
+        raise ValueError(f"learning_rates has no rate for optimizer(s) {missing}; it has {sorted(learning_rates)}")
+    return {label: _as_rates(learning_rates[label]) for label in factories}
 
 
 def optimizer_factories(optimizers):
@@ -489,3 +507,14 @@ def results_table(results):
 def run_table(optimizers, function, learning_rates, **kwargs):
     """``results_table(run_grid(...))``: the seed's table for optimizers x learning rates."""
     return results_table(run_grid(optimizers, function, learning_rates, **kwargs))
+
+
+def parse_numbers(text, name):
+    """Floats from a comma-separated string such as ``"1e-3,1e-2"``; ValueError naming ``name``."""
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, e.g. 1e-3,1e-2; got {text!r}") from None
+    if not values:
+        raise ValueError(f"{name} must hold at least one number; got {text!r}")
+    return values

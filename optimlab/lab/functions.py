@@ -275,6 +275,24 @@ def get_function(name, dim=None):
     return _build(key, dim)
 
 
+def describe_functions():
+    """One row per registered function: name, dim, minima, min_value, start, domain, description."""
+    rows = []
+    for name in FUNCTION_NAMES:
+        f = get_function(name)
+        dim = "1" if f.dim == 0 else ("N (default 2)" if name in N_DIMENSIONAL else str(f.dim))
+        rows.append({
+            "name": name,
+            "dim": dim,
+            "minima": "; ".join(str(tuple(round(c, 4) for c in m)) for m in f.minima),
+            "min_value": round(float(f.min_value), 6),
+            "start": str(f.start),
+            "domain": " x ".join(f"[{lo:g}, {hi:g}]" for lo, hi in f.domain),
+            "description": f.description,
+        })
+    return rows
+
+
 def as_function(function):
     """A TestFunction from a registered name, a TestFunction, or any callable of the parameter.
 
