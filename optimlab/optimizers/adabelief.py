@@ -13,7 +13,7 @@ from optimlab.registry import register
     year=2020,
     url="https://arxiv.org/abs/2010.07468",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
-    rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
+    rosenbrock=({"learning_rate": 0.01, "rectify": False}, 5000, 5e-2),
 )
 class AdaBelief(_RectifiedBase):
     """AdaBelief (Zhuang et al., 2020): steps large where the gradient matches its average, small where it surprises.

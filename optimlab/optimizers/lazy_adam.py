@@ -73,27 +73,31 @@ class LazyAdam(Optimizer):
             self.add_slot(var, "v")
 
     def _coefficients(self, dtype, learning_rate):
+        """``beta_1, 1 - beta_1, beta_2, 1 - beta_2, lr_t`` computed in float64, then cast (bfloat16-safe)."""
         t = step_count(self)
         beta_1 = self._get_hyper("beta_1", tf.float64)
         beta_2 = self._get_hyper("beta_2", tf.float64)
         lr_t = tf.cast(learning_rate, tf.float64) * tf.sqrt(bias_correction(beta_2, t)) / bias_correction(beta_1, t)
-        return tf.cast(beta_1, dtype), tf.cast(beta_2, dtype), tf.cast(lr_t, dtype), self._get_hyper("epsilon", dtype)
+        return (
+            *(tf.cast(c, dtype) for c in (beta_1, 1.0 - beta_1, beta_2, 1.0 - beta_2, lr_t)),
+            self._get_hyper("epsilon", dtype),
+        )
 
     def update_step(self, gradient, variable, learning_rate):
-        beta_1, beta_2, lr_t, epsilon = self._coefficients(variable.dtype, learning_rate)
+        beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, lr_t, epsilon = self._coefficients(variable.dtype, learning_rate)
         m = self.get_slot(variable, "m")
         v = self.get_slot(variable, "v")
-        m.assign(beta_1 * m + (1 - beta_1) * gradient)
-        v.assign(beta_2 * v + (1 - beta_2) * tf.square(gradient))
+        m.assign(beta_1 * m + one_minus_beta_1 * gradient)
+        v.assign(beta_2 * v + one_minus_beta_2 * tf.square(gradient))
         variable.assign_sub(lr_t * m / (tf.sqrt(v) + epsilon))
 
     def sparse_update_step(self, gradient, variable, learning_rate):
-        beta_1, beta_2, lr_t, epsilon = self._coefficients(variable.dtype, learning_rate)
+        beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, lr_t, epsilon = self._coefficients(variable.dtype, learning_rate)
         rows, g = gradient.indices, gradient.values
         m = self.get_slot(variable, "m")
         v = self.get_slot(variable, "v")
-        m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * g
-        v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(g)
+        m_rows = beta_1 * tf.gather(m, rows) + one_minus_beta_1 * g
+        v_rows = beta_2 * tf.gather(v, rows) + one_minus_beta_2 * tf.square(g)
         self.assign(m, tf.IndexedSlices(m_rows, rows, gradient.dense_shape))
         self.assign(v, tf.IndexedSlices(v_rows, rows, gradient.dense_shape))
         step = lr_t * m_rows / (tf.sqrt(v_rows) + epsilon)

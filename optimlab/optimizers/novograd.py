@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
+from optimlab.optimizers._common import cast
 from optimlab.registry import register
 
 
@@ -12,7 +13,7 @@ from optimlab.registry import register
     paper="Ginsburg et al., Stochastic Gradient Methods with Layer-wise Adaptive Moments for Training of Deep Networks",
     year=2019,
     url="https://arxiv.org/abs/1905.11286",
-    quadratic=({"learning_rate": 0.01, "beta_1": 0.5}, 1000, 1e-2),
+    quadratic=({"learning_rate": 0.02}, 2000, 1e-2),
     rosenbrock=({"learning_rate": 0.002}, 10000, 5e-2),
 )
 class NovoGrad(Optimizer):
@@ -92,14 +93,15 @@ class NovoGrad(Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         lr = tf.cast(learning_rate, dtype)
-        beta_1 = self._get_hyper("beta_1", dtype)
-        beta_2 = self._get_hyper("beta_2", dtype)
+        beta_1 = self._get_hyper("beta_1", tf.float64)
+        beta_2 = self._get_hyper("beta_2", tf.float64)
+        beta_1, one_minus_beta_1, beta_2, one_minus_beta_2 = cast(dtype, beta_1, 1.0 - beta_1, beta_2, 1.0 - beta_2)
         epsilon = self._get_hyper("epsilon", dtype)
         m = self.get_slot(variable, "m")
         v = self.get_slot(variable, "v")
 
         g2 = tf.reduce_sum(tf.square(gradient))
-        v_new = v.assign(tf.where(tf.equal(v, 0.0), g2, beta_2 * v + (1 - beta_2) * g2))
+        v_new = v.assign(tf.where(tf.equal(v, 0.0), g2, beta_2 * v + one_minus_beta_2 * g2))
         if self.amsgrad:
             v_hat = self.get_slot(variable, "v_hat")
             v_new = v_hat.assign(tf.maximum(v_hat, v_new))
@@ -107,6 +109,6 @@ class NovoGrad(Optimizer):
         if self.weight_decay is not None and self._use_weight_decay(variable):
             d = d + tf.cast(self.weight_decay, dtype) * variable
         if self.grad_averaging:
-            d = (1 - beta_1) * d
+            d = one_minus_beta_1 * d
         m.assign(beta_1 * m + d)
         variable.assign_sub(lr * m)

@@ -21,7 +21,7 @@ def proximal_step(x, g, accumulator, lr, l1, l2):
     year=2009,
     url="https://jmlr.org/papers/v10/duchi09a.html",
     quadratic=({"learning_rate": 0.5}, 500, 1e-2),
-    rosenbrock=({"learning_rate": 0.5}, 5000, 5e-2),
+    rosenbrock=({"learning_rate": 0.5}, 10000, 5e-2),
     capabilities=("sparse", "lazy_sparse"),
 )
 class ProximalAdagrad(Optimizer):

@@ -92,7 +92,7 @@ class _RectifiedBase(Optimizer):
     year=2019,
     url="https://arxiv.org/abs/1908.03265",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
-    rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
+    rosenbrock=({"learning_rate": 0.002}, 10000, 5e-2),
     aliases=("radam",),
 )
 class RectifiedAdam(_RectifiedBase):
