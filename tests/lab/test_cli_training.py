@@ -1,0 +1,60 @@
+"""The training-lab commands through Typer's CliRunner."""
+
+from typer.testing import CliRunner
+
+from optimlab.cli import app
+from optimlab.lab import records
+
+cli = CliRunner()
+
+
+def test_compare_then_report(tmp_path):
+    out = tmp_path / "run"
+    result = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam", "--seeds", "2",
+                              "--epochs", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "summary" in result.output and "4 runs computed" in result.output
+    assert len(records.load_all(out)) == 4
+    again = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam", "--seeds", "2",
+                             "--epochs", "4", "--out", str(out)])
+    assert "0 runs computed, 4 reused" in again.output
+    report = cli.invoke(app, ["report", str(out)])
+    assert report.exit_code == 0 and (out / "report.html").exists()
+
+
+def test_sweep_with_clipping_and_raw_inputs(tmp_path):
+    result = cli.invoke(app, ["sweep", "--task", "diabetes", "--optimizer", "gd", "--lrs", "1e-3,1e-9",
+                              "--clipnorm", "none,2", "--epochs", "3", "--raw", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    specs = [r["spec"] for r in records.load_all(tmp_path)]
+    assert len(specs) == 4 and not any(s["standardize"] for s in specs)
+    assert sorted(str(s["hyperparameters"].get("clipnorm")) for s in specs) == ["2.0", "2.0", "None", "None"]
+
+
+def test_diverged_run_is_reported_not_a_crash(tmp_path):
+    result = cli.invoke(app, ["compare", "--task", "diabetes", "--optimizers", "gd", "--lrs", "100",
+                              "--seeds", "1", "--epochs", "20", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "100%" in result.output  # the diverged column
+    assert records.load_all(tmp_path)[0]["status"] == "diverged"
+
+
+def test_bad_input_gives_one_clear_message(tmp_path):
+    cases = [(["compare", "--task", "mnist"], "task must be one of"),
+             (["compare", "--task", "iris", "--optimizers", "adam,nope"], "unknown optimizer 'nope'"),
+             (["compare", "--task", "boston", "--data", str(tmp_path / "missing.csv")], "does not exist"),
+             (["sweep", "--task", "iris", "--lrs", "fast"], "lrs must be"),
+             (["tune", "--task", "iris", "--sampler", "bayes", "--out", str(tmp_path)], "sampler must be one of"),
+             (["report", str(tmp_path / "empty")], "no run records")]
+    for args, message in cases:
+        result = cli.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_tune_command(tmp_path):
+    result = cli.invoke(app, ["tune", "--task", "iris", "--optimizers", "adam", "--trials", "2", "--sampler",
+                              "grid", "--epochs", "3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "tuning.db").exists() and "best learning rate" in result.output

@@ -1,0 +1,81 @@
+"""Experiments: paired comparisons with selection on validation, sweeps, tuning, analysis."""
+
+import math
+
+import pytest
+
+from optimlab.lab import analysis, experiments, records, tuning
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    runner = experiments.Runner(out, "diabetes", epochs=15)
+    result = experiments.compare(runner, ["gd", "adam"], seeds=2, learning_rates=[1e-3, 0.5, 1e3])
+    return out, runner, result
+
+
+def test_compare_selects_on_validation_and_reruns_the_winner(compared):
+    out, runner, result = compared
+    runs = analysis.runs_table(records.load_all(out))
+    tuning_runs = runs[runs["seed"] == experiments.TUNING_SEED]
+    for name, chosen in result.items():
+        mine = tuning_runs[tuning_runs["optimizer"] == name].set_index("learning_rate")["selection_loss"]
+        assert chosen["hyperparameters"]["learning_rate"] == mine.idxmin()
+        assert [r["spec"]["seed"] for r in chosen["records"]] == [0, 1]
+    assert runner.computed == 2 * (3 + 1)  # 3 rates with seed 0, then seed 1 of the winner (seed 0 reused)
+    assert runner.reused == 2
+
+
+def test_diverged_runs_are_recorded_not_raised(compared):
+    out, _, _ = compared
+    runs = analysis.runs_table(records.load_all(out))
+    huge = runs[(runs["learning_rate"] == 1e3) & (runs["optimizer"] == "gd")]
+    assert set(huge["status"]) == {"diverged"} and (huge["selection_loss"] == math.inf).all()
+
+
+def test_selection_and_summary_from_records_alone(compared):
+    out, _, result = compared
+    runs = analysis.runs_table(records.load_all(out))
+    chosen = analysis.selected(runs)
+    for name, r in result.items():
+        assert set(chosen[chosen["optimizer"] == name]["learning_rate"]) == {r["hyperparameters"]["learning_rate"]}
+    summary = analysis.summary(runs).set_index("optimizer")
+    assert summary.loc["adam", "seeds"] == 2 and summary.loc["adam", "diverged"] == 0
+    tests = analysis.tests(runs)
+    assert tests["wilcoxon_p"].isna().all() and "never reach" in tests["note"].iloc[0]  # 2 pairs only
+
+
+def test_sweep_covers_every_setting_and_resumes(tmp_path):
+    runner = experiments.Runner(tmp_path, "iris", epochs=3)
+    recs = experiments.sweep(runner, "gd", [1e-2, 1e-1], seeds=2, clipnorms=[None, 2.0])
+    assert len(recs) == 8 and runner.computed == 8
+    again = experiments.Runner(tmp_path, "iris", epochs=3)
+    experiments.sweep(again, "gd", [1e-2, 1e-1], seeds=2, clipnorms=[None, 2.0])
+    assert again.computed == 0 and again.reused == 8
+    assert {r["spec"]["hyperparameters"].get("clipnorm") for r in recs} == {None, 2.0}
+
+
+def test_tuning_resumes_an_interrupted_study(tmp_path):
+    runner = experiments.Runner(tmp_path, "iris", epochs=3)
+    first = tuning.tune(runner, ["adam"], trials=2, sampler="random")
+    assert first["adam"]["trials"] == 2 and (tmp_path / "tuning.db").exists()
+    resumed = experiments.Runner(tmp_path, "iris", epochs=3)
+    second = tuning.tune(resumed, ["adam"], trials=3, sampler="random")
+    assert second["adam"]["trials"] == 3 and resumed.computed == 1  # only the missing trial ran
+    assert second["adam"]["best_value"] <= first["adam"]["best_value"]
+
+
+def test_bad_input_fails_before_training(tmp_path):
+    runner = experiments.Runner(tmp_path, "iris", epochs=2)
+    with pytest.raises(ValueError, match="unknown optimizer 'nope'"):
+        experiments.compare(runner, ["adam", "nope"], seeds=1)
+    with pytest.raises(ValueError, match="seeds"):
+        experiments.compare(runner, ["adam"], seeds=0)
+    with pytest.raises(ValueError, match="learning rates"):
+        experiments.sweep(runner, "gd", [-1.0])
+    with pytest.raises(ValueError, match="sampler"):
+        tuning.tune(runner, ["adam"], sampler="bayes")
+    with pytest.raises(ValueError, match="task"):
+        experiments.Runner(tmp_path, "mnist")
+    assert not (tmp_path / "records").exists()
