@@ -219,6 +219,8 @@ def converge_command(
         names = list(convergence.optimizer_factories(optimizers))
         rates = convergence.parse_numbers(lr, "--lr")
         start = None if init is None else convergence.parse_numbers(init, "--init")
+        if plot and fn.dim >= 0:
+            plots.check_plot_target(fn, plot)
         options = dict(init=None if start is None else (start[0] if len(start) == 1 else start),
                        max_iters=max_iters, step_tol=step_tol, grad_tol=grad_tol, optimum_tol=optimum_tol,
                        explosion=explosion, compiled=not eager)
@@ -232,7 +234,7 @@ def converge_command(
         table = Table("optimizer", "learning rate", "status", "iterations", "final loss", "distance to minimum", "compiled",
                       title=f"{fn.name} from {options['init'] if start else fn.start}, max_iters={max_iters}")
         for (name, rate), r in results.items():
-            table.add_row(name, f"{rate:g}", convergence.status_text(r), str(r.iterations), f"{r.final_loss:.6g}",
+            table.add_row(name, f"{rate:g}", r.status, str(r.iterations), f"{r.final_loss:.6g}",
                           f"{r.distance:.3g}", "yes" if r.compiled else "no")
         console.print(table)
         if plot:

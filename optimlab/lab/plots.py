@@ -193,21 +193,28 @@ def write_convergence_plots(results, function, file, svg=False, max_iters=None, 
     """
     fn = as_function(function)
     file = pathlib.Path(file)
-    if file.suffix.lower() not in (".png", ".svg"):
-        raise ValueError(f"plot file must end in .png or .svg; got {str(file)!r}")
-    dim = _dimension(fn, list(results.values()))
+    dim = check_plot_target(fn, file, list(results.values()))
     if dim == 1:
         figure = _path_grid(results, fn, max_iters)
         extra = {file.with_name(f"{file.stem}_function.png"): plot_function(fn)}
-    elif dim == 2:
+    else:
         figure = _trajectory_grid(results, fn, tuned)
         extra = {}
-    else:
-        raise ValueError(f"can only plot 1-D and 2-D functions; {fn.name!r} has dimension {dim}")
     written = []
     for target, fig in {file: figure, **extra}.items():
         written += _save(fig, target, svg)
     return written
+
+
+def check_plot_target(function, file, results=()):
+    """The function's dimension (1 or 2) if ``file`` can receive its plots; ValueError otherwise."""
+    fn = as_function(function)
+    if pathlib.Path(file).suffix.lower() not in (".png", ".svg"):
+        raise ValueError(f"plot file must end in .png or .svg; got {str(file)!r}")
+    dim = _dimension(fn, results)
+    if dim not in (1, 2):
+        raise ValueError(f"can only plot 1-D and 2-D functions; {fn.name!r} has dimension {dim}")
+    return dim
 
 
 def _path_grid(results, fn, max_iters):
