@@ -1,0 +1,104 @@
+"""tf.distribute: under MirroredStrategy gradients are summed across replicas (seed 003).
+
+Runs on two logical CPUs configured in conftest.py.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+import optimlab
+
+
+@functools.cache
+def _mirrored():
+    # One strategy for the whole module: collectives of several MirroredStrategy
+    # objects in one process can collide on their instance keys.
+    devices = tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]]) if len(devices) >= 2 else None
+
+
+def strategy():
+    if _mirrored() is None:
+        pytest.skip("needs two logical CPUs (conftest.py configures them before TensorFlow starts)")
+    return _mirrored()
+
+
+def per_replica_grads(context):
+    """Replica r contributes gradient (r + 1) * [1, -2, 3]."""
+    r = tf.cast(context.replica_id_in_sync_group, tf.float32)
+    return (r + 1.0) * tf.constant([1.0, -2.0, 3.0])
+
+
+def run_step(opt_kwargs, aggregate=True, preaggregate=None):
+    mirrored = strategy()
+    with mirrored.scope():
+        x = tf.Variable(np.zeros(3, np.float32))
+        opt = optimlab.GradientDescent(learning_rate=1.0, **opt_kwargs)
+
+    @tf.function
+    def step():
+        def replica_fn():
+            context = tf.distribute.get_replica_context()
+            grad = per_replica_grads(context)
+            if preaggregate is not None:
+                grad = context.all_reduce(preaggregate, grad)
+            opt.apply_gradients([(grad, x)], experimental_aggregate_gradients=aggregate)
+
+        mirrored.run(replica_fn)
+
+    step()
+    return x, opt
+
+
+def test_gradients_are_summed_across_replicas():
+    x, opt = run_step({})
+    # sum over replicas of (r + 1) * g = 3 * g
+    np.testing.assert_allclose(x.numpy(), -3.0 * np.array([1.0, -2.0, 3.0]))
+    for component in x.values:
+        np.testing.assert_allclose(component.numpy(), x.numpy())
+    assert opt.iterations.numpy() == 1
+
+
+def test_clipping_runs_after_the_cross_replica_sum():
+    x, _ = run_step({"clipvalue": 4.0})
+    np.testing.assert_allclose(x.numpy(), -np.clip(3.0 * np.array([1.0, -2.0, 3.0]), -4, 4))
+
+
+def test_custom_aggregator_replaces_the_sum():
+    def mean(grads_and_vars):
+        context = tf.distribute.get_replica_context()
+        return [(context.all_reduce(tf.distribute.ReduceOp.MEAN, g), v) for g, v in grads_and_vars]
+
+    x, _ = run_step({"gradient_aggregator": mean})
+    np.testing.assert_allclose(x.numpy(), -1.5 * np.array([1.0, -2.0, 3.0]))
+
+
+def test_no_aggregation_when_the_caller_aggregated():
+    x, _ = run_step({}, aggregate=False, preaggregate=tf.distribute.ReduceOp.MEAN)
+    np.testing.assert_allclose(x.numpy(), -1.5 * np.array([1.0, -2.0, 3.0]))
+    summed_twice, _ = run_step({}, aggregate=True, preaggregate=tf.distribute.ReduceOp.MEAN)
+    np.testing.assert_allclose(summed_twice.numpy(), -3.0 * np.array([1.0, -2.0, 3.0]))
+
+
+def test_fit_under_mirrored_strategy_matches_one_device():
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(16, 3)).astype("float32")
+    targets = (inputs @ np.array([[1.0], [-1.0], [2.0]])).astype("float32")
+
+    def train(scope):
+        with scope:
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+            model.compile(optimizer=optimlab.Adam(learning_rate=0.05, clipnorm=1.0), loss="mse")
+        model.fit(inputs, targets, batch_size=8, epochs=3, shuffle=False, verbose=0)
+        return model.get_weights(), model.optimizer
+
+    mirrored_weights, opt = train(strategy().scope())
+    single_weights, _ = train(tf.distribute.get_strategy().scope())
+    for a, b in zip(mirrored_weights, single_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert opt.iterations.numpy() == 6
