@@ -89,14 +89,15 @@ def _pm(mean, std):
 
 def print_summary_table(summary, metric):
     """Per optimizer: test loss mean +/- std, median [IQR], bootstrap CI, divergence, time to target."""
-    table = Table("problem", "optimizer", "config", "seeds", "diverged", "test loss", "median [IQR]", "95% CI",
-                  metric, "to target", title="summary (final test loss of the selected configuration)")
+    problem = summary["problem"].iloc[0] if len(summary) else ""
+    table = Table("optimizer", "config", "seeds", "diverged", "test loss", "median [IQR]", "95% CI", metric,
+                  "to target (share reached)", title=f"{problem}: final test loss of the selected configuration")
     for _, r in summary.iterrows():
-        table.add_row(r["problem"], r["optimizer"], r["config"], str(r["seeds"]), f"{r['diverged']:.0%}",
+        table.add_row(r["optimizer"], r["config"], str(r["seeds"]), f"{r['diverged']:.0%}",
                       _pm(r.get("test_loss_mean"), r.get("test_loss_std")),
                       f"{_fmt(r.get('test_loss_median'))} [{_fmt(r.get('test_loss_iqr'))}]",
                       f"{_fmt(r.get('ci_low'))}..{_fmt(r.get('ci_high'))}", _fmt(r["test_metric"]),
-                      f"{r['reached']:.0%}: {_fmt(r['epochs_to_target'])} ep, {_fmt(r['seconds_to_target'])} s")
+                      f"{_fmt(r['epochs_to_target'])} ep, {_fmt(r['seconds_to_target'])} s ({r['reached']:.0%})")
     console.print(table)
 
 
