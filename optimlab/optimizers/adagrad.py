@@ -15,7 +15,7 @@ from optimlab.registry import register
     year=2011,
     url="https://jmlr.org/papers/v12/duchi11a.html",
     quadratic=({"learning_rate": 0.5}, 500, 1e-2),
-    rosenbrock=({"learning_rate": 0.1}, 10000, 5e-2),
+    rosenbrock=({"learning_rate": 0.5}, 10000, 5e-2),
     capabilities=("sparse", "lazy_sparse"),
 )
 class Adagrad(Optimizer):

@@ -22,8 +22,8 @@ def trust_ratio(weights, update):
     paper="You et al., Large Batch Optimization for Deep Learning: Training BERT in 76 minutes",
     year=2019,
     url="https://arxiv.org/abs/1904.00962",
-    quadratic=({"learning_rate": 0.02}, 500, 1e-2),
-    rosenbrock=({"learning_rate": 0.01}, 5000, 5e-2),
+    quadratic=({"learning_rate": 0.005}, 2000, 2e-2),
+    rosenbrock=({"learning_rate": 0.005}, 10000, 5e-2),
 )
 class Lamb(Optimizer):
     """LAMB (You et al., 2019): Adam's step rescaled per variable by the trust ratio ``||x|| / ||step||``.

@@ -13,7 +13,7 @@ from optimlab.registry import register
     year=2023,
     url="https://arxiv.org/abs/2302.06675",
     quadratic=({"learning_rate": 0.01, "beta_1": 0.5}, 500, 2e-2),
-    rosenbrock=({"learning_rate": 1e-3, "beta_1": 0.5}, 5000, 5e-2),
+    rosenbrock=({"learning_rate": 3e-4}, 20000, 5e-2),
 )
 class Lion(Optimizer):
     """Lion (Chen et al., 2023): the sign of an interpolated momentum, found by program search.
