@@ -25,7 +25,7 @@ def nuclear_direction(g):
     year=1956,
     url="https://arxiv.org/abs/1803.06453",
     quadratic=({"learning_rate": 0.99, "lambda_": 5.0}, 2000, 5e-2),
-    rosenbrock=({"learning_rate": 0.999, "lambda_": 5.0}, 20000, 1e-1),
+    rosenbrock=({"learning_rate": 0.9998, "lambda_": 1.45}, 20000, 2.5e-1),  # constant-step Frank-Wolfe creeps along the valley
     aliases=("frank_wolfe",),
 )
 class ConditionalGradient(Optimizer):
