@@ -13,7 +13,7 @@ def test_compare_then_report(tmp_path):
     result = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam", "--seeds", "2",
                               "--epochs", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "summary" in result.output and "4 runs computed" in result.output
+    assert "final test loss" in result.output and "4 runs computed" in result.output
     assert len(records.load_all(out)) == 4
     again = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam", "--seeds", "2",
                              "--epochs", "4", "--out", str(out)])
