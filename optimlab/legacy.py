@@ -23,6 +23,7 @@ none, the dense rule on the densified gradient).
 import inspect
 import warnings
 
+import keras
 import tensorflow as tf
 
 from optimlab.optimizer import KERAS_BASE_ARGS
@@ -33,6 +34,12 @@ _LEGACY_KWARGS = ("clipnorm", "clipvalue", "global_clipnorm", "lr", "decay")
 
 def _takes_apply_state(method):
     return "apply_state" in inspect.signature(method).parameters
+
+
+def _tf_variable(variable):
+    """The ``tf.Variable`` behind a Keras 3 variable: Keras 2 code calls its methods
+    (``scatter_update``, ``handle``, ``dtype.base_dtype``) on slots."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
 
 
 class Optimizer(_ModernOptimizer):
@@ -89,7 +96,7 @@ class Optimizer(_ModernOptimizer):
         lr_t = self._get_hyper("learning_rate", var_dtype)
         if self._initial_decay > 0.0:
             local_step = tf.cast(self.iterations, var_dtype)
-            lr_t = lr_t / (1.0 + tf.cast(self._initial_decay, var_dtype) * local_step)
+            lr_t = lr_t / (1.0 + tf.constant(self._initial_decay, var_dtype) * local_step)
         return lr_t
 
     def _prepare_local(self, var_device, var_dtype, apply_state):
@@ -106,11 +113,19 @@ class Optimizer(_ModernOptimizer):
     def _resource_apply_sparse(self, grad, handle, indices, apply_state):
         raise NotImplementedError(f"{type(self).__name__} has no _resource_apply_sparse")
 
+    def add_slot(self, var, slot_name, initializer="zeros", shape=None, dtype=None):
+        return _tf_variable(super().add_slot(var, slot_name, initializer=initializer, shape=shape, dtype=dtype))
+
+    def get_slot(self, var, slot_name):
+        return _tf_variable(super().get_slot(var, slot_name))
+
     def _resource_scatter_add(self, x, i, v):
+        x = _tf_variable(x)
         x.scatter_add(tf.IndexedSlices(v, i))
         return x.value()
 
     def _resource_scatter_update(self, x, i, v):
+        x = _tf_variable(x)
         x.scatter_update(tf.IndexedSlices(v, i))
         return x.value()
 

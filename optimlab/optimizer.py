@@ -62,6 +62,13 @@ def _to_float(name, value):
         ) from error
 
 
+def _exact(value):
+    """Python numbers as float64 tensors: ``tf.cast(0.9, tf.float64)`` would pass through float32."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return tf.constant(value, tf.float64)
+    return value
+
+
 def _var_label(variable):
     return getattr(variable, "path", None) or getattr(variable, "name", repr(variable))
 
@@ -205,7 +212,7 @@ class Optimizer(keras.optimizers.Optimizer):
 
     @property
     def learning_rate(self):
-        return self._get_current_learning_rate()
+        return _exact(self._get_current_learning_rate())
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -259,7 +266,7 @@ class Optimizer(keras.optimizers.Optimizer):
             if isinstance(value, LearningRateSchedule):
                 value = value(self.iterations)
             elif _is_dynamic(value):
-                value = value()
+                value = _exact(value())
         if dtype is not None:
             value = tf.cast(value, dtype)
         return value

@@ -156,6 +156,9 @@ def test_float64_hyperparameters_keep_python_precision():
     assert opt._get_hyper("momentum").dtype == tf.float64
     assert float(opt._get_hyper("momentum")) == 0.9
     assert float(opt.learning_rate) == 0.1
+    callables = optimlab.SGD(learning_rate=lambda: 0.1, momentum=lambda: 0.9)
+    assert float(callables._get_hyper("momentum", tf.float64)) == 0.9
+    assert float(tf.cast(callables.learning_rate, tf.float64)) == 0.1
 
 
 def test_changing_hyperparameters_reaches_a_traced_function_without_retracing():
