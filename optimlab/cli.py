@@ -12,8 +12,14 @@ app = typer.Typer(
 
 
 @app.command("optimizers")
-def optimizers_command(pattern: str = typer.Argument("*", help="wildcard, e.g. 'adam*'")):
+def optimizers_command(
+    pattern: str = typer.Argument("*", help="wildcard, e.g. 'adam*'"),
+    markdown: bool = typer.Option(False, "--markdown", help="print the README's table of all optimizers"),
+):
     """List registered optimizers (name, class, paper, year, capabilities)."""
+    if markdown:
+        typer.echo(registry.markdown_table())
+        return
     from rich.console import Console
     from rich.table import Table
 

@@ -46,6 +46,8 @@ class Adam(Optimizer):
     learning rate 0.1 the default form converges in 1156 iterations, the Keras
     form in 1093. torch and Optax default to epsilon 1e-8.
 
+    Reference: https://arxiv.org/abs/1412.6980 (AMSGrad: https://openreview.net/forum?id=ryQu7f-RZ)
+
     Example:
         >>> import tensorflow as tf, optimlab
         >>> x = tf.Variable(2.0)

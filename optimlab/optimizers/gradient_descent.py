@@ -35,6 +35,8 @@ class GradientDescent(Optimizer):
     Conventions: the same as ``keras.optimizers.SGD(momentum=0)``,
     ``torch.optim.SGD`` and ``optax.sgd``. A sparse gradient updates only its rows.
 
+    Reference: https://gallica.bnf.fr/ark:/12148/bpt6k2982c/f540.item
+
     Example:
         >>> import tensorflow as tf, optimlab
         >>> x = tf.Variable(2.0)

@@ -36,6 +36,8 @@ class Momentum(Optimizer):
     Unlike the seed, the change is kept per variable (the seed shares one across
     all variables, which only works for a single variable).
 
+    Reference: https://doi.org/10.1016/0041-5553(64)90137-5
+
     Example:
         >>> import tensorflow as tf, optimlab
         >>> x = tf.Variable(2.0)

@@ -38,6 +38,9 @@ class SGD(Optimizer):
     which differs when the learning rate changes during training; Optax's
     ``sgd`` follows torch. See ``optimlab.Momentum`` for seed 000's form.
 
+    Reference: https://doi.org/10.1214/aoms/1177729586 and
+    https://proceedings.mlr.press/v28/sutskever13.html
+
     Example:
         >>> import tensorflow as tf, optimlab
         >>> x = tf.Variable(1.0)
