@@ -55,3 +55,25 @@ def assert_matches(actual, expected, x0, tol, min_move=1e-2):
     assert moved > min_move, f"reference moved only {moved:g}; the comparison would be vacuous"
     for a, e in zip(actual, expected):
         np.testing.assert_allclose(a, e, **tol)
+
+
+def run_torch(make_optimizer, x0, grads):
+    """The same gradients through a ``torch.optim`` optimizer, float64 (torch must be installed).
+
+    torch's default dtype is float64 meanwhile, so that its scalar state (step
+    counts, NAdam's momentum product) is float64 too.
+    """
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        params = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in x0]
+        optimizer = make_optimizer(params)
+        for gradients in grads:
+            for p, g in zip(params, gradients):
+                p.grad = torch.tensor(g, dtype=torch.float64)
+            optimizer.step()
+    finally:
+        torch.set_default_dtype(previous)
+    return [p.detach().numpy().copy() for p in params]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optimlab
-from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf
+from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf, run_torch
 
 
 def zeiler_adadelta(lr, rho, epsilon):
@@ -38,3 +38,12 @@ def test_matches_keras_adadelta():
     kwargs = {"learning_rate": 1.0, "rho": 0.9, "epsilon": 1e-3}
     expected = run_tf(keras.optimizers.Adadelta(**kwargs), x0, grads)
     assert_matches(run_tf(optimlab.Adadelta(**kwargs), x0, grads), expected, x0, FLOAT32_TOL)
+
+
+def test_matches_torch_adadelta_defaults():
+    """Reference: torch.optim.Adadelta (lr 1, rho 0.9, epsilon 1e-6), float64, 120 steps."""
+    torch = pytest.importorskip("torch")
+    x0, grads = random_problem(seed=33)
+    expected = run_torch(lambda p: torch.optim.Adadelta(p), x0, grads)
+    opt = optimlab.Adadelta(learning_rate=1.0, rho=0.9, epsilon=1e-6)
+    assert_matches(run_tf(opt, x0, grads, "float64"), expected, x0, FLOAT64_TOL)

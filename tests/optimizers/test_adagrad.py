@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optimlab
-from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf
+from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf, run_torch
 
 
 def diagonal_adagrad(lr, epsilon, inside):
@@ -40,3 +40,12 @@ def test_matches_keras_adagrad():
 def test_negative_initial_accumulator_is_refused():
     with pytest.raises(ValueError, match="initial_accumulator_value"):
         optimlab.Adagrad(initial_accumulator_value=-0.1)
+
+
+def test_torch_convention_matches_torch_adagrad():
+    """Reference: torch.optim.Adagrad (accumulator from 0, epsilon 1e-10 outside the root), float64, 120 steps."""
+    torch = pytest.importorskip("torch")
+    x0, grads = random_problem(seed=32)
+    expected = run_torch(lambda p: torch.optim.Adagrad(p, lr=0.1), x0, grads)
+    opt = optimlab.Adagrad(learning_rate=0.1, initial_accumulator_value=0.0, epsilon=1e-10, epsilon_inside_sqrt=False)
+    assert_matches(run_tf(opt, x0, grads, "float64"), expected, x0, FLOAT64_TOL)

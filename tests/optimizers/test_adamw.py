@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optimlab
-from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf
+from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf, run_torch
 
 
 def paper_adamw(lr, weight_decay, beta_1, beta_2, epsilon):
@@ -52,3 +52,13 @@ def test_weight_decay_must_be_a_number():
         optimlab.AdamW(weight_decay=None)
     with pytest.raises(ValueError, match="weight_decay"):
         optimlab.AdamW(weight_decay=-1.0)
+
+
+def test_default_form_matches_torch_adamw():
+    """Reference: torch.optim.AdamW (epsilon added to sqrt(v_hat), decay scaled by lr), float64, 120 steps."""
+    torch = pytest.importorskip("torch")
+    x0, grads = random_problem(seed=34)
+    kwargs = {"lr": 0.01, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": 2.0**-4}
+    expected = run_torch(lambda p: torch.optim.AdamW(p, **kwargs), x0, grads)
+    opt = optimlab.AdamW(learning_rate=0.01, beta_2=0.99, epsilon=1e-8, weight_decay=2.0**-4)
+    assert_matches(run_tf(opt, x0, grads, "float64"), expected, x0, FLOAT64_TOL)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optimlab
-from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf
+from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf, run_torch
 
 
 def dozat_nadam(lr, beta_1, beta_2, epsilon, momentum_decay):
@@ -46,3 +46,12 @@ def test_matches_keras_nadam():
     kwargs = {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6}
     expected = run_tf(keras.optimizers.Nadam(**kwargs), x0, grads)
     assert_matches(run_tf(optimlab.Nadam(**kwargs), x0, grads), expected, x0, FLOAT32_TOL)
+
+
+def test_paper_schedule_matches_torch_nadam():
+    """Reference: torch.optim.NAdam (momentum_decay=0.004, epsilon 1e-8), float64, 120 steps."""
+    torch = pytest.importorskip("torch")
+    x0, grads = random_problem(seed=31)
+    expected = run_torch(lambda p: torch.optim.NAdam(p, lr=0.01, betas=(0.9, 0.99), eps=1e-8), x0, grads)
+    opt = optimlab.Nadam(learning_rate=0.01, beta_2=0.99, epsilon=1e-8, momentum_decay=0.004)
+    assert_matches(run_tf(opt, x0, grads, "float64"), expected, x0, FLOAT64_TOL)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optimlab
-from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf
+from reference_harness import FLOAT32_TOL, FLOAT64_TOL, assert_matches, random_problem, run_numpy, run_tf, run_torch
 
 
 def lecture_rmsprop(lr, rho, momentum, epsilon, centered, inside):
@@ -49,3 +49,15 @@ def test_matches_keras_rmsprop(case):
     x0, grads = random_problem(seed=11)
     expected = run_tf(keras.optimizers.RMSprop(learning_rate=0.01, **case), x0, grads)
     assert_matches(run_tf(optimlab.RMSprop(learning_rate=0.01, **case), x0, grads), expected, x0, FLOAT32_TOL)
+
+
+@pytest.mark.parametrize("momentum, centered", [(0.0, False), (0.9, True)])
+def test_epsilon_outside_matches_torch(momentum, centered):
+    """Reference: torch.optim.RMSprop (epsilon outside the root; lr outside its buffer, equal at
+    a constant lr), float64, 120 steps."""
+    torch = pytest.importorskip("torch")
+    x0, grads = random_problem(seed=30)
+    kwargs = {"momentum": momentum, "centered": centered}
+    expected = run_torch(lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=1e-8, **kwargs), x0, grads)
+    opt = optimlab.RMSprop(learning_rate=0.01, rho=0.9, epsilon=1e-8, epsilon_inside_sqrt=False, **kwargs)
+    assert_matches(run_tf(opt, x0, grads, "float64"), expected, x0, FLOAT64_TOL)
