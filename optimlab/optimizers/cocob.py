@@ -37,6 +37,8 @@ class COCOB(Optimizer):
 
     Conventions: TF Addons' ``COCOB`` (same slots and defaults); the paper's
     ``L`` starts at a small epsilon (1e-8 here, as TF Addons' initializer).
+    Neither Keras, torch.optim nor Optax ships it (Optax's contrib ``cocob`` is
+    a different, learning-rate-scaled variant).
 
     Paper: https://arxiv.org/abs/1705.07795
 

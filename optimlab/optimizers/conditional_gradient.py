@@ -51,7 +51,8 @@ class ConditionalGradient(Optimizer):
             rank > 2 as a matrix of shape (-1, last dimension).
 
     Conventions: TF Addons' names and defaults; note its ``learning_rate`` is
-    one minus the step size ``gamma`` of the papers. A sparse gradient is applied
+    one minus the step size ``gamma`` of the papers. Keras and torch.optim have
+    no Frank-Wolfe optimizer. A sparse gradient is applied
     densely (the rows without gradient are still shrunk by ``lr``), unlike TF
     Addons' sparse path, which shrinks only the indexed rows.
 
