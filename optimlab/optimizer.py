@@ -449,7 +449,61 @@ class Optimizer(keras.optimizers.Optimizer):
         if self._aggregate_in_apply:
             pairs = list(self.gradient_aggregator(pairs))
         object.__setattr__(self, "_in_flight", [v for _, v in pairs])
-        super()._backend_apply_gradients([g for g, _ in pairs], [v for _, v in pairs])
+        grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
+        if not self.gradient_accumulation_steps:
+            super()._backend_apply_gradients(grads, variables)
+            return
+        # Keras 3 accumulates with merge calls inside ``ops.cond``, which fails
+        # under MirroredStrategy; here the one merge call comes first and the
+        # condition is taken in cross-replica context.
+        steps = self.gradient_accumulation_steps
+        accumulators = [self._accumulated_gradients[self._get_variable_index(v)] for v in variables]
+        averaged = [(tf.convert_to_tensor(g) + a) / steps for g, a in zip(grads, accumulators)]
+        averaged = self._clip_gradients(averaged)
+        is_update = tf.equal((self._iterations + 1) % steps, 0)
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._accumulate_or_update,
+            self._distribution_strategy,
+            list(zip(averaged, variables)),
+            list(zip(grads, accumulators)),
+            is_update,
+            self.learning_rate,
+        )
+        if self.use_ema:
+            self._update_model_variables_moving_average(self._trainable_variables)
+            if self.ema_overwrite_frequency:
+                overwrite = (self.iterations + 1) % self.ema_overwrite_frequency == 0
+                keras.ops.cond(
+                    overwrite,
+                    lambda: self._overwrite_model_variables_with_average_value(self._trainable_variables),
+                    lambda: None,
+                )
+
+    def _accumulate_or_update(self, distribution, averaged, accumulated, is_update, learning_rate):
+        """Cross-replica half of gradient accumulation: update and reset, or accumulate."""
+        flag = distribution.experimental_local_results(is_update)[0]
+
+        def update():
+            for grad, var in averaged:
+                distribution.extended.update(var, self._decay_and_update, args=(grad, learning_rate), group=False)
+            for grad, acc in accumulated:
+                distribution.extended.update(acc.value, lambda a, _: a.assign(tf.zeros_like(a)), args=(grad,), group=False)
+            return tf.constant(True)
+
+        def accumulate():
+            for grad, acc in accumulated:
+                distribution.extended.update(
+                    acc.value, lambda a, g: a.assign_add(tf.convert_to_tensor(g)), args=(grad,), group=False
+                )
+            return tf.constant(False)
+
+        tf.cond(flag, update, accumulate)
+
+    def _decay_and_update(self, variable, gradient, learning_rate):
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            decay = tf.cast(self.weight_decay, variable.dtype) * tf.cast(learning_rate, variable.dtype)
+            variable.assign_sub(variable * decay)
+        return self._update_one(variable, gradient, learning_rate)
 
     def _clip_gradients(self, grads):
         """Keras 3 calls this after accumulation; optimlab runs Keras 2's order here."""

@@ -131,7 +131,6 @@ def test_ema_and_swa_under_mirrored_strategy():
         np.testing.assert_allclose(component.numpy(), avg, rtol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="Keras 3 accumulation calls merge_call inside ops.cond (not yet fixed in optimlab)")
 def test_gradient_accumulation_under_mirrored_strategy():
     """Keras' gradient_accumulation_steps with optimlab's cross-replica sum: the mean of k summed gradients."""
     strategy = two_cpus()
