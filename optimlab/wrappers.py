@@ -8,9 +8,9 @@ passes these through):
   swap it in for evaluation with ``keras.callbacks.SwapEMAWeights`` (in ``fit``)
   or ``swapped_weights(optimizer)`` (custom loops);
 * gradient accumulation: ``gradient_accumulation_steps=k`` averages ``k``
-  gradients and applies them once (single device). Known limitation: under
-  ``MirroredStrategy`` Keras 3.15 calls ``merge_call`` inside ``ops.cond`` and
-  fails; a strategy-safe accumulator is not written yet;
+  gradients and applies them once; optimlab's base class does it with a single
+  merge call, so it also works under ``MirroredStrategy`` (Keras 3's own
+  accumulation calls ``merge_call`` inside ``ops.cond`` there and fails);
 * decoupled weight decay with exclusions: ``decoupled_weight_decay`` below.
 
 A wrapper is itself an ``optimlab.Optimizer``: it goes to ``model.compile``, its
