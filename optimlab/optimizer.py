@@ -500,10 +500,28 @@ class Optimizer(keras.optimizers.Optimizer):
         tf.cond(flag, update, accumulate)
 
     def _decay_and_update(self, variable, gradient, learning_rate):
-        if self.weight_decay is not None and self._use_weight_decay(variable):
-            decay = tf.cast(self.weight_decay, variable.dtype) * tf.cast(learning_rate, variable.dtype)
-            variable.assign_sub(variable * decay)
+        self._decay_one(variable, learning_rate)
         return self._update_one(variable, gradient, learning_rate)
+
+    def _decay_one(self, variable, learning_rate):
+        """Decoupled weight decay ``x <- x - lr * wd * x``, with ``wd`` exact in the variable's dtype."""
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            decay = tf.constant(self.weight_decay, variable.dtype) * tf.cast(learning_rate, variable.dtype)
+            variable.assign_sub(variable * decay)
+
+    def _apply_weight_decay(self, variables):
+        # Keras 3 casts the Python float through float32 (tf.cast of a float makes a
+        # float32 tensor first); this keeps it exact for float64 variables.
+        if self.weight_decay is None:
+            return
+        learning_rate = self.learning_rate
+
+        def apply(distribution, variables):
+            for variable in variables:
+                variable = variable.value if isinstance(variable, keras.Variable) else variable
+                distribution.extended.update(variable, self._decay_one, args=(learning_rate,), group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(apply, self._distribution_strategy, variables)
 
     def _clip_gradients(self, grads):
         """Keras 3 calls this after accumulation; optimlab runs Keras 2's order here."""
