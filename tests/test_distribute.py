@@ -3,8 +3,6 @@
 Runs on two logical CPUs configured in conftest.py.
 """
 
-import functools
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,18 +11,13 @@ import keras
 import optimlab
 
 
-@functools.cache
-def _mirrored():
-    # One strategy for the whole module: collectives of several MirroredStrategy
-    # objects in one process can collide on their instance keys.
-    devices = tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]]) if len(devices) >= 2 else None
-
-
 def strategy():
-    if _mirrored() is None:
+    # The session's one strategy (conftest.py): several in one process can collide.
+    from conftest import _mirrored_strategy
+
+    if _mirrored_strategy() is None:
         pytest.skip("needs two logical CPUs (conftest.py configures them before TensorFlow starts)")
-    return _mirrored()
+    return _mirrored_strategy()
 
 
 def per_replica_grads(context):

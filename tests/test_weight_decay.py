@@ -33,11 +33,8 @@ def test_weight_decay_respects_exclusions():
     assert excluded.numpy()[0] == 1.0
 
 
-def test_weight_decay_under_mirrored_strategy():
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) < 2:
-        pytest.skip("needs two logical CPUs (tests/conftest.py splits the CPU)")
-    strategy = tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+def test_weight_decay_under_mirrored_strategy(mirrored):
+    strategy = mirrored
     x0, grad = np.array([1.0, -2.0]), np.array([0.5, 0.25])
     with strategy.scope():
         x = tf.Variable(x0)

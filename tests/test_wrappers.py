@@ -29,10 +29,12 @@ def sgd_momentum_step(x, u, lr=0.05, momentum=0.9):
 
 
 def two_cpus():
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) < 2:
+    # The session's one strategy (conftest.py): several in one process can collide.
+    from conftest import _mirrored_strategy
+
+    if _mirrored_strategy() is None:
         pytest.skip("needs two logical CPUs (tests/conftest.py splits the CPU)")
-    return tf.distribute.MirroredStrategy([d.name for d in cpus[:2]])
+    return _mirrored_strategy()
 
 
 def test_lookahead_matches_numpy_reference():
