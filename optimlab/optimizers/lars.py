@@ -77,6 +77,8 @@ class LARS(Optimizer):
     masks for exclusions (none by default) and defaults to ``weight_decay=0``.
     tensorflow_addons' ``LARS`` (seed 004) is gone with TF Addons.
 
+    Reference: https://arxiv.org/abs/1708.03888
+
     Example:
         >>> import tensorflow as tf, optimlab
         >>> w = tf.Variable([[3.0, 4.0]])

@@ -37,6 +37,9 @@ def _dot(a, b):
     url="https://arxiv.org/abs/2306.06101",
     quadratic=({"learning_rate": 1.0}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5, "d_coef": 0.1}, 8000, 5e-2),
+    # From d0 = 1e-6 the first steps vanish in bfloat16's 8-bit mantissa, so x never
+    # leaves x0 and d (which grows with the distance travelled) never grows.
+    capabilities=("no_bfloat16",),
 )
 class Prodigy(Optimizer):
     """Prodigy (Mishchenko & Defazio, 2023): Adam with a learned global step size ``d``.
@@ -78,8 +81,8 @@ class Prodigy(Optimizer):
     Where libraries disagree: Optax's ``contrib.prodigy`` always applies the
     bias correction and has no ``growth_rate``, ``d_coef``'s name is
     ``estim_lr_coef`` and ``decouple`` does not exist (its decay is
-    decoupled). The paper's Algorithm also uses ``d_k`` in the denominator's
-    epsilon. Keras has no Prodigy.
+    decoupled). Keras has no Prodigy. Not for bfloat16 weights: the first
+    steps (of size ``d0``) round away, so ``d`` never grows.
 
     Reference: https://arxiv.org/abs/2306.06101
 
