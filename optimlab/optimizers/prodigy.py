@@ -62,8 +62,8 @@ class Prodigy(Optimizer):
     (``dlr`` is the step's value from before ``d`` changes; ``epsilon`` uses the
     new ``d``.) State: four slots per parameter (``m``, ``v``, ``s``, ``x0``) and
     three scalars (``d``, ``d_max``, ``r``). ``d`` is global: all variables of
-    one ``apply`` share it, so this optimizer runs its update over the whole
-    list at once (no per-replica ``tf.distribute`` update).
+    one ``apply`` share it, so this optimizer updates the whole list at once
+    (under ``MirroredStrategy`` on the summed gradients, as one device would).
 
     Args:
         learning_rate: ``lr``, a multiplier of ``d`` (default 1.0).

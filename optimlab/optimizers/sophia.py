@@ -75,7 +75,9 @@ class Sophia(Optimizer):
     ``apply_gradients`` call ``update_hessian(estimates, var_list)`` yourself
     every ``k`` steps, with ``hutchinson(...)`` or the paper's Sophia-G estimate
     ``gauss_newton_bartlett(logits_fn, ...)`` (labels sampled from the model). Until
-    a first estimate ``h = 0`` and the step is ``lr * sign(m)``.
+    a first estimate ``h = 0`` and the step is ``lr * sign(m)``: plain
+    ``model.fit`` never refreshes ``h``; override ``train_step`` to call
+    ``update_hessian`` (or use ``minimize``) every ``k`` steps.
 
     Memory: two slots per parameter (``m`` and ``h``, as Adam), plus, every
     ``k`` steps, the transient memory of one Hessian-vector product or one

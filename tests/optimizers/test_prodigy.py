@@ -1,6 +1,7 @@
 """Prodigy against a float64 NumPy transcription of the official algorithm of
 Mishchenko & Defazio (2023) (the paper's Algorithm with Adam, as its code runs it), and Optax."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -135,3 +136,22 @@ def test_matches_optax(jax_float64):
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         optimlab.Prodigy(**kwargs)
+
+
+def test_global_estimate_under_mirrored_strategy_matches_one_device(mirrored):
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(16, 3)).astype("float32")
+    targets = (inputs @ np.array([[1.0], [-1.0], [2.0]])).astype("float32")
+
+    def train(scope):
+        with scope:
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+            model.compile(optimizer=optimlab.Prodigy(), loss="mse")
+        model.fit(inputs, targets, batch_size=8, epochs=3, shuffle=False, verbose=0)
+        return model.get_weights(), float(model.optimizer.d.numpy())
+
+    (weights, d), (single_weights, single_d) = train(mirrored.scope()), train(tf.distribute.get_strategy().scope())
+    assert d > 1e-5 and d == pytest.approx(single_d, rel=1e-5)
+    for a, b in zip(weights, single_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
