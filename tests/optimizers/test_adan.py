@@ -50,7 +50,7 @@ def _run_numpy(params, grads, lr, b1, b2, b3, eps, wd, proximal):
 @pytest.mark.parametrize("proximal", [False, True])
 def test_matches_numpy_transcription(proximal):
     params, grads = _problem()
-    kw = dict(learning_rate=0.03, beta_1=0.9, beta_2=0.8, beta_3=0.95, epsilon=1e-6)
+    kw = {"learning_rate": 0.03, "beta_1": 0.9, "beta_2": 0.8, "beta_3": 0.95, "epsilon": 1e-6}
     got = _run_optimlab(optimlab.Adan(weight_decay=0.02, proximal=proximal, **kw), params, grads)
     want = _run_numpy(params, grads, 0.03, 0.9, 0.8, 0.95, 1e-6, 0.02, proximal)
     for g, w in zip(got, want):

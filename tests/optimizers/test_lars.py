@@ -52,7 +52,7 @@ def _run_numpy(params, grads, lr, momentum, wd, eta, eps, nesterov, adapted):
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_matches_numpy_transcription(nesterov):
     params, grads = _problem()
-    kw = dict(learning_rate=2.0, momentum=0.9, weight_decay=1e-3, trust_coefficient=0.01, epsilon=1e-9)
+    kw = {"learning_rate": 2.0, "momentum": 0.9, "weight_decay": 1e-3, "trust_coefficient": 0.01, "epsilon": 1e-9}
     got = _run_optimlab(optimlab.LARS(nesterov=nesterov, **kw), params, grads)
     adapted = [len(s) >= 2 for s in SHAPES]  # default: rank <= 1 excluded
     want = _run_numpy(params, grads, 2.0, 0.9, 1e-3, 0.01, 1e-9, nesterov, adapted)
@@ -62,7 +62,7 @@ def test_matches_numpy_transcription(nesterov):
 
 def test_exclusions_by_name_and_none():
     params, grads = _problem(1)
-    kw = dict(learning_rate=1.0, momentum=0.8, weight_decay=1e-2, trust_coefficient=0.02)
+    kw = {"learning_rate": 1.0, "momentum": 0.8, "weight_decay": 1e-2, "trust_coefficient": 0.02}
     opt = optimlab.LARS(exclude_vectors=False, exclude_from_adaptation=["kernel"], **kw)
     variables = [tf.Variable(p, dtype=tf.float64, name=n) for p, n in zip(params, ["kernel", "bias", "conv", "scalar"])]
     for t in range(STEPS):
