@@ -132,10 +132,10 @@ def test_bad_arguments(kwargs, error, match):
 def test_low_precision_matrix_keeps_dtype_and_descends(dtype):
     rng = np.random.default_rng(3)
     w = tf.Variable(rng.normal(size=(8, 5)), dtype=dtype)
-    opt = optimlab.Muon(learning_rate=0.05)
+    opt = optimlab.Muon(learning_rate=0.1)
     loss = lambda: tf.reduce_sum(tf.square(tf.cast(w, tf.float32) - 1.0))
     start = float(loss())
-    for _ in range(20):
+    for _ in range(40):
         opt.minimize(loss, [w])
     assert w.dtype == tf.as_dtype(dtype) and opt.get_slot(w, "momentum").dtype == tf.as_dtype(dtype)
     assert float(loss()) < 0.5 * start
