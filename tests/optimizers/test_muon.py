@@ -100,7 +100,7 @@ def test_newton_schulz_nearly_orthogonalizes(shape):
 
 
 def test_routing_of_variables():
-    model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(10, 4), keras.layers.Dense(5, name="hidden"),
+    model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(10, 4, name="embedding"), keras.layers.Dense(5, name="hidden"),
                               keras.layers.Dense(2, name="head")])
     opt = optimlab.Muon(exclude_layers=["head"])
     routes = {v.path.split("/", 1)[1]: opt.uses_muon(v) for v in model.trainable_variables}
