@@ -63,28 +63,46 @@ def _handle(variable):
     return variable.handle
 
 
-def _scalars(dtype, *values):
-    return [tf.cast(v, dtype) for v in values]
+def _once(optimizer, key, make):
+    """``make()`` computed once per apply and shared by every variable (fewer graph ops)."""
+    cache = optimizer.__dict__.get("_step_cache")
+    if cache is None:
+        return make()
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def _hyper(optimizer, name, dtype):
+    return _once(optimizer, (name, dtype), lambda: optimizer._get_hyper(name, dtype))
+
+
+def _lr(optimizer, learning_rate, dtype):
+    return _once(optimizer, ("learning_rate", dtype), lambda: tf.cast(learning_rate, dtype))
 
 
 def _powers(optimizer, *betas):
     """``beta**t`` in float64 for the step being made."""
-    t = tf.cast(optimizer.iterations + 1, tf.float64)
-    return [tf.pow(optimizer._get_hyper(b, tf.float64), t) for b in betas]
+
+    def make(beta):
+        t = tf.cast(optimizer.iterations + 1, tf.float64)
+        return tf.pow(optimizer._get_hyper(beta, tf.float64), t)
+
+    return [_once(optimizer, ("power", b), lambda b=b: make(b)) for b in betas]
 
 
 @fast_path("GradientDescent")
 def _gradient_descent(opt, gradient, variable, learning_rate):
-    (lr,) = _scalars(variable.dtype, learning_rate)
+    lr = _lr(opt, learning_rate, variable.dtype)
     return tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
 
 
 @fast_path("SGD")
 def _sgd(opt, gradient, variable, learning_rate):
-    (lr,) = _scalars(variable.dtype, learning_rate)
+    lr = _lr(opt, learning_rate, variable.dtype)
     if not opt._has_momentum:
         return tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
-    momentum = opt._get_hyper("momentum", variable.dtype)
+    momentum = _hyper(opt, "momentum", variable.dtype)
     return tf.raw_ops.ResourceApplyKerasMomentum(
         var=variable.handle,
         accum=_handle(opt.get_slot(variable, "momentum")),
@@ -98,22 +116,28 @@ def _sgd(opt, gradient, variable, learning_rate):
 @fast_path("Adam")
 def _adam(opt, gradient, variable, learning_rate):
     dtype = variable.dtype
-    beta_1_power, beta_2_power = _powers(opt, "beta_1", "beta_2")
-    epsilon = opt._get_hyper("epsilon", tf.float64)
-    if not opt.epsilon_hat:
-        # m_hat / (sqrt(v_hat) + eps) == lr_t * m / (sqrt(v) + eps * sqrt(1 - beta_2^t))
-        epsilon = epsilon * tf.sqrt(1.0 - beta_2_power)
+
+    def coefficients():
+        beta_1_power, beta_2_power = _powers(opt, "beta_1", "beta_2")
+        epsilon = opt._get_hyper("epsilon", tf.float64)
+        if not opt.epsilon_hat:
+            # m_hat / (sqrt(v_hat) + eps) == lr_t * m / (sqrt(v) + eps * sqrt(1 - beta_2^t))
+            epsilon = epsilon * tf.sqrt(1.0 - beta_2_power)
+        return dict(
+            beta1_power=tf.cast(beta_1_power, dtype),
+            beta2_power=tf.cast(beta_2_power, dtype),
+            lr=_lr(opt, learning_rate, dtype),
+            beta1=_hyper(opt, "beta_1", dtype),
+            beta2=_hyper(opt, "beta_2", dtype),
+            epsilon=tf.cast(epsilon, dtype),
+        )
+
     args = dict(
         var=variable.handle,
         m=_handle(opt.get_slot(variable, "m")),
         v=_handle(opt.get_slot(variable, "v")),
-        beta1_power=tf.cast(beta_1_power, dtype),
-        beta2_power=tf.cast(beta_2_power, dtype),
-        lr=tf.cast(learning_rate, dtype),
-        beta1=opt._get_hyper("beta_1", dtype),
-        beta2=opt._get_hyper("beta_2", dtype),
-        epsilon=tf.cast(epsilon, dtype),
         grad=gradient,
+        **_once(opt, ("adam", dtype), coefficients),
     )
     if opt.amsgrad:
         return tf.raw_ops.ResourceApplyAdamWithAmsgrad(vhat=_handle(opt.get_slot(variable, "v_max")), **args)
@@ -123,16 +147,16 @@ def _adam(opt, gradient, variable, learning_rate):
 @fast_path("Adamax")
 def _adamax(opt, gradient, variable, learning_rate):
     dtype = variable.dtype
-    (beta_1_power,) = _powers(opt, "beta_1")
+    beta_1_power = _once(opt, ("beta_1_power", dtype), lambda: tf.cast(_powers(opt, "beta_1")[0], dtype))
     return tf.raw_ops.ResourceApplyAdaMax(
         var=variable.handle,
         m=_handle(opt.get_slot(variable, "m")),
         v=_handle(opt.get_slot(variable, "u")),
-        beta1_power=tf.cast(beta_1_power, dtype),
-        lr=tf.cast(learning_rate, dtype),
-        beta1=opt._get_hyper("beta_1", dtype),
-        beta2=opt._get_hyper("beta_2", dtype),
-        epsilon=opt._get_hyper("epsilon", dtype),
+        beta1_power=beta_1_power,
+        lr=_lr(opt, learning_rate, dtype),
+        beta1=_hyper(opt, "beta_1", dtype),
+        beta2=_hyper(opt, "beta_2", dtype),
+        epsilon=_hyper(opt, "epsilon", dtype),
         grad=gradient,
     )
 
@@ -144,9 +168,9 @@ def _adadelta(opt, gradient, variable, learning_rate):
         var=variable.handle,
         accum=_handle(opt.get_slot(variable, "accumulated_grad")),
         accum_update=_handle(opt.get_slot(variable, "accumulated_delta_var")),
-        lr=tf.cast(learning_rate, dtype),
-        rho=opt._get_hyper("rho", dtype),
-        epsilon=opt._get_hyper("epsilon", dtype),
+        lr=_lr(opt, learning_rate, dtype),
+        rho=_hyper(opt, "rho", dtype),
+        epsilon=_hyper(opt, "epsilon", dtype),
         grad=gradient,
     )
 
@@ -160,10 +184,10 @@ def _rmsprop(opt, gradient, variable, learning_rate):
         var=variable.handle,
         ms=_handle(opt.get_slot(variable, "velocity")),
         mom=_handle(opt.get_slot(variable, "momentum")),
-        lr=tf.cast(learning_rate, dtype),
-        rho=opt._get_hyper("rho", dtype),
-        momentum=opt._get_hyper("momentum", dtype),
-        epsilon=opt._get_hyper("epsilon", dtype),
+        lr=_lr(opt, learning_rate, dtype),
+        rho=_hyper(opt, "rho", dtype),
+        momentum=_hyper(opt, "momentum", dtype),
+        epsilon=_hyper(opt, "epsilon", dtype),
         grad=gradient,
     )
     if opt.centered:
@@ -179,7 +203,7 @@ def _adagrad(opt, gradient, variable, learning_rate):
     return tf.raw_ops.ResourceApplyAdagradV2(
         var=variable.handle,
         accum=_handle(opt.get_slot(variable, "accumulator")),
-        lr=tf.cast(learning_rate, dtype),
-        epsilon=opt._get_hyper("epsilon", dtype),
+        lr=_lr(opt, learning_rate, dtype),
+        epsilon=_hyper(opt, "epsilon", dtype),
         grad=gradient,
     )

@@ -449,6 +449,7 @@ class Optimizer(keras.optimizers.Optimizer):
         if self._aggregate_in_apply:
             pairs = list(self.gradient_aggregator(pairs))
         object.__setattr__(self, "_in_flight", [v for _, v in pairs])
+        object.__setattr__(self, "_step_cache", {})  # per-apply scalars shared by all variables
         grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
         if not self.gradient_accumulation_steps:
             super()._backend_apply_gradients(grads, variables)
