@@ -10,14 +10,29 @@ in the optimizer's own slots, up to floating-point rounding (tested in float64
 against the plain path). A fast path returns ``DECLINED`` where its kernel cannot
 express the optimizer's configuration, and the plain path runs instead.
 
+Native kernels: Adam, SGD with momentum and RMSprop first try optimlab's own
+single-pass CPU kernels (``optimlab.kernels``, compiled with g++ on first use),
+which read and write every buffer once, in parallel shards. They compute each
+element with the plain path's operations in the same order and precision, so
+their results are bit-identical to ``update_step`` in float32 and float64
+(tested). They run for variables on the CPU outside XLA; elsewhere, when the
+library cannot be built, or with ``OPTIMLAB_NATIVE=0``, TensorFlow's kernels
+(or, for RMSprop configurations TensorFlow has none for, the plain path) run.
+
 Switch: every optimizer takes ``fused=None`` (the default: fused kernels for
 variables with at least ``MIN_SIZE`` elements, so small problems such as the
 convergence lab keep the readable path's exact arithmetic), ``True`` (always) or
 ``False`` (never).
 """
 
+import functools
+
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import ops
+from tensorflow.python.ops import control_flow_util
+
+from optimlab import kernels
 
 MIN_SIZE = 4096
 DECLINED = "declined"
@@ -91,6 +106,26 @@ def _powers(optimizer, *betas):
     return [_once(optimizer, ("power", b), lambda b=b: make(b)) for b in betas]
 
 
+@functools.cache
+def _has_accelerator():
+    return any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU"))
+
+
+def native(variable):
+    """optimlab's native op library when it can update ``variable`` (on the CPU, outside XLA), else None."""
+    if control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()):
+        return None
+    device_type = tf.DeviceSpec.from_string(_handle(variable).device or "").device_type
+    if device_type not in ("CPU", None) or (device_type is None and _has_accelerator()):
+        return None
+    return kernels.load()
+
+
+def _coefficients(optimizer, key, dtype, make):
+    """The scalars ``make()`` returns, cast to ``dtype`` and stacked into one vector, once per apply."""
+    return _once(optimizer, (key, dtype), lambda: tf.stack([tf.cast(c, dtype) for c in make()]))
+
+
 @fast_path("GradientDescent")
 def _gradient_descent(opt, gradient, variable, learning_rate):
     lr = _lr(opt, learning_rate, variable.dtype)
@@ -99,23 +134,59 @@ def _gradient_descent(opt, gradient, variable, learning_rate):
 
 @fast_path("SGD")
 def _sgd(opt, gradient, variable, learning_rate):
-    lr = _lr(opt, learning_rate, variable.dtype)
+    dtype = variable.dtype
+    lr = _lr(opt, learning_rate, dtype)
     if not opt._has_momentum:
         return tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
-    momentum = _hyper(opt, "momentum", variable.dtype)
+    momentum = _hyper(opt, "momentum", dtype)
+    accum = _handle(opt.get_slot(variable, "momentum"))
+    library = native(variable)
+    if library is not None:
+        coefficients = _coefficients(opt, "native-sgd", dtype, lambda: (lr, momentum))
+        return library.optimlab_apply_sgd_momentum(
+            handles=[_handle(variable), accum], grad=gradient, coefficients=coefficients, nesterov=opt.nesterov
+        )
     return tf.raw_ops.ResourceApplyKerasMomentum(
-        var=variable.handle,
-        accum=_handle(opt.get_slot(variable, "momentum")),
-        lr=lr,
-        grad=gradient,
-        momentum=momentum,
-        use_nesterov=opt.nesterov,
+        var=variable.handle, accum=accum, lr=lr, grad=gradient, momentum=momentum, use_nesterov=opt.nesterov
     )
+
+
+def _adam_paper_scalars(opt, learning_rate):
+    """b1, 1 - b1, b2, 1 - b2, 1 - b1^t, 1 - b2^t (float64), lr and epsilon, as ``Adam.update_step``."""
+    beta_1 = opt._get_hyper("beta_1", tf.float64)
+    beta_2 = opt._get_hyper("beta_2", tf.float64)
+    beta_1_power, beta_2_power = _powers(opt, "beta_1", "beta_2")
+    epsilon = opt._get_hyper("epsilon", tf.float64)
+    return (beta_1, 1.0 - beta_1, beta_2, 1.0 - beta_2, 1.0 - beta_1_power, 1.0 - beta_2_power, learning_rate, epsilon)
+
+
+def _adam_keras_scalars(opt, learning_rate, dtype):
+    """1 - b1, 1 - b2 (float64), the step size ``alpha`` and epsilon, as ``Adam._keras_form``."""
+    beta_1 = opt._get_hyper("beta_1", tf.float64)
+    beta_2 = opt._get_hyper("beta_2", tf.float64)
+    t = tf.cast(opt.iterations + 1, dtype)
+    lr = tf.cast(learning_rate, dtype)
+    alpha = lr * tf.sqrt(1 - tf.pow(tf.cast(beta_2, dtype), t)) / (1 - tf.pow(tf.cast(beta_1, dtype), t))
+    return (1.0 - beta_1, 1.0 - beta_2, alpha, opt._get_hyper("epsilon", tf.float64))
 
 
 @fast_path("Adam")
 def _adam(opt, gradient, variable, learning_rate):
     dtype = variable.dtype
+    library = native(variable)
+    if library is not None:
+        slots = ("m", "v", "v_max") if opt.amsgrad else ("m", "v")
+        if opt.epsilon_hat:
+            coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_keras_scalars(opt, learning_rate, dtype))
+        else:
+            coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_paper_scalars(opt, learning_rate))
+        return library.optimlab_apply_adam(
+            handles=[_handle(variable)] + [_handle(opt.get_slot(variable, s)) for s in slots],
+            grad=gradient,
+            coefficients=coefficients,
+            amsgrad=opt.amsgrad,
+            keras_form=opt.epsilon_hat,
+        )
 
     def coefficients():
         beta_1_power, beta_2_power = _powers(opt, "beta_1", "beta_2")
@@ -177,9 +248,12 @@ def _adadelta(opt, gradient, variable, learning_rate):
 
 @fast_path("RMSprop")
 def _rmsprop(opt, gradient, variable, learning_rate):
-    if not (opt.epsilon_inside_sqrt and opt._has_momentum):
-        return DECLINED  # the kernels need a momentum slot and epsilon inside the square root
     dtype = variable.dtype
+    library = native(variable)
+    if library is not None:
+        return _native_rmsprop(library, opt, gradient, variable, learning_rate)
+    if not (opt.epsilon_inside_sqrt and opt._has_momentum):
+        return DECLINED  # TensorFlow's kernels need a momentum slot and epsilon inside the square root
     args = dict(
         var=variable.handle,
         ms=_handle(opt.get_slot(variable, "velocity")),
@@ -193,6 +267,23 @@ def _rmsprop(opt, gradient, variable, learning_rate):
     if opt.centered:
         return tf.raw_ops.ResourceApplyCenteredRMSProp(mg=_handle(opt.get_slot(variable, "average_gradient")), **args)
     return tf.raw_ops.ResourceApplyRMSProp(**args)
+
+
+def _native_rmsprop(library, opt, gradient, variable, learning_rate):
+    def scalars():
+        rho = opt._get_hyper("rho", tf.float64)
+        head = (rho, 1.0 - rho, learning_rate, opt._get_hyper("epsilon", tf.float64))
+        return head + (opt._get_hyper("momentum", tf.float64),) if opt._has_momentum else head
+
+    slots = ("velocity",) + ("average_gradient",) * opt.centered + ("momentum",) * opt._has_momentum
+    return library.optimlab_apply_rmsprop(
+        handles=[_handle(variable)] + [_handle(opt.get_slot(variable, s)) for s in slots],
+        grad=gradient,
+        coefficients=_coefficients(opt, "native-rmsprop", variable.dtype, scalars),
+        centered=opt.centered,
+        momentum=opt._has_momentum,
+        epsilon_inside_sqrt=opt.epsilon_inside_sqrt,
+    )
 
 
 @fast_path("Adagrad")

@@ -1,11 +1,20 @@
-"""Every fused fast path matches its optimizer's plain path (float64, parameters and slots)."""
+"""Every fused fast path matches its optimizer's plain path (parameters and slots).
+
+Each configuration runs twice: with optimlab's native kernels (bit-identical to
+the plain path, asserted exactly in float64 and float32) and with
+``OPTIMLAB_NATIVE=0``, where TensorFlow's kernels run (equal up to rounding).
+"""
+
+import os
+import stat
+import warnings
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import optimlab
-from optimlab import fused
+from optimlab import fused, kernels
 
 # One configuration per kernel variant the fast paths use.
 CONFIGS = [
@@ -19,34 +28,144 @@ CONFIGS = [
     ("adam", {"learning_rate": 0.01, "amsgrad": True, "epsilon_hat": True}),
     ("adamax", {"learning_rate": 0.01}),
     ("adadelta", {"learning_rate": 1.0}),
+    ("rmsprop", {"learning_rate": 0.01}),
+    ("rmsprop", {"learning_rate": 0.01, "centered": True, "epsilon_inside_sqrt": False}),
     ("rmsprop", {"learning_rate": 0.01, "momentum": 0.9}),
     ("rmsprop", {"learning_rate": 0.01, "momentum": 0.9, "centered": True}),
+    ("rmsprop", {"learning_rate": 0.01, "momentum": 0.9, "epsilon_inside_sqrt": False}),
     ("adagrad", {"learning_rate": 0.1, "epsilon_inside_sqrt": False}),
 ]
-SHAPES = [(64, 80), (4096,), (3, 3, 8, 16)]
+NATIVE = {"sgd", "adam", "rmsprop"}  # optimizers with native kernels (SGD only with momentum)
+SHAPES = [(64, 80), (4096,), (3, 3, 8, 16), (400, 500)]  # the last is split across threads
 
 
-def _run(name, kwargs, use_fused, steps=30):
+def _ids(configs):
+    return [f"{n}-{'-'.join(k for k in kw if k != 'learning_rate')}" for n, kw in configs]
+
+
+def _run(name, kwargs, use_fused, dtype=tf.float64, steps=30):
     rng = np.random.default_rng(7)
-    variables = [tf.Variable(rng.normal(size=s), dtype=tf.float64) for s in SHAPES]
+    variables = [tf.Variable(rng.normal(size=s), dtype=dtype) for s in SHAPES]
     opt = optimlab.get(name, fused=use_fused, **kwargs)
     for _ in range(steps):
-        grads = [tf.constant(rng.normal(size=s) * rng.uniform(0.1, 3.0)) for s in SHAPES]
+        grads = [tf.constant(rng.normal(size=s) * rng.uniform(0.1, 3.0), dtype) for s in SHAPES]
         opt.apply_gradients(zip(grads, variables))
     slots = [opt.get_slot(v, s).numpy() for v in variables for s in opt.get_slot_names()]
     return [v.numpy() for v in variables], slots
 
 
-@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{'-'.join(k for k in kw if k != 'learning_rate')}" for n, kw in CONFIGS])
-def test_fast_path_matches_plain_path(name, kwargs):
+@pytest.fixture
+def native_ops():
+    ops = kernels.load()
+    if ops is None:
+        pytest.skip("optimlab's native kernels could not be built here (no g++ or TensorFlow headers)")
+    return ops
+
+
+@pytest.fixture(params=["native", "tensorflow"])
+def kernel(request, monkeypatch):
+    """Run a test with the native kernels, then with TensorFlow's (``OPTIMLAB_NATIVE=0``)."""
+    if request.param == "native":
+        request.getfixturevalue("native_ops")
+    else:
+        monkeypatch.setenv("OPTIMLAB_NATIVE", "0")
+    return request.param
+
+
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=_ids(CONFIGS))
+def test_fast_path_matches_plain_path(name, kwargs, kernel):
     opt = optimlab.get(name, **kwargs)
     assert fused.has_fast_path(opt)
     variable = tf.Variable(tf.zeros((4096,), tf.float64))
-    assert fused.apply(opt_built(opt, variable), tf.zeros((4096,), tf.float64), variable, 0.1)
+    declines = kernel == "tensorflow" and name == "rmsprop" and not (kwargs.get("momentum") and "epsilon_inside_sqrt" not in kwargs)
+    assert fused.apply(opt_built(opt, variable), tf.zeros((4096,), tf.float64), variable, 0.1) != declines
     plain_vars, plain_slots = _run(name, kwargs, use_fused=False)
     fast_vars, fast_slots = _run(name, kwargs, use_fused=True)
-    for a, b in zip(plain_vars + plain_slots, fast_vars + fast_slots):
-        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
+    for a, b in zip(plain_vars + plain_slots, fast_vars + fast_slots, strict=True):
+        if kernel == "native" and name in NATIVE:
+            np.testing.assert_array_equal(b, a)
+        else:
+            np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
+
+
+NATIVE_CONFIGS = [(n, kw) for n, kw in CONFIGS if n in NATIVE and kw.get("momentum", n != "sgd")]
+
+
+@pytest.mark.parametrize("name,kwargs", NATIVE_CONFIGS, ids=_ids(NATIVE_CONFIGS))
+def test_native_kernels_are_bit_identical_in_float32(name, kwargs, native_ops):
+    plain_vars, plain_slots = _run(name, kwargs, use_fused=False, dtype=tf.float32)
+    fast_vars, fast_slots = _run(name, kwargs, use_fused=True, dtype=tf.float32)
+    for a, b in zip(plain_vars + plain_slots, fast_vars + fast_slots, strict=True):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(b, a)
+
+
+def _op_types(opt, variable, jit_compile=False):
+    opt.build([variable])
+
+    @tf.function(jit_compile=jit_compile)
+    def step():
+        opt.apply_gradients([(tf.ones_like(variable), variable)])
+
+    return {op.type for op in step.get_concrete_function().graph.get_operations()}
+
+
+@pytest.mark.parametrize(
+    "name,kwargs,native_op,tf_op",
+    [
+        ("adam", {}, "OptimlabApplyAdam", "ResourceApplyAdam"),
+        ("sgd", {"momentum": 0.9}, "OptimlabApplySgdMomentum", "ResourceApplyKerasMomentum"),
+        ("rmsprop", {"momentum": 0.9}, "OptimlabApplyRmsprop", "ResourceApplyRMSProp"),
+    ],
+)
+def test_native_kernel_runs_unless_switched_off(name, kwargs, native_op, tf_op, native_ops, monkeypatch):
+    variable = tf.Variable(tf.zeros((fused.MIN_SIZE,)))
+    types = _op_types(optimlab.get(name, **kwargs), variable)
+    assert native_op in types and tf_op not in types
+    monkeypatch.setenv("OPTIMLAB_NATIVE", "0")
+    types = _op_types(optimlab.get(name, **kwargs), variable)
+    assert tf_op in types and native_op not in types
+
+
+def test_xla_uses_tensorflow_kernels(native_ops):
+    variable = tf.Variable(tf.zeros((fused.MIN_SIZE,)))
+    types = _op_types(optimlab.Adam(), variable, jit_compile=True)
+    assert "ResourceApplyAdam" in types and "OptimlabApplyAdam" not in types
+
+
+def test_switched_off_library_is_none_without_warning(monkeypatch):
+    monkeypatch.setenv("OPTIMLAB_NATIVE", "0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert kernels.load() is None
+
+
+def _fake_compiler(folder, name, exit_code):
+    path = folder / name
+    path.write_text(f"#!/bin/sh\necho 'fatal: broken compiler' >&2\nexit {exit_code}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def test_broken_compiler_gives_none_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTIMLAB_CACHE", str(tmp_path / "cache"))
+    compiler = _fake_compiler(tmp_path, "broken-gxx", 1)
+    with pytest.warns(RuntimeWarning, match="broken compiler"):
+        assert kernels.load(compiler) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert kernels.load(compiler) is None  # the failure is remembered: no second warning
+    assert not list((tmp_path / "cache").iterdir())  # no partial library left behind
+    with pytest.warns(RuntimeWarning, match="not found"):
+        assert kernels.load(str(tmp_path / "no-such-compiler")) is None
+
+
+def test_cached_library_is_reused(native_ops):
+    path = kernels.build()
+    assert path.exists() and path.parent == kernels.cache_dir()
+    before = os.stat(path).st_mtime_ns
+    assert kernels.build() == path
+    assert os.stat(path).st_mtime_ns == before
 
 
 def opt_built(opt, variable):
@@ -66,7 +185,8 @@ def test_automatic_setting_uses_kernels_only_for_large_float_variables():
     assert not fused.wanted(optimlab.Adam(fused=False), large)
 
 
-def test_fast_path_declines_configurations_its_kernel_cannot_express():
+def test_fast_path_declines_configurations_its_kernel_cannot_express(monkeypatch):
+    monkeypatch.setenv("OPTIMLAB_NATIVE", "0")  # TensorFlow has no RMSprop kernel without momentum
     variable = tf.Variable(tf.zeros((8,), tf.float64))
     opt = optimlab.RMSprop(momentum=0.0, fused=True)
     opt.build([variable])

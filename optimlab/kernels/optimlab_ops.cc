@@ -1,0 +1,290 @@
+// Single-pass CPU kernels for optimlab's fast paths (Adam, SGD with momentum, RMSprop).
+//
+// Each op updates a resource variable and its slot variables in one multithreaded
+// pass over memory. Every element is computed with the same operations, in the same
+// order and precision, as the optimizer's plain ``update_step`` in optimlab (build
+// with -ffp-contract=off so no multiply-add is fused), so results are bit-identical.
+//
+// Inputs of every op: ``handles`` (the variable first, then its slots), ``grad``,
+// and ``coefficients``: a vector of scalars already cast to the variable's dtype,
+// in the order documented at each op.
+
+#define EIGEN_USE_THREADS
+
+#include <cmath>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_var.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/kernels/training_op_helpers.h"
+
+namespace tensorflow {
+namespace {
+
+using CPUDevice = Eigen::ThreadPoolDevice;
+
+// Pointers to the variable's and slots' buffers, the gradient and the scalars.
+template <typename T>
+struct Step {
+  std::vector<T*> state;
+  const T* grad;
+  const T* c;
+};
+
+// Locks the variables, prepares their buffers for writing and calls
+// ``update(step, begin, end)`` over the elements in parallel shards.
+template <typename T, typename Update>
+void RunUpdate(OpKernelContext* ctx, int num_handles, int64_t cost_per_element, int num_coefficients,
+               Update update) {
+  std::vector<int> ids(num_handles);
+  for (int i = 0; i < num_handles; ++i) ids[i] = i;
+  auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, T>(ctx, true, false, ids);
+  std::vector<Tensor> tensors(num_handles);
+  for (int i = 0; i < num_handles; ++i) {
+    OP_REQUIRES_OK(ctx, GetInputTensorFromVariable<CPUDevice, T>(ctx, i, true, false, &tensors[i]));
+    OP_REQUIRES(ctx, tensors[i].IsInitialized(),
+                errors::FailedPrecondition("optimlab: variable input ", i, " is not initialized"));
+  }
+  const Tensor& grad = ctx->input(num_handles);
+  const Tensor& coefficients = ctx->input(num_handles + 1);
+  for (int i = 0; i < num_handles; ++i) {
+    OP_REQUIRES(ctx, tensors[i].shape().IsSameSize(grad.shape()),
+                errors::InvalidArgument("optimlab: variable input ", i, " has shape ",
+                                        tensors[i].shape().DebugString(), " but grad has shape ",
+                                        grad.shape().DebugString()));
+  }
+  OP_REQUIRES(ctx, coefficients.dims() == 1 && coefficients.NumElements() == num_coefficients,
+              errors::InvalidArgument("optimlab: coefficients must be a vector of ", num_coefficients,
+                                      " scalars, got shape ", coefficients.shape().DebugString()));
+  Step<T> step;
+  for (auto& t : tensors) step.state.push_back(t.flat<T>().data());
+  step.grad = grad.flat<T>().data();
+  step.c = coefficients.flat<T>().data();
+  const int64_t total = grad.NumElements();
+  auto shard = [&step, &update](int64_t begin, int64_t end) { update(step, begin, end); };
+  ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(total, cost_per_element, shard);
+}
+
+// ---------------------------------------------------------------- Adam
+// handles: var, m, v[, v_max]
+// seed form (keras_form=false) coefficients: b1, c1, b2, c2, k1, k2, lr, eps
+//   m = b1*m + c1*g; v = b2*v + c2*(g*g); [v_max = max(v_max, v)]
+//   var = var - lr * ((m / k1) / (sqrt(v_used / k2) + eps))
+// Keras form (keras_form=true) coefficients: c1, c2, alpha, eps
+//   m = m + (g - m)*c1; v = v + (g*g - v)*c2; [v_max = max(v_max, v)]
+//   var = var - (m*alpha) / (sqrt(v_used) + eps)
+template <typename T, bool kAmsgrad, bool kKeras>
+void AdamShard(const Step<T>& s, int64_t begin, int64_t end) {
+  T* __restrict var = s.state[0];
+  T* __restrict m = s.state[1];
+  T* __restrict v = s.state[2];
+  T* __restrict v_max = kAmsgrad ? s.state[3] : nullptr;
+  const T* __restrict g = s.grad;
+  if (kKeras) {
+    const T c1 = s.c[0], c2 = s.c[1], alpha = s.c[2], eps = s.c[3];
+    for (int64_t i = begin; i < end; ++i) {
+      const T gi = g[i];
+      const T mi = m[i] + (gi - m[i]) * c1;
+      T vi = v[i] + (gi * gi - v[i]) * c2;
+      m[i] = mi;
+      v[i] = vi;
+      if (kAmsgrad) {
+        vi = v_max[i] < vi ? vi : v_max[i];
+        v_max[i] = vi;
+      }
+      var[i] = var[i] - (mi * alpha) / (std::sqrt(vi) + eps);
+    }
+  } else {
+    const T b1 = s.c[0], c1 = s.c[1], b2 = s.c[2], c2 = s.c[3];
+    const T k1 = s.c[4], k2 = s.c[5], lr = s.c[6], eps = s.c[7];
+    for (int64_t i = begin; i < end; ++i) {
+      const T gi = g[i];
+      const T mi = b1 * m[i] + c1 * gi;
+      T vi = b2 * v[i] + c2 * (gi * gi);
+      m[i] = mi;
+      v[i] = vi;
+      if (kAmsgrad) {
+        vi = v_max[i] < vi ? vi : v_max[i];
+        v_max[i] = vi;
+      }
+      var[i] = var[i] - lr * ((mi / k1) / (std::sqrt(vi / k2) + eps));
+    }
+  }
+}
+
+template <typename T>
+class AdamOp : public OpKernel {
+ public:
+  explicit AdamOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("amsgrad", &amsgrad_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("keras_form", &keras_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("n", &n_));
+    OP_REQUIRES(ctx, n_ == (amsgrad_ ? 4 : 3),
+                errors::InvalidArgument("optimlab Adam: expected ", amsgrad_ ? 4 : 3, " handles, got ", n_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const int num_coefficients = keras_ ? 4 : 8;
+    if (amsgrad_ && keras_) RunUpdate<T>(ctx, n_, 40, num_coefficients, AdamShard<T, true, true>);
+    if (amsgrad_ && !keras_) RunUpdate<T>(ctx, n_, 40, num_coefficients, AdamShard<T, true, false>);
+    if (!amsgrad_ && keras_) RunUpdate<T>(ctx, n_, 30, num_coefficients, AdamShard<T, false, true>);
+    if (!amsgrad_ && !keras_) RunUpdate<T>(ctx, n_, 30, num_coefficients, AdamShard<T, false, false>);
+  }
+
+ private:
+  bool amsgrad_, keras_;
+  int n_;
+};
+
+// ---------------------------------------------------------------- SGD
+// handles: var, u. coefficients: lr, momentum
+//   u = (-g)*lr + u*momentum; var = var + u   (nesterov: var = var + ((-g)*lr + u*momentum))
+template <typename T, bool kNesterov>
+void SgdShard(const Step<T>& s, int64_t begin, int64_t end) {
+  T* __restrict var = s.state[0];
+  T* __restrict u = s.state[1];
+  const T* __restrict g = s.grad;
+  const T lr = s.c[0], momentum = s.c[1];
+  for (int64_t i = begin; i < end; ++i) {
+    const T step = -g[i] * lr;
+    const T ui = step + u[i] * momentum;
+    u[i] = ui;
+    var[i] = var[i] + (kNesterov ? step + ui * momentum : ui);
+  }
+}
+
+template <typename T>
+class SgdOp : public OpKernel {
+ public:
+  explicit SgdOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("nesterov", &nesterov_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("n", &n_));
+    OP_REQUIRES(ctx, n_ == 2, errors::InvalidArgument("optimlab SGD: expected 2 handles, got ", n_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    if (nesterov_) RunUpdate<T>(ctx, n_, 15, 2, SgdShard<T, true>);
+    if (!nesterov_) RunUpdate<T>(ctx, n_, 15, 2, SgdShard<T, false>);
+  }
+
+ private:
+  bool nesterov_;
+  int n_;
+};
+
+// ---------------------------------------------------------------- RMSprop
+// handles: var, v[, mg if centered][, u if momentum]
+// coefficients: rho, c (= 1 - rho), lr, eps[, momentum]
+//   v = rho*v + c*(g*g); [mg = rho*mg + c*g; ms = v - mg*mg]
+//   d = (lr*g) / sqrt(ms + eps)   (eps outside: sqrt(ms) + eps)
+//   momentum: u = momentum*u + d; var = var - u.   else var = var - d
+template <typename T, bool kCentered, bool kMomentum, bool kInside>
+void RmspropShard(const Step<T>& s, int64_t begin, int64_t end) {
+  T* __restrict var = s.state[0];
+  T* __restrict v = s.state[1];
+  T* __restrict mg = kCentered ? s.state[2] : nullptr;
+  T* __restrict u = kMomentum ? s.state[kCentered ? 3 : 2] : nullptr;
+  const T* __restrict g = s.grad;
+  const T rho = s.c[0], c = s.c[1], lr = s.c[2], eps = s.c[3];
+  const T momentum = kMomentum ? s.c[4] : T(0);
+  for (int64_t i = begin; i < end; ++i) {
+    const T gi = g[i];
+    const T vi = rho * v[i] + c * (gi * gi);
+    v[i] = vi;
+    T ms = vi;
+    if (kCentered) {
+      const T mgi = rho * mg[i] + c * gi;
+      mg[i] = mgi;
+      ms = vi - mgi * mgi;
+    }
+    const T denominator = kInside ? std::sqrt(ms + eps) : std::sqrt(ms) + eps;
+    const T d = (lr * gi) / denominator;
+    if (kMomentum) {
+      const T ui = momentum * u[i] + d;
+      u[i] = ui;
+      var[i] = var[i] - ui;
+    } else {
+      var[i] = var[i] - d;
+    }
+  }
+}
+
+template <typename T, bool kCentered, bool kMomentum>
+void RunRmsprop(OpKernelContext* ctx, int n, bool inside) {
+  const int num_coefficients = kMomentum ? 5 : 4;
+  const int64_t cost = 30 + (kCentered ? 10 : 0) + (kMomentum ? 10 : 0);
+  if (inside) RunUpdate<T>(ctx, n, cost, num_coefficients, RmspropShard<T, kCentered, kMomentum, true>);
+  if (!inside) RunUpdate<T>(ctx, n, cost, num_coefficients, RmspropShard<T, kCentered, kMomentum, false>);
+}
+
+template <typename T>
+class RmspropOp : public OpKernel {
+ public:
+  explicit RmspropOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("centered", &centered_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("momentum", &momentum_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon_inside_sqrt", &inside_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("n", &n_));
+    const int expected = 2 + (centered_ ? 1 : 0) + (momentum_ ? 1 : 0);
+    OP_REQUIRES(ctx, n_ == expected,
+                errors::InvalidArgument("optimlab RMSprop: expected ", expected, " handles, got ", n_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    if (centered_ && momentum_) RunRmsprop<T, true, true>(ctx, n_, inside_);
+    if (centered_ && !momentum_) RunRmsprop<T, true, false>(ctx, n_, inside_);
+    if (!centered_ && momentum_) RunRmsprop<T, false, true>(ctx, n_, inside_);
+    if (!centered_ && !momentum_) RunRmsprop<T, false, false>(ctx, n_, inside_);
+  }
+
+ private:
+  bool centered_, momentum_, inside_;
+  int n_;
+};
+
+}  // namespace
+
+REGISTER_OP("OptimlabApplyAdam")
+    .Input("handles: n * resource")
+    .Input("grad: T")
+    .Input("coefficients: T")
+    .Attr("n: int >= 3")
+    .Attr("T: {float, double}")
+    .Attr("amsgrad: bool = false")
+    .Attr("keras_form: bool = false")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
+REGISTER_OP("OptimlabApplySgdMomentum")
+    .Input("handles: n * resource")
+    .Input("grad: T")
+    .Input("coefficients: T")
+    .Attr("n: int >= 2")
+    .Attr("T: {float, double}")
+    .Attr("nesterov: bool = false")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
+REGISTER_OP("OptimlabApplyRmsprop")
+    .Input("handles: n * resource")
+    .Input("grad: T")
+    .Input("coefficients: T")
+    .Attr("n: int >= 2")
+    .Attr("T: {float, double}")
+    .Attr("centered: bool = false")
+    .Attr("momentum: bool = false")
+    .Attr("epsilon_inside_sqrt: bool = true")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
+#define OPTIMLAB_REGISTER(T)                                                                              \
+  REGISTER_KERNEL_BUILDER(Name("OptimlabApplyAdam").Device(DEVICE_CPU).TypeConstraint<T>("T"), AdamOp<T>); \
+  REGISTER_KERNEL_BUILDER(Name("OptimlabApplySgdMomentum").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
+                          SgdOp<T>);                                                                      \
+  REGISTER_KERNEL_BUILDER(Name("OptimlabApplyRmsprop").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
+                          RmspropOp<T>);
+
+OPTIMLAB_REGISTER(float)
+OPTIMLAB_REGISTER(double)
+#undef OPTIMLAB_REGISTER
+
+}  // namespace tensorflow
