@@ -77,3 +77,31 @@ def run_torch(make_optimizer, x0, grads):
     finally:
         torch.set_default_dtype(previous)
     return [p.detach().numpy().copy() for p in params]
+
+
+def closed_loop_problem(shapes, steps, seed=0, noise=0.3, centred=False):
+    """A noisy quadratic whose gradient depends on the current point: ``g = h * (w - c) + n_t``.
+
+    Returns starting points and ``grads(ws, t)``; closed-loop references (the
+    gradient at step t is computed from the reference's own iterate) use it.
+    ``c`` is zero unless ``centred``; draws are in a fixed order for reproducibility.
+    """
+    rng = np.random.default_rng(seed)
+    params = [rng.normal(size=s) for s in shapes]
+    curvature = [rng.uniform(0.5, 2.0, size=s) for s in shapes]
+    centre = [rng.normal(size=s) if centred else np.zeros(s) for s in shapes]
+    noises = [[noise * rng.normal(size=s) for s in shapes] for _ in range(steps)]
+
+    def grads(ws, t):
+        return [h * (w - c) + n for h, w, c, n in zip(curvature, ws, centre, noises[t])]
+
+    return params, grads
+
+
+def run_closed_loop(optimizer, params, grads, steps):
+    """Eager float64 run of ``optimizer`` on a :func:`closed_loop_problem`; final parameters."""
+    variables = [tf.Variable(p, dtype=tf.float64) for p in params]
+    for t in range(steps):
+        gradients = grads([v.numpy() for v in variables], t)
+        optimizer.apply_gradients(zip([tf.constant(g) for g in gradients], variables))
+    return [v.numpy() for v in variables]

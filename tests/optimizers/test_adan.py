@@ -2,28 +2,20 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import optimlab
+from reference_harness import closed_loop_problem, run_closed_loop
 
 SHAPES = [(5, 3), (3,), (2, 2, 2), ()]
 STEPS = 150
 
 
 def _problem(seed=0):
-    rng = np.random.default_rng(seed)
-    params = [rng.normal(size=s) for s in SHAPES]
-    curv = [rng.uniform(0.5, 2.0, size=s) for s in SHAPES]
-    noise = [[0.3 * rng.normal(size=s) for s in SHAPES] for _ in range(STEPS)]
-    return params, lambda ws, t: [h * w + n for h, w, n in zip(curv, ws, noise[t])]
+    return closed_loop_problem(SHAPES, STEPS, seed, noise=0.3)
 
 
 def _run_optimlab(opt, params, grads):
-    variables = [tf.Variable(p, dtype=tf.float64) for p in params]
-    for t in range(STEPS):
-        gs = grads([v.numpy() for v in variables], t)
-        opt.apply_gradients(zip([tf.constant(g) for g in gs], variables))
-    return [v.numpy() for v in variables]
+    return run_closed_loop(opt, params, grads, STEPS)
 
 
 def _run_numpy(params, grads, lr, b1, b2, b3, eps, wd, proximal):

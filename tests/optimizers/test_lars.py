@@ -5,30 +5,18 @@ import pytest
 import tensorflow as tf
 
 import optimlab
+from reference_harness import closed_loop_problem, run_closed_loop
 
 SHAPES = [(6, 4), (4,), (3, 2, 2), ()]
 STEPS = 150
 
 
 def _problem(seed=0):
-    rng = np.random.default_rng(seed)
-    params = [rng.normal(size=s) for s in SHAPES]
-    curv = [rng.uniform(0.5, 2.0, size=s) for s in SHAPES]
-    centre = [rng.normal(size=s) for s in SHAPES]
-    noise = [[0.1 * rng.normal(size=s) for s in SHAPES] for _ in range(STEPS)]
-
-    def grads(ws, t):
-        return [h * (w - c) + n for h, w, c, n in zip(curv, ws, centre, noise[t])]
-
-    return params, grads
+    return closed_loop_problem(SHAPES, STEPS, seed, noise=0.1, centred=True)
 
 
 def _run_optimlab(opt, params, grads):
-    variables = [tf.Variable(p, dtype=tf.float64) for p in params]
-    for t in range(STEPS):
-        gs = grads([v.numpy() for v in variables], t)
-        opt.apply_gradients(zip([tf.constant(g) for g in gs], variables))
-    return [v.numpy() for v in variables]
+    return run_closed_loop(opt, params, grads, STEPS)
 
 
 def _run_numpy(params, grads, lr, momentum, wd, eta, eps, nesterov, adapted):

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import optimlab
+from reference_harness import closed_loop_problem, run_closed_loop
 from optimlab.optimizers.muon import newton_schulz
 
 SHAPES = [(6, 4), (3, 5), (2, 2, 3, 4), (4,), ()]  # tall, wide, conv kernel, bias, scalar
@@ -16,19 +17,11 @@ ABC = (3.4445, -4.7750, 2.0315)
 
 
 def _problem(seed=0, shapes=SHAPES):
-    rng = np.random.default_rng(seed)
-    params = [rng.normal(size=s) for s in shapes]
-    curv = [rng.uniform(0.5, 2.0, size=s) for s in shapes]
-    noise = [[0.3 * rng.normal(size=s) for s in shapes] for _ in range(STEPS)]
-    return params, lambda ws, t: [h * w + n for h, w, n in zip(curv, ws, noise[t])]
+    return closed_loop_problem(shapes, STEPS, seed, noise=0.3)
 
 
 def _run_optimlab(opt, params, grads):
-    variables = [tf.Variable(p, dtype=tf.float64) for p in params]
-    for t in range(STEPS):
-        gs = grads([v.numpy() for v in variables], t)
-        opt.apply_gradients(zip([tf.constant(g) for g in gs], variables))
-    return [v.numpy() for v in variables]
+    return run_closed_loop(opt, params, grads, STEPS)
 
 
 def _ns5(g, steps=5, eps=1e-7):

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import optimlab
+from reference_harness import closed_loop_problem
 from optimlab.optimizers.schedule_free import ScheduleFreeEvaluation
 
 SHAPES = [(4, 3), (3,), (2, 2, 3), ()]
@@ -14,14 +15,11 @@ STEPS = 150
 
 
 def _problem(seed=0):
-    rng = np.random.default_rng(seed)
-    params = [rng.normal(size=s) for s in SHAPES]
-    curv = [rng.uniform(0.5, 2.0, size=s) for s in SHAPES]
-    noise = [[0.3 * rng.normal(size=s) for s in SHAPES] for _ in range(STEPS)]
-    return params, lambda ws, t: [h * w + n for h, w, n in zip(curv, ws, noise[t])]
+    return closed_loop_problem(SHAPES, STEPS, seed, noise=0.3)
 
 
 def _run_optimlab(opt, params, grads, steps=STEPS):
+    """The variables themselves: tests read the evaluation weights through them."""
     variables = [tf.Variable(p, dtype=tf.float64) for p in params]
     for t in range(steps):
         gs = grads([v.numpy() for v in variables], t)
