@@ -1,4 +1,4 @@
-"""Fast paths: TensorFlow's fused ``ResourceApply*`` kernels behind optimlab's update rules.
+"""Fast paths: fused kernels (optimlab's own, or TensorFlow's ``ResourceApply*``) behind the update rules.
 
 An optimizer step is memory-bound. Written as separate TensorFlow operations, an
 Adam step reads and writes each moment several times; TensorFlow's fused kernels
