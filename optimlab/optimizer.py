@@ -309,6 +309,19 @@ class Optimizer(keras.optimizers.Optimizer):
         return [attr for attr in super().__dir__() if attr != "get_slot_names"]
 
     # ------------------------------------------------------------------- slots
+    # Names of the zero-initialized slots that ``build`` creates for every
+    # variable, in this order. An optimizer with other needs (conditional slots,
+    # other shapes) overrides ``build``, calls ``super().build`` and adds its own.
+    slots = ()
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        for name in self.slots:
+            for var in var_list:
+                self.add_slot(var, name)
+
     def add_slot(self, var, slot_name, initializer="zeros", shape=None, dtype=None):
         """Create (once) the slot ``slot_name`` for ``var`` and return it.
 

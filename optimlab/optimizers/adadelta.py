@@ -49,19 +49,12 @@ class Adadelta(Optimizer):
         0.5636
     """
 
+    slots = ("accumulated_grad", "accumulated_delta_var")
+
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, name="adadelta", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("rho", rho, check=check_unit_interval)
         self._set_hyper("epsilon", epsilon, check=check_nonnegative)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        for var in var_list:
-            self.add_slot(var, "accumulated_grad")
-        for var in var_list:
-            self.add_slot(var, "accumulated_delta_var")
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype

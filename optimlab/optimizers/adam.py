@@ -57,6 +57,8 @@ class Adam(Optimizer):
         1.9
     """
 
+    slots = ("m", "v")
+
     def __init__(
         self,
         learning_rate=0.001,
@@ -79,10 +81,6 @@ class Adam(Optimizer):
         if self.built:
             return
         super().build(var_list)
-        for var in var_list:
-            self.add_slot(var, "m")
-        for var in var_list:
-            self.add_slot(var, "v")
         if self.amsgrad:
             for var in var_list:
                 self.add_slot(var, "v_max")

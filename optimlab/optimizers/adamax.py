@@ -49,20 +49,13 @@ class Adamax(Optimizer):
         0.9
     """
 
+    slots = ("m", "u")
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name="adamax", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("beta_1", beta_1, check=check_unit_interval)
         self._set_hyper("beta_2", beta_2, check=check_unit_interval)
         self._set_hyper("epsilon", epsilon, check=check_nonnegative)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        for var in var_list:
-            self.add_slot(var, "m")
-        for var in var_list:
-            self.add_slot(var, "u")
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype

@@ -59,6 +59,8 @@ class Adan(Optimizer):
         0.9
     """
 
+    slots = ("m", "v", "n", "g_prev")
+
     def __init__(
         self,
         learning_rate=0.001,
@@ -76,14 +78,6 @@ class Adan(Optimizer):
         self._set_hyper("beta_3", beta_3, check=check_unit_interval)
         self._set_hyper("epsilon", epsilon, check=check_nonnegative)
         self.proximal = check_bool("proximal", proximal)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        for slot in ("m", "v", "n", "g_prev"):
-            for var in var_list:
-                self.add_slot(var, slot)
 
     def _apply_weight_decay(self, variables):
         if not self.proximal:

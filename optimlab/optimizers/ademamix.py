@@ -83,6 +83,8 @@ class AdEMAMix(Optimizer):
         0.9
     """
 
+    slots = ("m1", "m2", "nu")
+
     def __init__(
         self,
         learning_rate=0.001,
@@ -108,14 +110,6 @@ class AdEMAMix(Optimizer):
             # The warm-up starts at beta_1 and needs logs of both ends.
             check_range("beta_1", beta_1, 0.0, 1.0, low_open=True, high_open=True)
             check_range("beta_3", beta_3, 0.0, 1.0, low_open=True, high_open=True)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        for slot in ("m1", "m2", "nu"):
-            for var in var_list:
-                self.add_slot(var, slot)
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype

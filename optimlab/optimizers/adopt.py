@@ -56,6 +56,8 @@ class ADOPT(Optimizer):
         0.99
     """
 
+    slots = ("m", "v")
+
     def __init__(
         self,
         learning_rate=0.001,
@@ -71,14 +73,6 @@ class ADOPT(Optimizer):
         self._set_hyper("beta_2", beta_2, check=check_unit_interval)
         self._set_hyper("epsilon", epsilon, check=check_nonnegative)
         self.use_clipping = check_bool("use_clipping", use_clipping)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        for slot in ("m", "v"):
-            for var in var_list:
-                self.add_slot(var, slot)
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype

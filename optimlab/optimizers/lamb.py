@@ -65,6 +65,8 @@ class Lamb(Optimizer):
         [0.8419, 1.8419]
     """
 
+    slots = ("m", "v")
+
     def __init__(
         self,
         learning_rate=0.001,
@@ -80,15 +82,6 @@ class Lamb(Optimizer):
         self._set_hyper("beta_2", beta_2, check=check_unit_interval)
         self._set_hyper("epsilon", epsilon, check=check_nonnegative)
         self.decay_in_trust_ratio = check_bool("decay_in_trust_ratio", decay_in_trust_ratio)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        for var in var_list:
-            self.add_slot(var, "m")
-        for var in var_list:
-            self.add_slot(var, "v")
 
     def _apply_weight_decay(self, variables):
         if not self.decay_in_trust_ratio:

@@ -88,6 +88,8 @@ class LARS(Optimizer):
         [2.997, 3.996]
     """
 
+    slots = ("momentum",)
+
     def __init__(
         self,
         learning_rate=1.0,
@@ -108,13 +110,6 @@ class LARS(Optimizer):
         self.nesterov = check_bool("nesterov", nesterov)
         self.exclude_vectors = check_bool("exclude_vectors", exclude_vectors)
         self.exclude_from_adaptation = _check_patterns("exclude_from_adaptation", exclude_from_adaptation)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        for var in var_list:
-            self.add_slot(var, "momentum")
 
     def _apply_weight_decay(self, variables):
         """Off: LARS couples its weight decay into the step (see ``update_step``)."""

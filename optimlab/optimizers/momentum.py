@@ -47,16 +47,11 @@ class Momentum(Optimizer):
         1.0
     """
 
+    slots = ("change",)
+
     def __init__(self, learning_rate=0.001, momentum=0.7, name="momentum", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("momentum", momentum, check=check_unit_interval)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        for var in var_list:
-            self.add_slot(var, "change")
 
     def update_step(self, gradient, variable, learning_rate):
         lr = tf.cast(learning_rate, variable.dtype)

@@ -61,6 +61,8 @@ class Nadam(Optimizer):
         0.8937
     """
 
+    slots = ("m", "v")
+
     def __init__(
         self,
         learning_rate=0.001,
@@ -82,10 +84,6 @@ class Nadam(Optimizer):
             return
         super().build(var_list)
         self._mu_product = self.add_variable(shape=(), initializer="ones", dtype="float64", name="mu_product")
-        for var in var_list:
-            self.add_slot(var, "m")
-        for var in var_list:
-            self.add_slot(var, "v")
 
     def _mu(self, t):
         return momentum_schedule(self._get_hyper("beta_1", tf.float64), t, self._get_hyper("momentum_decay", tf.float64))

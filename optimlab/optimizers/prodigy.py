@@ -95,6 +95,8 @@ class Prodigy(Optimizer):
         True
     """
 
+    slots = ("m", "v", "s", "x0")
+
     def __init__(
         self,
         learning_rate=1.0,
@@ -130,9 +132,6 @@ class Prodigy(Optimizer):
         self._d = self.add_variable((), initializer=constant(self.d0), dtype="float64", name="d")
         self._d_max = self.add_variable((), initializer=constant(self.d0), dtype="float64", name="d_max")
         self._r = self.add_variable((), initializer=constant(0.0), dtype="float64", name="r")
-        for slot in ("m", "v", "s", "x0"):
-            for var in var_list:
-                self.add_slot(var, slot)
 
     @property
     def d(self):
