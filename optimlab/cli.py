@@ -89,6 +89,7 @@ _STD = typer.Option(None, "--standardize/--raw", help="standardize inputs, or ra
 _VALID = typer.Option(0.2, "--valid-fraction", help="share of training rows held out for selection (0: none)")
 _TARGET = typer.Option(None, "--target", help="validation loss counted as reached (default: the problem's)")
 _CLIP = typer.Option(None, "--clipnorm", help="clip each gradient to this L2 norm")
+_SET = typer.Option(None, "--set", help="optimizer hyperparameter KEY=NUMBER, repeatable (e.g. --set momentum=0.98)")
 _TB = typer.Option(False, "--tensorboard", help="also write TensorBoard logs under OUT/tensorboard")
 _EVAL = typer.Option(None, "--eval-every", min=1, help="epochs between evaluations (default: ~100 per run)")
 
@@ -118,14 +119,14 @@ def compare_command(
     lrs: str = typer.Option(None, help="learning rates to select from on the validation split (default: each optimizer's default)"),
     clipnorm: float = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA, out: str = _OUT,
-    tensorboard: bool = _TB, eval_every: int = _EVAL,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET,
 ):
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
     from optimlab.lab import commands
 
     def work():
         runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
-        commands.compare(runner, optimizers, seeds, lrs, clipnorm)
+        commands.compare(runner, optimizers, seeds, lrs, clipnorm, settings)
 
     _lab(work)
 
@@ -138,14 +139,14 @@ def sweep_command(
     seeds: int = typer.Option(1, min=1, help="seeds per setting"),
     epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD, valid_fraction: float = _VALID,
     target: float = _TARGET, data: str = _DATA, out: str = typer.Option("runs/sweep", "--out", help="output folder"),
-    tensorboard: bool = _TB, eval_every: int = _EVAL,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET,
 ):
     """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
     from optimlab.lab import commands
 
     def work():
         runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
-        commands.sweep(runner, optimizer, lrs, seeds, clipnorm)
+        commands.sweep(runner, optimizer, lrs, seeds, clipnorm, settings)
 
     _lab(work)
 

@@ -32,6 +32,20 @@ def user_errors():
         raise LabError(message) from error
 
 
+def parse_settings(items):
+    """``["momentum=0.98", "epsilon=1e-8"]`` -> ``{"momentum": 0.98, "epsilon": 1e-8}`` (``--set``)."""
+    settings = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError
+            settings[key.strip()] = float(value)
+        except ValueError as error:
+            raise LabError(f"--set takes KEY=NUMBER, e.g. --set momentum=0.98; got {item!r}") from error
+    return settings
+
+
 def parse_list(name, text, convert=str):
     """``"a,b"`` -> ``[a, b]`` converted; ``none`` stays None (for ``--clipnorm none,2``)."""
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -115,24 +129,25 @@ def print_summary(runner, keys):
         console.print(BOSTON_NOTE)
 
 
-def compare(runner, optimizers, seeds, lrs, clipnorm):
+def compare(runner, optimizers, seeds, lrs, clipnorm, settings=None):
     with user_errors():
         names = experiments.check_optimizers(parse_list("optimizers", optimizers))
         learning_rates = parse_list("lrs", lrs, float) if lrs else None
         runner.data_split()
     per_optimizer = (len(learning_rates) if learning_rates and len(learning_rates) > 1 else 0) + seeds
     with progress_for(runner, per_optimizer * len(names), "compare"), user_errors():
-        result = experiments.compare(runner, names, seeds, learning_rates, extra={"clipnorm": clipnorm})
+        extra = {**parse_settings(settings), "clipnorm": clipnorm}
+        result = experiments.compare(runner, names, seeds, learning_rates, extra=extra)
     print_summary(runner, {r["key"] for v in result.values() for r in v["records"]})
 
 
-def sweep(runner, optimizer, lrs, seeds, clipnorms):
+def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None):
     with user_errors():
         learning_rates = parse_list("lrs", lrs, float)
         clips = parse_list("clipnorm", clipnorms, float)
         runner.data_split()
     with progress_for(runner, len(learning_rates) * len(clips) * seeds, "sweep"), user_errors():
-        recs = experiments.sweep(runner, optimizer, learning_rates, seeds, clips)
+        recs = experiments.sweep(runner, optimizer, learning_rates, seeds, clips, extra=parse_settings(settings))
     runs = analysis.runs_table(recs)
     table = runs.groupby(["optimizer", "config"], sort=False).agg(
         seeds=("seed", "nunique"), diverged=("diverged", "mean"), train_loss=("train_loss", "median"),

@@ -171,6 +171,7 @@ def sweep(runner, optimizer, learning_rates, seeds=1, clipnorms=(None,), extra=N
     _check_lrs(learning_rates)
     _check_seeds(seeds)
     runner.data_split()
+    optimlab.get(optimizer, **{k: v for k, v in (extra or {}).items() if v is not None})  # fail before training
     out = []
     for clipnorm in clipnorms:
         for lr in learning_rates:

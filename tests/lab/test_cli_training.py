@@ -31,6 +31,19 @@ def test_sweep_with_clipping_and_raw_inputs(tmp_path):
     assert sorted(str(s["hyperparameters"].get("clipnorm")) for s in specs) == ["2.0", "2.0", "None", "None"]
 
 
+def test_set_passes_hyperparameters_like_seed_002_momentum(tmp_path):
+    """Seed 002's Momentum(lr=1e-3, beta=.98, clipnorm=2) is SGD with momentum 0.98 (Keras form)."""
+    result = cli.invoke(app, ["sweep", "--task", "diabetes", "--optimizer", "sgd", "--set", "momentum=0.98",
+                              "--lrs", "1e-3", "--clipnorm", "2", "--epochs", "3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (record,) = records.load_all(tmp_path)
+    assert record["spec"]["hyperparameters"] == {"clipnorm": 2.0, "learning_rate": 1e-3, "momentum": 0.98}
+    for args, message in [(["--set", "momentum"], "KEY=NUMBER"), (["--optimizer", "adam", "--set", "momentum=0.9"], "momentum")]:
+        bad = cli.invoke(app, ["sweep", "--task", "iris", "--lrs", "1e-3", "--epochs", "1", "--out", str(tmp_path / "bad"), *args])
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, bad.output
+    assert not (tmp_path / "bad" / "records").exists()
+
+
 def test_diverged_run_is_reported_not_a_crash(tmp_path):
     result = cli.invoke(app, ["compare", "--task", "diabetes", "--optimizers", "gd", "--lrs", "100",
                               "--seeds", "1", "--epochs", "20", "--out", str(tmp_path)])
