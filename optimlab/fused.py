@@ -38,6 +38,7 @@ MIN_SIZE = 4096
 DECLINED = "declined"
 _DTYPES = (tf.float32, tf.float64)
 _FAST_PATHS = {}
+_NATIVE_KERNELS = {}
 
 
 def fast_path(class_name):
@@ -45,6 +46,21 @@ def fast_path(class_name):
 
     def decorate(fn):
         _FAST_PATHS[class_name] = fn
+        return fn
+
+    return decorate
+
+
+def native_kernel(class_name, kernel):
+    """Register ``spec(optimizer, learning_rate, dtype)`` for the native op ``kernel`` (e.g. ``"adam"``).
+
+    ``spec`` returns the slot names (in the op's handle order), the coefficient
+    vector and the op's attributes, or ``DECLINED`` for a configuration the op
+    cannot express.
+    """
+
+    def decorate(fn):
+        _NATIVE_KERNELS[class_name] = (kernel, fn)
         return fn
 
     return decorate
@@ -126,6 +142,55 @@ def _coefficients(optimizer, key, dtype, make):
     return _once(optimizer, (key, dtype), lambda: tf.stack([tf.cast(c, dtype) for c in make()]))
 
 
+def _native_apply(library, opt, gradients, variables, learning_rate, single=False):
+    """One native op for ``variables`` (one dtype): the single-tensor op, or the multi-tensor op."""
+    kernel, spec = _NATIVE_KERNELS[type(opt).__name__]
+    found = spec(opt, learning_rate, variables[0].dtype)
+    if found is DECLINED:
+        return DECLINED
+    slots, coefficients, attrs = found
+    handles = [_handle(h) for v in variables for h in [v] + [opt.get_slot(v, s) for s in slots]]
+    if single:
+        return getattr(library, f"optimlab_apply_{kernel}")(handles=handles, grad=gradients[0], coefficients=coefficients, **attrs)
+    op = getattr(library, f"optimlab_multi_apply_{kernel}")
+    return op(handles=handles, grads=gradients, coefficients=coefficients, **attrs)
+
+
+def _joins_multi_tensor(optimizer, gradient, variable):
+    """Dense float gradient, native kernel available, and the ``fused`` setting allows it.
+
+    Under ``fused=None`` every size joins: the native kernels are bit-identical to
+    the plain path, so ``MIN_SIZE`` (which keeps TensorFlow's kernels, equal only up
+    to rounding, off small problems) is not needed here.
+    """
+    if getattr(optimizer, "fused", None) is False or isinstance(gradient, tf.IndexedSlices):
+        return False
+    return tf.as_dtype(variable.dtype) in _DTYPES and native(variable) is not None
+
+
+def apply_many(optimizer, pairs, learning_rate):
+    """Apply dense ``(gradient, variable)`` pairs with one native multi-tensor op per dtype.
+
+    Returns the pairs it did not apply (sparse gradients, other dtypes, variables
+    the native kernels cannot update, optimizers or configurations without a
+    native kernel, or ``fused=False``), for the per-variable path.
+    """
+    if type(optimizer).__name__ not in _NATIVE_KERNELS or not has_fast_path(optimizer):
+        return list(pairs)
+    groups, rest = {}, []
+    for gradient, variable in pairs:
+        if _joins_multi_tensor(optimizer, gradient, variable):
+            groups.setdefault(tf.as_dtype(variable.dtype), []).append((gradient, variable))
+        else:
+            rest.append((gradient, variable))
+    for group in groups.values():
+        gradients = [tf.convert_to_tensor(g) for g, _ in group]
+        variables = [v for _, v in group]
+        if _native_apply(kernels.load(), optimizer, gradients, variables, learning_rate) is DECLINED:
+            rest.extend(group)
+    return rest
+
+
 @fast_path("GradientDescent")
 def _gradient_descent(opt, gradient, variable, learning_rate):
     lr = _lr(opt, learning_rate, variable.dtype)
@@ -138,17 +203,25 @@ def _sgd(opt, gradient, variable, learning_rate):
     lr = _lr(opt, learning_rate, dtype)
     if not opt._has_momentum:
         return tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
-    momentum = _hyper(opt, "momentum", dtype)
-    accum = _handle(opt.get_slot(variable, "momentum"))
     library = native(variable)
     if library is not None:
-        coefficients = _coefficients(opt, "native-sgd", dtype, lambda: (lr, momentum))
-        return library.optimlab_apply_sgd_momentum(
-            handles=[_handle(variable), accum], grad=gradient, coefficients=coefficients, nesterov=opt.nesterov
-        )
+        return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
     return tf.raw_ops.ResourceApplyKerasMomentum(
-        var=variable.handle, accum=accum, lr=lr, grad=gradient, momentum=momentum, use_nesterov=opt.nesterov
+        var=variable.handle,
+        accum=_handle(opt.get_slot(variable, "momentum")),
+        lr=lr,
+        grad=gradient,
+        momentum=_hyper(opt, "momentum", dtype),
+        use_nesterov=opt.nesterov,
     )
+
+
+@native_kernel("SGD", "sgd_momentum")
+def _sgd_native(opt, learning_rate, dtype):
+    if not opt._has_momentum:
+        return DECLINED
+    coefficients = _coefficients(opt, "native-sgd", dtype, lambda: (learning_rate, opt._get_hyper("momentum", tf.float64)))
+    return ("momentum",), coefficients, dict(nesterov=opt.nesterov)
 
 
 def _adam_paper_scalars(opt, learning_rate):
@@ -175,18 +248,7 @@ def _adam(opt, gradient, variable, learning_rate):
     dtype = variable.dtype
     library = native(variable)
     if library is not None:
-        slots = ("m", "v", "v_max") if opt.amsgrad else ("m", "v")
-        if opt.epsilon_hat:
-            coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_keras_scalars(opt, learning_rate, dtype))
-        else:
-            coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_paper_scalars(opt, learning_rate))
-        return library.optimlab_apply_adam(
-            handles=[_handle(variable)] + [_handle(opt.get_slot(variable, s)) for s in slots],
-            grad=gradient,
-            coefficients=coefficients,
-            amsgrad=opt.amsgrad,
-            keras_form=opt.epsilon_hat,
-        )
+        return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
 
     def coefficients():
         beta_1_power, beta_2_power = _powers(opt, "beta_1", "beta_2")
@@ -213,6 +275,16 @@ def _adam(opt, gradient, variable, learning_rate):
     if opt.amsgrad:
         return tf.raw_ops.ResourceApplyAdamWithAmsgrad(vhat=_handle(opt.get_slot(variable, "v_max")), **args)
     return tf.raw_ops.ResourceApplyAdam(**args)
+
+
+@native_kernel("Adam", "adam")
+def _adam_native(opt, learning_rate, dtype):
+    slots = ("m", "v", "v_max") if opt.amsgrad else ("m", "v")
+    if opt.epsilon_hat:
+        coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_keras_scalars(opt, learning_rate, dtype))
+    else:
+        coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_paper_scalars(opt, learning_rate))
+    return slots, coefficients, dict(amsgrad=opt.amsgrad, keras_form=opt.epsilon_hat)
 
 
 @fast_path("Adamax")
@@ -251,7 +323,7 @@ def _rmsprop(opt, gradient, variable, learning_rate):
     dtype = variable.dtype
     library = native(variable)
     if library is not None:
-        return _native_rmsprop(library, opt, gradient, variable, learning_rate)
+        return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
     if not (opt.epsilon_inside_sqrt and opt._has_momentum):
         return DECLINED  # TensorFlow's kernels need a momentum slot and epsilon inside the square root
     args = dict(
@@ -269,21 +341,16 @@ def _rmsprop(opt, gradient, variable, learning_rate):
     return tf.raw_ops.ResourceApplyRMSProp(**args)
 
 
-def _native_rmsprop(library, opt, gradient, variable, learning_rate):
+@native_kernel("RMSprop", "rmsprop")
+def _rmsprop_native(opt, learning_rate, dtype):
     def scalars():
         rho = opt._get_hyper("rho", tf.float64)
         head = (rho, 1.0 - rho, learning_rate, opt._get_hyper("epsilon", tf.float64))
         return head + (opt._get_hyper("momentum", tf.float64),) if opt._has_momentum else head
 
     slots = ("velocity",) + ("average_gradient",) * opt.centered + ("momentum",) * opt._has_momentum
-    return library.optimlab_apply_rmsprop(
-        handles=[_handle(variable)] + [_handle(opt.get_slot(variable, s)) for s in slots],
-        grad=gradient,
-        coefficients=_coefficients(opt, "native-rmsprop", variable.dtype, scalars),
-        centered=opt.centered,
-        momentum=opt._has_momentum,
-        epsilon_inside_sqrt=opt.epsilon_inside_sqrt,
-    )
+    attrs = dict(centered=opt.centered, momentum=opt._has_momentum, epsilon_inside_sqrt=opt.epsilon_inside_sqrt)
+    return slots, _coefficients(opt, "native-rmsprop", dtype, scalars), attrs
 
 
 @fast_path("Adagrad")

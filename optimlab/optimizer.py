@@ -555,6 +555,8 @@ class Optimizer(keras.optimizers.Optimizer):
         return grads_and_vars
 
     def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        if not tf.distribute.has_strategy():  # one native multi-tensor op per dtype; the rest one by one
+            grads_and_vars = fast_paths.apply_many(self, grads_and_vars, learning_rate)
         for grad, var in grads_and_vars:
             distribution.extended.update(var, self._update_one, args=(grad, learning_rate), group=False)
 

@@ -3,11 +3,14 @@
 Each configuration runs twice: with optimlab's native kernels (bit-identical to
 the plain path, asserted exactly in float64 and float32) and with
 ``OPTIMLAB_NATIVE=0``, where TensorFlow's kernels run (equal up to rounding).
+Outside tf.distribute the native kernels update all the variables of a step in
+one multi-tensor op per dtype; the single-tensor ops serve the per-variable path.
 """
 
 import os
 import stat
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -92,39 +95,86 @@ NATIVE_CONFIGS = [(n, kw) for n, kw in CONFIGS if n in NATIVE and kw.get("moment
 
 
 @pytest.mark.parametrize("name,kwargs", NATIVE_CONFIGS, ids=_ids(NATIVE_CONFIGS))
-def test_native_kernels_are_bit_identical_in_float32(name, kwargs, native_ops):
-    plain_vars, plain_slots = _run(name, kwargs, use_fused=False, dtype=tf.float32)
-    fast_vars, fast_slots = _run(name, kwargs, use_fused=True, dtype=tf.float32)
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_multi_tensor_path_is_bit_identical_under_the_default_setting(name, kwargs, dtype, native_ops):
+    # fused=None: every variable, small ones included, joins the one multi-tensor op.
+    plain_vars, plain_slots = _run(name, kwargs, use_fused=False, dtype=dtype)
+    fast_vars, fast_slots = _run(name, kwargs, use_fused=None, dtype=dtype)
     for a, b in zip(plain_vars + plain_slots, fast_vars + fast_slots, strict=True):
-        assert a.dtype == np.float32
+        assert a.dtype == dtype.as_numpy_dtype
         np.testing.assert_array_equal(b, a)
 
 
-def _op_types(opt, variable, jit_compile=False):
-    opt.build([variable])
+def _run_single_tensor_ops(name, kwargs, dtype, steps=30):
+    """``_run`` through ``fused.apply``, one single-tensor op per variable (the per-variable path)."""
+    rng = np.random.default_rng(7)
+    variables = [tf.Variable(rng.normal(size=s), dtype=dtype) for s in SHAPES]
+    opt = optimlab.get(name, fused=True, **kwargs)
+    opt.build(variables)
+    for _ in range(steps):
+        grads = [tf.constant(rng.normal(size=s) * rng.uniform(0.1, 3.0), dtype) for s in SHAPES]
+        for g, v in zip(grads, variables):
+            assert fused.apply(opt, g, v, opt.learning_rate)
+        opt.iterations.assign_add(1)
+    slots = [opt.get_slot(v, s).numpy() for v in variables for s in opt.get_slot_names()]
+    return [v.numpy() for v in variables], slots
+
+
+@pytest.mark.parametrize("name,kwargs", NATIVE_CONFIGS, ids=_ids(NATIVE_CONFIGS))
+def test_single_tensor_ops_match_the_multi_tensor_op_in_float32(name, kwargs, native_ops):
+    multi_vars, multi_slots = _run(name, kwargs, use_fused=True, dtype=tf.float32)
+    single_vars, single_slots = _run_single_tensor_ops(name, kwargs, tf.float32)
+    for a, b in zip(multi_vars + multi_slots, single_vars + single_slots, strict=True):
+        np.testing.assert_array_equal(b, a)
+
+
+def _op_types(opt, variables, jit_compile=False):
+    """Op types (with counts) of one traced step of ``opt`` over ``variables``."""
+    variables = variables if isinstance(variables, list) else [variables]
+    opt.build(variables)
 
     @tf.function(jit_compile=jit_compile)
     def step():
-        opt.apply_gradients([(tf.ones_like(variable), variable)])
+        opt.apply_gradients([(tf.ones_like(v), v) for v in variables])
 
-    return {op.type for op in step.get_concrete_function().graph.get_operations()}
+    return Counter(op.type for op in step.get_concrete_function().graph.get_operations())
 
 
 @pytest.mark.parametrize(
     "name,kwargs,native_op,tf_op",
     [
-        ("adam", {}, "OptimlabApplyAdam", "ResourceApplyAdam"),
-        ("sgd", {"momentum": 0.9}, "OptimlabApplySgdMomentum", "ResourceApplyKerasMomentum"),
-        ("rmsprop", {"momentum": 0.9}, "OptimlabApplyRmsprop", "ResourceApplyRMSProp"),
+        ("adam", {}, "OptimlabMultiApplyAdam", "ResourceApplyAdam"),
+        ("sgd", {"momentum": 0.9}, "OptimlabMultiApplySgdMomentum", "ResourceApplyKerasMomentum"),
+        ("rmsprop", {"momentum": 0.9}, "OptimlabMultiApplyRmsprop", "ResourceApplyRMSProp"),
     ],
 )
-def test_native_kernel_runs_unless_switched_off(name, kwargs, native_op, tf_op, native_ops, monkeypatch):
-    variable = tf.Variable(tf.zeros((fused.MIN_SIZE,)))
-    types = _op_types(optimlab.get(name, **kwargs), variable)
-    assert native_op in types and tf_op not in types
+def test_one_multi_tensor_op_per_dtype_unless_switched_off(name, kwargs, native_op, tf_op, native_ops, monkeypatch):
+    shapes = [(fused.MIN_SIZE,), (3, 5), (), (64, 80), (7,)]
+    variables = [tf.Variable(tf.zeros(s, dtype)) for s in shapes for dtype in (tf.float32, tf.float64)]
+    types = _op_types(optimlab.get(name, **kwargs), variables)
+    assert types[native_op] == 2 and types[native_op.replace("Multi", "")] == 0 and types[tf_op] == 0
     monkeypatch.setenv("OPTIMLAB_NATIVE", "0")
-    types = _op_types(optimlab.get(name, **kwargs), variable)
-    assert tf_op in types and native_op not in types
+    types = _op_types(optimlab.get(name, **kwargs), variables)
+    assert types[tf_op] == 4 and types[native_op] == 0  # TensorFlow's kernels for the MIN_SIZE variables
+    types = _op_types(optimlab.get(name, fused=False, **kwargs), variables)
+    assert types[native_op] == 0 and types[tf_op] == 0
+
+
+def test_sparse_gradients_take_the_per_variable_path(native_ops):
+    dense, table = tf.Variable(tf.ones((50, 4))), tf.Variable(tf.ones((10, 4)))
+    opt = optimlab.Adam(fused=True)
+    opt.build([dense, table])
+    sparse = tf.IndexedSlices(tf.ones((2, 4)), tf.constant([1, 3]), tf.constant([10, 4]))
+
+    @tf.function
+    def step():
+        opt.apply_gradients([(tf.ones((50, 4)), dense), (sparse, table)])
+
+    graph = step.get_concrete_function().graph
+    (multi,) = [op for op in graph.get_operations() if op.type == "OptimlabMultiApplyAdam"]
+    assert multi.get_attr("N") == 1  # the dense gradient only
+    step()
+    np.testing.assert_array_equal(table.numpy()[[0, 2]], 1.0)
 
 
 def test_xla_uses_tensorflow_kernels(native_ops):

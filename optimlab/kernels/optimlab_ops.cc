@@ -1,16 +1,18 @@
 // Single-pass CPU kernels for optimlab's fast paths (Adam, SGD with momentum, RMSprop).
 //
-// Each op updates a resource variable and its slot variables in one multithreaded
-// pass over memory. Every element is computed with the same operations, in the same
+// Each op updates resource variables and their slot variables in one multithreaded
+// pass over memory: one variable (``OptimlabApply*``) or many (``OptimlabMultiApply*``,
+// one op call for all the variables of a step). Every element is computed with the same operations, in the same
 // order and precision, as the optimizer's plain ``update_step`` in optimlab (build
 // with -ffp-contract=off so no multiply-add is fused), so results are bit-identical.
 //
-// Inputs of every op: ``handles`` (the variable first, then its slots), ``grad``,
-// and ``coefficients``: a vector of scalars already cast to the variable's dtype,
+// Inputs of every op: ``handles`` (the variable first, then its slots), ``grad``
+// (or, multi ops, ``grads``: one per variable), and ``coefficients``: a vector of scalars already cast to the variable's dtype,
 // in the order documented at each op.
 
 #define EIGEN_USE_THREADS
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -25,7 +27,7 @@ namespace {
 
 using CPUDevice = Eigen::ThreadPoolDevice;
 
-// Pointers to the variable's and slots' buffers, the gradient and the scalars.
+// Pointers to one variable's and its slots' buffers, its gradient and the scalars.
 template <typename T>
 struct Step {
   std::vector<T*> state;
@@ -33,11 +35,15 @@ struct Step {
   const T* c;
 };
 
-// Locks the variables, prepares their buffers for writing and calls
-// ``update(step, begin, end)`` over the elements in parallel shards.
+// Inputs: ``num_vars * per_var`` handles (each variable followed by its slots),
+// ``num_vars`` gradients, then the coefficients. Locks every variable in address
+// order, prepares each buffer for writing and calls ``update(step, begin, end)``
+// over the concatenated elements of all variables in parallel shards; a shard
+// that spans several variables is split at their boundaries.
 template <typename T, typename Update>
-void RunUpdate(OpKernelContext* ctx, int num_handles, int64_t cost_per_element, int num_coefficients,
-               Update update) {
+void RunUpdate(OpKernelContext* ctx, int num_vars, int per_var, int64_t cost_per_element,
+               int num_coefficients, Update update) {
+  const int num_handles = num_vars * per_var;
   std::vector<int> ids(num_handles);
   for (int i = 0; i < num_handles; ++i) ids[i] = i;
   auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, T>(ctx, true, false, ids);
@@ -47,24 +53,50 @@ void RunUpdate(OpKernelContext* ctx, int num_handles, int64_t cost_per_element, 
     OP_REQUIRES(ctx, tensors[i].IsInitialized(),
                 errors::FailedPrecondition("optimlab: variable input ", i, " is not initialized"));
   }
-  const Tensor& grad = ctx->input(num_handles);
-  const Tensor& coefficients = ctx->input(num_handles + 1);
-  for (int i = 0; i < num_handles; ++i) {
-    OP_REQUIRES(ctx, tensors[i].shape().IsSameSize(grad.shape()),
-                errors::InvalidArgument("optimlab: variable input ", i, " has shape ",
-                                        tensors[i].shape().DebugString(), " but grad has shape ",
-                                        grad.shape().DebugString()));
-  }
+  const Tensor& coefficients = ctx->input(num_handles + num_vars);
   OP_REQUIRES(ctx, coefficients.dims() == 1 && coefficients.NumElements() == num_coefficients,
               errors::InvalidArgument("optimlab: coefficients must be a vector of ", num_coefficients,
                                       " scalars, got shape ", coefficients.shape().DebugString()));
-  Step<T> step;
-  for (auto& t : tensors) step.state.push_back(t.flat<T>().data());
-  step.grad = grad.flat<T>().data();
-  step.c = coefficients.flat<T>().data();
-  const int64_t total = grad.NumElements();
-  auto shard = [&step, &update](int64_t begin, int64_t end) { update(step, begin, end); };
-  ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(total, cost_per_element, shard);
+  std::vector<Step<T>> steps(num_vars);
+  std::vector<int64_t> starts(num_vars + 1, 0);
+  for (int j = 0; j < num_vars; ++j) {
+    const Tensor& grad = ctx->input(num_handles + j);
+    for (int i = j * per_var; i < (j + 1) * per_var; ++i) {
+      OP_REQUIRES(ctx, tensors[i].shape().IsSameSize(grad.shape()),
+                  errors::InvalidArgument("optimlab: variable input ", i, " has shape ",
+                                          tensors[i].shape().DebugString(), " but its grad has shape ",
+                                          grad.shape().DebugString()));
+      steps[j].state.push_back(tensors[i].flat<T>().data());
+    }
+    steps[j].grad = grad.flat<T>().data();
+    steps[j].c = coefficients.flat<T>().data();
+    starts[j + 1] = starts[j] + grad.NumElements();
+  }
+  auto shard = [&steps, &starts, &update](int64_t begin, int64_t end) {
+    int j = std::upper_bound(starts.begin(), starts.end(), begin) - starts.begin() - 1;
+    for (; begin < end; ++j) {
+      const int64_t stop = std::min(end, starts[j + 1]);
+      update(steps[j], begin - starts[j], stop - starts[j]);
+      begin = stop;
+    }
+  };
+  ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(starts[num_vars], cost_per_element, shard);
+}
+
+// Reads the number of variables and handles per variable: ``n`` handles for one
+// variable (single-tensor ops), or ``M`` handles for ``N`` variables (multi ops).
+void GetLayout(OpKernelConstruction* ctx, int* num_vars, int* per_var) {
+  int handles = 0;
+  *num_vars = 1;
+  if (ctx->HasAttr("N")) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("N", num_vars));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("M", &handles));
+  } else {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("n", &handles));
+  }
+  OP_REQUIRES(ctx, handles % *num_vars == 0,
+              errors::InvalidArgument("optimlab: ", handles, " handles for ", *num_vars, " variables"));
+  *per_var = handles / *num_vars;
 }
 
 // ---------------------------------------------------------------- Adam
@@ -120,21 +152,22 @@ class AdamOp : public OpKernel {
   explicit AdamOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("amsgrad", &amsgrad_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("keras_form", &keras_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("n", &n_));
-    OP_REQUIRES(ctx, n_ == (amsgrad_ ? 4 : 3),
-                errors::InvalidArgument("optimlab Adam: expected ", amsgrad_ ? 4 : 3, " handles, got ", n_));
+    GetLayout(ctx, &vars_, &per_var_);
+    OP_REQUIRES(ctx, per_var_ == (amsgrad_ ? 4 : 3),
+                errors::InvalidArgument("optimlab Adam: expected ", amsgrad_ ? 4 : 3, " handles per variable, got ",
+                                        per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
     const int num_coefficients = keras_ ? 4 : 8;
-    if (amsgrad_ && keras_) RunUpdate<T>(ctx, n_, 40, num_coefficients, AdamShard<T, true, true>);
-    if (amsgrad_ && !keras_) RunUpdate<T>(ctx, n_, 40, num_coefficients, AdamShard<T, true, false>);
-    if (!amsgrad_ && keras_) RunUpdate<T>(ctx, n_, 30, num_coefficients, AdamShard<T, false, true>);
-    if (!amsgrad_ && !keras_) RunUpdate<T>(ctx, n_, 30, num_coefficients, AdamShard<T, false, false>);
+    if (amsgrad_ && keras_) RunUpdate<T>(ctx, vars_, per_var_, 40, num_coefficients, AdamShard<T, true, true>);
+    if (amsgrad_ && !keras_) RunUpdate<T>(ctx, vars_, per_var_, 40, num_coefficients, AdamShard<T, true, false>);
+    if (!amsgrad_ && keras_) RunUpdate<T>(ctx, vars_, per_var_, 30, num_coefficients, AdamShard<T, false, true>);
+    if (!amsgrad_ && !keras_) RunUpdate<T>(ctx, vars_, per_var_, 30, num_coefficients, AdamShard<T, false, false>);
   }
 
  private:
   bool amsgrad_, keras_;
-  int n_;
+  int vars_, per_var_;
 };
 
 // ---------------------------------------------------------------- SGD
@@ -159,17 +192,18 @@ class SgdOp : public OpKernel {
  public:
   explicit SgdOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("nesterov", &nesterov_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("n", &n_));
-    OP_REQUIRES(ctx, n_ == 2, errors::InvalidArgument("optimlab SGD: expected 2 handles, got ", n_));
+    GetLayout(ctx, &vars_, &per_var_);
+    OP_REQUIRES(ctx, per_var_ == 2,
+                errors::InvalidArgument("optimlab SGD: expected 2 handles per variable, got ", per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    if (nesterov_) RunUpdate<T>(ctx, n_, 15, 2, SgdShard<T, true>);
-    if (!nesterov_) RunUpdate<T>(ctx, n_, 15, 2, SgdShard<T, false>);
+    if (nesterov_) RunUpdate<T>(ctx, vars_, per_var_, 15, 2, SgdShard<T, true>);
+    if (!nesterov_) RunUpdate<T>(ctx, vars_, per_var_, 15, 2, SgdShard<T, false>);
   }
 
  private:
   bool nesterov_;
-  int n_;
+  int vars_, per_var_;
 };
 
 // ---------------------------------------------------------------- RMSprop
@@ -210,11 +244,11 @@ void RmspropShard(const Step<T>& s, int64_t begin, int64_t end) {
 }
 
 template <typename T, bool kCentered, bool kMomentum>
-void RunRmsprop(OpKernelContext* ctx, int n, bool inside) {
+void RunRmsprop(OpKernelContext* ctx, int num_vars, int per_var, bool inside) {
   const int num_coefficients = kMomentum ? 5 : 4;
   const int64_t cost = 30 + (kCentered ? 10 : 0) + (kMomentum ? 10 : 0);
-  if (inside) RunUpdate<T>(ctx, n, cost, num_coefficients, RmspropShard<T, kCentered, kMomentum, true>);
-  if (!inside) RunUpdate<T>(ctx, n, cost, num_coefficients, RmspropShard<T, kCentered, kMomentum, false>);
+  if (inside) RunUpdate<T>(ctx, num_vars, per_var, cost, num_coefficients, RmspropShard<T, kCentered, kMomentum, true>);
+  if (!inside) RunUpdate<T>(ctx, num_vars, per_var, cost, num_coefficients, RmspropShard<T, kCentered, kMomentum, false>);
 }
 
 template <typename T>
@@ -224,21 +258,22 @@ class RmspropOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("centered", &centered_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("momentum", &momentum_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon_inside_sqrt", &inside_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("n", &n_));
+    GetLayout(ctx, &vars_, &per_var_);
     const int expected = 2 + (centered_ ? 1 : 0) + (momentum_ ? 1 : 0);
-    OP_REQUIRES(ctx, n_ == expected,
-                errors::InvalidArgument("optimlab RMSprop: expected ", expected, " handles, got ", n_));
+    OP_REQUIRES(ctx, per_var_ == expected,
+                errors::InvalidArgument("optimlab RMSprop: expected ", expected, " handles per variable, got ",
+                                        per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    if (centered_ && momentum_) RunRmsprop<T, true, true>(ctx, n_, inside_);
-    if (centered_ && !momentum_) RunRmsprop<T, true, false>(ctx, n_, inside_);
-    if (!centered_ && momentum_) RunRmsprop<T, false, true>(ctx, n_, inside_);
-    if (!centered_ && !momentum_) RunRmsprop<T, false, false>(ctx, n_, inside_);
+    if (centered_ && momentum_) RunRmsprop<T, true, true>(ctx, vars_, per_var_, inside_);
+    if (centered_ && !momentum_) RunRmsprop<T, true, false>(ctx, vars_, per_var_, inside_);
+    if (!centered_ && momentum_) RunRmsprop<T, false, true>(ctx, vars_, per_var_, inside_);
+    if (!centered_ && !momentum_) RunRmsprop<T, false, false>(ctx, vars_, per_var_, inside_);
   }
 
  private:
   bool centered_, momentum_, inside_;
-  int n_;
+  int vars_, per_var_;
 };
 
 }  // namespace
@@ -276,15 +311,58 @@ REGISTER_OP("OptimlabApplyRmsprop")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
-#define OPTIMLAB_REGISTER(T)                                                                              \
-  REGISTER_KERNEL_BUILDER(Name("OptimlabApplyAdam").Device(DEVICE_CPU).TypeConstraint<T>("T"), AdamOp<T>); \
-  REGISTER_KERNEL_BUILDER(Name("OptimlabApplySgdMomentum").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
-                          SgdOp<T>);                                                                      \
-  REGISTER_KERNEL_BUILDER(Name("OptimlabApplyRmsprop").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
-                          RmspropOp<T>);
+// Multi-tensor forms: ``N`` variables in one call. ``handles`` holds each variable
+// followed by its slots (as the single-tensor op), variable after variable;
+// ``grads`` their gradients in the same order; one coefficient vector for all.
+REGISTER_OP("OptimlabMultiApplyAdam")
+    .Input("handles: M * resource")
+    .Input("grads: N * T")
+    .Input("coefficients: T")
+    .Attr("M: int >= 3")
+    .Attr("N: int >= 1")
+    .Attr("T: {float, double}")
+    .Attr("amsgrad: bool = false")
+    .Attr("keras_form: bool = false")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
+REGISTER_OP("OptimlabMultiApplySgdMomentum")
+    .Input("handles: M * resource")
+    .Input("grads: N * T")
+    .Input("coefficients: T")
+    .Attr("M: int >= 2")
+    .Attr("N: int >= 1")
+    .Attr("T: {float, double}")
+    .Attr("nesterov: bool = false")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
+REGISTER_OP("OptimlabMultiApplyRmsprop")
+    .Input("handles: M * resource")
+    .Input("grads: N * T")
+    .Input("coefficients: T")
+    .Attr("M: int >= 2")
+    .Attr("N: int >= 1")
+    .Attr("T: {float, double}")
+    .Attr("centered: bool = false")
+    .Attr("momentum: bool = false")
+    .Attr("epsilon_inside_sqrt: bool = true")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
+#define OPTIMLAB_REGISTER_KERNEL(name, T, Op) \
+  REGISTER_KERNEL_BUILDER(Name(name).Device(DEVICE_CPU).TypeConstraint<T>("T"), Op<T>);
+#define OPTIMLAB_REGISTER(T)                                         \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabApplyAdam", T, AdamOp)             \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyAdam", T, AdamOp)        \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabApplySgdMomentum", T, SgdOp)       \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplySgdMomentum", T, SgdOp)  \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabApplyRmsprop", T, RmspropOp)       \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyRmsprop", T, RmspropOp)
 
 OPTIMLAB_REGISTER(float)
 OPTIMLAB_REGISTER(double)
 #undef OPTIMLAB_REGISTER
+#undef OPTIMLAB_REGISTER_KERNEL
 
 }  // namespace tensorflow
