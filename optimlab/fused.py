@@ -19,10 +19,19 @@ their results are bit-identical to ``update_step`` in float32 and float64
 library cannot be built, or with ``OPTIMLAB_NATIVE=0``, TensorFlow's kernels
 (or, for RMSprop configurations TensorFlow has none for, the plain path) run.
 
-Switch: every optimizer takes ``fused=None`` (the default: fused kernels for
-variables with at least ``MIN_SIZE`` elements, so small problems such as the
-convergence lab keep the readable path's exact arithmetic), ``True`` (always) or
-``False`` (never).
+Multi-tensor: outside tf.distribute, ``apply_many`` updates every dense
+gradient's variable that the native kernels can take with ONE op per dtype
+(``OptimlabMultiApply*``: one parallel pass over the concatenated elements), so
+a step over a hundred variables pays one op launch instead of a hundred. The
+rest (sparse gradients, other optimizers, XLA, MirroredStrategy) goes through
+the per-variable path (``apply``), where the single-tensor ops run.
+
+Switch: every optimizer takes ``fused=None`` (the default), ``True`` (always) or
+``False`` (never). Under ``None`` the native multi-tensor op takes variables of
+every size, since it is bit-identical to the plain path; the other kernels
+(TensorFlow's, equal only up to rounding) run for variables with at least
+``MIN_SIZE`` elements, so small problems such as the convergence lab keep the
+readable path's exact arithmetic.
 """
 
 import functools
@@ -151,7 +160,8 @@ def _native_apply(library, opt, gradients, variables, learning_rate, single=Fals
     slots, coefficients, attrs = found
     handles = [_handle(h) for v in variables for h in [v] + [opt.get_slot(v, s) for s in slots]]
     if single:
-        return getattr(library, f"optimlab_apply_{kernel}")(handles=handles, grad=gradients[0], coefficients=coefficients, **attrs)
+        op = getattr(library, f"optimlab_apply_{kernel}")
+        return op(handles=handles, grad=gradients[0], coefficients=coefficients, **attrs)
     op = getattr(library, f"optimlab_multi_apply_{kernel}")
     return op(handles=handles, grads=gradients, coefficients=coefficients, **attrs)
 
@@ -220,8 +230,11 @@ def _sgd(opt, gradient, variable, learning_rate):
 def _sgd_native(opt, learning_rate, dtype):
     if not opt._has_momentum:
         return DECLINED
-    coefficients = _coefficients(opt, "native-sgd", dtype, lambda: (learning_rate, opt._get_hyper("momentum", tf.float64)))
-    return ("momentum",), coefficients, dict(nesterov=opt.nesterov)
+
+    def scalars():
+        return learning_rate, opt._get_hyper("momentum", tf.float64)
+
+    return ("momentum",), _coefficients(opt, "native-sgd", dtype, scalars), {"nesterov": opt.nesterov}
 
 
 def _adam_paper_scalars(opt, learning_rate):
@@ -284,7 +297,7 @@ def _adam_native(opt, learning_rate, dtype):
         coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_keras_scalars(opt, learning_rate, dtype))
     else:
         coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_paper_scalars(opt, learning_rate))
-    return slots, coefficients, dict(amsgrad=opt.amsgrad, keras_form=opt.epsilon_hat)
+    return slots, coefficients, {"amsgrad": opt.amsgrad, "keras_form": opt.epsilon_hat}
 
 
 @fast_path("Adamax")
@@ -349,7 +362,7 @@ def _rmsprop_native(opt, learning_rate, dtype):
         return head + (opt._get_hyper("momentum", tf.float64),) if opt._has_momentum else head
 
     slots = ("velocity",) + ("average_gradient",) * opt.centered + ("momentum",) * opt._has_momentum
-    attrs = dict(centered=opt.centered, momentum=opt._has_momentum, epsilon_inside_sqrt=opt.epsilon_inside_sqrt)
+    attrs = {"centered": opt.centered, "momentum": opt._has_momentum, "epsilon_inside_sqrt": opt.epsilon_inside_sqrt}
     return slots, _coefficients(opt, "native-rmsprop", dtype, scalars), attrs
 
 

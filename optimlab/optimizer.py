@@ -88,7 +88,8 @@ class Optimizer(keras.optimizers.Optimizer):
             aggregation and clipping (cannot be combined with clipping, as in Keras 2).
         fused: TensorFlow's fused kernels where an optimizer has one (see
             ``optimlab.fused``): None (default) uses them for variables with at least
-            ``optimlab.fused.MIN_SIZE`` elements, True always, False never.
+            ``optimlab.fused.MIN_SIZE`` elements (optimlab's bit-identical native
+            kernels for every size), True always, False never.
         name: the optimizer's name.
         **kwargs: Keras 3 base arguments (``weight_decay``, ``use_ema``,
             ``ema_momentum``, ``ema_overwrite_frequency``, ``loss_scale_factor``,

@@ -7,8 +7,8 @@
 // with -ffp-contract=off so no multiply-add is fused), so results are bit-identical.
 //
 // Inputs of every op: ``handles`` (the variable first, then its slots), ``grad``
-// (or, multi ops, ``grads``: one per variable), and ``coefficients``: a vector of scalars already cast to the variable's dtype,
-// in the order documented at each op.
+// (multi ops: ``grads``, one per variable), and ``coefficients``: a vector of
+// scalars already cast to the variables' dtype, in the order documented at each op.
 
 #define EIGEN_USE_THREADS
 
@@ -247,8 +247,9 @@ template <typename T, bool kCentered, bool kMomentum>
 void RunRmsprop(OpKernelContext* ctx, int num_vars, int per_var, bool inside) {
   const int num_coefficients = kMomentum ? 5 : 4;
   const int64_t cost = 30 + (kCentered ? 10 : 0) + (kMomentum ? 10 : 0);
-  if (inside) RunUpdate<T>(ctx, num_vars, per_var, cost, num_coefficients, RmspropShard<T, kCentered, kMomentum, true>);
-  if (!inside) RunUpdate<T>(ctx, num_vars, per_var, cost, num_coefficients, RmspropShard<T, kCentered, kMomentum, false>);
+  const int n = num_coefficients;
+  if (inside) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, true>);
+  if (!inside) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, false>);
 }
 
 template <typename T>
