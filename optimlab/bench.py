@@ -56,6 +56,15 @@ PEERS = {
     "novograd": (None, {}, None, ("novograd", {})),
     "lars": (None, {}, None, ("lars", {})),
     "adan": (None, {}, None, ("adan", {})),
+    "gd": ("SGD", {}, ("SGD", {}), ("sgd", {})),
+    "momentum": ("SGD", {"momentum": 0.7}, ("SGD", {"momentum": 0.7}), ("sgd", {"momentum": 0.7})),
+    "lazy_adam": ("Adam", {}, ("Adam", {}), ("adam", {})),
+    "muon": ("Muon", {}, None, ("contrib.muon", {})),
+    "adopt": (None, {}, None, ("contrib.adopt", {})),
+    "ademamix": (None, {}, None, ("contrib.ademamix", {})),
+    "prodigy": (None, {}, None, ("contrib.prodigy", {})),
+    "schedule_free_adamw": (None, {}, None, ("contrib.schedule_free_adamw", {})),
+    "cocob": (None, {}, None, ("contrib.cocob", {})),
 }
 # Settings under which optimlab runs the same algorithm as the peers above.
 OPTIMLAB_KWARGS = {"sgd": {"momentum": 0.9}, "rmsprop": {"momentum": 0.9}}
@@ -151,7 +160,10 @@ def _optax_runner(name, kwargs, shapes, seed=0):
     rng = np.random.default_rng(seed)
     params = [jnp.asarray(rng.standard_normal(s, dtype=np.float32)) for s in shapes]
     grads = [jnp.asarray(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in shapes]
-    tx = getattr(optax, name)(learning_rate=1e-3, **kwargs)
+    factory = optax
+    for part in name.split("."):  # "contrib.prodigy" -> optax.contrib.prodigy
+        factory = getattr(factory, part)
+    tx = factory(learning_rate=1e-3, **kwargs)
     state = tx.init(params)
 
     @jax.jit

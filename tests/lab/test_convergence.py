@@ -134,9 +134,9 @@ def test_xla_compilation_runs():
 
 # ------------------------------------------------------------ optimizer kinds
 def test_keras_optimizer_is_accepted_and_compiled():
-    r = convergence_test(keras.optimizers.Adam(0.1), "quartic")
+    r = convergence_test(keras.optimizers.Adam(0.1, name="keras_adam"), "quartic")
     assert (r.status, r.iterations, r.compiled) == ("converged", 1093, True)
-    assert r.optimizer == "adam" and r.learning_rate == pytest.approx(0.1)
+    assert r.optimizer == "keras_adam" and r.learning_rate == pytest.approx(0.1)
 
 
 def test_registered_name_uses_the_defaults():
