@@ -12,8 +12,7 @@ Problems (minimum, start):
   started at ``(-1, 1.5)``.
 
 Each entry's registered ``Recipe`` (constructor kwargs, steps, tolerance) must
-bring the iterate within ``tol`` (max-abs distance) of the minimum. Rosenbrock
-and the Keras save/load round trip are marked slow.
+bring the iterate within ``tol`` (max-abs distance) of the minimum.
 """
 
 import json
@@ -75,7 +74,6 @@ def test_reaches_minimum_of_quadratic(entry, dtype):
     assert distance(x, "quadratic") < entry.quadratic.tol, f"{entry.name} ended at {x.numpy()}"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_reaches_minimum_of_rosenbrock(entry):
     x, _ = minimize(entry, "rosenbrock", "float32")
@@ -153,7 +151,6 @@ def train_twice(model, data):
         model.train_on_batch(*data)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_model_save_and_load_keeps_optimizer_state(entry, tmp_path):
     if entry.has("needs_loss"):

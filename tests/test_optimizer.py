@@ -393,16 +393,10 @@ def small_model():
     return keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
 
 
-CORE = ("adam", "gd", "momentum", "sgd")
-
-
-@pytest.mark.parametrize(
-    "name",
-    [n if n in CORE else pytest.param(n, marks=pytest.mark.slow) for n in registry.names()],
-)
+@pytest.mark.parametrize("name", registry.names())
 def test_fit_save_load_continues_bit_for_bit(name, tmp_path):
-    """Save mid-training, reload, train on: the same weights and state as an uninterrupted run
-    (every registered optimizer under -m slow; the seed's four by default)."""
+    """Save mid-training, reload, train on: the same weights and state as an uninterrupted run,
+    for every registered optimizer."""
     entry = registry.info(name)
     x, y = regression_data()
     model = small_model()
