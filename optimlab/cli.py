@@ -47,7 +47,10 @@ def bench_command(
 
     names = [n.strip() for n in optimizers.split(",") if n.strip()]
     for n in names:
-        registry.info(n)  # unknown names fail here with the list of valid ones
+        try:
+            registry.info(n)
+        except ValueError as error:  # unknown name: the message lists the valid ones
+            raise typer.BadParameter(str(error)) from None
     sets = [s.strip() for s in shapes.split(",") if s.strip()]
     unknown = sorted(set(sets) - set(bench.SHAPE_SETS))
     if unknown:

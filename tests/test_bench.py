@@ -1,0 +1,54 @@
+"""The step benchmark runs, reports every implementation and computes its ratios correctly."""
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from optimlab import bench
+from optimlab.cli import app
+
+
+def test_resnet50_like_shape_set_has_the_advertised_size():
+    shapes = bench.resnet50_like_shapes()
+    n_params = sum(int(np.prod(s)) for s in shapes)
+    assert len(shapes) == 108 and 25e6 < n_params < 26e6
+
+
+def test_table_ratios_follow_their_definitions():
+    results = [
+        bench.Timing("adam", "small", "optimlab", 2.0, 8.0),
+        bench.Timing("adam", "small", "keras", 4.0, 8.0),
+        bench.Timing("adam", "small", "torch-fused", 1.0, 8.0),
+    ]
+    bandwidth = 1e9
+    frame = bench.table(results, {"small": bandwidth})
+    n_params = sum(int(np.prod(s)) for s in bench.SHAPE_SETS["small"]())
+    bound_ms = 1e3 * (3 + 2 * 2) * 4 * n_params / bandwidth  # two 4-byte slots
+    ours = frame[frame.implementation == "optimlab"].iloc[0]
+    assert ours.ratio_to_best_peer == 2.0
+    assert np.isclose(ours.ratio_to_bandwidth_bound, 2.0 / bound_ms)
+    summary = bench.summary(frame).iloc[0]
+    assert (summary.best_peer, summary.ratio, summary.speedup_vs_keras_tf_function) == ("torch-fused", 2.0, 2.0)
+
+
+def test_cli_bench_writes_csv_png_and_summary(tmp_path, monkeypatch):
+    # Keep it quick: the small shape set, one repetition, and no XLA compilation.
+    monkeypatch.setattr(bench, "measure_bandwidth", lambda shapes, **_: 1e10)
+    original = bench.implementations
+    monkeypatch.setattr(bench, "implementations",
+                        lambda name, shapes: [i for i in original(name, shapes) if "xla" not in i[0]])
+    result = CliRunner().invoke(app, ["bench", "--optimizers", "sgd", "--shapes", "small", "--repeats", "1",
+                                      "--steps", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "bench.csv")
+    assert {"optimlab", "optimlab-plain", "keras"} <= set(frame.implementation)
+    assert (frame.dropna(subset=["median_ms"]).median_ms > 0).all()
+    assert (tmp_path / "bench.png").stat().st_size > 10_000
+    assert (tmp_path / "summary.csv").exists()
+
+
+def test_cli_bench_rejects_unknown_names(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "--optimizers", "nope", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown optimizer 'nope'" in result.output
+    result = CliRunner().invoke(app, ["bench", "--shapes", "huge", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown shape set" in result.output
