@@ -107,21 +107,34 @@ def _tf_runner(opt, shapes, jit=False, seed=0):
     return run, state / n_params
 
 
-def _raw_adam_runner(shapes, seed=0):
-    """TensorFlow's fused ResourceApplyAdam kernel called directly: the TF floor."""
+# TensorFlow's fused kernels called directly (the TF floor): kernel, slot count, scalar arguments.
+RAW_KERNELS = {
+    "adam": ("ResourceApplyAdam", ("m", "v"),
+             dict(beta1_power=0.9, beta2_power=0.999, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-7)),
+    "sgd": ("ResourceApplyKerasMomentum", ("accum",), dict(lr=1e-3, momentum=0.9)),
+    "gd": ("ResourceApplyGradientDescent", (), dict(alpha=1e-3)),
+    "rmsprop": ("ResourceApplyRMSProp", ("ms", "mom"), dict(lr=1e-3, rho=0.9, momentum=0.9, epsilon=1e-7)),
+    "adagrad": ("ResourceApplyAdagradV2", ("accum",), dict(lr=1e-3, epsilon=1e-7)),
+    "adadelta": ("ResourceApplyAdadelta", ("accum", "accum_update"), dict(lr=1e-3, rho=0.95, epsilon=1e-7)),
+    "adamax": ("ResourceApplyAdaMax", ("m", "v"), dict(beta1_power=0.9, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-7)),
+}
+
+
+def _raw_runner(name, shapes, seed=0):
+    """``name``'s TensorFlow fused kernel, called directly on every tensor of the shape set."""
+    kernel, slot_names, scalars = RAW_KERNELS[name]
+    op = getattr(tf.raw_ops, kernel)
     rng = np.random.default_rng(seed)
     variables = [tf.Variable(rng.standard_normal(s, dtype=np.float32)) for s in shapes]
-    moments = [(tf.Variable(tf.zeros(s)), tf.Variable(tf.zeros(s))) for s in shapes]
+    slots = [{k: tf.Variable(tf.zeros(s)) for k in slot_names} for s in shapes]
     grads = [tf.constant(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in shapes]
-    c = {k: tf.constant(v, tf.float32) for k, v in dict(b1p=0.9, b2p=0.999, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7).items()}
+    constants = {k: tf.constant(v, tf.float32) for k, v in scalars.items()}
+    gradient_arg = "delta" if kernel == "ResourceApplyGradientDescent" else "grad"
 
     @tf.function
     def one():
-        for var, (m, v), g in zip(variables, moments, grads):
-            tf.raw_ops.ResourceApplyAdam(
-                var=var.handle, m=m.handle, v=v.handle, beta1_power=c["b1p"], beta2_power=c["b2p"],
-                lr=c["lr"], beta1=c["b1"], beta2=c["b2"], epsilon=c["eps"], grad=g,
-            )
+        for var, state, g in zip(variables, slots, grads):
+            op(var=var.handle, **{k: v.handle for k, v in state.items()}, **constants, **{gradient_arg: g})
         return tf.constant(0)
 
     def run(steps):
@@ -129,7 +142,7 @@ def _raw_adam_runner(shapes, seed=0):
             one()
         variables[0].numpy()
 
-    return run, 8.0
+    return run, 4.0 * len(slot_names)
 
 
 def _torch_runner(name, kwargs, shapes, mode, seed=0):
@@ -224,8 +237,8 @@ def implementations(name, shapes, peers=("keras", "keras-xla", "tf-fused", "torc
         found.append(("keras", lambda: _tf_runner(cls(**keras_kwargs), shapes), "tf.function"))
         if "keras-xla" in peers:
             found.append(("keras-xla", lambda: _tf_runner(cls(**keras_kwargs), shapes, jit=True), "jit_compile=True"))
-    if name == "adam" and "tf-fused" in peers:
-        found.append(("tf-fused", lambda: _raw_adam_runner(shapes), "raw ResourceApplyAdam"))
+    if name in RAW_KERNELS and "tf-fused" in peers:
+        found.append(("tf-fused", lambda: _raw_runner(name, shapes), f"raw {RAW_KERNELS[name][0]}"))
     if torch_spec and "torch" in peers and _installed("torch"):
         found.append(("torch-foreach", lambda: _torch_runner(*torch_spec, shapes, "foreach"), ""))
         if torch_spec[0] in ("Adam", "AdamW", "SGD", "Adagrad"):

@@ -52,3 +52,13 @@ def test_cli_bench_rejects_unknown_names(tmp_path):
     assert result.exit_code == 2 and "unknown optimizer 'nope'" in result.output
     result = CliRunner().invoke(app, ["bench", "--shapes", "huge", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown shape set" in result.output
+
+
+def test_raw_tensorflow_kernel_peers_run_and_report_their_state():
+    shapes = bench.SHAPE_SETS["small"]()
+    for name, (kernel, slot_names, _) in bench.RAW_KERNELS.items():
+        labels = [label for label, *_ in bench.implementations(name, shapes, peers=("tf-fused",))]
+        assert "tf-fused" in labels, name
+        run, state_bytes = bench._raw_runner(name, shapes)
+        run(1)
+        assert state_bytes == 4.0 * len(slot_names), kernel
