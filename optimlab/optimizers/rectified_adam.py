@@ -54,9 +54,9 @@ class _RectifiedBase(Optimizer):
         if self.built:
             return
         super().build(var_list)
-        for name in ("m", "v") + (("v_hat",) if self.amsgrad else ()):
+        if self.amsgrad:
             for var in var_list:
-                self.add_slot(var, name)
+                self.add_slot(var, "v_hat")
 
     def _scheduled_lr(self, learning_rate, t):
         lr = tf.cast(learning_rate, tf.float64)
@@ -145,6 +145,8 @@ class RectifiedAdam(_RectifiedBase):
     """
 
     rectify = True
+
+    slots = ("m", "v")
 
     def __init__(
         self,
