@@ -38,7 +38,9 @@ def rectification(beta_2, t):
 
 
 class _RectifiedBase(Optimizer):
-    """Arguments and learning rate shared by RectifiedAdam and AdaBelief."""
+    """Arguments, slots and learning rate shared by RectifiedAdam and AdaBelief."""
+
+    slots = ("m", "v")
 
     def _set_rectified_args(self, beta_1, beta_2, epsilon, amsgrad, sma_threshold, total_steps, warmup_proportion, min_lr):
         self._set_hyper("beta_1", beta_1, check=check_unit_interval)
@@ -145,8 +147,6 @@ class RectifiedAdam(_RectifiedBase):
     """
 
     rectify = True
-
-    slots = ("m", "v")
 
     def __init__(
         self,
