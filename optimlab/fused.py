@@ -151,13 +151,22 @@ def _coefficients(optimizer, key, dtype, make):
     return _once(optimizer, (key, dtype), lambda: tf.stack([tf.cast(c, dtype) for c in make()]))
 
 
-def _native_apply(library, opt, gradients, variables, learning_rate, single=False):
-    """One native op for ``variables`` (one dtype): the single-tensor op, or the multi-tensor op."""
+def _native_apply(library, opt, gradients, variables, learning_rate, single=False, decay=False):
+    """One native op for ``variables`` (one dtype): the single-tensor op, or the multi-tensor op.
+
+    With ``decay`` the op also applies the optimizer's decoupled weight decay to
+    every variable, in the same pass, with the plain path's arithmetic.
+    """
     kernel, spec = _NATIVE_KERNELS[type(opt).__name__]
-    found = spec(opt, learning_rate, variables[0].dtype)
+    dtype = variables[0].dtype
+    found = spec(opt, learning_rate, dtype)
     if found is DECLINED:
         return DECLINED
     slots, coefficients, attrs = found
+    if decay:  # as ``Optimizer._decay_one``: x <- x - x * (wd * lr), in the variable's dtype
+        rate = tf.constant(opt.weight_decay, dtype) * tf.cast(learning_rate, dtype)
+        coefficients = tf.concat([coefficients, rate[None]], axis=0)
+        attrs = {**attrs, "decay": True}
     handles = [_handle(h) for v in variables for h in [v] + [opt.get_slot(v, s) for s in slots]]
     if single:
         op = getattr(library, f"optimlab_apply_{kernel}")
@@ -178,25 +187,34 @@ def _joins_multi_tensor(optimizer, gradient, variable):
     return tf.as_dtype(variable.dtype) in _DTYPES and native(variable) is not None
 
 
-def apply_many(optimizer, pairs, learning_rate):
+def folds_weight_decay(optimizer):
+    """Whether ``apply_many`` can take over the optimizer's decoupled weight decay (it has a native kernel)."""
+    return type(optimizer).__name__ in _NATIVE_KERNELS and has_fast_path(optimizer)
+
+
+def apply_many(optimizer, pairs, learning_rate, decay=False):
     """Apply dense ``(gradient, variable)`` pairs with one native multi-tensor op per dtype.
 
-    Returns the pairs it did not apply (sparse gradients, other dtypes, variables
-    the native kernels cannot update, optimizers or configurations without a
-    native kernel, or ``fused=False``), for the per-variable path.
+    With ``decay`` the ops also apply the optimizer's decoupled weight decay to
+    the variables it covers (``_use_weight_decay``), so those variables take one
+    op per dtype and the others another. Returns the pairs it did not apply
+    (sparse gradients, other dtypes, variables the native kernels cannot update,
+    optimizers or configurations without a native kernel, or ``fused=False``),
+    for the per-variable path, which then decays them itself.
     """
-    if type(optimizer).__name__ not in _NATIVE_KERNELS or not has_fast_path(optimizer):
+    if not folds_weight_decay(optimizer):
         return list(pairs)
     groups, rest = {}, []
     for gradient, variable in pairs:
         if _joins_multi_tensor(optimizer, gradient, variable):
-            groups.setdefault(tf.as_dtype(variable.dtype), []).append((gradient, variable))
+            decayed = decay and optimizer._use_weight_decay(variable)
+            groups.setdefault((tf.as_dtype(variable.dtype), decayed), []).append((gradient, variable))
         else:
             rest.append((gradient, variable))
-    for group in groups.values():
+    for (_, decayed), group in groups.items():
         gradients = [tf.convert_to_tensor(g) for g, _ in group]
         variables = [v for _, v in group]
-        if _native_apply(kernels.load(), optimizer, gradients, variables, learning_rate) is DECLINED:
+        if _native_apply(kernels.load(), optimizer, gradients, variables, learning_rate, decay=decayed) is DECLINED:
             rest.extend(group)
     return rest
 
@@ -237,6 +255,22 @@ def _sgd_native(opt, learning_rate, dtype):
     return ("momentum",), _coefficients(opt, "native-sgd", dtype, scalars), {"nesterov": opt.nesterov}
 
 
+@fast_path("Momentum")
+def _momentum(opt, gradient, variable, learning_rate):
+    library = native(variable)
+    if library is None:
+        return DECLINED  # TensorFlow's momentum kernels keep ``change / lr``, not the seed's ``change``
+    return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
+
+
+@native_kernel("Momentum", "sgd_momentum")
+def _momentum_native(opt, learning_rate, dtype):
+    def scalars():
+        return learning_rate, opt._get_hyper("momentum", tf.float64)
+
+    return ("change",), _coefficients(opt, "native-momentum", dtype, scalars), {"seed_form": True}
+
+
 def _adam_paper_scalars(opt, learning_rate):
     """b1, 1 - b1, b2, 1 - b2, 1 - b1^t, 1 - b2^t (float64), lr and epsilon, as ``Adam.update_step``."""
     beta_1 = opt._get_hyper("beta_1", tf.float64)
@@ -256,6 +290,7 @@ def _adam_keras_scalars(opt, learning_rate, dtype):
     return (1.0 - beta_1, 1.0 - beta_2, alpha, opt._get_hyper("epsilon", tf.float64))
 
 
+@fast_path("AdamW")
 @fast_path("Adam")
 def _adam(opt, gradient, variable, learning_rate):
     dtype = variable.dtype
@@ -290,6 +325,7 @@ def _adam(opt, gradient, variable, learning_rate):
     return tf.raw_ops.ResourceApplyAdam(**args)
 
 
+@native_kernel("AdamW", "adam")
 @native_kernel("Adam", "adam")
 def _adam_native(opt, learning_rate, dtype):
     slots = ("m", "v", "v_max") if opt.amsgrad else ("m", "v")

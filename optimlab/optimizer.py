@@ -464,6 +464,7 @@ class Optimizer(keras.optimizers.Optimizer):
             pairs = list(self.gradient_aggregator(pairs))
         object.__setattr__(self, "_in_flight", [v for _, v in pairs])
         object.__setattr__(self, "_step_cache", {})  # per-apply scalars shared by all variables
+        object.__setattr__(self, "_decay_deferred", False)  # see _apply_weight_decay
         grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
         if not self.gradient_accumulation_steps:
             super()._backend_apply_gradients(grads, variables)
@@ -529,6 +530,11 @@ class Optimizer(keras.optimizers.Optimizer):
         # float32 tensor first); this keeps it exact for float64 variables.
         if self.weight_decay is None:
             return
+        if not tf.distribute.has_strategy() and fast_paths.folds_weight_decay(self):
+            # The update step decays each variable with its update: in the native
+            # kernel's single pass, or just before the per-variable update.
+            object.__setattr__(self, "_decay_deferred", True)
+            return
         learning_rate = self.learning_rate
 
         def apply(distribution, variables):
@@ -556,10 +562,12 @@ class Optimizer(keras.optimizers.Optimizer):
         return grads_and_vars
 
     def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        decay = self.__dict__.get("_decay_deferred", False)
         if not tf.distribute.has_strategy():  # one native multi-tensor op per dtype; the rest one by one
-            grads_and_vars = fast_paths.apply_many(self, grads_and_vars, learning_rate)
+            grads_and_vars = fast_paths.apply_many(self, grads_and_vars, learning_rate, decay=decay)
+        update = self._decay_and_update if decay else self._update_one
         for grad, var in grads_and_vars:
-            distribution.extended.update(var, self._update_one, args=(grad, learning_rate), group=False)
+            distribution.extended.update(var, update, args=(grad, learning_rate), group=False)
 
     def _update_one(self, variable, gradient, learning_rate):
         if isinstance(gradient, tf.IndexedSlices):

@@ -37,8 +37,16 @@ CONFIGS = [
     ("rmsprop", {"learning_rate": 0.01, "momentum": 0.9, "centered": True}),
     ("rmsprop", {"learning_rate": 0.01, "momentum": 0.9, "epsilon_inside_sqrt": False}),
     ("adagrad", {"learning_rate": 0.1, "epsilon_inside_sqrt": False}),
+    ("momentum", {"learning_rate": 0.05, "momentum": 0.7}),
+    ("adamw", {"learning_rate": 0.01, "weight_decay": 0.05}),
+    ("adamw", {"learning_rate": 0.01, "weight_decay": 0.05, "epsilon_hat": True, "amsgrad": True}),
+    ("sgd", {"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.1}),
+    ("momentum", {"learning_rate": 0.05, "weight_decay": 0.1}),
+    ("rmsprop", {"learning_rate": 0.01, "weight_decay": 0.1}),
+    ("rmsprop", {"learning_rate": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.1}),
 ]
-NATIVE = {"sgd", "adam", "rmsprop"}  # optimizers with native kernels (SGD only with momentum)
+# Optimizers with native kernels (SGD only with momentum); weight decay folds into them.
+NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum"}
 SHAPES = [(64, 80), (4096,), (3, 3, 8, 16), (400, 500)]  # the last is split across threads
 
 
@@ -80,7 +88,8 @@ def test_fast_path_matches_plain_path(name, kwargs, kernel):
     opt = optimlab.get(name, **kwargs)
     assert fused.has_fast_path(opt)
     variable = tf.Variable(tf.zeros((4096,), tf.float64))
-    declines = kernel == "tensorflow" and name == "rmsprop" and not (kwargs.get("momentum") and "epsilon_inside_sqrt" not in kwargs)
+    rmsprop_declines = name == "rmsprop" and not (kwargs.get("momentum") and "epsilon_inside_sqrt" not in kwargs)
+    declines = kernel == "tensorflow" and (rmsprop_declines or name == "momentum")
     assert fused.apply(opt_built(opt, variable), tf.zeros((4096,), tf.float64), variable, 0.1) != declines
     plain_vars, plain_slots = _run(name, kwargs, use_fused=False)
     fast_vars, fast_slots = _run(name, kwargs, use_fused=True)
@@ -114,6 +123,7 @@ def _run_single_tensor_ops(name, kwargs, dtype, steps=30):
     for _ in range(steps):
         grads = [tf.constant(rng.normal(size=s) * rng.uniform(0.1, 3.0), dtype) for s in SHAPES]
         for g, v in zip(grads, variables):
+            opt._decay_one(v, opt.learning_rate)  # the per-variable path decays, then updates
             assert fused.apply(opt, g, v, opt.learning_rate)
         opt.iterations.assign_add(1)
     slots = [opt.get_slot(v, s).numpy() for v in variables for s in opt.get_slot_names()]
@@ -251,3 +261,31 @@ def test_fused_flag_is_validated_and_serialized():
     config = optimlab.Adam(fused=False).get_config()
     assert config["fused"] is False
     assert optimlab.Adam.from_config(config).fused is False
+
+
+def test_weight_decay_folds_into_the_native_op_and_keeps_exclusions(native_ops):
+    # Decayed and excluded variables take one op each; results equal the plain path's bit for bit.
+    def run(use_fused):
+        rng = np.random.default_rng(3)
+        kernel = tf.Variable(rng.normal(size=(64, 80)), name="kernel", dtype=tf.float32)
+        bias = tf.Variable(rng.normal(size=(80,)), name="bias", dtype=tf.float32)
+        opt = optimlab.AdamW(learning_rate=0.01, weight_decay=0.3, fused=use_fused)
+        opt.exclude_from_weight_decay(var_names=["bias"])
+        opt.build([kernel, bias])
+
+        @tf.function
+        def step(g1, g2):
+            opt.apply_gradients([(g1, kernel), (g2, bias)])
+
+        for _ in range(20):
+            step(tf.constant(rng.normal(size=(64, 80)), tf.float32), tf.constant(rng.normal(size=(80,)), tf.float32))
+        ops = [op for op in step.get_concrete_function(tf.zeros((64, 80)), tf.zeros((80,))).graph.get_operations()]
+        return kernel.numpy(), bias.numpy(), ops
+
+    plain_kernel, plain_bias, _ = run(False)
+    fast_kernel, fast_bias, ops = run(None)
+    multi = [op for op in ops if op.type == "OptimlabMultiApplyAdam"]
+    assert sorted(op.get_attr("decay") for op in multi) == [False, True]
+    assert not any(op.type == "AssignSubVariableOp" for op in ops)  # no separate decay pass
+    np.testing.assert_array_equal(fast_kernel, plain_kernel)
+    np.testing.assert_array_equal(fast_bias, plain_bias)

@@ -1,4 +1,5 @@
-// Single-pass CPU kernels for optimlab's fast paths (Adam, SGD with momentum, RMSprop).
+// Single-pass CPU kernels for optimlab's fast paths (Adam, SGD with momentum, the seed's
+// Momentum, RMSprop), with decoupled weight decay folded in when asked.
 //
 // Each op updates resource variables and their slot variables in one multithreaded
 // pass over memory: one variable (``OptimlabApply*``) or many (``OptimlabMultiApply*``,
@@ -9,6 +10,10 @@
 // Inputs of every op: ``handles`` (the variable first, then its slots), ``grad``
 // (multi ops: ``grads``, one per variable), and ``coefficients``: a vector of
 // scalars already cast to the variables' dtype, in the order documented at each op.
+//
+// With the attribute ``decay`` every op first applies decoupled weight decay to
+// the variable, ``x = x - x*d``, with ``d`` (= weight_decay * lr) appended as the
+// last coefficient: the update then reads the decayed value, in the same pass.
 
 #define EIGEN_USE_THREADS
 
@@ -28,6 +33,12 @@ namespace {
 using CPUDevice = Eigen::ThreadPoolDevice;
 
 // Pointers to one variable's and its slots' buffers, its gradient and the scalars.
+// ``x - x*d``: the plain path's decoupled weight decay, applied when kDecay.
+template <typename T, bool kDecay>
+inline T Decayed(T x, T d) {
+  return kDecay ? x - x * d : x;
+}
+
 template <typename T>
 struct Step {
   std::vector<T*> state;
@@ -101,13 +112,13 @@ void GetLayout(OpKernelConstruction* ctx, int* num_vars, int* per_var) {
 
 // ---------------------------------------------------------------- Adam
 // handles: var, m, v[, v_max]
-// seed form (keras_form=false) coefficients: b1, c1, b2, c2, k1, k2, lr, eps
+// seed form (keras_form=false) coefficients: b1, c1, b2, c2, k1, k2, lr, eps[, d]
 //   m = b1*m + c1*g; v = b2*v + c2*(g*g); [v_max = max(v_max, v)]
 //   var = var - lr * ((m / k1) / (sqrt(v_used / k2) + eps))
-// Keras form (keras_form=true) coefficients: c1, c2, alpha, eps
+// Keras form (keras_form=true) coefficients: c1, c2, alpha, eps[, d]
 //   m = m + (g - m)*c1; v = v + (g*g - v)*c2; [v_max = max(v_max, v)]
 //   var = var - (m*alpha) / (sqrt(v_used) + eps)
-template <typename T, bool kAmsgrad, bool kKeras>
+template <typename T, bool kAmsgrad, bool kKeras, bool kDecay>
 void AdamShard(const Step<T>& s, int64_t begin, int64_t end) {
   T* __restrict var = s.state[0];
   T* __restrict m = s.state[1];
@@ -115,7 +126,7 @@ void AdamShard(const Step<T>& s, int64_t begin, int64_t end) {
   T* __restrict v_max = kAmsgrad ? s.state[3] : nullptr;
   const T* __restrict g = s.grad;
   if (kKeras) {
-    const T c1 = s.c[0], c2 = s.c[1], alpha = s.c[2], eps = s.c[3];
+    const T c1 = s.c[0], c2 = s.c[1], alpha = s.c[2], eps = s.c[3], d = kDecay ? s.c[4] : T(0);
     for (int64_t i = begin; i < end; ++i) {
       const T gi = g[i];
       const T mi = m[i] + (gi - m[i]) * c1;
@@ -126,11 +137,11 @@ void AdamShard(const Step<T>& s, int64_t begin, int64_t end) {
         vi = v_max[i] < vi ? vi : v_max[i];
         v_max[i] = vi;
       }
-      var[i] = var[i] - (mi * alpha) / (std::sqrt(vi) + eps);
+      var[i] = Decayed<T, kDecay>(var[i], d) - (mi * alpha) / (std::sqrt(vi) + eps);
     }
   } else {
     const T b1 = s.c[0], c1 = s.c[1], b2 = s.c[2], c2 = s.c[3];
-    const T k1 = s.c[4], k2 = s.c[5], lr = s.c[6], eps = s.c[7];
+    const T k1 = s.c[4], k2 = s.c[5], lr = s.c[6], eps = s.c[7], d = kDecay ? s.c[8] : T(0);
     for (int64_t i = begin; i < end; ++i) {
       const T gi = g[i];
       const T mi = b1 * m[i] + c1 * gi;
@@ -141,9 +152,17 @@ void AdamShard(const Step<T>& s, int64_t begin, int64_t end) {
         vi = v_max[i] < vi ? vi : v_max[i];
         v_max[i] = vi;
       }
-      var[i] = var[i] - lr * ((mi / k1) / (std::sqrt(vi / k2) + eps));
+      var[i] = Decayed<T, kDecay>(var[i], d) - lr * ((mi / k1) / (std::sqrt(vi / k2) + eps));
     }
   }
+}
+
+template <typename T, bool kAmsgrad, bool kKeras>
+void RunAdam(OpKernelContext* ctx, int num_vars, int per_var, bool decay) {
+  const int n = (kKeras ? 4 : 8) + (decay ? 1 : 0);
+  const int64_t cost = kAmsgrad ? 40 : 30;
+  if (decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, AdamShard<T, kAmsgrad, kKeras, true>);
+  if (!decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, AdamShard<T, kAmsgrad, kKeras, false>);
 }
 
 template <typename T>
@@ -152,39 +171,54 @@ class AdamOp : public OpKernel {
   explicit AdamOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("amsgrad", &amsgrad_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("keras_form", &keras_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
     GetLayout(ctx, &vars_, &per_var_);
     OP_REQUIRES(ctx, per_var_ == (amsgrad_ ? 4 : 3),
                 errors::InvalidArgument("optimlab Adam: expected ", amsgrad_ ? 4 : 3, " handles per variable, got ",
                                         per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    const int num_coefficients = keras_ ? 4 : 8;
-    if (amsgrad_ && keras_) RunUpdate<T>(ctx, vars_, per_var_, 40, num_coefficients, AdamShard<T, true, true>);
-    if (amsgrad_ && !keras_) RunUpdate<T>(ctx, vars_, per_var_, 40, num_coefficients, AdamShard<T, true, false>);
-    if (!amsgrad_ && keras_) RunUpdate<T>(ctx, vars_, per_var_, 30, num_coefficients, AdamShard<T, false, true>);
-    if (!amsgrad_ && !keras_) RunUpdate<T>(ctx, vars_, per_var_, 30, num_coefficients, AdamShard<T, false, false>);
+    if (amsgrad_ && keras_) RunAdam<T, true, true>(ctx, vars_, per_var_, decay_);
+    if (amsgrad_ && !keras_) RunAdam<T, true, false>(ctx, vars_, per_var_, decay_);
+    if (!amsgrad_ && keras_) RunAdam<T, false, true>(ctx, vars_, per_var_, decay_);
+    if (!amsgrad_ && !keras_) RunAdam<T, false, false>(ctx, vars_, per_var_, decay_);
   }
 
  private:
-  bool amsgrad_, keras_;
+  bool amsgrad_, keras_, decay_;
   int vars_, per_var_;
 };
 
 // ---------------------------------------------------------------- SGD
-// handles: var, u. coefficients: lr, momentum
-//   u = (-g)*lr + u*momentum; var = var + u   (nesterov: var = var + ((-g)*lr + u*momentum))
-template <typename T, bool kNesterov>
+// handles: var, u. coefficients: lr, momentum[, d]
+// Keras form: u = (-g)*lr + u*momentum; var = var + u
+//   (nesterov: var = var + ((-g)*lr + u*momentum))
+// seed form (the seed's Momentum, u holds the last change):
+//   u = lr*g + momentum*u; var = var - u
+template <typename T, bool kNesterov, bool kSeed, bool kDecay>
 void SgdShard(const Step<T>& s, int64_t begin, int64_t end) {
   T* __restrict var = s.state[0];
   T* __restrict u = s.state[1];
   const T* __restrict g = s.grad;
-  const T lr = s.c[0], momentum = s.c[1];
+  const T lr = s.c[0], momentum = s.c[1], d = kDecay ? s.c[2] : T(0);
   for (int64_t i = begin; i < end; ++i) {
-    const T step = -g[i] * lr;
-    const T ui = step + u[i] * momentum;
-    u[i] = ui;
-    var[i] = var[i] + (kNesterov ? step + ui * momentum : ui);
+    if (kSeed) {
+      const T ui = lr * g[i] + momentum * u[i];
+      u[i] = ui;
+      var[i] = Decayed<T, kDecay>(var[i], d) - ui;
+    } else {
+      const T step = -g[i] * lr;
+      const T ui = step + u[i] * momentum;
+      u[i] = ui;
+      var[i] = Decayed<T, kDecay>(var[i], d) + (kNesterov ? step + ui * momentum : ui);
+    }
   }
+}
+
+template <typename T, bool kNesterov, bool kSeed>
+void RunSgd(OpKernelContext* ctx, int num_vars, int per_var, bool decay) {
+  if (decay) RunUpdate<T>(ctx, num_vars, per_var, 15, 3, SgdShard<T, kNesterov, kSeed, true>);
+  if (!decay) RunUpdate<T>(ctx, num_vars, per_var, 15, 2, SgdShard<T, kNesterov, kSeed, false>);
 }
 
 template <typename T>
@@ -192,27 +226,32 @@ class SgdOp : public OpKernel {
  public:
   explicit SgdOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("nesterov", &nesterov_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("seed_form", &seed_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
+    OP_REQUIRES(ctx, !(nesterov_ && seed_),
+                errors::InvalidArgument("optimlab SGD: the seed form has no Nesterov variant"));
     GetLayout(ctx, &vars_, &per_var_);
     OP_REQUIRES(ctx, per_var_ == 2,
                 errors::InvalidArgument("optimlab SGD: expected 2 handles per variable, got ", per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    if (nesterov_) RunUpdate<T>(ctx, vars_, per_var_, 15, 2, SgdShard<T, true>);
-    if (!nesterov_) RunUpdate<T>(ctx, vars_, per_var_, 15, 2, SgdShard<T, false>);
+    if (seed_) RunSgd<T, false, true>(ctx, vars_, per_var_, decay_);
+    if (!seed_ && nesterov_) RunSgd<T, true, false>(ctx, vars_, per_var_, decay_);
+    if (!seed_ && !nesterov_) RunSgd<T, false, false>(ctx, vars_, per_var_, decay_);
   }
 
  private:
-  bool nesterov_;
+  bool nesterov_, seed_, decay_;
   int vars_, per_var_;
 };
 
 // ---------------------------------------------------------------- RMSprop
 // handles: var, v[, mg if centered][, u if momentum]
-// coefficients: rho, c (= 1 - rho), lr, eps[, momentum]
+// coefficients: rho, c (= 1 - rho), lr, eps[, momentum][, d]
 //   v = rho*v + c*(g*g); [mg = rho*mg + c*g; ms = v - mg*mg]
-//   d = (lr*g) / sqrt(ms + eps)   (eps outside: sqrt(ms) + eps)
-//   momentum: u = momentum*u + d; var = var - u.   else var = var - d
-template <typename T, bool kCentered, bool kMomentum, bool kInside>
+//   step = (lr*g) / sqrt(ms + eps)   (eps outside: sqrt(ms) + eps)
+//   momentum: u = momentum*u + step; var = var - u.   else var = var - step
+template <typename T, bool kCentered, bool kMomentum, bool kInside, bool kDecay>
 void RmspropShard(const Step<T>& s, int64_t begin, int64_t end) {
   T* __restrict var = s.state[0];
   T* __restrict v = s.state[1];
@@ -221,6 +260,7 @@ void RmspropShard(const Step<T>& s, int64_t begin, int64_t end) {
   const T* __restrict g = s.grad;
   const T rho = s.c[0], c = s.c[1], lr = s.c[2], eps = s.c[3];
   const T momentum = kMomentum ? s.c[4] : T(0);
+  const T d = kDecay ? s.c[kMomentum ? 5 : 4] : T(0);
   for (int64_t i = begin; i < end; ++i) {
     const T gi = g[i];
     const T vi = rho * v[i] + c * (gi * gi);
@@ -232,24 +272,25 @@ void RmspropShard(const Step<T>& s, int64_t begin, int64_t end) {
       ms = vi - mgi * mgi;
     }
     const T denominator = kInside ? std::sqrt(ms + eps) : std::sqrt(ms) + eps;
-    const T d = (lr * gi) / denominator;
+    const T step = (lr * gi) / denominator;
     if (kMomentum) {
-      const T ui = momentum * u[i] + d;
+      const T ui = momentum * u[i] + step;
       u[i] = ui;
-      var[i] = var[i] - ui;
+      var[i] = Decayed<T, kDecay>(var[i], d) - ui;
     } else {
-      var[i] = var[i] - d;
+      var[i] = Decayed<T, kDecay>(var[i], d) - step;
     }
   }
 }
 
 template <typename T, bool kCentered, bool kMomentum>
-void RunRmsprop(OpKernelContext* ctx, int num_vars, int per_var, bool inside) {
-  const int num_coefficients = kMomentum ? 5 : 4;
+void RunRmsprop(OpKernelContext* ctx, int num_vars, int per_var, bool inside, bool decay) {
+  const int n = (kMomentum ? 5 : 4) + (decay ? 1 : 0);
   const int64_t cost = 30 + (kCentered ? 10 : 0) + (kMomentum ? 10 : 0);
-  const int n = num_coefficients;
-  if (inside) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, true>);
-  if (!inside) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, false>);
+  if (inside && decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, true, true>);
+  if (inside && !decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, true, false>);
+  if (!inside && decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, false, true>);
+  if (!inside && !decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, false, false>);
 }
 
 template <typename T>
@@ -259,6 +300,7 @@ class RmspropOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("centered", &centered_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("momentum", &momentum_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon_inside_sqrt", &inside_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
     GetLayout(ctx, &vars_, &per_var_);
     const int expected = 2 + (centered_ ? 1 : 0) + (momentum_ ? 1 : 0);
     OP_REQUIRES(ctx, per_var_ == expected,
@@ -266,14 +308,14 @@ class RmspropOp : public OpKernel {
                                         per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    if (centered_ && momentum_) RunRmsprop<T, true, true>(ctx, vars_, per_var_, inside_);
-    if (centered_ && !momentum_) RunRmsprop<T, true, false>(ctx, vars_, per_var_, inside_);
-    if (!centered_ && momentum_) RunRmsprop<T, false, true>(ctx, vars_, per_var_, inside_);
-    if (!centered_ && !momentum_) RunRmsprop<T, false, false>(ctx, vars_, per_var_, inside_);
+    if (centered_ && momentum_) RunRmsprop<T, true, true>(ctx, vars_, per_var_, inside_, decay_);
+    if (centered_ && !momentum_) RunRmsprop<T, true, false>(ctx, vars_, per_var_, inside_, decay_);
+    if (!centered_ && momentum_) RunRmsprop<T, false, true>(ctx, vars_, per_var_, inside_, decay_);
+    if (!centered_ && !momentum_) RunRmsprop<T, false, false>(ctx, vars_, per_var_, inside_, decay_);
   }
 
  private:
-  bool centered_, momentum_, inside_;
+  bool centered_, momentum_, inside_, decay_;
   int vars_, per_var_;
 };
 
@@ -287,6 +329,7 @@ REGISTER_OP("OptimlabApplyAdam")
     .Attr("T: {float, double}")
     .Attr("amsgrad: bool = false")
     .Attr("keras_form: bool = false")
+    .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
@@ -297,6 +340,8 @@ REGISTER_OP("OptimlabApplySgdMomentum")
     .Attr("n: int >= 2")
     .Attr("T: {float, double}")
     .Attr("nesterov: bool = false")
+    .Attr("seed_form: bool = false")
+    .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
@@ -309,6 +354,7 @@ REGISTER_OP("OptimlabApplyRmsprop")
     .Attr("centered: bool = false")
     .Attr("momentum: bool = false")
     .Attr("epsilon_inside_sqrt: bool = true")
+    .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
@@ -324,6 +370,7 @@ REGISTER_OP("OptimlabMultiApplyAdam")
     .Attr("T: {float, double}")
     .Attr("amsgrad: bool = false")
     .Attr("keras_form: bool = false")
+    .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
@@ -335,6 +382,8 @@ REGISTER_OP("OptimlabMultiApplySgdMomentum")
     .Attr("N: int >= 1")
     .Attr("T: {float, double}")
     .Attr("nesterov: bool = false")
+    .Attr("seed_form: bool = false")
+    .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
@@ -348,6 +397,7 @@ REGISTER_OP("OptimlabMultiApplyRmsprop")
     .Attr("centered: bool = false")
     .Attr("momentum: bool = false")
     .Attr("epsilon_inside_sqrt: bool = true")
+    .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
