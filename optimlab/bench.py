@@ -10,6 +10,8 @@ Peers that are not installed (torch, jax/optax) are skipped with a note.
 """
 
 import dataclasses
+import math
+import random
 import time
 
 import numpy as np
@@ -66,8 +68,14 @@ PEERS = {
     "schedule_free_adamw": (None, {}, None, ("contrib.schedule_free_adamw", {})),
     "cocob": (None, {}, None, ("contrib.cocob", {})),
 }
+MIN_BLOCK_S = 0.03  # shortest timed block, in seconds
+
 # Settings under which optimlab runs the same algorithm as the peers above.
-OPTIMLAB_KWARGS = {"sgd": {"momentum": 0.9}, "rmsprop": {"momentum": 0.9}}
+OPTIMLAB_KWARGS = {
+    "sgd": {"momentum": 0.9},
+    "rmsprop": {"momentum": 0.9},
+    "muon": {"flatten_higher_rank": False},  # Keras and Optax orthogonalize 2-D variables only
+}
 
 
 @dataclasses.dataclass
@@ -117,6 +125,9 @@ RAW_KERNELS = {
     "adagrad": ("ResourceApplyAdagradV2", ("accum",), dict(lr=1e-3, epsilon=1e-7)),
     "adadelta": ("ResourceApplyAdadelta", ("accum", "accum_update"), dict(lr=1e-3, rho=0.95, epsilon=1e-7)),
     "adamax": ("ResourceApplyAdaMax", ("m", "v"), dict(beta1_power=0.9, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-7)),
+    "momentum": ("ResourceApplyMomentum", ("accum",), dict(lr=1e-3, momentum=0.7)),
+    "ftrl": ("ResourceApplyFtrlV2", ("accum", "linear"), dict(lr=1e-3, l1=0.0, l2=0.0, l2_shrinkage=0.0, lr_power=-0.5)),
+    "proximal_adagrad": ("ResourceApplyProximalAdagrad", ("accum",), dict(lr=1e-3, l1=0.0, l2=0.0)),
 }
 
 
@@ -254,8 +265,18 @@ def _installed(module):
     return importlib.util.find_spec(module) is not None
 
 
-def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), repeats=7, steps=3, progress=None):
-    """Time every implementation; returns (list of Timing, bandwidth in bytes/s per shape set)."""
+def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), repeats=7, steps=3, progress=None, pause=0.05):
+    """Time every implementation; returns (list of Timing, bandwidth in bytes/s per shape set).
+
+    Each repeat times every implementation once, in a fresh random order (so no
+    implementation always follows the same neighbour). A timed block starts
+    ``pause`` idle seconds after the previous one (the worker threads a library
+    leaves spinning after its own work, OpenMP's or Eigen's, would otherwise
+    steal the cores from the next) and one untimed step (waking the library's own
+    threads), then runs at least ``steps`` steps and at least ``MIN_BLOCK_S``
+    seconds, so small problems measure steady steps, not wake-up latency.
+    """
+    order = random.Random(0)
     results = []
     # Bandwidth is a property of the machine: measure it on the large set, where
     # per-kernel overheads are negligible, and use it for every set's bound.
@@ -268,15 +289,18 @@ def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), re
                 try:
                     fn, state = factory()
                     fn(2)  # warm up: trace, compile, allocate
+                    block = max(steps, math.ceil(MIN_BLOCK_S / _time(fn, 1)))
                 except Exception as error:  # a peer that cannot run this algorithm is reported, not fatal
                     results.append(Timing(name, set_name, label, float("nan"), float("nan"), f"failed: {error}"[:120]))
                     continue
-                runners.append((label, fn, state, note))
+                runners.append((label, fn, state, note, block))
             samples = {label: [] for label, *_ in runners}
             for _ in range(repeats):
-                for label, fn, _, _ in runners:
-                    samples[label].append(_time(fn, steps))
-            for label, _, state, note in runners:
+                for label, fn, _, _, block in order.sample(runners, len(runners)):
+                    time.sleep(pause)
+                    fn(1)
+                    samples[label].append(_time(fn, block))
+            for label, _, state, note, _ in runners:
                 results.append(Timing(name, set_name, label, 1e3 * float(np.median(samples[label])), state, note))
             if progress:
                 progress(name, set_name)

@@ -414,3 +414,29 @@ def _adagrad(opt, gradient, variable, learning_rate):
         epsilon=_hyper(opt, "epsilon", dtype),
         grad=gradient,
     )
+
+
+@fast_path("Ftrl")
+def _ftrl(opt, gradient, variable, learning_rate):
+    dtype = variable.dtype
+    lr = _lr(opt, learning_rate, dtype)
+    lr_power, l1, l2, l2_shrinkage, beta = _once(opt, ("ftrl", dtype), lambda: opt._hypers_for(dtype))
+    return tf.raw_ops.ResourceApplyFtrlV2(
+        var=variable.handle,
+        accum=_handle(opt.get_slot(variable, "accumulator")),
+        linear=_handle(opt.get_slot(variable, "linear")),
+        grad=gradient,
+        lr=lr,
+        l1=l1,
+        l2=l2 + beta / (2.0 * lr),  # as Keras 2 passed beta to the kernel
+        l2_shrinkage=l2_shrinkage,
+        lr_power=lr_power,
+    )
+
+
+@fast_path("ProximalAdagrad")
+def _proximal_adagrad(opt, gradient, variable, learning_rate):
+    lr, l1, l2 = _once(opt, ("proximal_adagrad", variable.dtype), lambda: opt._hypers_for(variable.dtype, learning_rate))
+    return tf.raw_ops.ResourceApplyProximalAdagrad(
+        var=variable.handle, accum=_handle(opt.get_slot(variable, "accumulator")), lr=lr, l1=l1, l2=l2, grad=gradient
+    )

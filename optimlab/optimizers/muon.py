@@ -82,7 +82,8 @@ class Muon(Optimizer):
         m <- b1 * m + (1 - b1) * g;  v <- b2 * v + (1 - b2) * g^2
         x <- x - lr_a * wd * x - lr_a * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + adam_epsilon)
 
-    A variable uses the fallback when its rank is below 2, when
+    A variable uses the fallback when its rank is below 2 (or above 2 with
+    ``flatten_higher_rank=False``), when
     ``exclude_embeddings`` and its path contains "embedding", or when its path
     matches a pattern of ``exclude_layers`` (name your output layer there).
     Memory: one slot per matrix parameter, two per fallback parameter.
@@ -98,6 +99,9 @@ class Muon(Optimizer):
         adam_beta_1, adam_beta_2, adam_epsilon: the fallback's (default 0.9, 0.95, 1e-10).
         exclude_embeddings: embeddings use the fallback (default True).
         exclude_layers: regular expressions on variable paths for the fallback (default None).
+        flatten_higher_rank: variables of rank > 2 (convolution kernels) are
+            flattened to matrices, as the reference does (default True); False
+            sends them to the fallback, as Keras and Optax do.
         weight_decay: decoupled, scaled by each rule's learning rate (default None).
 
     Where libraries disagree: ``keras.optimizers.Muon`` keeps ``B <- momentum * B + G``
@@ -132,6 +136,7 @@ class Muon(Optimizer):
         adam_epsilon=1e-10,
         exclude_embeddings=True,
         exclude_layers=None,
+        flatten_higher_rank=True,
         name="muon",
         **kwargs,
     ):
@@ -147,10 +152,11 @@ class Muon(Optimizer):
         self.ns_coefficients = _check_coefficients(ns_coefficients)
         self.exclude_embeddings = check_bool("exclude_embeddings", exclude_embeddings)
         self.exclude_layers = _check_patterns(exclude_layers)
+        self.flatten_higher_rank = check_bool("flatten_higher_rank", flatten_higher_rank)
 
     def uses_muon(self, variable):
         """Whether ``variable`` gets the orthogonalized update (else the Adam fallback)."""
-        if len(variable.shape) < 2:
+        if len(variable.shape) < 2 or (len(variable.shape) > 2 and not self.flatten_higher_rank):
             return False
         path = getattr(variable, "path", None) or variable.name
         if self.exclude_embeddings and "embedding" in path.lower():

@@ -106,9 +106,20 @@ def test_routing_of_variables():
     assert opt.get_slot(model.layers[1].bias, "velocity").shape == (5,)
 
 
+def test_higher_rank_kernels_flatten_or_fall_back():
+    conv, dense = tf.Variable(tf.ones((3, 3, 4, 8))), tf.Variable(tf.ones((4, 8)))
+    assert optimlab.Muon().uses_muon(conv) and optimlab.Muon().uses_muon(dense)
+    opt = optimlab.Muon(flatten_higher_rank=False)
+    assert not opt.uses_muon(conv) and opt.uses_muon(dense)
+    assert optimlab.Muon.from_config(opt.get_config()).flatten_higher_rank is False
+    opt.build([conv, dense])
+    assert opt.get_slot(conv, "velocity").shape == conv.shape  # the Adam fallback's second moment
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
+        ({"flatten_higher_rank": "no"}, TypeError, "flatten_higher_rank"),
         ({"momentum": 1.0}, ValueError, "momentum"),
         ({"ns_steps": 0}, ValueError, "ns_steps"),
         ({"ns_coefficients": (1.0, 2.0)}, TypeError, "ns_coefficients"),
