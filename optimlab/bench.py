@@ -95,8 +95,12 @@ def _time(step, steps):
 
 
 def _tf_runner(opt, shapes, jit=False, seed=0):
+    import keras
+
     rng = np.random.default_rng(seed)
-    variables = [tf.Variable(rng.standard_normal(s, dtype=np.float32)) for s in shapes]
+    # Keras's Muon routes variables by their Keras ``path``, which tf.Variable lacks.
+    make = keras.Variable if isinstance(opt, keras.optimizers.Muon) else tf.Variable
+    variables = [make(rng.standard_normal(s, dtype=np.float32)) for s in shapes]
     grads = [tf.constant(rng.standard_normal(s, dtype=np.float32) * 1e-3) for s in shapes]
     opt.build(variables)
 

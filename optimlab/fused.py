@@ -440,3 +440,18 @@ def _proximal_adagrad(opt, gradient, variable, learning_rate):
     return tf.raw_ops.ResourceApplyProximalAdagrad(
         var=variable.handle, accum=_handle(opt.get_slot(variable, "accumulator")), lr=lr, l1=l1, l2=l2, grad=gradient
     )
+
+
+@fast_path("ConditionalGradient")
+def _conditional_gradient(opt, gradient, variable, learning_rate):
+    from optimlab.optimizers.conditional_gradient import frobenius_norm
+
+    library = native(variable)
+    if library is None or opt.ord != "fro":
+        return DECLINED  # the nuclear-norm step needs an SVD
+    dtype = variable.dtype
+    lr = tf.cast(learning_rate, dtype)
+    coefficients = tf.stack(
+        [lr, (1 - lr) * opt._get_hyper("lambda_", dtype), frobenius_norm(gradient) + opt._get_hyper("epsilon", dtype)]
+    )
+    return library.optimlab_apply_conditional_gradient(handles=[variable.handle], grad=gradient, coefficients=coefficients)

@@ -1,5 +1,5 @@
 // Single-pass CPU kernels for optimlab's fast paths (Adam, SGD with momentum, the seed's
-// Momentum, RMSprop), with decoupled weight decay folded in when asked.
+// Momentum, RMSprop, ConditionalGradient's Frobenius step), with decoupled weight decay folded in when asked.
 //
 // Each op updates resource variables and their slot variables in one multithreaded
 // pass over memory: one variable (``OptimlabApply*``) or many (``OptimlabMultiApply*``,
@@ -319,6 +319,35 @@ class RmspropOp : public OpKernel {
   int vars_, per_var_;
 };
 
+// ---------------------------------------------------------------- ConditionalGradient
+// handles: var. coefficients: lr, c (= (1 - lr) * lambda), d (= ||g|| + epsilon)
+//   var = lr*var - c*(g/d)
+template <typename T>
+void ConditionalGradientShard(const Step<T>& s, int64_t begin, int64_t end) {
+  T* __restrict var = s.state[0];
+  const T* __restrict g = s.grad;
+  const T lr = s.c[0], c = s.c[1], d = s.c[2];
+  for (int64_t i = begin; i < end; ++i) {
+    var[i] = lr * var[i] - c * (g[i] / d);
+  }
+}
+
+template <typename T>
+class ConditionalGradientOp : public OpKernel {
+ public:
+  explicit ConditionalGradientOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    GetLayout(ctx, &vars_, &per_var_);
+    OP_REQUIRES(ctx, per_var_ == 1,
+                errors::InvalidArgument("optimlab ConditionalGradient: expected 1 handle per variable, got ", per_var_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    RunUpdate<T>(ctx, vars_, per_var_, 10, 3, ConditionalGradientShard<T>);
+  }
+
+ private:
+  int vars_, per_var_;
+};
+
 }  // namespace
 
 REGISTER_OP("OptimlabApplyAdam")
@@ -355,6 +384,15 @@ REGISTER_OP("OptimlabApplyRmsprop")
     .Attr("momentum: bool = false")
     .Attr("epsilon_inside_sqrt: bool = true")
     .Attr("decay: bool = false")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
+REGISTER_OP("OptimlabApplyConditionalGradient")
+    .Input("handles: n * resource")
+    .Input("grad: T")
+    .Input("coefficients: T")
+    .Attr("n: int >= 1")
+    .Attr("T: {float, double}")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
@@ -409,7 +447,8 @@ REGISTER_OP("OptimlabMultiApplyRmsprop")
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplySgdMomentum", T, SgdOp)       \
   OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplySgdMomentum", T, SgdOp)  \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyRmsprop", T, RmspropOp)       \
-  OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyRmsprop", T, RmspropOp)
+  OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyRmsprop", T, RmspropOp)   \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabApplyConditionalGradient", T, ConditionalGradientOp)
 
 OPTIMLAB_REGISTER(float)
 OPTIMLAB_REGISTER(double)

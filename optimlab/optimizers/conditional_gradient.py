@@ -7,9 +7,14 @@ from optimlab.optimizer import Optimizer
 from optimlab.registry import register
 
 
+def frobenius_norm(g):
+    """``||g||_F`` from one pass over ``g`` (``l2_loss`` is ``sum(g**2) / 2``)."""
+    return tf.sqrt(2.0 * tf.nn.l2_loss(g))
+
+
 def frobenius_direction(g, epsilon):
     """``g / (||g||_F + epsilon)``: the Frank-Wolfe atom of the Frobenius ball, up to sign and radius."""
-    return g / (tf.norm(g) + epsilon)
+    return g / (frobenius_norm(g) + epsilon)
 
 
 def nuclear_direction(g):
