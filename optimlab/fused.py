@@ -10,7 +10,8 @@ in the optimizer's own slots, up to floating-point rounding (tested in float64
 against the plain path). A fast path returns ``DECLINED`` where its kernel cannot
 express the optimizer's configuration, and the plain path runs instead.
 
-Native kernels: Adam, SGD with momentum and RMSprop first try optimlab's own
+Native kernels: Adam (and AdamW), SGD with momentum, the seed's Momentum,
+RMSprop and ConditionalGradient (Frobenius) first try optimlab's own
 single-pass CPU kernels (``optimlab.kernels``, compiled with g++ on first use),
 which read and write every buffer once, in parallel shards. They compute each
 element with the plain path's operations in the same order and precision, so
@@ -25,6 +26,15 @@ gradient's variable that the native kernels can take with ONE op per dtype
 a step over a hundred variables pays one op launch instead of a hundred. The
 rest (sparse gradients, other optimizers, XLA, MirroredStrategy) goes through
 the per-variable path (``apply``), where the single-tensor ops run.
+
+Weight decay: for optimizers with a multi-tensor kernel, the base class hands
+decoupled weight decay (``weight_decay``) to ``apply_many``, which folds it into
+the same pass (``x - x*(wd*lr)`` first, with the plain path's arithmetic);
+variables excluded from decay take a second op, and the per-variable path
+decays each variable just before its update.
+
+TensorFlow's kernels also serve Ftrl (``ResourceApplyFtrlV2``) and
+ProximalAdagrad (``ResourceApplyProximalAdagrad``).
 
 Switch: every optimizer takes ``fused=None`` (the default), ``True`` (always) or
 ``False`` (never). Under ``None`` the native multi-tensor op takes variables of

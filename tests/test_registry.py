@@ -135,3 +135,11 @@ def test_docstring_example_runs(entry):
     for test in tests:
         runner.run(test)
     assert runner.failures == 0, f"{entry.cls.__name__}'s example fails (run python -m doctest -v on its module)"
+
+
+def test_fused_capability_is_declared_exactly_where_a_fast_path_exists():
+    from optimlab import fused
+
+    for entry in optimlab.entries():
+        has_path = fused.has_fast_path(entry.cls())
+        assert entry.has("fused") == has_path, f"{entry.name}: fast path {has_path}, declared {entry.has('fused')}"

@@ -14,6 +14,7 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1212.5701",
     quadratic=({"learning_rate": 1.0, "epsilon": 1e-4}, 1000, 1e-2),
     rosenbrock=({"learning_rate": 1.0, "epsilon": 1e-7, "rho": 0.99, "clipnorm": 1.0}, 40000, 5e-2),
+    capabilities=("fused",),
 )
 class Adadelta(Optimizer):
     """Adadelta (Zeiler, 2012): steps scaled by the ratio of running RMS of updates and of gradients.

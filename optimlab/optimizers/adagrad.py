@@ -16,7 +16,7 @@ from optimlab.registry import register
     url="https://jmlr.org/papers/v12/duchi11a.html",
     quadratic=({"learning_rate": 0.5}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5}, 10000, 5e-2),
-    capabilities=("sparse", "lazy_sparse"),
+    capabilities=("sparse", "lazy_sparse", "fused"),
 )
 class Adagrad(Optimizer):
     """Adagrad (Duchi, Hazan & Singer, 2011): per-coordinate steps shrinking with the summed squared gradients.

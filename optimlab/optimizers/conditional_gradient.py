@@ -32,6 +32,7 @@ def nuclear_direction(g):
     quadratic=({"learning_rate": 0.99, "lambda_": 5.0}, 2000, 5e-2),
     rosenbrock=({"learning_rate": 0.9998, "lambda_": 1.45}, 20000, 2.5e-1),  # constant-step Frank-Wolfe creeps along the valley
     aliases=("frank_wolfe",),
+    capabilities=("fused",),
 )
 class ConditionalGradient(Optimizer):
     """ConditionalGradient (Frank & Wolfe, 1956; Ravi et al., 2018): keeps each variable in a norm ball of radius ``lambda_``.

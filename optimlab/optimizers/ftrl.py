@@ -37,7 +37,7 @@ def _check_power(name, value):
     url="https://research.google.com/pubs/archive/41159.pdf",
     quadratic=({"learning_rate": 1.0}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5}, 20000, 5e-2),
-    capabilities=("sparse", "lazy_sparse"),
+    capabilities=("sparse", "lazy_sparse", "fused"),
 )
 class Ftrl(Optimizer):
     """FTRL-Proximal (McMahan et al., 2013): follow the regularized leader, with L1 and L2 penalties.

@@ -13,7 +13,7 @@ from optimlab.registry import register
     url="https://gallica.bnf.fr/ark:/12148/bpt6k2982c/f540.item",
     quadratic=({"learning_rate": 0.1}, 200, 1e-3),
     rosenbrock=({"learning_rate": 2e-3}, 20000, 5e-2),
-    capabilities=("sparse", "lazy_sparse"),
+    capabilities=("sparse", "lazy_sparse", "fused"),
     aliases=("gradient_descent", "gradientdescent"),
 )
 class GradientDescent(Optimizer):

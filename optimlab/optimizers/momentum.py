@@ -14,6 +14,7 @@ from optimlab.registry import register
     url="https://doi.org/10.1016/0041-5553(64)90137-5",
     quadratic=({"learning_rate": 0.05}, 300, 1e-3),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 10000, 5e-2),
+    capabilities=("fused",),
 )
 class Momentum(Optimizer):
     """Gradient descent with (heavy-ball) momentum (Polyak, 1964), as seed 000 writes it.

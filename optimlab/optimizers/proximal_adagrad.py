@@ -22,7 +22,7 @@ def proximal_step(x, g, accumulator, lr, l1, l2):
     url="https://jmlr.org/papers/v10/duchi09a.html",
     quadratic=({"learning_rate": 0.5}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5}, 10000, 5e-2),
-    capabilities=("sparse", "lazy_sparse"),
+    capabilities=("sparse", "lazy_sparse", "fused"),
 )
 class ProximalAdagrad(Optimizer):
     """ProximalAdagrad (Duchi & Singer, 2009): Adagrad with a proximal l1/l2 step that yields exact zeros.

@@ -21,6 +21,7 @@ def rms_denominator(mean_square, epsilon, epsilon_inside_sqrt):
     url="https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf",
     quadratic=({"learning_rate": 0.01}, 500, 1e-2),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 5000, 5e-2),
+    capabilities=("fused",),
 )
 class RMSprop(Optimizer):
     """RMSprop (Hinton, Srivastava & Swersky, 2012), centered form by Graves (2013).

@@ -14,7 +14,7 @@ from optimlab.registry import register
     url="https://doi.org/10.1214/aoms/1177729586",
     quadratic=({"learning_rate": 0.05, "momentum": 0.5}, 300, 1e-3),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 10000, 5e-2),
-    capabilities=("sparse",),
+    capabilities=("sparse", "fused"),
 )
 class SGD(Optimizer):
     """Stochastic gradient descent (Robbins & Monro, 1951) with momentum (Sutskever et al., 2013).
