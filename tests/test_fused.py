@@ -295,3 +295,40 @@ def test_weight_decay_folds_into_the_native_op_and_keeps_exclusions(native_ops):
     assert not any(op.type == "AssignSubVariableOp" for op in ops)  # no separate decay pass
     np.testing.assert_array_equal(fast_kernel, plain_kernel)
     np.testing.assert_array_equal(fast_bias, plain_bias)
+
+
+SPARSE_CONFIGS = [
+    ("adagrad", {"learning_rate": 0.1, "epsilon_inside_sqrt": False}, "ResourceSparseApplyAdagradV2"),
+    ("ftrl", {"learning_rate": 0.1, "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02,
+              "l2_shrinkage_regularization_strength": 0.03, "beta": 0.5}, "ResourceSparseApplyFtrlV2"),
+    ("proximal_adagrad", {"learning_rate": 0.1, "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02},
+     "ResourceSparseApplyProximalAdagrad"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,sparse_op", SPARSE_CONFIGS, ids=[c[0] for c in SPARSE_CONFIGS])
+def test_sparse_fast_path_matches_the_lazy_sparse_rule(name, kwargs, sparse_op):
+    shape = (64, 80)  # 5120 elements: at least MIN_SIZE, so the default setting takes the kernel
+
+    def run(use_fused):
+        rng = np.random.default_rng(11)
+        variable = tf.Variable(rng.normal(size=shape))
+        opt = optimlab.get(name, fused=use_fused, **kwargs)
+        opt.build([variable])
+
+        @tf.function
+        def step(values, indices):
+            opt.apply_gradients([(tf.IndexedSlices(values, indices, tf.constant(shape, tf.int64)), variable)])
+
+        for _ in range(30):
+            indices = tf.constant(rng.integers(0, shape[0], size=12), tf.int64)  # with repeats: deduplicated first
+            step(tf.constant(rng.normal(size=(12, shape[1]))), indices)
+        graph = step.get_concrete_function(tf.TensorSpec((12, shape[1]), tf.float64), tf.TensorSpec((12,), tf.int64)).graph
+        types = {op.type for op in graph.get_operations()}
+        return [variable.numpy()] + [opt.get_slot(variable, s).numpy() for s in opt.get_slot_names()], types
+
+    plain, plain_types = run(False)
+    fast, fast_types = run(None)
+    assert sparse_op in fast_types and sparse_op not in plain_types
+    for a, b in zip(plain, fast, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
