@@ -10,8 +10,9 @@ in the optimizer's own slots, up to floating-point rounding (tested in float64
 against the plain path). A fast path returns ``DECLINED`` where its kernel cannot
 express the optimizer's configuration, and the plain path runs instead.
 
-Native kernels: Adam (and AdamW), SGD with momentum, the seed's Momentum,
-RMSprop and ConditionalGradient (Frobenius) first try optimlab's own
+Native kernels: Adam (and AdamW, and LazyAdam's dense rule), SGD with momentum,
+the seed's Momentum, RMSprop, Adagrad and ConditionalGradient (Frobenius) first
+try optimlab's own
 single-pass CPU kernels (``optimlab.kernels``, compiled with g++ on first use),
 which read and write every buffer once, in parallel shards. They compute each
 element with the plain path's operations in the same order and precision, so
@@ -370,7 +371,22 @@ def _adam_native(opt, learning_rate, dtype):
         coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_keras_scalars(opt, learning_rate, dtype))
     else:
         coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_paper_scalars(opt, learning_rate))
-    return slots, coefficients, {"amsgrad": opt.amsgrad, "keras_form": opt.epsilon_hat}
+    return slots, coefficients, {"amsgrad": opt.amsgrad, "form": "keras" if opt.epsilon_hat else "paper"}
+
+
+@fast_path("LazyAdam")
+def _lazy_adam(opt, gradient, variable, learning_rate):
+    library = native(variable)
+    if library is None:
+        return DECLINED  # the plain dense rule; TensorFlow's Adam kernel folds epsilon differently
+    return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
+
+
+@native_kernel("LazyAdam", "adam")
+def _lazy_adam_native(opt, learning_rate, dtype):
+    # LazyAdam._coefficients casts each scalar to the variable's dtype itself.
+    coefficients = _once(opt, ("native-lazy-adam", dtype), lambda: tf.stack(opt._coefficients(dtype, learning_rate)))
+    return ("m", "v"), coefficients, {"form": "lazy"}
 
 
 @fast_path("Adamax")
@@ -441,6 +457,9 @@ def _rmsprop_native(opt, learning_rate, dtype):
 
 @fast_path("Adagrad", sparse=True)
 def _adagrad(opt, gradient, variable, learning_rate):
+    library = native(variable)
+    if library is not None and not isinstance(gradient, tf.IndexedSlices):
+        return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
     if opt.epsilon_inside_sqrt:
         return DECLINED  # TensorFlow's AdagradV2 kernel adds epsilon after the square root
     dtype = variable.dtype
@@ -452,6 +471,15 @@ def _adagrad(opt, gradient, variable, learning_rate):
         lr=_lr(opt, learning_rate, dtype),
         epsilon=_hyper(opt, "epsilon", dtype),
     )
+
+
+@native_kernel("Adagrad", "adagrad")
+def _adagrad_native(opt, learning_rate, dtype):
+    def scalars():
+        return learning_rate, opt._get_hyper("epsilon", tf.float64)
+
+    coefficients = _coefficients(opt, "native-adagrad", dtype, scalars)
+    return ("accumulator",), coefficients, {"epsilon_inside_sqrt": opt.epsilon_inside_sqrt}
 
 
 @fast_path("Ftrl", sparse=True)

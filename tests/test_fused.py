@@ -43,6 +43,9 @@ CONFIGS = [
               "l2_regularization_strength": 0.02, "l2_shrinkage_regularization_strength": 0.03, "beta": 0.5}),
     ("proximal_adagrad", {"learning_rate": 0.1}),
     ("conditional_gradient", {"learning_rate": 0.9, "lambda_": 2.0}),
+    ("adagrad", {"learning_rate": 0.1}),
+    ("adagrad", {"learning_rate": 0.1, "weight_decay": 0.1}),
+    ("lazy_adam", {"learning_rate": 0.01}),
     ("proximal_adagrad", {"learning_rate": 0.1, "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02}),
     ("adamw", {"learning_rate": 0.01, "weight_decay": 0.05}),
     ("adamw", {"learning_rate": 0.01, "weight_decay": 0.05, "epsilon_hat": True, "amsgrad": True}),
@@ -52,7 +55,7 @@ CONFIGS = [
     ("rmsprop", {"learning_rate": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.1}),
 ]
 # Optimizers with native kernels (SGD only with momentum); weight decay folds into them.
-NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum", "conditional_gradient"}
+NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum", "conditional_gradient", "adagrad", "lazy_adam"}
 SHAPES = [(64, 80), (4096,), (3, 3, 8, 16), (400, 500)]  # the last is split across threads
 
 
@@ -95,7 +98,9 @@ def test_fast_path_matches_plain_path(name, kwargs, kernel):
     assert fused.has_fast_path(opt)
     variable = tf.Variable(tf.zeros((4096,), tf.float64))
     rmsprop_declines = name == "rmsprop" and not (kwargs.get("momentum") and "epsilon_inside_sqrt" not in kwargs)
-    declines = kernel == "tensorflow" and (rmsprop_declines or name in ("momentum", "conditional_gradient"))
+    adagrad_declines = name == "adagrad" and kwargs.get("epsilon_inside_sqrt", True)
+    no_tf_kernel = name in ("momentum", "conditional_gradient", "lazy_adam")
+    declines = kernel == "tensorflow" and (rmsprop_declines or adagrad_declines or no_tf_kernel)
     assert fused.apply(opt_built(opt, variable), tf.zeros((4096,), tf.float64), variable, 0.1) != declines
     plain_vars, plain_slots = _run(name, kwargs, use_fused=False)
     fast_vars, fast_slots = _run(name, kwargs, use_fused=True)
