@@ -10,8 +10,9 @@ in the optimizer's own slots, up to floating-point rounding (tested in float64
 against the plain path). A fast path returns ``DECLINED`` where its kernel cannot
 express the optimizer's configuration, and the plain path runs instead.
 
-Native kernels: Adam (and AdamW), SGD with momentum, the seed's Momentum,
-RMSprop and ConditionalGradient (Frobenius) first try optimlab's own
+Native kernels: Adam (and AdamW, and LazyAdam's dense rule), SGD with momentum,
+the seed's Momentum, RMSprop, Adagrad and ConditionalGradient (Frobenius) first
+try optimlab's own
 single-pass CPU kernels (``optimlab.kernels``, compiled with g++ on first use),
 which read and write every buffer once, in parallel shards. They compute each
 element with the plain path's operations in the same order and precision, so
@@ -34,7 +35,11 @@ variables excluded from decay take a second op, and the per-variable path
 decays each variable just before its update.
 
 TensorFlow's kernels also serve Ftrl (``ResourceApplyFtrlV2``) and
-ProximalAdagrad (``ResourceApplyProximalAdagrad``).
+ProximalAdagrad (``ResourceApplyProximalAdagrad``). Sparse gradients: where an
+optimizer's sparse rule is the lazy one (only the indexed rows of variable and
+state change), TensorFlow's ``ResourceSparseApply*`` kernels run on the
+deduplicated rows (Adagrad with epsilon outside the square root, Ftrl,
+ProximalAdagrad), under the same ``fused`` setting and ``MIN_SIZE`` rule.
 
 Switch: every optimizer takes ``fused=None`` (the default), ``True`` (always) or
 ``False`` (never). Under ``None`` the native multi-tensor op takes variables of
@@ -57,14 +62,22 @@ MIN_SIZE = 4096
 DECLINED = "declined"
 _DTYPES = (tf.float32, tf.float64)
 _FAST_PATHS = {}
+_SPARSE_FAST_PATHS = set()
 _NATIVE_KERNELS = {}
 
 
-def fast_path(class_name):
-    """Register ``fn(optimizer, gradient, variable, learning_rate)`` for an optimizer class."""
+def fast_path(class_name, sparse=False):
+    """Register ``fn(optimizer, gradient, variable, learning_rate)`` for an optimizer class.
+
+    With ``sparse`` the function also takes deduplicated ``tf.IndexedSlices``
+    gradients (for optimizers whose sparse rule is the lazy one TensorFlow's
+    ``ResourceSparseApply*`` kernels implement).
+    """
 
     def decorate(fn):
         _FAST_PATHS[class_name] = fn
+        if sparse:
+            _SPARSE_FAST_PATHS.add(class_name)
         return fn
 
     return decorate
@@ -103,8 +116,23 @@ def wanted(optimizer, variable):
 
 
 def apply(optimizer, gradient, variable, learning_rate):
-    """Run the fused kernel; False when it cannot express this configuration."""
-    return _FAST_PATHS[type(optimizer).__name__](optimizer, gradient, variable, learning_rate) is not DECLINED
+    """Run the fused kernel; False when it cannot express this configuration.
+
+    A ``tf.IndexedSlices`` gradient (deduplicated by the caller) runs only where
+    the fast path was registered with ``sparse=True``.
+    """
+    name = type(optimizer).__name__
+    if isinstance(gradient, tf.IndexedSlices) and name not in _SPARSE_FAST_PATHS:
+        return False
+    return _FAST_PATHS[name](optimizer, gradient, variable, learning_rate) is not DECLINED
+
+
+def _dense_or_sparse(kernel, gradient, **args):
+    """TensorFlow's ``ResourceApply<kernel>``, or ``ResourceSparseApply<kernel>`` for ``IndexedSlices``."""
+    if isinstance(gradient, tf.IndexedSlices):
+        op = getattr(tf.raw_ops, f"ResourceSparseApply{kernel}")
+        return op(grad=gradient.values, indices=gradient.indices, **args)
+    return getattr(tf.raw_ops, f"ResourceApply{kernel}")(grad=gradient, **args)
 
 
 def _handle(variable):
@@ -343,7 +371,22 @@ def _adam_native(opt, learning_rate, dtype):
         coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_keras_scalars(opt, learning_rate, dtype))
     else:
         coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_paper_scalars(opt, learning_rate))
-    return slots, coefficients, {"amsgrad": opt.amsgrad, "keras_form": opt.epsilon_hat}
+    return slots, coefficients, {"amsgrad": opt.amsgrad, "form": "keras" if opt.epsilon_hat else "paper"}
+
+
+@fast_path("LazyAdam")
+def _lazy_adam(opt, gradient, variable, learning_rate):
+    library = native(variable)
+    if library is None:
+        return DECLINED  # the plain dense rule; TensorFlow's Adam kernel folds epsilon differently
+    return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
+
+
+@native_kernel("LazyAdam", "adam")
+def _lazy_adam_native(opt, learning_rate, dtype):
+    # LazyAdam._coefficients casts each scalar to the variable's dtype itself.
+    coefficients = _once(opt, ("native-lazy-adam", dtype), lambda: tf.stack(opt._coefficients(dtype, learning_rate)))
+    return ("m", "v"), coefficients, {"form": "lazy"}
 
 
 @fast_path("Adamax")
@@ -412,30 +455,44 @@ def _rmsprop_native(opt, learning_rate, dtype):
     return slots, _coefficients(opt, "native-rmsprop", dtype, scalars), attrs
 
 
-@fast_path("Adagrad")
+@fast_path("Adagrad", sparse=True)
 def _adagrad(opt, gradient, variable, learning_rate):
+    library = native(variable)
+    if library is not None and not isinstance(gradient, tf.IndexedSlices):
+        return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
     if opt.epsilon_inside_sqrt:
         return DECLINED  # TensorFlow's AdagradV2 kernel adds epsilon after the square root
     dtype = variable.dtype
-    return tf.raw_ops.ResourceApplyAdagradV2(
+    return _dense_or_sparse(
+        "AdagradV2",
+        gradient,
         var=variable.handle,
         accum=_handle(opt.get_slot(variable, "accumulator")),
         lr=_lr(opt, learning_rate, dtype),
         epsilon=_hyper(opt, "epsilon", dtype),
-        grad=gradient,
     )
 
 
-@fast_path("Ftrl")
+@native_kernel("Adagrad", "adagrad")
+def _adagrad_native(opt, learning_rate, dtype):
+    def scalars():
+        return learning_rate, opt._get_hyper("epsilon", tf.float64)
+
+    coefficients = _coefficients(opt, "native-adagrad", dtype, scalars)
+    return ("accumulator",), coefficients, {"epsilon_inside_sqrt": opt.epsilon_inside_sqrt}
+
+
+@fast_path("Ftrl", sparse=True)
 def _ftrl(opt, gradient, variable, learning_rate):
     dtype = variable.dtype
     lr = _lr(opt, learning_rate, dtype)
     lr_power, l1, l2, l2_shrinkage, beta = _once(opt, ("ftrl", dtype), lambda: opt._hypers_for(dtype))
-    return tf.raw_ops.ResourceApplyFtrlV2(
+    return _dense_or_sparse(
+        "FtrlV2",
+        gradient,
         var=variable.handle,
         accum=_handle(opt.get_slot(variable, "accumulator")),
         linear=_handle(opt.get_slot(variable, "linear")),
-        grad=gradient,
         lr=lr,
         l1=l1,
         l2=l2 + beta / (2.0 * lr),  # as Keras 2 passed beta to the kernel
@@ -444,12 +501,11 @@ def _ftrl(opt, gradient, variable, learning_rate):
     )
 
 
-@fast_path("ProximalAdagrad")
+@fast_path("ProximalAdagrad", sparse=True)
 def _proximal_adagrad(opt, gradient, variable, learning_rate):
     lr, l1, l2 = _once(opt, ("proximal_adagrad", variable.dtype), lambda: opt._hypers_for(variable.dtype, learning_rate))
-    return tf.raw_ops.ResourceApplyProximalAdagrad(
-        var=variable.handle, accum=_handle(opt.get_slot(variable, "accumulator")), lr=lr, l1=l1, l2=l2, grad=gradient
-    )
+    accumulator = _handle(opt.get_slot(variable, "accumulator"))
+    return _dense_or_sparse("ProximalAdagrad", gradient, var=variable.handle, accum=accumulator, lr=lr, l1=l1, l2=l2)
 
 
 @fast_path("ConditionalGradient")

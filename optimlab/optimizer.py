@@ -571,9 +571,11 @@ class Optimizer(keras.optimizers.Optimizer):
 
     def _update_one(self, variable, gradient, learning_rate):
         if isinstance(gradient, tf.IndexedSlices):
-            return self.sparse_update_step(gradient_ops.deduplicate(gradient), variable, learning_rate)
+            gradient = gradient_ops.deduplicate(gradient)
         if fast_paths.wanted(self, variable) and fast_paths.apply(self, gradient, variable, learning_rate):
             return None
+        if isinstance(gradient, tf.IndexedSlices):
+            return self.sparse_update_step(gradient, variable, learning_rate)
         return self.update_step(gradient, variable, learning_rate)
 
     def sparse_update_step(self, gradient, variable, learning_rate):

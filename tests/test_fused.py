@@ -43,6 +43,9 @@ CONFIGS = [
               "l2_regularization_strength": 0.02, "l2_shrinkage_regularization_strength": 0.03, "beta": 0.5}),
     ("proximal_adagrad", {"learning_rate": 0.1}),
     ("conditional_gradient", {"learning_rate": 0.9, "lambda_": 2.0}),
+    ("adagrad", {"learning_rate": 0.1}),
+    ("adagrad", {"learning_rate": 0.1, "weight_decay": 0.1}),
+    ("lazy_adam", {"learning_rate": 0.01}),
     ("proximal_adagrad", {"learning_rate": 0.1, "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02}),
     ("adamw", {"learning_rate": 0.01, "weight_decay": 0.05}),
     ("adamw", {"learning_rate": 0.01, "weight_decay": 0.05, "epsilon_hat": True, "amsgrad": True}),
@@ -52,7 +55,7 @@ CONFIGS = [
     ("rmsprop", {"learning_rate": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.1}),
 ]
 # Optimizers with native kernels (SGD only with momentum); weight decay folds into them.
-NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum", "conditional_gradient"}
+NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum", "conditional_gradient", "adagrad", "lazy_adam"}
 SHAPES = [(64, 80), (4096,), (3, 3, 8, 16), (400, 500)]  # the last is split across threads
 
 
@@ -95,7 +98,9 @@ def test_fast_path_matches_plain_path(name, kwargs, kernel):
     assert fused.has_fast_path(opt)
     variable = tf.Variable(tf.zeros((4096,), tf.float64))
     rmsprop_declines = name == "rmsprop" and not (kwargs.get("momentum") and "epsilon_inside_sqrt" not in kwargs)
-    declines = kernel == "tensorflow" and (rmsprop_declines or name in ("momentum", "conditional_gradient"))
+    adagrad_declines = name == "adagrad" and kwargs.get("epsilon_inside_sqrt", True)
+    no_tf_kernel = name in ("momentum", "conditional_gradient", "lazy_adam")
+    declines = kernel == "tensorflow" and (rmsprop_declines or adagrad_declines or no_tf_kernel)
     assert fused.apply(opt_built(opt, variable), tf.zeros((4096,), tf.float64), variable, 0.1) != declines
     plain_vars, plain_slots = _run(name, kwargs, use_fused=False)
     fast_vars, fast_slots = _run(name, kwargs, use_fused=True)
@@ -295,3 +300,40 @@ def test_weight_decay_folds_into_the_native_op_and_keeps_exclusions(native_ops):
     assert not any(op.type == "AssignSubVariableOp" for op in ops)  # no separate decay pass
     np.testing.assert_array_equal(fast_kernel, plain_kernel)
     np.testing.assert_array_equal(fast_bias, plain_bias)
+
+
+SPARSE_CONFIGS = [
+    ("adagrad", {"learning_rate": 0.1, "epsilon_inside_sqrt": False}, "ResourceSparseApplyAdagradV2"),
+    ("ftrl", {"learning_rate": 0.1, "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02,
+              "l2_shrinkage_regularization_strength": 0.03, "beta": 0.5}, "ResourceSparseApplyFtrlV2"),
+    ("proximal_adagrad", {"learning_rate": 0.1, "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02},
+     "ResourceSparseApplyProximalAdagrad"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,sparse_op", SPARSE_CONFIGS, ids=[c[0] for c in SPARSE_CONFIGS])
+def test_sparse_fast_path_matches_the_lazy_sparse_rule(name, kwargs, sparse_op):
+    shape = (64, 80)  # 5120 elements: at least MIN_SIZE, so the default setting takes the kernel
+
+    def run(use_fused):
+        rng = np.random.default_rng(11)
+        variable = tf.Variable(rng.normal(size=shape))
+        opt = optimlab.get(name, fused=use_fused, **kwargs)
+        opt.build([variable])
+
+        @tf.function
+        def step(values, indices):
+            opt.apply_gradients([(tf.IndexedSlices(values, indices, tf.constant(shape, tf.int64)), variable)])
+
+        for _ in range(30):
+            indices = tf.constant(rng.integers(0, shape[0], size=12), tf.int64)  # with repeats: deduplicated first
+            step(tf.constant(rng.normal(size=(12, shape[1]))), indices)
+        graph = step.get_concrete_function(tf.TensorSpec((12, shape[1]), tf.float64), tf.TensorSpec((12,), tf.int64)).graph
+        types = {op.type for op in graph.get_operations()}
+        return [variable.numpy()] + [opt.get_slot(variable, s).numpy() for s in opt.get_slot_names()], types
+
+    plain, plain_types = run(False)
+    fast, fast_types = run(None)
+    assert sparse_op in fast_types and sparse_op not in plain_types
+    for a, b in zip(plain, fast, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)

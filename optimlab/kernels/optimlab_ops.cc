@@ -1,5 +1,6 @@
-// Single-pass CPU kernels for optimlab's fast paths (Adam, SGD with momentum, the seed's
-// Momentum, RMSprop, ConditionalGradient's Frobenius step), with decoupled weight decay folded in when asked.
+// Single-pass CPU kernels for optimlab's fast paths (Adam, AdamW and LazyAdam's dense
+// rule, SGD with momentum, the seed's Momentum, RMSprop, Adagrad, ConditionalGradient's
+// Frobenius step), with decoupled weight decay folded in when asked.
 //
 // Each op updates resource variables and their slot variables in one multithreaded
 // pass over memory: one variable (``OptimlabApply*``) or many (``OptimlabMultiApply*``,
@@ -19,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -111,21 +113,26 @@ void GetLayout(OpKernelConstruction* ctx, int* num_vars, int* per_var) {
 }
 
 // ---------------------------------------------------------------- Adam
-// handles: var, m, v[, v_max]
-// seed form (keras_form=false) coefficients: b1, c1, b2, c2, k1, k2, lr, eps[, d]
+// handles: var, m, v[, v_max]; attribute ``form``:
+// "paper" (optimlab's Adam) coefficients: b1, c1, b2, c2, k1, k2, lr, eps[, d]
 //   m = b1*m + c1*g; v = b2*v + c2*(g*g); [v_max = max(v_max, v)]
 //   var = var - lr * ((m / k1) / (sqrt(v_used / k2) + eps))
-// Keras form (keras_form=true) coefficients: c1, c2, alpha, eps[, d]
+// "keras" (Adam with epsilon_hat) coefficients: c1, c2, alpha, eps[, d]
 //   m = m + (g - m)*c1; v = v + (g*g - v)*c2; [v_max = max(v_max, v)]
 //   var = var - (m*alpha) / (sqrt(v_used) + eps)
-template <typename T, bool kAmsgrad, bool kKeras, bool kDecay>
+// "lazy" (LazyAdam's dense rule) coefficients: b1, c1, b2, c2, lr_t, eps[, d]
+//   m = b1*m + c1*g; v = b2*v + c2*(g*g); [v_max = max(v_max, v)]
+//   var = var - (lr_t*m) / (sqrt(v_used) + eps)
+enum AdamForm { kPaper = 0, kKerasForm = 1, kLazy = 2 };
+
+template <typename T, bool kAmsgrad, int kForm, bool kDecay>
 void AdamShard(const Step<T>& s, int64_t begin, int64_t end) {
   T* __restrict var = s.state[0];
   T* __restrict m = s.state[1];
   T* __restrict v = s.state[2];
   T* __restrict v_max = kAmsgrad ? s.state[3] : nullptr;
   const T* __restrict g = s.grad;
-  if (kKeras) {
+  if (kForm == kKerasForm) {
     const T c1 = s.c[0], c2 = s.c[1], alpha = s.c[2], eps = s.c[3], d = kDecay ? s.c[4] : T(0);
     for (int64_t i = begin; i < end; ++i) {
       const T gi = g[i];
@@ -138,6 +145,21 @@ void AdamShard(const Step<T>& s, int64_t begin, int64_t end) {
         v_max[i] = vi;
       }
       var[i] = Decayed<T, kDecay>(var[i], d) - (mi * alpha) / (std::sqrt(vi) + eps);
+    }
+  } else if (kForm == kLazy) {
+    const T b1 = s.c[0], c1 = s.c[1], b2 = s.c[2], c2 = s.c[3];
+    const T lr_t = s.c[4], eps = s.c[5], d = kDecay ? s.c[6] : T(0);
+    for (int64_t i = begin; i < end; ++i) {
+      const T gi = g[i];
+      const T mi = b1 * m[i] + c1 * gi;
+      T vi = b2 * v[i] + c2 * (gi * gi);
+      m[i] = mi;
+      v[i] = vi;
+      if (kAmsgrad) {
+        vi = v_max[i] < vi ? vi : v_max[i];
+        v_max[i] = vi;
+      }
+      var[i] = Decayed<T, kDecay>(var[i], d) - (lr_t * mi) / (std::sqrt(vi) + eps);
     }
   } else {
     const T b1 = s.c[0], c1 = s.c[1], b2 = s.c[2], c2 = s.c[3];
@@ -157,36 +179,43 @@ void AdamShard(const Step<T>& s, int64_t begin, int64_t end) {
   }
 }
 
-template <typename T, bool kAmsgrad, bool kKeras>
+template <typename T, bool kAmsgrad, int kForm>
 void RunAdam(OpKernelContext* ctx, int num_vars, int per_var, bool decay) {
-  const int n = (kKeras ? 4 : 8) + (decay ? 1 : 0);
+  const int n = (kForm == kKerasForm ? 4 : kForm == kLazy ? 6 : 8) + (decay ? 1 : 0);
   const int64_t cost = kAmsgrad ? 40 : 30;
-  if (decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, AdamShard<T, kAmsgrad, kKeras, true>);
-  if (!decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, AdamShard<T, kAmsgrad, kKeras, false>);
+  if (decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, AdamShard<T, kAmsgrad, kForm, true>);
+  if (!decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, AdamShard<T, kAmsgrad, kForm, false>);
+}
+
+template <typename T, int kForm>
+void RunAdamForm(OpKernelContext* ctx, int num_vars, int per_var, bool amsgrad, bool decay) {
+  if (amsgrad) RunAdam<T, true, kForm>(ctx, num_vars, per_var, decay);
+  if (!amsgrad) RunAdam<T, false, kForm>(ctx, num_vars, per_var, decay);
 }
 
 template <typename T>
 class AdamOp : public OpKernel {
  public:
   explicit AdamOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    std::string form;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("amsgrad", &amsgrad_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("keras_form", &keras_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("form", &form));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
+    form_ = form == "keras" ? kKerasForm : form == "lazy" ? kLazy : kPaper;
     GetLayout(ctx, &vars_, &per_var_);
     OP_REQUIRES(ctx, per_var_ == (amsgrad_ ? 4 : 3),
                 errors::InvalidArgument("optimlab Adam: expected ", amsgrad_ ? 4 : 3, " handles per variable, got ",
                                         per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    if (amsgrad_ && keras_) RunAdam<T, true, true>(ctx, vars_, per_var_, decay_);
-    if (amsgrad_ && !keras_) RunAdam<T, true, false>(ctx, vars_, per_var_, decay_);
-    if (!amsgrad_ && keras_) RunAdam<T, false, true>(ctx, vars_, per_var_, decay_);
-    if (!amsgrad_ && !keras_) RunAdam<T, false, false>(ctx, vars_, per_var_, decay_);
+    if (form_ == kKerasForm) RunAdamForm<T, kKerasForm>(ctx, vars_, per_var_, amsgrad_, decay_);
+    if (form_ == kLazy) RunAdamForm<T, kLazy>(ctx, vars_, per_var_, amsgrad_, decay_);
+    if (form_ == kPaper) RunAdamForm<T, kPaper>(ctx, vars_, per_var_, amsgrad_, decay_);
   }
 
  private:
-  bool amsgrad_, keras_, decay_;
-  int vars_, per_var_;
+  bool amsgrad_, decay_;
+  int form_, vars_, per_var_;
 };
 
 // ---------------------------------------------------------------- SGD
@@ -319,6 +348,47 @@ class RmspropOp : public OpKernel {
   int vars_, per_var_;
 };
 
+// ---------------------------------------------------------------- Adagrad
+// handles: var, a. coefficients: lr, eps[, d]
+//   a = a + g*g; var = var - (lr*g) / sqrt(a + eps)   (eps outside: sqrt(a) + eps)
+template <typename T, bool kInside, bool kDecay>
+void AdagradShard(const Step<T>& s, int64_t begin, int64_t end) {
+  T* __restrict var = s.state[0];
+  T* __restrict a = s.state[1];
+  const T* __restrict g = s.grad;
+  const T lr = s.c[0], eps = s.c[1], d = kDecay ? s.c[2] : T(0);
+  for (int64_t i = begin; i < end; ++i) {
+    const T gi = g[i];
+    const T ai = a[i] + gi * gi;
+    a[i] = ai;
+    const T denominator = kInside ? std::sqrt(ai + eps) : std::sqrt(ai) + eps;
+    var[i] = Decayed<T, kDecay>(var[i], d) - (lr * gi) / denominator;
+  }
+}
+
+template <typename T>
+class AdagradOp : public OpKernel {
+ public:
+  explicit AdagradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon_inside_sqrt", &inside_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
+    GetLayout(ctx, &vars_, &per_var_);
+    OP_REQUIRES(ctx, per_var_ == 2,
+                errors::InvalidArgument("optimlab Adagrad: expected 2 handles per variable, got ", per_var_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const int n = decay_ ? 3 : 2;
+    if (inside_ && decay_) RunUpdate<T>(ctx, vars_, per_var_, 25, n, AdagradShard<T, true, true>);
+    if (inside_ && !decay_) RunUpdate<T>(ctx, vars_, per_var_, 25, n, AdagradShard<T, true, false>);
+    if (!inside_ && decay_) RunUpdate<T>(ctx, vars_, per_var_, 25, n, AdagradShard<T, false, true>);
+    if (!inside_ && !decay_) RunUpdate<T>(ctx, vars_, per_var_, 25, n, AdagradShard<T, false, false>);
+  }
+
+ private:
+  bool inside_, decay_;
+  int vars_, per_var_;
+};
+
 // ---------------------------------------------------------------- ConditionalGradient
 // handles: var. coefficients: lr, c (= (1 - lr) * lambda), d (= ||g|| + epsilon)
 //   var = lr*var - c*(g/d)
@@ -357,7 +427,7 @@ REGISTER_OP("OptimlabApplyAdam")
     .Attr("n: int >= 3")
     .Attr("T: {float, double}")
     .Attr("amsgrad: bool = false")
-    .Attr("keras_form: bool = false")
+    .Attr("form: {'paper', 'keras', 'lazy'} = 'paper'")
     .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
@@ -387,6 +457,29 @@ REGISTER_OP("OptimlabApplyRmsprop")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
+REGISTER_OP("OptimlabApplyAdagrad")
+    .Input("handles: n * resource")
+    .Input("grad: T")
+    .Input("coefficients: T")
+    .Attr("n: int >= 2")
+    .Attr("T: {float, double}")
+    .Attr("epsilon_inside_sqrt: bool = true")
+    .Attr("decay: bool = false")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
+REGISTER_OP("OptimlabMultiApplyAdagrad")
+    .Input("handles: M * resource")
+    .Input("grads: N * T")
+    .Input("coefficients: T")
+    .Attr("M: int >= 2")
+    .Attr("N: int >= 1")
+    .Attr("T: {float, double}")
+    .Attr("epsilon_inside_sqrt: bool = true")
+    .Attr("decay: bool = false")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
 REGISTER_OP("OptimlabApplyConditionalGradient")
     .Input("handles: n * resource")
     .Input("grad: T")
@@ -407,7 +500,7 @@ REGISTER_OP("OptimlabMultiApplyAdam")
     .Attr("N: int >= 1")
     .Attr("T: {float, double}")
     .Attr("amsgrad: bool = false")
-    .Attr("keras_form: bool = false")
+    .Attr("form: {'paper', 'keras', 'lazy'} = 'paper'")
     .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
@@ -448,6 +541,8 @@ REGISTER_OP("OptimlabMultiApplyRmsprop")
   OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplySgdMomentum", T, SgdOp)  \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyRmsprop", T, RmspropOp)       \
   OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyRmsprop", T, RmspropOp)   \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabApplyAdagrad", T, AdagradOp)     \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyAdagrad", T, AdagradOp) \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyConditionalGradient", T, ConditionalGradientOp)
 
 OPTIMLAB_REGISTER(float)

@@ -15,7 +15,7 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1412.6980",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
-    capabilities=("sparse", "lazy_sparse"),
+    capabilities=("sparse", "lazy_sparse", "fused"),
     aliases=("lazyadam",),
 )
 class LazyAdam(Optimizer):
