@@ -57,6 +57,7 @@ from tensorflow.python.framework import ops
 from tensorflow.python.ops import control_flow_util
 
 from optimlab import kernels
+from optimlab.gradients import frobenius_norm
 
 MIN_SIZE = 4096
 DECLINED = "declined"
@@ -510,8 +511,6 @@ def _proximal_adagrad(opt, gradient, variable, learning_rate):
 
 @fast_path("ConditionalGradient")
 def _conditional_gradient(opt, gradient, variable, learning_rate):
-    from optimlab.optimizers.conditional_gradient import frobenius_norm
-
     library = native(variable)
     if library is None or opt.ord != "fro":
         return DECLINED  # the nuclear-norm step needs an SVD
@@ -521,3 +520,25 @@ def _conditional_gradient(opt, gradient, variable, learning_rate):
         [lr, (1 - lr) * opt._get_hyper("lambda_", dtype), frobenius_norm(gradient) + opt._get_hyper("epsilon", dtype)]
     )
     return library.optimlab_apply_conditional_gradient(handles=[variable.handle], grad=gradient, coefficients=coefficients)
+
+
+@fast_path("LARS")
+def _lars(opt, gradient, variable, learning_rate):
+    library = native(variable)
+    if library is None:
+        return DECLINED
+    dtype = variable.dtype
+    lr = tf.cast(learning_rate, dtype)
+    adapted = opt.is_adapted(variable)
+    if adapted:
+        rate, weight_decay = opt._adapted_rate(variable, gradient, lr)
+        scalars = [rate, weight_decay, opt._get_hyper("momentum", dtype)]
+    else:
+        scalars = [lr, tf.zeros([], dtype), opt._get_hyper("momentum", dtype)]
+    return library.optimlab_apply_lars(
+        handles=[variable.handle, _handle(opt.get_slot(variable, "momentum"))],
+        grad=gradient,
+        coefficients=tf.stack(scalars),
+        nesterov=opt.nesterov,
+        adapted=adapted,
+    )

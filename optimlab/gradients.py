@@ -66,3 +66,8 @@ def deduplicate(gradient):
     unique, positions = tf.unique(gradient.indices)
     values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(unique)[0])
     return tf.IndexedSlices(values, unique, gradient.dense_shape)
+
+
+def frobenius_norm(x):
+    """``||x||_F`` from one pass over ``x`` (``l2_loss`` is ``sum(x**2) / 2``; ``tf.norm`` takes two)."""
+    return tf.sqrt(2.0 * tf.nn.l2_loss(x))

@@ -46,6 +46,8 @@ CONFIGS = [
     ("adagrad", {"learning_rate": 0.1}),
     ("adagrad", {"learning_rate": 0.1, "weight_decay": 0.1}),
     ("lazy_adam", {"learning_rate": 0.01}),
+    ("lars", {"learning_rate": 0.1, "weight_decay": 0.01}),
+    ("lars", {"learning_rate": 0.1, "nesterov": True, "exclude_vectors": False}),
     ("proximal_adagrad", {"learning_rate": 0.1, "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02}),
     ("adamw", {"learning_rate": 0.01, "weight_decay": 0.05}),
     ("adamw", {"learning_rate": 0.01, "weight_decay": 0.05, "epsilon_hat": True, "amsgrad": True}),
@@ -55,7 +57,7 @@ CONFIGS = [
     ("rmsprop", {"learning_rate": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.1}),
 ]
 # Optimizers with native kernels (SGD only with momentum); weight decay folds into them.
-NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum", "conditional_gradient", "adagrad", "lazy_adam"}
+NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum", "conditional_gradient", "adagrad", "lazy_adam", "lars"}
 SHAPES = [(64, 80), (4096,), (3, 3, 8, 16), (400, 500)]  # the last is split across threads
 
 
@@ -99,7 +101,7 @@ def test_fast_path_matches_plain_path(name, kwargs, kernel):
     variable = tf.Variable(tf.zeros((4096,), tf.float64))
     rmsprop_declines = name == "rmsprop" and not (kwargs.get("momentum") and "epsilon_inside_sqrt" not in kwargs)
     adagrad_declines = name == "adagrad" and kwargs.get("epsilon_inside_sqrt", True)
-    no_tf_kernel = name in ("momentum", "conditional_gradient", "lazy_adam")
+    no_tf_kernel = name in ("momentum", "conditional_gradient", "lazy_adam", "lars")
     declines = kernel == "tensorflow" and (rmsprop_declines or adagrad_declines or no_tf_kernel)
     assert fused.apply(opt_built(opt, variable), tf.zeros((4096,), tf.float64), variable, 0.1) != declines
     plain_vars, plain_slots = _run(name, kwargs, use_fused=False)
@@ -134,7 +136,10 @@ def _run_single_tensor_ops(name, kwargs, dtype, steps=30):
     for _ in range(steps):
         grads = [tf.constant(rng.normal(size=s) * rng.uniform(0.1, 3.0), dtype) for s in SHAPES]
         for g, v in zip(grads, variables):
-            opt._decay_one(v, opt.learning_rate)  # the per-variable path decays, then updates
+            if fused.folds_weight_decay(opt):  # the per-variable path decays, then updates
+                opt._decay_one(v, opt.learning_rate)
+            else:  # decay happens before the update step (none here for optimizers with their own rule)
+                opt._apply_weight_decay([v])
             assert fused.apply(opt, g, v, opt.learning_rate)
         opt.iterations.assign_add(1)
     slots = [opt.get_slot(v, s).numpy() for v in variables for s in opt.get_slot_names()]

@@ -1,5 +1,5 @@
 // Single-pass CPU kernels for optimlab's fast paths (Adam, AdamW and LazyAdam's dense
-// rule, SGD with momentum, the seed's Momentum, RMSprop, Adagrad, ConditionalGradient's
+// rule, SGD with momentum, the seed's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient's
 // Frobenius step), with decoupled weight decay folded in when asked.
 //
 // Each op updates resource variables and their slot variables in one multithreaded
@@ -389,6 +389,45 @@ class AdagradOp : public OpKernel {
   int vars_, per_var_;
 };
 
+// ---------------------------------------------------------------- LARS
+// handles: var, v. coefficients: c (= lr * trust ratio, or lr), wd, momentum
+//   step = c*(g + wd*var) (adapted) or c*g; v = momentum*v + step
+//   var = var - v   (nesterov: var = var - (momentum*v + step))
+template <typename T, bool kNesterov, bool kAdapted>
+void LarsShard(const Step<T>& s, int64_t begin, int64_t end) {
+  T* __restrict var = s.state[0];
+  T* __restrict v = s.state[1];
+  const T* __restrict g = s.grad;
+  const T c = s.c[0], wd = s.c[1], momentum = s.c[2];
+  for (int64_t i = begin; i < end; ++i) {
+    const T step = kAdapted ? c * (g[i] + wd * var[i]) : c * g[i];
+    const T vi = momentum * v[i] + step;
+    v[i] = vi;
+    var[i] = var[i] - (kNesterov ? momentum * vi + step : vi);
+  }
+}
+
+template <typename T>
+class LarsOp : public OpKernel {
+ public:
+  explicit LarsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("nesterov", &nesterov_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("adapted", &adapted_));
+    GetLayout(ctx, &vars_, &per_var_);
+    OP_REQUIRES(ctx, per_var_ == 2, errors::InvalidArgument("optimlab LARS: expected 2 handles per variable, got ", per_var_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    if (nesterov_ && adapted_) RunUpdate<T>(ctx, vars_, per_var_, 15, 3, LarsShard<T, true, true>);
+    if (nesterov_ && !adapted_) RunUpdate<T>(ctx, vars_, per_var_, 15, 3, LarsShard<T, true, false>);
+    if (!nesterov_ && adapted_) RunUpdate<T>(ctx, vars_, per_var_, 15, 3, LarsShard<T, false, true>);
+    if (!nesterov_ && !adapted_) RunUpdate<T>(ctx, vars_, per_var_, 15, 3, LarsShard<T, false, false>);
+  }
+
+ private:
+  bool nesterov_, adapted_;
+  int vars_, per_var_;
+};
+
 // ---------------------------------------------------------------- ConditionalGradient
 // handles: var. coefficients: lr, c (= (1 - lr) * lambda), d (= ||g|| + epsilon)
 //   var = lr*var - c*(g/d)
@@ -480,6 +519,17 @@ REGISTER_OP("OptimlabMultiApplyAdagrad")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
+REGISTER_OP("OptimlabApplyLars")
+    .Input("handles: n * resource")
+    .Input("grad: T")
+    .Input("coefficients: T")
+    .Attr("n: int >= 2")
+    .Attr("T: {float, double}")
+    .Attr("nesterov: bool = false")
+    .Attr("adapted: bool = true")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
 REGISTER_OP("OptimlabApplyConditionalGradient")
     .Input("handles: n * resource")
     .Input("grad: T")
@@ -543,6 +593,7 @@ REGISTER_OP("OptimlabMultiApplyRmsprop")
   OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyRmsprop", T, RmspropOp)   \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyAdagrad", T, AdagradOp)     \
   OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyAdagrad", T, AdagradOp) \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabApplyLars", T, LarsOp)           \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyConditionalGradient", T, ConditionalGradientOp)
 
 OPTIMLAB_REGISTER(float)

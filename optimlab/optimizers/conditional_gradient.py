@@ -4,12 +4,8 @@ import tensorflow as tf
 
 from optimlab._checks import check_choice, check_nonnegative, check_range
 from optimlab.optimizer import Optimizer
+from optimlab.gradients import frobenius_norm
 from optimlab.registry import register
-
-
-def frobenius_norm(g):
-    """``||g||_F`` from one pass over ``g`` (``l2_loss`` is ``sum(g**2) / 2``)."""
-    return tf.sqrt(2.0 * tf.nn.l2_loss(g))
 
 
 def frobenius_direction(g, epsilon):

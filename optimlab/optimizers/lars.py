@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
+from optimlab.gradients import frobenius_norm
 from optimlab.optimizers._common import cast, own_weight_decay
 from optimlab.registry import register
 
@@ -36,6 +37,7 @@ def _check_patterns(name, patterns):
     url="https://arxiv.org/abs/1708.03888",
     quadratic=({"learning_rate": 1.0, "momentum": 0.5, "trust_coefficient": 0.005, "weight_decay": 0.0, "exclude_vectors": False}, 1000, 1e-2),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9, "weight_decay": 0.0}, 10000, 5e-2),
+    capabilities=("fused",),
 )
 class LARS(Optimizer):
     """LARS (You, Gitman & Ginsburg, 2017): momentum SGD with a per-layer trust ratio.
@@ -121,20 +123,24 @@ class LARS(Optimizer):
         name = getattr(variable, "path", None) or variable.name
         return not any(re.search(p, name) for p in self.exclude_from_adaptation)
 
+    def _adapted_rate(self, variable, gradient, lr):
+        """``lr * lambda`` and the weight decay of an adapted variable, in its dtype."""
+        wd, eta, epsilon = cast(
+            variable.dtype,
+            own_weight_decay(self, variable),
+            self._get_hyper("trust_coefficient"),
+            self._get_hyper("epsilon"),
+        )
+        return lr * trust_ratio(frobenius_norm(variable), frobenius_norm(gradient), eta, wd, epsilon), wd
+
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         lr = tf.cast(learning_rate, dtype)
         momentum = self._get_hyper("momentum", dtype)
         v = self.get_slot(variable, "momentum")
         if self.is_adapted(variable):
-            wd, eta, epsilon = cast(
-                dtype,
-                own_weight_decay(self, variable),
-                self._get_hyper("trust_coefficient"),
-                self._get_hyper("epsilon"),
-            )
-            ratio = trust_ratio(tf.norm(variable), tf.norm(gradient), eta, wd, epsilon)
-            step = lr * ratio * (gradient + wd * variable)
+            rate, wd = self._adapted_rate(variable, gradient, lr)
+            step = rate * (gradient + wd * variable)
         else:
             step = lr * gradient
         v.assign(momentum * v + step)
