@@ -9,8 +9,10 @@ optimizer-state bytes per parameter and its ratio to the memory-traffic bound
 Peers that are not installed (torch, jax/optax) are skipped with a note.
 """
 
+import concurrent.futures
 import dataclasses
 import math
+import multiprocessing
 import random
 import time
 
@@ -269,7 +271,8 @@ def _installed(module):
     return importlib.util.find_spec(module) is not None
 
 
-def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), repeats=7, steps=3, progress=None, pause=0.05):
+def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), repeats=7, steps=3, progress=None,
+        pause=0.05, isolate=False):
     """Time every implementation; returns (list of Timing, bandwidth in bytes/s per shape set).
 
     Each repeat times every implementation once, in a fresh random order (so no
@@ -279,37 +282,52 @@ def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), re
     steal the cores from the next) and one untimed step (waking the library's own
     threads), then runs at least ``steps`` steps and at least ``MIN_BLOCK_S``
     seconds, so small problems measure steady steps, not wake-up latency.
+
+    With ``isolate`` every (optimizer, shape set) is measured in a fresh process:
+    TensorFlow, XLA and JAX keep part of each implementation's memory for the
+    life of a process, so a long list on the large set would otherwise run out.
     """
-    order = random.Random(0)
-    results = []
     # Bandwidth is a property of the machine: measure it on the large set, where
     # per-kernel overheads are negligible, and use it for every set's bound.
     bandwidth = dict.fromkeys(shape_sets, measure_bandwidth(SHAPE_SETS["large"]()))
+    results = []
     for set_name in shape_sets:
-        shapes = SHAPE_SETS[set_name]()
         for name in optimizers:
-            runners = []
-            for label, factory, note in implementations(name, shapes):
-                try:
-                    fn, state = factory()
-                    fn(2)  # warm up: trace, compile, allocate
-                    block = max(steps, math.ceil(MIN_BLOCK_S / _time(fn, 1)))
-                except Exception as error:  # a peer that cannot run this algorithm is reported, not fatal
-                    results.append(Timing(name, set_name, label, float("nan"), float("nan"), f"failed: {error}"[:120]))
-                    continue
-                runners.append((label, fn, state, note, block))
-            samples = {label: [] for label, *_ in runners}
-            for _ in range(repeats):
-                for label, fn, _, _, block in order.sample(runners, len(runners)):
-                    time.sleep(pause)
-                    fn(1)
-                    samples[label].append(_time(fn, block))
-            for label, _, state, note, _ in runners:
-                results.append(Timing(name, set_name, label, 1e3 * float(np.median(samples[label])), state, note))
+            args = (name, set_name, repeats, steps, pause)
+            if isolate:
+                context = multiprocessing.get_context("spawn")
+                with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+                    results.extend(pool.submit(measure, *args).result())
+            else:
+                results.extend(measure(*args))
             if progress:
                 progress(name, set_name)
-            del runners
     return results, bandwidth
+
+
+def measure(name, set_name, repeats, steps, pause):
+    """Timings of every implementation of optimizer ``name`` on one shape set (see ``run``)."""
+    order = random.Random(0)
+    shapes = SHAPE_SETS[set_name]()
+    results, runners = [], []
+    for label, factory, note in implementations(name, shapes):
+        try:
+            fn, state = factory()
+            fn(2)  # warm up: trace, compile, allocate
+            block = max(steps, math.ceil(MIN_BLOCK_S / _time(fn, 1)))
+        except Exception as error:  # a peer that cannot run this algorithm is reported, not fatal
+            results.append(Timing(name, set_name, label, float("nan"), float("nan"), f"failed: {error}"[:120]))
+            continue
+        runners.append((label, fn, state, note, block))
+    samples = {label: [] for label, *_ in runners}
+    for _ in range(repeats):
+        for label, fn, _, _, block in order.sample(runners, len(runners)):
+            time.sleep(pause)
+            fn(1)
+            samples[label].append(_time(fn, block))
+    for label, _, state, note, _ in runners:
+        results.append(Timing(name, set_name, label, 1e3 * float(np.median(samples[label])), state, note))
+    return results
 
 
 def table(results, bandwidth):

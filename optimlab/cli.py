@@ -36,6 +36,7 @@ def bench_command(
     repeats: int = typer.Option(7, min=1, help="interleaved repetitions; the median is reported"),
     steps: int = typer.Option(3, min=1, help="optimizer steps per timed repetition"),
     pause: float = typer.Option(0.05, min=0.0, help="idle seconds before each timed repetition (lets other libraries' spinning threads sleep)"),
+    isolate: bool = typer.Option(True, help="measure each optimizer in a fresh process (bounded memory on long lists)"),
     out: str = typer.Option("bench", help="folder for bench.csv and bench.png"),
 ):
     """Time optimizer steps against Keras 3, TF fused kernels, torch.optim and Optax."""
@@ -58,7 +59,7 @@ def bench_command(
         raise typer.BadParameter(f"unknown shape set(s) {unknown}; valid: {sorted(bench.SHAPE_SETS)}")
     with Progress() as progress:
         task = progress.add_task("benchmarking", total=len(names) * len(sets))
-        results, bandwidth = bench.run(names, sets, repeats, steps, progress=lambda *_: progress.advance(task), pause=pause)
+        results, bandwidth = bench.run(names, sets, repeats, steps, progress=lambda *_: progress.advance(task), pause=pause, isolate=isolate)
     frame = bench.table(results, bandwidth)
     folder = pathlib.Path(out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -38,13 +38,21 @@ def test_cli_bench_writes_csv_png_and_summary(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "implementations",
                         lambda name, shapes: [i for i in original(name, shapes) if "xla" not in i[0]])
     result = CliRunner().invoke(app, ["bench", "--optimizers", "sgd", "--shapes", "small", "--repeats", "1",
-                                      "--steps", "1", "--out", str(tmp_path)])
+                                      "--steps", "1", "--no-isolate", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(tmp_path / "bench.csv")
     assert {"optimlab", "optimlab-plain", "keras"} <= set(frame.implementation)
     assert (frame.dropna(subset=["median_ms"]).median_ms > 0).all()
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     assert (tmp_path / "summary.csv").exists()
+
+
+def test_isolated_run_measures_in_a_fresh_process_and_returns_the_timings(monkeypatch):
+    monkeypatch.setattr(bench, "measure_bandwidth", lambda shapes, **_: 1e10)
+    results, bandwidth = bench.run(["gd"], ["small"], repeats=1, steps=1, pause=0.0, isolate=True)
+    labels = {r.implementation for r in results}
+    assert {"optimlab", "optimlab-plain", "keras"} <= labels and bandwidth == {"small": 1e10}
+    assert all(r.median_ms > 0 for r in results if not r.note.startswith("failed"))
 
 
 def test_cli_bench_rejects_unknown_names(tmp_path):
