@@ -294,11 +294,13 @@ def _sgd_native(opt, learning_rate, dtype):
     return ("momentum",), _coefficients(opt, "native-sgd", dtype, scalars), {"nesterov": opt.nesterov}
 
 
-@fast_path("Momentum")
-def _momentum(opt, gradient, variable, learning_rate):
+@fast_path("Momentum")  # TensorFlow's momentum kernels keep ``change / lr``, not the seed's ``change``
+@fast_path("LazyAdam")  # TensorFlow's Adam kernel folds epsilon differently from LazyAdam's dense rule
+def _native_only(opt, gradient, variable, learning_rate):
+    """The native single-tensor op; declined where it cannot run (no TensorFlow kernel has these semantics)."""
     library = native(variable)
     if library is None:
-        return DECLINED  # TensorFlow's momentum kernels keep ``change / lr``, not the seed's ``change``
+        return DECLINED
     return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
 
 
@@ -373,14 +375,6 @@ def _adam_native(opt, learning_rate, dtype):
     else:
         coefficients = _coefficients(opt, "native-adam", dtype, lambda: _adam_paper_scalars(opt, learning_rate))
     return slots, coefficients, {"amsgrad": opt.amsgrad, "form": "keras" if opt.epsilon_hat else "paper"}
-
-
-@fast_path("LazyAdam")
-def _lazy_adam(opt, gradient, variable, learning_rate):
-    library = native(variable)
-    if library is None:
-        return DECLINED  # the plain dense rule; TensorFlow's Adam kernel folds epsilon differently
-    return _native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
 
 
 @native_kernel("LazyAdam", "adam")

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -112,6 +113,22 @@ void GetLayout(OpKernelConstruction* ctx, int* num_vars, int* per_var) {
   *per_var = handles / *num_vars;
 }
 
+// Calls ``f`` with std::true_type or std::false_type for each runtime flag, in
+// order, so one call site instantiates a kernel for every combination of its
+// boolean template arguments (read them as ``decltype(flag)::value``).
+template <typename F>
+void WithFlags(F f) {
+  f();
+}
+template <typename F, typename... Flags>
+void WithFlags(F f, bool flag, Flags... rest) {
+  if (flag) {
+    WithFlags([&](auto... more) { f(std::true_type(), more...); }, rest...);
+  } else {
+    WithFlags([&](auto... more) { f(std::false_type(), more...); }, rest...);
+  }
+}
+
 // ---------------------------------------------------------------- Adam
 // handles: var, m, v[, v_max]; attribute ``form``:
 // "paper" (optimlab's Adam) coefficients: b1, c1, b2, c2, k1, k2, lr, eps[, d]
@@ -179,20 +196,6 @@ void AdamShard(const Step<T>& s, int64_t begin, int64_t end) {
   }
 }
 
-template <typename T, bool kAmsgrad, int kForm>
-void RunAdam(OpKernelContext* ctx, int num_vars, int per_var, bool decay) {
-  const int n = (kForm == kKerasForm ? 4 : kForm == kLazy ? 6 : 8) + (decay ? 1 : 0);
-  const int64_t cost = kAmsgrad ? 40 : 30;
-  if (decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, AdamShard<T, kAmsgrad, kForm, true>);
-  if (!decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, AdamShard<T, kAmsgrad, kForm, false>);
-}
-
-template <typename T, int kForm>
-void RunAdamForm(OpKernelContext* ctx, int num_vars, int per_var, bool amsgrad, bool decay) {
-  if (amsgrad) RunAdam<T, true, kForm>(ctx, num_vars, per_var, decay);
-  if (!amsgrad) RunAdam<T, false, kForm>(ctx, num_vars, per_var, decay);
-}
-
 template <typename T>
 class AdamOp : public OpKernel {
  public:
@@ -208,9 +211,16 @@ class AdamOp : public OpKernel {
                                         per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    if (form_ == kKerasForm) RunAdamForm<T, kKerasForm>(ctx, vars_, per_var_, amsgrad_, decay_);
-    if (form_ == kLazy) RunAdamForm<T, kLazy>(ctx, vars_, per_var_, amsgrad_, decay_);
-    if (form_ == kPaper) RunAdamForm<T, kPaper>(ctx, vars_, per_var_, amsgrad_, decay_);
+    const int n = (form_ == kKerasForm ? 4 : form_ == kLazy ? 6 : 8) + (decay_ ? 1 : 0);
+    const int64_t cost = amsgrad_ ? 40 : 30;
+    WithFlags(
+        [&](auto amsgrad, auto decay) {
+          constexpr bool kAmsgrad = decltype(amsgrad)::value, kDecay = decltype(decay)::value;
+          if (form_ == kKerasForm) RunUpdate<T>(ctx, vars_, per_var_, cost, n, AdamShard<T, kAmsgrad, kKerasForm, kDecay>);
+          if (form_ == kLazy) RunUpdate<T>(ctx, vars_, per_var_, cost, n, AdamShard<T, kAmsgrad, kLazy, kDecay>);
+          if (form_ == kPaper) RunUpdate<T>(ctx, vars_, per_var_, cost, n, AdamShard<T, kAmsgrad, kPaper, kDecay>);
+        },
+        amsgrad_, decay_);
   }
 
  private:
@@ -244,12 +254,6 @@ void SgdShard(const Step<T>& s, int64_t begin, int64_t end) {
   }
 }
 
-template <typename T, bool kNesterov, bool kSeed>
-void RunSgd(OpKernelContext* ctx, int num_vars, int per_var, bool decay) {
-  if (decay) RunUpdate<T>(ctx, num_vars, per_var, 15, 3, SgdShard<T, kNesterov, kSeed, true>);
-  if (!decay) RunUpdate<T>(ctx, num_vars, per_var, 15, 2, SgdShard<T, kNesterov, kSeed, false>);
-}
-
 template <typename T>
 class SgdOp : public OpKernel {
  public:
@@ -264,9 +268,13 @@ class SgdOp : public OpKernel {
                 errors::InvalidArgument("optimlab SGD: expected 2 handles per variable, got ", per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    if (seed_) RunSgd<T, false, true>(ctx, vars_, per_var_, decay_);
-    if (!seed_ && nesterov_) RunSgd<T, true, false>(ctx, vars_, per_var_, decay_);
-    if (!seed_ && !nesterov_) RunSgd<T, false, false>(ctx, vars_, per_var_, decay_);
+    WithFlags(
+        [&](auto nesterov, auto seed, auto decay) {
+          constexpr bool kDecay = decltype(decay)::value;
+          RunUpdate<T>(ctx, vars_, per_var_, 15, kDecay ? 3 : 2,
+                       SgdShard<T, decltype(nesterov)::value, decltype(seed)::value, kDecay>);
+        },
+        nesterov_, seed_, decay_);
   }
 
  private:
@@ -312,16 +320,6 @@ void RmspropShard(const Step<T>& s, int64_t begin, int64_t end) {
   }
 }
 
-template <typename T, bool kCentered, bool kMomentum>
-void RunRmsprop(OpKernelContext* ctx, int num_vars, int per_var, bool inside, bool decay) {
-  const int n = (kMomentum ? 5 : 4) + (decay ? 1 : 0);
-  const int64_t cost = 30 + (kCentered ? 10 : 0) + (kMomentum ? 10 : 0);
-  if (inside && decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, true, true>);
-  if (inside && !decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, true, false>);
-  if (!inside && decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, false, true>);
-  if (!inside && !decay) RunUpdate<T>(ctx, num_vars, per_var, cost, n, RmspropShard<T, kCentered, kMomentum, false, false>);
-}
-
 template <typename T>
 class RmspropOp : public OpKernel {
  public:
@@ -337,10 +335,15 @@ class RmspropOp : public OpKernel {
                                         per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    if (centered_ && momentum_) RunRmsprop<T, true, true>(ctx, vars_, per_var_, inside_, decay_);
-    if (centered_ && !momentum_) RunRmsprop<T, true, false>(ctx, vars_, per_var_, inside_, decay_);
-    if (!centered_ && momentum_) RunRmsprop<T, false, true>(ctx, vars_, per_var_, inside_, decay_);
-    if (!centered_ && !momentum_) RunRmsprop<T, false, false>(ctx, vars_, per_var_, inside_, decay_);
+    const int n = (momentum_ ? 5 : 4) + (decay_ ? 1 : 0);
+    const int64_t cost = 30 + (centered_ ? 10 : 0) + (momentum_ ? 10 : 0);
+    WithFlags(
+        [&](auto centered, auto momentum, auto inside, auto decay) {
+          RunUpdate<T>(ctx, vars_, per_var_, cost, n,
+                       RmspropShard<T, decltype(centered)::value, decltype(momentum)::value, decltype(inside)::value,
+                                    decltype(decay)::value>);
+        },
+        centered_, momentum_, inside_, decay_);
   }
 
  private:
@@ -377,11 +380,12 @@ class AdagradOp : public OpKernel {
                 errors::InvalidArgument("optimlab Adagrad: expected 2 handles per variable, got ", per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    const int n = decay_ ? 3 : 2;
-    if (inside_ && decay_) RunUpdate<T>(ctx, vars_, per_var_, 25, n, AdagradShard<T, true, true>);
-    if (inside_ && !decay_) RunUpdate<T>(ctx, vars_, per_var_, 25, n, AdagradShard<T, true, false>);
-    if (!inside_ && decay_) RunUpdate<T>(ctx, vars_, per_var_, 25, n, AdagradShard<T, false, true>);
-    if (!inside_ && !decay_) RunUpdate<T>(ctx, vars_, per_var_, 25, n, AdagradShard<T, false, false>);
+    WithFlags(
+        [&](auto inside, auto decay) {
+          constexpr bool kDecay = decltype(decay)::value;
+          RunUpdate<T>(ctx, vars_, per_var_, 25, kDecay ? 3 : 2, AdagradShard<T, decltype(inside)::value, kDecay>);
+        },
+        inside_, decay_);
   }
 
  private:
@@ -417,10 +421,11 @@ class LarsOp : public OpKernel {
     OP_REQUIRES(ctx, per_var_ == 2, errors::InvalidArgument("optimlab LARS: expected 2 handles per variable, got ", per_var_));
   }
   void Compute(OpKernelContext* ctx) override {
-    if (nesterov_ && adapted_) RunUpdate<T>(ctx, vars_, per_var_, 15, 3, LarsShard<T, true, true>);
-    if (nesterov_ && !adapted_) RunUpdate<T>(ctx, vars_, per_var_, 15, 3, LarsShard<T, true, false>);
-    if (!nesterov_ && adapted_) RunUpdate<T>(ctx, vars_, per_var_, 15, 3, LarsShard<T, false, true>);
-    if (!nesterov_ && !adapted_) RunUpdate<T>(ctx, vars_, per_var_, 15, 3, LarsShard<T, false, false>);
+    WithFlags(
+        [&](auto nesterov, auto adapted) {
+          RunUpdate<T>(ctx, vars_, per_var_, 15, 3, LarsShard<T, decltype(nesterov)::value, decltype(adapted)::value>);
+        },
+        nesterov_, adapted_);
   }
 
  private:
