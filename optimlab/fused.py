@@ -11,9 +11,8 @@ against the plain path). A fast path returns ``DECLINED`` where its kernel canno
 express the optimizer's configuration, and the plain path runs instead.
 
 Native kernels: Adam (and AdamW, and LazyAdam's dense rule), SGD with momentum,
-the seed's Momentum, RMSprop, Adagrad and ConditionalGradient (Frobenius) first
-try optimlab's own
-single-pass CPU kernels (``optimlab.kernels``, compiled with g++ on first use),
+the seed's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient (Frobenius) and
+Schedule-Free SGD and AdamW first try optimlab's own single-pass CPU kernels (``optimlab.kernels``, compiled with g++ on first use),
 which read and write every buffer once, in parallel shards. They compute each
 element with the plain path's operations in the same order and precision, so
 their results are bit-identical to ``update_step`` in float32 and float64
@@ -535,4 +534,23 @@ def _lars(opt, gradient, variable, learning_rate):
         coefficients=tf.stack(scalars),
         nesterov=opt.nesterov,
         adapted=adapted,
+    )
+
+
+@fast_path("ScheduleFreeSGD")
+@fast_path("ScheduleFreeAdamW")
+def _schedule_free(opt, gradient, variable, learning_rate):
+    library = native(variable)
+    if library is None:
+        return DECLINED
+    adam = type(opt).__name__ == "ScheduleFreeAdamW"
+    scalars = list(opt._averaging_scalars(variable, learning_rate))
+    slots = ("z", "x", "v") if adam else ("z", "x")
+    if adam:
+        scalars += opt._moment_scalars(variable.dtype)
+    return library.optimlab_apply_schedule_free(
+        handles=[variable.handle] + [_handle(opt.get_slot(variable, s)) for s in slots],
+        grad=gradient,
+        coefficients=tf.stack(scalars),
+        adam=adam,
     )

@@ -1,6 +1,6 @@
 // Single-pass CPU kernels for optimlab's fast paths (Adam, AdamW and LazyAdam's dense
 // rule, SGD with momentum, the seed's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient's
-// Frobenius step), with decoupled weight decay folded in when asked.
+// Frobenius step, Schedule-Free SGD and AdamW), with decoupled weight decay folded in when asked.
 //
 // Each op updates resource variables and their slot variables in one multithreaded
 // pass over memory: one variable (``OptimlabApply*``) or many (``OptimlabMultiApply*``,
@@ -462,6 +462,67 @@ class ConditionalGradientOp : public OpKernel {
   int vars_, per_var_;
 };
 
+// ---------------------------------------------------------------- Schedule-Free (SGD and AdamW)
+// handles: var, z, x[, v if adam]. coefficients: first, beta, c, lr, wd[, b2, c2, k2, eps if adam]
+//   first step (first != 0): z = x = var
+//   y = (1 - beta)*z + beta*x;  d = g   (adam: v = b2*v + c2*(g*g); d = g / (sqrt(v / k2) + eps))
+//   z = z - lr*(d + wd*y);  x = (1 - c)*x + c*z;  var = (1 - beta)*z + beta*x
+template <typename T, bool kAdam, bool kFirst>
+void ScheduleFreeShard(const Step<T>& s, int64_t begin, int64_t end) {
+  T* __restrict var = s.state[0];
+  T* __restrict z = s.state[1];
+  T* __restrict x = s.state[2];
+  T* __restrict v = kAdam ? s.state[3] : nullptr;
+  const T* __restrict g = s.grad;
+  const T beta = s.c[1], c = s.c[2], lr = s.c[3], wd = s.c[4];
+  const T b2 = kAdam ? s.c[5] : T(0), c2 = kAdam ? s.c[6] : T(0), k2 = kAdam ? s.c[7] : T(0), eps = kAdam ? s.c[8] : T(0);
+  const T keep = T(1) - beta, stay = T(1) - c;
+  for (int64_t i = begin; i < end; ++i) {
+    const T zi = kFirst ? var[i] : z[i];
+    const T xi = kFirst ? var[i] : x[i];
+    const T y = keep * zi + beta * xi;
+    T d = g[i];
+    if (kAdam) {
+      const T vi = b2 * v[i] + c2 * (d * d);
+      v[i] = vi;
+      d = d / (std::sqrt(vi / k2) + eps);
+    }
+    const T z_new = zi - lr * (d + wd * y);
+    const T x_new = stay * xi + c * z_new;
+    z[i] = z_new;
+    x[i] = x_new;
+    var[i] = keep * z_new + beta * x_new;
+  }
+}
+
+template <typename T>
+class ScheduleFreeOp : public OpKernel {
+ public:
+  explicit ScheduleFreeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("adam", &adam_));
+    GetLayout(ctx, &vars_, &per_var_);
+    OP_REQUIRES(ctx, per_var_ == (adam_ ? 4 : 3),
+                errors::InvalidArgument("optimlab ScheduleFree: expected ", adam_ ? 4 : 3, " handles per variable, got ",
+                                        per_var_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& coefficients = ctx->input(ctx->num_inputs() - 1);
+    OP_REQUIRES(ctx, coefficients.NumElements() > 0, errors::InvalidArgument("optimlab ScheduleFree: no coefficients"));
+    const bool first = coefficients.flat<T>()(0) != T(0);
+    WithFlags(
+        [&](auto adam, auto first_step) {
+          constexpr bool kAdam = decltype(adam)::value;
+          RunUpdate<T>(ctx, vars_, per_var_, kAdam ? 40 : 20, kAdam ? 9 : 5,
+                       ScheduleFreeShard<T, kAdam, decltype(first_step)::value>);
+        },
+        adam_, first);
+  }
+
+ private:
+  bool adam_;
+  int vars_, per_var_;
+};
+
 }  // namespace
 
 REGISTER_OP("OptimlabApplyAdam")
@@ -535,6 +596,16 @@ REGISTER_OP("OptimlabApplyLars")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
+REGISTER_OP("OptimlabApplyScheduleFree")
+    .Input("handles: n * resource")
+    .Input("grad: T")
+    .Input("coefficients: T")
+    .Attr("n: int >= 3")
+    .Attr("T: {float, double}")
+    .Attr("adam: bool = false")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
 REGISTER_OP("OptimlabApplyConditionalGradient")
     .Input("handles: n * resource")
     .Input("grad: T")
@@ -599,6 +670,7 @@ REGISTER_OP("OptimlabMultiApplyRmsprop")
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyAdagrad", T, AdagradOp)     \
   OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyAdagrad", T, AdagradOp) \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyLars", T, LarsOp)           \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabApplyScheduleFree", T, ScheduleFreeOp)  \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyConditionalGradient", T, ConditionalGradientOp)
 
 OPTIMLAB_REGISTER(float)

@@ -70,27 +70,33 @@ class _EvaluationSwap:
     def _apply_weight_decay(self, variables):
         """Off: the decay is taken at ``y`` inside the step, as the paper's code does."""
 
-    def _averaged_step(self, variable, direction_fn, learning_rate):
-        """z <- z - lr_t * d(y); x <- (1 - c) x + c z; variable <- (1 - beta) z + beta x."""
+    def _averaging_scalars(self, variable, learning_rate):
+        """Advance ``lr_max`` and ``weight_sum``; the step's scalars in ``variable``'s dtype.
+
+        Returns ``first`` (1 on the first step, when ``z`` and ``x`` start at the
+        weights, else 0), ``beta``, the averaging weight ``c``, ``lr_t`` and ``wd``.
+        """
         dtype = variable.dtype
         t = step_count(self)
-        beta = self._get_hyper("beta_1", dtype)
-        z, x = self.get_slot(variable, "z"), self.get_slot(variable, "x")
         lr_max, weight_sum = self.get_slot(variable, "lr_max"), self.get_slot(variable, "weight_sum")
-        # z and x start at the weights the first step sees (set after build if need be).
-        first = tf.equal(t, 1.0)
-        z.assign(tf.where(first, variable, z))
-        x.assign(tf.where(first, variable, x))
-
         lr_t = tf.cast(learning_rate, tf.float64) * warmup_factor(t, self.warmup_steps)
         lr_max.assign(tf.maximum(lr_max, lr_t))
         weight = tf.square(lr_max)
         weight_sum.assign_add(weight)
+        first = tf.cast(tf.equal(t, 1.0), dtype)
         c = cast(dtype, averaging_weight(weight, weight_sum))
-
-        y = (1 - beta) * z + beta * x
         wd = tf.cast(own_weight_decay(self, variable), dtype)
-        z.assign_sub(tf.cast(lr_t, dtype) * (direction_fn() + wd * y))
+        return first, self._get_hyper("beta_1", dtype), c, tf.cast(lr_t, dtype), wd
+
+    def _averaged_step(self, variable, direction_fn, learning_rate):
+        """z <- z - lr_t * d(y); x <- (1 - c) x + c z; variable <- (1 - beta) z + beta x."""
+        first, beta, c, lr_t, wd = self._averaging_scalars(variable, learning_rate)
+        z, x = self.get_slot(variable, "z"), self.get_slot(variable, "x")
+        # z and x start at the weights the first step sees (set after build if need be).
+        z.assign(tf.where(first > 0, variable, z))
+        x.assign(tf.where(first > 0, variable, x))
+        y = (1 - beta) * z + beta * x
+        z.assign_sub(lr_t * (direction_fn() + wd * y))
         x.assign((1 - c) * x + c * z)
         variable.assign((1 - beta) * z + beta * x)
 
@@ -112,6 +118,7 @@ _SWAP_DOC = """
     quadratic=({"learning_rate": 0.1}, 500, 1e-2),
     rosenbrock=({"learning_rate": 3e-3, "beta_1": 0.5}, 10000, 5e-2),
     aliases=("sfsgd",),
+    capabilities=("fused",),
 )
 class ScheduleFreeSGD(_EvaluationSwap, Optimizer):
     """Schedule-Free SGD (Defazio et al., 2024): momentum by interpolation and averaging, no schedule.
@@ -181,6 +188,7 @@ class ScheduleFreeSGD(_EvaluationSwap, Optimizer):
     quadratic=({"learning_rate": 0.1}, 1000, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 10000, 5e-2),
     aliases=("sfadamw",),
+    capabilities=("fused",),
 )
 class ScheduleFreeAdamW(_EvaluationSwap, Optimizer):
     """Schedule-Free AdamW (Defazio et al., 2024): Adam's scaling with schedule-free averaging.
@@ -248,13 +256,16 @@ class ScheduleFreeAdamW(_EvaluationSwap, Optimizer):
         for var in var_list:
             self.add_slot(var, "v")
 
-    def update_step(self, gradient, variable, learning_rate):
-        dtype = variable.dtype
+    def _moment_scalars(self, dtype):
+        """``beta_2``, ``1 - beta_2``, the bias correction ``1 - beta_2^t`` and ``epsilon``, in ``dtype``."""
         b2 = self._get_hyper("beta_2", tf.float64)
-        epsilon = self._get_hyper("epsilon", dtype)
+        return (*cast(dtype, b2, 1 - b2, bias_correction(b2, step_count(self))), self._get_hyper("epsilon", dtype))
+
+    def update_step(self, gradient, variable, learning_rate):
+        b2, c2, k2, epsilon = self._moment_scalars(variable.dtype)
         v = self.get_slot(variable, "v")
-        v.assign(cast(dtype, b2) * v + cast(dtype, 1 - b2) * tf.square(gradient))
-        denom = tf.sqrt(v / cast(dtype, bias_correction(b2, step_count(self)))) + epsilon
+        v.assign(b2 * v + c2 * tf.square(gradient))
+        denom = tf.sqrt(v / k2) + epsilon
         self._averaged_step(variable, lambda: gradient / denom, learning_rate)
 
 
