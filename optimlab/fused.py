@@ -12,8 +12,9 @@ express the optimizer's configuration, and the plain path runs instead.
 
 Native kernels: Adam (and AdamW, and LazyAdam's dense rule), SGD with momentum,
 the seed's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient (Frobenius) and
-Schedule-Free SGD and AdamW first try optimlab's own single-pass CPU kernels (``optimlab.kernels``, compiled with g++ on first use),
-which read and write every buffer once, in parallel shards. They compute each
+Schedule-Free SGD and AdamW first try optimlab's own single-pass CPU kernels
+(``optimlab.kernels``, compiled with g++ on first use), which read and write
+every buffer once, in parallel shards. They compute each
 element with the plain path's operations in the same order and precision, so
 their results are bit-identical to ``update_step`` in float32 and float64
 (tested). They run for variables on the CPU outside XLA; elsewhere, when the
