@@ -17,7 +17,8 @@ Schedule-Free SGD and AdamW first try optimlab's own single-pass CPU kernels
 every buffer once, in parallel shards. They compute each
 element with the plain path's operations in the same order and precision, so
 their results are bit-identical to ``update_step`` in float32 and float64
-(tested). They run for variables on the CPU outside XLA; elsewhere, when the
+(tested), except ConditionalGradient's, whose op also takes the gradient's norm
+(summing in double, so equal up to rounding). They run for variables on the CPU outside XLA; elsewhere, when the
 library cannot be built, or with ``OPTIMLAB_NATIVE=0``, TensorFlow's kernels
 (or, for RMSprop configurations TensorFlow has none for, the plain path) run.
 
@@ -57,7 +58,6 @@ from tensorflow.python.framework import ops
 from tensorflow.python.ops import control_flow_util
 
 from optimlab import kernels
-from optimlab.gradients import frobenius_norm
 
 MIN_SIZE = 4096
 DECLINED = "declined"
@@ -510,10 +510,12 @@ def _conditional_gradient(opt, gradient, variable, learning_rate):
         return DECLINED  # the nuclear-norm step needs an SVD
     dtype = variable.dtype
     lr = tf.cast(learning_rate, dtype)
-    coefficients = tf.stack(
-        [lr, (1 - lr) * opt._get_hyper("lambda_", dtype), frobenius_norm(gradient) + opt._get_hyper("epsilon", dtype)]
+    # The op takes ||g|| in a first pass of its own (summed in double, faster
+    # than a separate l2_loss), so the result equals the plain path's up to rounding.
+    coefficients = tf.stack([lr, (1 - lr) * opt._get_hyper("lambda_", dtype), opt._get_hyper("epsilon", dtype)])
+    return library.optimlab_apply_conditional_gradient(
+        handles=[variable.handle], grad=gradient, coefficients=coefficients, norm=True
     )
-    return library.optimlab_apply_conditional_gradient(handles=[variable.handle], grad=gradient, coefficients=coefficients)
 
 
 @fast_path("LARS")

@@ -60,8 +60,9 @@ CONFIGS = [
     ("schedule_free_adamw", {"learning_rate": 0.01}),
     ("schedule_free_adamw", {"learning_rate": 0.01, "warmup_steps": 5, "weight_decay": 0.01}),
 ]
-# Optimizers with native kernels (SGD only with momentum); weight decay folds into them.
-NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum", "conditional_gradient", "adagrad", "lazy_adam", "lars",
+# Optimizers with bit-identical native kernels (SGD only with momentum); weight decay folds into them.
+# ConditionalGradient's native op also takes the gradient's norm, so it matches up to rounding.
+NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum", "adagrad", "lazy_adam", "lars",
           "schedule_free_sgd", "schedule_free_adamw"}
 SHAPES = [(64, 80), (4096,), (3, 3, 8, 16), (400, 500)]  # the last is split across threads
 
@@ -130,6 +131,17 @@ def test_multi_tensor_path_is_bit_identical_under_the_default_setting(name, kwar
     for a, b in zip(plain_vars + plain_slots, fast_vars + fast_slots, strict=True):
         assert a.dtype == dtype.as_numpy_dtype or a.ndim == 0  # Schedule-Free keeps float64 scalars per variable
         np.testing.assert_array_equal(b, a)
+
+
+def test_conditional_gradient_op_takes_the_norm_like_numpy_float64(native_ops):
+    rng = np.random.default_rng(3)
+    var0, grad = rng.normal(size=(400, 500)).astype(np.float32), rng.normal(size=(400, 500)).astype(np.float32) * 3
+    variable = tf.Variable(var0)
+    opt = optimlab.get("conditional_gradient", learning_rate=0.9, lambda_=2.0, fused=True)
+    opt.apply_gradients([(tf.constant(grad), variable)])
+    g64 = grad.astype(np.float64)
+    expected = 0.9 * var0.astype(np.float64) - (1 - 0.9) * 2.0 * g64 / (np.sqrt(np.sum(g64 * g64)) + 1e-7)
+    np.testing.assert_allclose(variable.numpy(), expected, rtol=2e-6, atol=1e-6)
 
 
 def _run_single_tensor_ops(name, kwargs, dtype, steps=30):
