@@ -10,7 +10,7 @@ in the optimizer's own slots, up to floating-point rounding (tested in float64
 against the plain path). A fast path returns ``DECLINED`` where its kernel cannot
 express the optimizer's configuration, and the plain path runs instead.
 
-Native kernels: Adam (and AdamW, and LazyAdam's dense rule), SGD with momentum,
+Native kernels: Adam (and AdamW, and LazyAdam's dense rule), gradient descent, SGD with momentum,
 the seed's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient (Frobenius) and
 Schedule-Free SGD and AdamW first try optimlab's own single-pass CPU kernels
 (``optimlab.kernels``, compiled with g++ on first use), which read and write
@@ -283,10 +283,15 @@ def _sgd(opt, gradient, variable, learning_rate):
     )
 
 
+@native_kernel("GradientDescent", "gradient_descent")
+def _gradient_descent_native(opt, learning_rate, dtype):
+    return (), _coefficients(opt, "native-gd", dtype, lambda: [learning_rate]), {}
+
+
 @native_kernel("SGD", "sgd_momentum")
 def _sgd_native(opt, learning_rate, dtype):
     if not opt._has_momentum:
-        return DECLINED
+        return DECLINED  # SGD without momentum: the per-variable path's TensorFlow kernel
 
     def scalars():
         return learning_rate, opt._get_hyper("momentum", tf.float64)

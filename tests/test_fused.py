@@ -22,6 +22,7 @@ from optimlab import fused, kernels
 # One configuration per kernel variant the fast paths use.
 CONFIGS = [
     ("gd", {"learning_rate": 0.1}),
+    ("gd", {"learning_rate": 0.1, "weight_decay": 0.1}),
     ("sgd", {"learning_rate": 0.05}),
     ("sgd", {"learning_rate": 0.05, "momentum": 0.9}),
     ("sgd", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
@@ -62,7 +63,7 @@ CONFIGS = [
 ]
 # Optimizers with bit-identical native kernels (SGD only with momentum); weight decay folds into them.
 # ConditionalGradient's native op also takes the gradient's norm, so it matches up to rounding.
-NATIVE = {"sgd", "adam", "adamw", "rmsprop", "momentum", "adagrad", "lazy_adam", "lars",
+NATIVE = {"gd", "sgd", "adam", "adamw", "rmsprop", "momentum", "adagrad", "lazy_adam", "lars",
           "schedule_free_sgd", "schedule_free_adamw"}
 SHAPES = [(64, 80), (4096,), (3, 3, 8, 16), (400, 500)]  # the last is split across threads
 

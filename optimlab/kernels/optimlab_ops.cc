@@ -1,5 +1,5 @@
 // Single-pass CPU kernels for optimlab's fast paths (Adam, AdamW and LazyAdam's dense
-// rule, SGD with momentum, the seed's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient's
+// rule, gradient descent, SGD with momentum, the seed's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient's
 // Frobenius step, Schedule-Free SGD and AdamW), with decoupled weight decay folded in when asked.
 //
 // Each op updates resource variables and their slot variables in one multithreaded
@@ -275,6 +275,42 @@ class AdamOp : public OpKernel {
  private:
   bool amsgrad_, decay_;
   int form_, vars_, per_var_;
+};
+
+// ---------------------------------------------------------------- Gradient descent
+// handles: var. coefficients: lr[, d]
+//   var = var - g*lr   (GradientDescent's lr*g and SGD's g*lr round alike)
+template <typename T, bool kDecay>
+void GradientDescentShard(const Step<T>& s, int64_t begin, int64_t end) {
+  T* __restrict var = s.state[0];
+  const T* __restrict g = s.grad;
+  const T lr = s.c[0], d = kDecay ? s.c[1] : T(0);
+  for (int64_t i = begin; i < end; ++i) {
+    var[i] = Decayed<T, kDecay>(var[i], d) - g[i] * lr;
+  }
+}
+
+template <typename T>
+class GradientDescentOp : public OpKernel {
+ public:
+  explicit GradientDescentOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
+    GetLayout(ctx, &vars_, &per_var_);
+    OP_REQUIRES(ctx, per_var_ == 1,
+                errors::InvalidArgument("optimlab GradientDescent: expected 1 handle per variable, got ", per_var_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    WithFlags(
+        [&](auto decay) {
+          constexpr bool kDecay = decltype(decay)::value;
+          RunUpdate<T>(ctx, vars_, per_var_, 10, kDecay ? 2 : 1, GradientDescentShard<T, kDecay>);
+        },
+        decay_);
+  }
+
+ private:
+  bool decay_;
+  int vars_, per_var_;
 };
 
 // ---------------------------------------------------------------- SGD
@@ -696,6 +732,17 @@ REGISTER_OP("OptimlabMultiApplyAdam")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
 
+REGISTER_OP("OptimlabMultiApplyGradientDescent")
+    .Input("handles: M * resource")
+    .Input("grads: N * T")
+    .Input("coefficients: T")
+    .Attr("M: int >= 1")
+    .Attr("N: int >= 1")
+    .Attr("T: {float, double}")
+    .Attr("decay: bool = false")
+    .SetIsStateful()
+    .SetShapeFn(shape_inference::NoOutputs);
+
 REGISTER_OP("OptimlabMultiApplySgdMomentum")
     .Input("handles: M * resource")
     .Input("grads: N * T")
@@ -728,6 +775,7 @@ REGISTER_OP("OptimlabMultiApplyRmsprop")
 #define OPTIMLAB_REGISTER(T)                                         \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyAdam", T, AdamOp)             \
   OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyAdam", T, AdamOp)        \
+  OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplyGradientDescent", T, GradientDescentOp) \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplySgdMomentum", T, SgdOp)       \
   OPTIMLAB_REGISTER_KERNEL("OptimlabMultiApplySgdMomentum", T, SgdOp)  \
   OPTIMLAB_REGISTER_KERNEL("OptimlabApplyRmsprop", T, RmspropOp)       \
