@@ -10,16 +10,17 @@ in the optimizer's own slots, up to floating-point rounding (tested in float64
 against the plain path). A fast path returns ``DECLINED`` where its kernel cannot
 express the optimizer's configuration, and the plain path runs instead.
 
-Native kernels: Adam (and AdamW, and LazyAdam's dense rule), gradient descent, SGD with momentum,
-the seed's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient (Frobenius) and
-Schedule-Free SGD and AdamW first try optimlab's own single-pass CPU kernels
-(``optimlab.kernels``, compiled with g++ on first use), which read and write
-every buffer once, in parallel shards. They compute each
-element with the plain path's operations in the same order and precision, so
-their results are bit-identical to ``update_step`` in float32 and float64
-(tested), except ConditionalGradient's, whose op also takes the gradient's norm
-(summing in double, so equal up to rounding). They run for variables on the CPU outside XLA; elsewhere, when the
-library cannot be built, or with ``OPTIMLAB_NATIVE=0``, TensorFlow's kernels
+Native kernels: Adam (and AdamW, and LazyAdam's dense rule), gradient descent,
+SGD with momentum, the seed's Momentum, RMSprop, Adagrad, LARS,
+ConditionalGradient (Frobenius) and Schedule-Free SGD and AdamW first try
+optimlab's own single-pass CPU kernels (``optimlab.kernels``, compiled with g++
+on first use), which read and write every buffer once, in parallel parts. They
+compute each element with the plain path's operations in the same order and
+precision, so their results are bit-identical to ``update_step`` in float32 and
+float64 (tested), except ConditionalGradient's, whose op also takes the
+gradient's norm (summing in double, so equal up to rounding). They run for
+variables on the CPU outside XLA; elsewhere, when the library cannot be built,
+or with ``OPTIMLAB_NATIVE=0``, TensorFlow's kernels
 (or, for RMSprop configurations TensorFlow has none for, the plain path) run.
 
 Multi-tensor: outside tf.distribute, ``apply_many`` updates every dense

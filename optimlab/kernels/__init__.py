@@ -1,8 +1,8 @@
 """optimlab's own CPU kernels, compiled on first use with g++.
 
 ``load()`` returns the loaded op library (``optimlab_ops.cc`` in this folder,
-with ``OptimlabApplyAdam``, ``OptimlabApplySgdMomentum`` and
-``OptimlabApplyRmsprop``), or None, with one warning, when it cannot be built:
+with the ``OptimlabApply*`` and ``OptimlabMultiApply*`` ops that ``optimlab.fused``
+calls), or None, with one warning, when it cannot be built:
 no g++, no TensorFlow headers, a failed compilation or load. Set the
 environment variable ``OPTIMLAB_NATIVE=0`` to switch the kernels off; callers
 then use TensorFlow's kernels.
