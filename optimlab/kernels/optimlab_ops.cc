@@ -147,8 +147,9 @@ void RunUpdate(OpKernelContext* ctx, int num_vars, int per_var, int64_t cost_per
 }
 
 // Reads the number of variables and handles per variable: ``n`` handles for one
-// variable (single-tensor ops), or ``M`` handles for ``N`` variables (multi ops).
-void GetLayout(OpKernelConstruction* ctx, int* num_vars, int* per_var) {
+// variable (single-tensor ops), or ``M`` handles for ``N`` variables (multi ops);
+// fails unless every variable comes with ``expected`` handles (itself, then its slots).
+void GetLayout(OpKernelConstruction* ctx, const char* name, int expected, int* num_vars, int* per_var) {
   int handles = 0;
   *num_vars = 1;
   if (ctx->HasAttr("N")) {
@@ -157,9 +158,10 @@ void GetLayout(OpKernelConstruction* ctx, int* num_vars, int* per_var) {
   } else {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("n", &handles));
   }
-  OP_REQUIRES(ctx, handles % *num_vars == 0,
-              errors::InvalidArgument("optimlab: ", handles, " handles for ", *num_vars, " variables"));
-  *per_var = handles / *num_vars;
+  *per_var = expected;
+  OP_REQUIRES(ctx, handles == expected * *num_vars,
+              errors::InvalidArgument("optimlab ", name, ": expected ", expected, " handles per variable, got ",
+                                      handles, " for ", *num_vars, " variable(s)"));
 }
 
 // Calls ``f`` with std::true_type or std::false_type for each runtime flag, in
@@ -254,10 +256,7 @@ class AdamOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("form", &form));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
     form_ = form == "keras" ? kKerasForm : form == "lazy" ? kLazy : kPaper;
-    GetLayout(ctx, &vars_, &per_var_);
-    OP_REQUIRES(ctx, per_var_ == (amsgrad_ ? 4 : 3),
-                errors::InvalidArgument("optimlab Adam: expected ", amsgrad_ ? 4 : 3, " handles per variable, got ",
-                                        per_var_));
+    GetLayout(ctx, "Adam", amsgrad_ ? 4 : 3, &vars_, &per_var_);
   }
   void Compute(OpKernelContext* ctx) override {
     const int n = (form_ == kKerasForm ? 4 : form_ == kLazy ? 6 : 8) + (decay_ ? 1 : 0);
@@ -295,9 +294,7 @@ class GradientDescentOp : public OpKernel {
  public:
   explicit GradientDescentOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
-    GetLayout(ctx, &vars_, &per_var_);
-    OP_REQUIRES(ctx, per_var_ == 1,
-                errors::InvalidArgument("optimlab GradientDescent: expected 1 handle per variable, got ", per_var_));
+    GetLayout(ctx, "GradientDescent", 1, &vars_, &per_var_);
   }
   void Compute(OpKernelContext* ctx) override {
     WithFlags(
@@ -348,9 +345,7 @@ class SgdOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
     OP_REQUIRES(ctx, !(nesterov_ && seed_),
                 errors::InvalidArgument("optimlab SGD: the seed form has no Nesterov variant"));
-    GetLayout(ctx, &vars_, &per_var_);
-    OP_REQUIRES(ctx, per_var_ == 2,
-                errors::InvalidArgument("optimlab SGD: expected 2 handles per variable, got ", per_var_));
+    GetLayout(ctx, "SGD", 2, &vars_, &per_var_);
   }
   void Compute(OpKernelContext* ctx) override {
     WithFlags(
@@ -413,11 +408,7 @@ class RmspropOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("momentum", &momentum_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon_inside_sqrt", &inside_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
-    GetLayout(ctx, &vars_, &per_var_);
-    const int expected = 2 + (centered_ ? 1 : 0) + (momentum_ ? 1 : 0);
-    OP_REQUIRES(ctx, per_var_ == expected,
-                errors::InvalidArgument("optimlab RMSprop: expected ", expected, " handles per variable, got ",
-                                        per_var_));
+    GetLayout(ctx, "RMSprop", 2 + (centered_ ? 1 : 0) + (momentum_ ? 1 : 0), &vars_, &per_var_);
   }
   void Compute(OpKernelContext* ctx) override {
     const int n = (momentum_ ? 5 : 4) + (decay_ ? 1 : 0);
@@ -460,9 +451,7 @@ class AdagradOp : public OpKernel {
   explicit AdagradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon_inside_sqrt", &inside_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
-    GetLayout(ctx, &vars_, &per_var_);
-    OP_REQUIRES(ctx, per_var_ == 2,
-                errors::InvalidArgument("optimlab Adagrad: expected 2 handles per variable, got ", per_var_));
+    GetLayout(ctx, "Adagrad", 2, &vars_, &per_var_);
   }
   void Compute(OpKernelContext* ctx) override {
     WithFlags(
@@ -502,8 +491,7 @@ class LarsOp : public OpKernel {
   explicit LarsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("nesterov", &nesterov_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("adapted", &adapted_));
-    GetLayout(ctx, &vars_, &per_var_);
-    OP_REQUIRES(ctx, per_var_ == 2, errors::InvalidArgument("optimlab LARS: expected 2 handles per variable, got ", per_var_));
+    GetLayout(ctx, "LARS", 2, &vars_, &per_var_);
   }
   void Compute(OpKernelContext* ctx) override {
     WithFlags(
@@ -538,9 +526,7 @@ class ConditionalGradientOp : public OpKernel {
  public:
   explicit ConditionalGradientOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("norm", &norm_));
-    GetLayout(ctx, &vars_, &per_var_);
-    OP_REQUIRES(ctx, per_var_ == 1,
-                errors::InvalidArgument("optimlab ConditionalGradient: expected 1 handle per variable, got ", per_var_));
+    GetLayout(ctx, "ConditionalGradient", 1, &vars_, &per_var_);
   }
   void Compute(OpKernelContext* ctx) override {
     if (!norm_) {
@@ -600,10 +586,7 @@ class ScheduleFreeOp : public OpKernel {
  public:
   explicit ScheduleFreeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("adam", &adam_));
-    GetLayout(ctx, &vars_, &per_var_);
-    OP_REQUIRES(ctx, per_var_ == (adam_ ? 4 : 3),
-                errors::InvalidArgument("optimlab ScheduleFree: expected ", adam_ ? 4 : 3, " handles per variable, got ",
-                                        per_var_));
+    GetLayout(ctx, "ScheduleFree", adam_ ? 4 : 3, &vars_, &per_var_);
   }
   void Compute(OpKernelContext* ctx) override {
     const Tensor& coefficients = ctx->input(ctx->num_inputs() - 1);
