@@ -79,7 +79,6 @@ class Runner:
     on_retry: object = None
     computed: int = 0
     reused: int = 0
-    waited: int = 0
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -123,42 +122,38 @@ class Runner:
     def run_many(self, runs):
         """The records of independent runs ``[(optimizer, hyperparameters, seed), ...]``, in order.
 
-        Existing records are read; the missing runs this process can claim are
-        computed by the executor (``jobs``/``ray``) and written as they finish;
-        runs claimed by another live process are waited for.
+        Existing records are read; missing runs are claimed a few at a time
+        (as many as the executor computes at once), computed and written as
+        they finish; runs claimed by another live process are waited for, and
+        taken over if that process dies.
         """
         specs = [self.spec(*run) for run in runs]
         paths = [records.record_path(self.out, spec) for spec in specs]
+        spec_of = dict(zip(paths, specs))
         found = {}
-        mine, others = [], []
-        for spec, path in zip(specs, paths):
-            if path in found or path in mine or path in others:
-                continue
-            record = records.read(path)
-            if record is not None:
-                found[path] = record
-                self._done(record, computed=False)
-            elif records.claim(path):
-                mine.append(path)
-            else:
-                others.append(path)
-        self._compute(mine, {p: s for p, s in zip(paths, specs)}, found)
-        while others:  # runs that another process computes: take over any whose claimant died
-            waiting = []
-            for path in others:
-                record = records.read(path)
+        pending = list(dict.fromkeys(paths))
+        while pending:
+            mine, waiting = [], []
+            for path in pending:
+                record = None if len(mine) >= self._batch() else records.read(path)
                 if record is not None:
                     found[path] = record
-                    self.waited += 1
                     self._done(record, computed=False)
-                elif records.claim(path):
-                    self._compute([path], {p: s for p, s in zip(paths, specs)}, found)
+                elif len(mine) < self._batch() and records.claim(path):
+                    mine.append(path)
                 else:
                     waiting.append(path)
-            others = waiting
-            if others:
-                time.sleep(0.2)
+            self._compute(mine, spec_of, found)
+            if not mine and waiting:
+                time.sleep(0.2)  # every run left is computed by another process right now
+            pending = waiting
         return [found[path] for path in paths]
+
+    def _batch(self):
+        """How many runs to claim at once: what the executor computes in parallel, and a little more."""
+        if self.ray is not None:
+            return 1 << 30
+        return 1 if self.jobs == 1 else 2 * self.jobs
 
     def _compute(self, paths, spec_of, found):
         if not paths:

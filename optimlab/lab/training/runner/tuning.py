@@ -93,29 +93,28 @@ def _retry_interrupted(study):
 def _optimize(study, objective, trials):
     """Run trials until the study holds ``trials`` counted ones, safely beside other workers.
 
-    Each trial is asked for first and kept only if fewer than ``trials``
-    counted trials come before it (Optuna numbers trials in storage order), so
-    concurrent workers on one storage complete exactly ``trials``; a surplus
-    trial is closed at once and marked, and never counted.
+    A trial starts only if fewer than ``trials`` counted trials come before it
+    (Optuna numbers trials in storage order), so concurrent workers on one
+    storage complete exactly ``trials``; a surplus trial is pruned at once,
+    marked, and never counted.
     """
-    while sum(_counted(t) for t in study.get_trials(deepcopy=False)) < trials:
-        trial = study.ask()
+    surplus = []
+
+    def guarded(trial):
         trial.set_user_attr("worker", _WORKER)
         before = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.number < trial.number)
         if before >= trials:
             trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
-            break
-        try:
-            value = objective(trial)
-        except BaseException:
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        if math.isfinite(value):
-            study.tell(trial, value)
-        else:
+            surplus.append(trial.number)
+            raise optuna.TrialPruned()
+        value = objective(trial)
+        if not math.isfinite(value):
             trial.set_user_attr("outcome", "diverged")
-            study.tell(trial, state=TrialState.FAIL)
+            return math.nan  # a failed trial: samplers steer away from it
+        return value
+
+    while not surplus and sum(_counted(t) for t in study.get_trials(deepcopy=False)) < trials:
+        study.optimize(guarded, n_trials=1, catch=())
 
 
 def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0), storage=None, seed=0,
