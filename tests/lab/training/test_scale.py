@@ -128,7 +128,7 @@ def _free_port():
 @pytest.fixture(scope="module")
 def postgres():
     """A PostgreSQL server on 127.0.0.1 in a temporary folder (as a non-root user when run as root)."""
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install -e '.[test]')")
+    pytest.importorskip("psycopg", reason="psycopg (3) is not installed (pip install -e '.[test]')")
     bin_dir = _postgres_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found; install postgresql or set PG_BIN")
