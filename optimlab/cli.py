@@ -192,7 +192,7 @@ def functions_command():
     from rich.console import Console
     from rich.table import Table
 
-    from optimlab.lab.functions import describe_functions
+    from optimlab.lab.convergence.functions import describe_functions
 
     rows = describe_functions()
     table = Table(*rows[0])
@@ -223,7 +223,9 @@ def converge_command(
     from rich.progress import Progress
     from rich.table import Table
 
-    from optimlab.lab import convergence, function_tuning, functions, plots
+    from optimlab.lab.convergence import functions, plots
+    from optimlab.lab.convergence import runner as convergence
+    from optimlab.lab.convergence import tuning as function_tuning
 
     console = Console()
     try:

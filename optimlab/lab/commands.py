@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from optimlab.lab import analysis, experiments, problems, records, report, tuning
+from optimlab.lab.training import analysis, problems, records, report
+from optimlab.lab.training.runner import experiments, tuning
 
 console = Console()
 BOSTON_NOTE = ("Note: Boston housing's b column encodes a racial statistic; it is kept only so that results "

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from optimlab.lab import models
+from optimlab.lab.training.problems import models
 
 
 @dataclasses.dataclass
@@ -117,8 +117,8 @@ def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eva
     """Train ``problem``'s model on ``data`` with ``optimizer``; return a :class:`Result`.
 
     Args:
-        problem: a :class:`optimlab.lab.problems.Problem`.
-        data: its :class:`optimlab.lab.problems.Data`.
+        problem: a :class:`optimlab.lab.training.problems.Problem`.
+        data: its :class:`optimlab.lab.training.problems.Data`.
         optimizer: a fresh optimizer (``optimlab.get(name, learning_rate=..., clipnorm=...)``).
         seed: fixes the initial weights and the data order (paired across optimizers).
         epochs: passes over the training data (default: the problem's budget).
@@ -132,7 +132,7 @@ def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eva
 
     Example:
         >>> import optimlab
-        >>> from optimlab.lab import problems
+        >>> from optimlab.lab.training import problems
         >>> p = problems.get("iris")
         >>> r = train(p, problems.load(p), optimlab.get("adam", learning_rate=0.05), seed=0, epochs=20)
         >>> r.status, len(r.history)

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from optimlab.lab import experiments, records
+from optimlab.lab.training import records
+from optimlab.lab.training.runner import experiments
 
 SPEC = {"problem": "iris", "optimizer": "adam", "hyperparameters": {"learning_rate": 0.01}, "seed": 0, "epochs": 5}
 

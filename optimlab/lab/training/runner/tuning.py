@@ -2,7 +2,7 @@
 
 Each optimizer gets its own study of ``trials`` trials over the learning rate
 (log scale), with the grid, random or TPE sampler. A trial is a run of the
-:class:`~optimlab.lab.experiments.Runner` with the tuning seed, so its record
+:class:`~optimlab.lab.training.runner.experiments.Runner` with the tuning seed, so its record
 lands under the output folder like any other run, and its objective is the
 final validation loss; a diverged run is stored as a failed trial, so
 samplers steer away from it.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from optimlab.lab.experiments import TUNING_SEED, check_optimizers, selection_loss
+from optimlab.lab.training.runner.experiments import TUNING_SEED, check_optimizers, selection_loss
 
 SAMPLERS = ("grid", "random", "tpe")
 
@@ -52,7 +52,7 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     """Tune the learning rate of each optimizer with ``trials`` runs; return a summary per optimizer.
 
     Args:
-        runner: an :class:`~optimlab.lab.experiments.Runner` (problem, budget, folder).
+        runner: an :class:`~optimlab.lab.training.runner.experiments.Runner` (problem, budget, folder).
         optimizer_names: registered names.
         trials: trials per optimizer (the same budget for all).
         sampler: ``grid`` (``trials`` log-spaced rates), ``random`` or ``tpe``.

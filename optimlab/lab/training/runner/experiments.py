@@ -21,7 +21,8 @@ import tensorflow as tf
 
 import optimlab
 from optimlab import registry
-from optimlab.lab import problems, records, training
+from optimlab.lab.training import problems, records
+from optimlab.lab.training.runner import loop
 
 TUNING_SEED = 0
 
@@ -118,11 +119,11 @@ class Runner:
     def _train(self, spec):
         opt = optimlab.get(spec["optimizer"], **spec["hyperparameters"])
         started = time.time()
-        result = training.train(self._problem, self.data_split(), opt, spec["seed"], epochs=spec["epochs"],
+        result = loop.train(self._problem, self.data_split(), opt, spec["seed"], epochs=spec["epochs"],
                                 batch_size=spec["batch_size"], eval_every=spec["eval_every"], target=spec["target"])
         key = records.run_key(spec)
         if self.tensorboard:
-            training.write_tensorboard(result.history, self.out / "tensorboard" / spec["problem"] / spec["optimizer"] / key)
+            loop.write_tensorboard(result.history, self.out / "tensorboard" / spec["problem"] / spec["optimizer"] / key)
         keras.backend.clear_session()
         return {
             "schema": records.SCHEMA,

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import optimlab
 from optimlab.lab import convergence_test, get_function, run_grid, run_table
-from optimlab.lab.convergence import parse_numbers
+from optimlab.lab.convergence.runner import parse_numbers
 
 # Seed 000's printed results (the published table), with optimlab's classes at their defaults.
 SEED_TABLE = {

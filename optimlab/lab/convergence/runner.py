@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from optimlab import registry
 from optimlab._checks import check_bool, check_choice, check_nonnegative
-from optimlab.lab.functions import as_function
+from optimlab.lab.convergence.functions import as_function
 
 RUNNING, STEP, GRADIENT, OPTIMUM, EXPLODED = range(5)
 _CRITERIA = {STEP: "step", GRADIENT: "gradient", OPTIMUM: "optimum"}

@@ -15,8 +15,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from optimlab.lab import stats
-from optimlab.lab.experiments import selection_loss
+from optimlab.lab.training.analysis import stats
+from optimlab.lab.training.runner.experiments import selection_loss
 
 
 def config_label(hyperparameters):
