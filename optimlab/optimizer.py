@@ -423,7 +423,9 @@ class Optimizer(keras.optimizers.Optimizer):
         """Keras 3's ``apply`` with the inputs validated before any state changes."""
         if trainable_variables is not None:
             trainable_variables = list(trainable_variables)
-            self._validate(list(grads), trainable_variables)
+            grads = list(grads)
+            self._validate(grads, trainable_variables)
+            grads = [gradient_ops.cast_like(g, v) for g, v in zip(grads, trainable_variables)]
         return super().apply(grads, trainable_variables)
 
     def _validate(self, grads, variables):
@@ -446,10 +448,10 @@ class Optimizer(keras.optimizers.Optimizer):
             else:
                 g_tensor = g if isinstance(g, tf.Tensor) else tf.convert_to_tensor(g)
                 grad_dtype, grad_shape, var_shape = g_tensor.dtype, g_tensor.shape, v.shape
-            if tf.as_dtype(grad_dtype) != tf.as_dtype(v.dtype):
+            if tf.as_dtype(grad_dtype) != tf.as_dtype(v.dtype) and not tf.as_dtype(grad_dtype).is_floating:
                 raise TypeError(
                     f"gradient for variable {_var_label(v)!r} has dtype {tf.as_dtype(grad_dtype).name}; "
-                    f"it must match the variable's dtype {tf.as_dtype(v.dtype).name}"
+                    f"it must be floating (it is cast to the variable's dtype {tf.as_dtype(v.dtype).name}, as Keras does)"
                 )
             if not tf.TensorShape(grad_shape).is_compatible_with(var_shape):
                 raise ValueError(
