@@ -66,10 +66,10 @@ def compute(problem, data, spec):
     from optimlab.lab.training.runner import loop
 
     data = _DATA.setdefault(_fingerprint(data), data)
-    opt = optimlab.get(spec["optimizer"], **spec["hyperparameters"])
     started = time.time()
-    result = loop.train(problem, data, opt, spec["seed"], epochs=spec["epochs"], batch_size=spec["batch_size"],
-                        eval_every=spec["eval_every"], target=spec["target"])
+    result = loop.train_named(problem, data, spec["optimizer"], spec["hyperparameters"], spec["seed"],
+                              epochs=spec["epochs"], batch_size=spec["batch_size"], eval_every=spec["eval_every"],
+                              target=spec["target"])
     return {
         "schema": records.SCHEMA,
         "key": records.run_key(spec),

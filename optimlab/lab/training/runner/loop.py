@@ -18,6 +18,7 @@ A run whose loss becomes non-finite stops and gets ``status="diverged"``.
 :func:`fit` trains the same model through ``keras.Model.fit`` for comparison.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -56,6 +57,7 @@ def metric_fn(kind):
     return lambda y, out: tf.reduce_mean(tf.cast(tf.equal(tf.argmax(out, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)), tf.float32))
 
 
+@tf.autograph.experimental.do_not_convert  # optimizers and models trace as plain graph code (much faster)
 def _train_step(model, optimizer, loss, x, y):
     with tf.GradientTape() as tape:
         value = loss(y, model(x, training=True))
@@ -94,7 +96,7 @@ class Program:
 
     def __init__(self, problem, data, optimizer, full_batch, initial_weights):
         self.problem, self.data, self.full_batch = problem, data, full_batch
-        self.model = models.build(problem, data.x_train.shape[1], 0)
+        self.model = models.build(problem, data.x_train.shape[1], 0)  # weights replaced below
         self.model.set_weights(initial_weights)
         self.optimizer = optimizer
         optimizer.build(self.model.trainable_variables)
@@ -111,6 +113,7 @@ class Program:
         splits = [(tf.constant(data.x_valid), tf.constant(data.y_valid)) if len(data.x_valid) else None,
                   (tf.constant(data.x_test), tf.constant(data.y_test)) if len(data.x_test) else None]
 
+        @tf.autograph.experimental.do_not_convert
         def evaluate():
             """valid loss, valid metric, test loss, test metric (NaN for an empty split)."""
             values = []
@@ -169,6 +172,23 @@ class Program:
             mine.assign(fresh)
 
 
+@contextlib.contextmanager
+def _fast_instantiation():
+    """Skip Grappler's graph rewrites while a program is instantiated (its first call).
+
+    They take about a second per program and gain nothing measurable on these
+    small loops; every run of a program uses the same instantiation, so results
+    do not depend on the order of runs. The process-wide option is restored after.
+    """
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options(
+            {"disable_meta_optimizer": before.get("disable_meta_optimizer", False)})
+
+
 def _variable_backed(optimizer):
     """Names of the hyperparameters that live in variables (changing them needs no new trace)."""
     names = set(getattr(optimizer, "_hypers", {}))
@@ -202,20 +222,40 @@ def initial_weights(problem, num_features, seed):
     return _WEIGHTS[key]
 
 
-def program_for(problem, data, optimizer, full_batch, weights):
-    """A program for this configuration, reset for a new run: reused when one exists, else traced."""
+def _find(problem, data, full_batch, structure):
     for i, program in enumerate(_PROGRAMS):
         if program.data is data and program.problem == problem and program.full_batch == full_batch \
-                and type(program.optimizer) is type(optimizer) \
-                and program.structure[:2] == optimizer_structure(optimizer)[:2]:
-            program.reset(weights, optimizer)
+                and program.structure[:2] == structure[:2]:
             _PROGRAMS.append(_PROGRAMS.pop(i))
-            return program, False
+            return program
+    return None
+
+
+def program_for(problem, data, optimizer, full_batch, weights):
+    """A program for this configuration, reset for a new run: reused when one exists, else traced."""
+    program = _find(problem, data, full_batch, optimizer_structure(optimizer))
+    if program is not None:
+        program.reset(weights, optimizer)
+        return program, False
     program = Program(problem, data, optimizer, full_batch, weights)
     _PROGRAMS.append(program)
     if len(_PROGRAMS) > _KEEP_PROGRAMS:
         _PROGRAMS.pop(0)
     return program, True
+
+
+_FRESH = {}  # (optimizer name, hyperparameters) -> (structure, values of its variables when freshly built)
+
+
+def _budget(problem, data, epochs, batch_size, eval_every, target):
+    epochs = problem.epochs if epochs is None else int(epochs)
+    batch_size = problem.batch_size if batch_size == "problem" else batch_size
+    eval_every = eval_every or max(1, epochs // 100)
+    target = problem.target if target is None else target
+    n = len(data.x_train)
+    if batch_size is not None and not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be in [1, {n}] or None; got {batch_size!r}")
+    return epochs, batch_size, eval_every, target
 
 
 def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eval_every=None, target=None):
@@ -244,23 +284,49 @@ def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eva
         >>> r.status, len(r.history)
         ('ok', 21)
     """
-    epochs = problem.epochs if epochs is None else int(epochs)
-    batch_size = problem.batch_size if batch_size == "problem" else batch_size
-    eval_every = eval_every or max(1, epochs // 100)
-    target = problem.target if target is None else target
-    n = len(data.x_train)
-    if batch_size is not None and not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be in [1, {n}] or None; got {batch_size!r}")
-
+    budget = _budget(problem, data, epochs, batch_size, eval_every, target)
     weights = initial_weights(problem, data.x_train.shape[1], seed)
-    program, _ = program_for(problem, data, optimizer, batch_size is None, weights)
+    program, _ = program_for(problem, data, optimizer, budget[1] is None, weights)
+    return _run(program, problem, data, seed, *budget)
+
+
+def train_named(problem, data, name, hyperparameters, seed, epochs=None, batch_size="problem", eval_every=None,
+                target=None):
+    """:func:`train` with ``optimlab.get(name, **hyperparameters)``, the lab's runs.
+
+    The fresh state of each optimizer configuration is kept, so further seeds
+    of a configuration neither construct nor build an optimizer: they copy
+    that state into the traced program's variables. The result is the same.
+    """
+    budget = _budget(problem, data, epochs, batch_size, eval_every, target)
+    weights = initial_weights(problem, data.x_train.shape[1], seed)
+    key = (name, json.dumps(hyperparameters, sort_keys=True))
+    program = None
+    if key in _FRESH:
+        structure, values = _FRESH[key]
+        program = _find(problem, data, budget[1] is None, structure)
+        if program is not None:
+            program.model.set_weights(weights)
+            for variable, value in zip(program.optimizer.variables, values, strict=True):
+                variable.assign(value)
+    if program is None:
+        import optimlab
+
+        program, _ = program_for(problem, data, optimlab.get(name, **hyperparameters), budget[1] is None, weights)
+        _FRESH[key] = (program.structure, [v.numpy() for v in program.optimizer.variables])
+    return _run(program, problem, data, seed, *budget)
+
+
+def _run(program, problem, data, seed, epochs, batch_size, eval_every, target):
+    """One call of ``program`` for the whole run, then its history and outcome."""
     sizes = [eval_every] * (epochs // eval_every) + ([epochs % eval_every] if epochs % eval_every else [])
     if batch_size is None:
         orders = np.zeros((0, 0, 0), np.int32)
     else:
-        orders = epoch_orders(np.random.default_rng(int(seed)), n, batch_size, epochs).astype(np.int32)
-    start_loss, start, losses, evals, seconds, chunks = (
-        v.numpy() for v in program.function(tf.constant(sizes, tf.int32), tf.constant(orders)))
+        orders = epoch_orders(np.random.default_rng(int(seed)), len(data.x_train), batch_size, epochs).astype(np.int32)
+    with _fast_instantiation():
+        outputs = program.function(tf.constant(sizes, tf.int32), tf.constant(orders))
+    start_loss, start, losses, evals, seconds, chunks = (v.numpy() for v in outputs)
     return _result(problem, target, sizes, float(start_loss), start, losses, evals, seconds, int(chunks))
 
 
