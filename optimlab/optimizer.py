@@ -486,6 +486,7 @@ class Optimizer(keras.optimizers.Optimizer):
         else:
             variables = list(trainable_variables)
         self._validate(grads, variables)
+        grads = [gradient_ops.cast_like(g, v) for g, v in zip(grads, variables)]
         guards = self._check_indices(grads, variables)
         if not grads:
             return
@@ -562,10 +563,10 @@ class Optimizer(keras.optimizers.Optimizer):
                         f"and shape {tf.TensorShape(v.shape)}; got {g!r}"
                     ) from error
                 grad_dtype, grad_shape, var_shape = g_tensor.dtype, g_tensor.shape, v.shape
-            if tf.as_dtype(grad_dtype) != tf.as_dtype(v.dtype):
+            if tf.as_dtype(grad_dtype) != tf.as_dtype(v.dtype) and not tf.as_dtype(grad_dtype).is_floating:
                 raise TypeError(
                     f"grads[{i}] for variable {label!r} has dtype {tf.as_dtype(grad_dtype).name}; "
-                    f"it must match the variable's dtype {tf.as_dtype(v.dtype).name}"
+                    f"it must be floating (it is cast to the variable's dtype {tf.as_dtype(v.dtype).name}, as Keras does)"
                 )
             if not tf.TensorShape(grad_shape).is_compatible_with(var_shape):
                 raise ValueError(

@@ -151,7 +151,7 @@ def test_per_variable_optimizer_validates_like_the_base():
     with pytest.raises(ValueError, match="No gradients provided"):
         opt.apply([None, None], [x, y])
     with pytest.raises(TypeError, match="dtype"):
-        opt.apply([tf.constant([1.0], tf.float64), None], [x, y])
+        opt.apply([tf.constant([1], tf.int32), None], [x, y])
     assert int(opt.iterations) == 0 and x.numpy()[0] == 1.0 and y.numpy()[0] == 2.0
 
 

@@ -65,7 +65,7 @@ class NovoGrad(Optimizer):
         weight_decay=None,
         grad_averaging=False,
         amsgrad=False,
-        name="novograd",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, weight_decay=weight_decay, **kwargs)
