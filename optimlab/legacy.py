@@ -274,8 +274,8 @@ class Optimizer(_ModernOptimizer):
         """The step counter as a ``tf.Variable`` (int64), listed first in ``weights`` once used."""
         variable = self._iterations
         if variable is self.__dict__.get("_own_iterations") and not self.__dict__.get("_iterations_listed", True):
-            self._weights.append(_tf_variable(variable))
             object.__setattr__(self, "_iterations_listed", True)
+            self._list_weight(_tf_variable(variable))
         return _tf_variable(variable)
 
     @iterations.setter
@@ -355,10 +355,12 @@ class Optimizer(_ModernOptimizer):
         return variable
 
     def _list_weight(self, variable):
+        """Append to ``weights``; a value loaded before the weight existed is restored now, eagerly."""
         self._weights.append(variable)
         pending = self._pending_restore.pop(len(self._weights) - 1, None)
         if pending is not None:
-            variable.assign(pending)
+            with tf.init_scope():
+                variable.assign(pending)
 
     def get_slot(self, var, slot_name):
         return _tf_variable(super().get_slot(var, slot_name))
