@@ -187,11 +187,17 @@ class Ray:
     """One Ray task per run on the cluster at ``address`` (``auto``: the one this machine belongs to)."""
 
     def __init__(self, address, threads=1, gpus_per_run=None):
-        import ray
-
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("ray: Ray is not installed; pip install 'ray>=2.9' (on every machine of the cluster)") from None
         self.ray = ray
         if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=False, include_dashboard=False, configure_logging=False)
+            try:
+                ray.init(address=address, log_to_driver=False, include_dashboard=False, configure_logging=False)
+            except ConnectionError as error:
+                raise ValueError(f"ray: no Ray cluster at {address!r} ({error}); start one with `ray start --head` "
+                                 "and pass its address, or auto") from None
         gpus = ray.cluster_resources().get("GPU", 0)
         self.gpus = (0.25 if gpus else 0) if gpus_per_run is None else gpus_per_run
         self.threads = threads
