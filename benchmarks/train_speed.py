@@ -14,7 +14,8 @@ from pathlib import Path
 import keras
 
 import optimlab
-from optimlab.lab import problems, training
+from optimlab.lab.training import problems
+from optimlab.lab.training.runner import loop
 
 SHARED_CSV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "boston_housing.csv"
 
@@ -40,8 +41,8 @@ def main():
     def optimizer():
         return optimlab.get(args.optimizer, learning_rate=args.learning_rate)
 
-    training.train(problem, loaded, optimizer(), seed=0, epochs=2, batch_size=args.batch_size)  # warm caches
-    result = training.train(problem, loaded, optimizer(), seed=0, epochs=args.epochs, batch_size=args.batch_size,
+    loop.train(problem, loaded, optimizer(), seed=0, epochs=2, batch_size=args.batch_size)  # warm caches
+    result = loop.train(problem, loaded, optimizer(), seed=0, epochs=args.epochs, batch_size=args.batch_size,
                             eval_every=args.epochs)
     lab_steps = args.epochs * (n // args.batch_size)
     lab_rate = lab_steps / result.history["wall_time"].iloc[-1]

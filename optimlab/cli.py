@@ -97,13 +97,16 @@ _CLIP = typer.Option(None, "--clipnorm", help="clip each gradient to this L2 nor
 _SET = typer.Option(None, "--set", help="optimizer hyperparameter KEY=NUMBER, repeatable (e.g. --set momentum=0.98)")
 _TB = typer.Option(False, "--tensorboard", help="also write TensorBoard logs under OUT/tensorboard")
 _EVAL = typer.Option(None, "--eval-every", min=1, help="epochs between evaluations (default: ~100 per run)")
+_JOBS = typer.Option(1, "--jobs", min=1, help="worker processes on this machine (see README: Running at scale)")
+_RAY = typer.Option(None, "--ray", help="run on a Ray cluster: its ADDRESS, or auto (see README: Running at scale)")
 
 
-def _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every):
+def _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
+                jobs=1, ray=None):
     from optimlab.lab import commands
 
     return commands.make_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target,
-                                tensorboard, eval_every)
+                                tensorboard, eval_every, jobs, ray)
 
 
 def _lab(call, *args):
@@ -124,13 +127,14 @@ def compare_command(
     lrs: str = typer.Option(None, help="learning rates to select from on the validation split (default: each optimizer's default)"),
     clipnorm: float = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA, out: str = _OUT,
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
 ):
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
     from optimlab.lab import commands
 
     def work():
-        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard,
+                             eval_every, jobs, ray)
         commands.compare(runner, optimizers, seeds, lrs, clipnorm, settings)
 
     _lab(work)
@@ -144,13 +148,14 @@ def sweep_command(
     seeds: int = typer.Option(1, min=1, help="seeds per setting"),
     epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD, valid_fraction: float = _VALID,
     target: float = _TARGET, data: str = _DATA, out: str = typer.Option("runs/sweep", "--out", help="output folder"),
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
 ):
     """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
     from optimlab.lab import commands
 
     def work():
-        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard,
+                             eval_every, jobs, ray)
         commands.sweep(runner, optimizer, lrs, seeds, clipnorm, settings)
 
     _lab(work)
@@ -162,7 +167,7 @@ def tune_command(
     trials: int = typer.Option(10, min=1, help="trials per optimizer (the same budget for each)"),
     sampler: str = typer.Option("tpe", help="grid, random or tpe"),
     lr_low: float = typer.Option(1e-5, help="smallest learning rate"), lr_high: float = typer.Option(1.0, help="largest learning rate"),
-    storage: str = typer.Option(None, help="Optuna storage URL to share a study (default: sqlite OUT/tuning.db)"),
+    storage: str = typer.Option(None, help="Optuna storage URL shared by several tune processes, e.g. postgresql://... (default: sqlite OUT/tuning.db)"),
     clipnorm: float = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA,
     out: str = typer.Option("runs/tune", "--out", help="output folder"), tensorboard: bool = _TB, eval_every: int = _EVAL,
@@ -192,7 +197,7 @@ def functions_command():
     from rich.console import Console
     from rich.table import Table
 
-    from optimlab.lab.functions import describe_functions
+    from optimlab.lab.convergence.functions import describe_functions
 
     rows = describe_functions()
     table = Table(*rows[0])
@@ -223,7 +228,9 @@ def converge_command(
     from rich.progress import Progress
     from rich.table import Table
 
-    from optimlab.lab import convergence, function_tuning, functions, plots
+    from optimlab.lab.convergence import functions, plots
+    from optimlab.lab.convergence import runner as convergence
+    from optimlab.lab.convergence import tuning as function_tuning
 
     console = Console()
     try:

@@ -502,7 +502,7 @@ def test_config_evaluates_callables_and_keeps_keras_base_arguments():
 
 # --------------------------------------------------------------------------- bad input
 BAD_CONSTRUCTORS = [
-    ({"learning_rate": -0.1}, ValueError, r"learning_rate must be .*\[0, inf\].*-0.1"),
+    ({"learning_rate": -0.1}, ValueError, r"learning_rate must be .*\[0, inf\).*-0.1"),
     ({"learning_rate": float("nan")}, ValueError, "learning_rate.*nan"),
     ({"learning_rate": float("inf")}, ValueError, "learning_rate.*inf"),
     ({"learning_rate": "fast"}, TypeError, "learning_rate.*'fast'"),

@@ -1,7 +1,25 @@
-"""The lab: analytic test functions and convergence tests (and the training lab)."""
+"""The laboratory: test and compare optimizers.
 
-from optimlab.lab.convergence import ConvergenceResult, convergence_test, results_table, run_grid, run_table
-from optimlab.lab.functions import TestFunction, function_names, get_function
+Two labs, each in its own folder:
+
+* ``convergence/``: the convergence lab of seed 000. Analytic test functions
+  (``functions``), the compiled convergence test (``runner``), path and
+  trajectory plots (``plots``) and learning-rate tuning per function (``tuning``).
+* ``training/``: the training lab. Test problems and their models
+  (``problems/``), the runner that trains them and the experiments built on it
+  (``runner/``: compiled loops, sweeps, paired comparisons, Optuna tuning), one
+  record per run (``records``), statistics and tables read from records only
+  (``analysis/``) and the HTML report (``report``).
+
+``commands`` is the glue between the ``optimlab`` command and both labs.
+
+The convergence lab's main entry points are re-exported here::
+
+    >>> from optimlab.lab import convergence_test, get_function
+"""
+
+from optimlab.lab.convergence.functions import TestFunction, function_names, get_function
+from optimlab.lab.convergence.runner import ConvergenceResult, convergence_test, results_table, run_grid, run_table
 
 __all__ = [
     "ConvergenceResult",

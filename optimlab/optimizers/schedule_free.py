@@ -15,7 +15,7 @@ def warmup_factor(t, warmup_steps):
     """``min(1, t / warmup_steps)`` in float64 (1 without warm-up)."""
     if warmup_steps == 0:
         return tf.constant(1.0, tf.float64)
-    return tf.minimum(1.0, t / warmup_steps)
+    return tf.minimum(tf.constant(1.0, tf.float64), t / tf.constant(warmup_steps, tf.float64))
 
 
 def averaging_weight(weight, weight_sum):

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optimlab.cli import app
-from optimlab.lab.functions import function_names
+from optimlab.lab.convergence.functions import function_names
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}

@@ -3,7 +3,7 @@
 from typer.testing import CliRunner
 
 from optimlab.cli import app
-from optimlab.lab import records
+from optimlab.lab.training import records
 
 cli = CliRunner()
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import optimlab
-from optimlab.lab import convergence_test, plots, run_grid
+from optimlab.lab import convergence_test, run_grid
+from optimlab.lab.convergence import plots
 
 
 def _assert_real_png(path):

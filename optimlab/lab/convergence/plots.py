@@ -9,7 +9,8 @@
 
 Example:
     >>> import optimlab
-    >>> from optimlab.lab import convergence_test, plots
+    >>> from optimlab.lab import convergence_test
+    >>> from optimlab.lab.convergence import plots
     >>> runs = {0.01: convergence_test(optimlab.Momentum(0.01), "quartic")}
     >>> fig = plots.plot_paths(runs, "quartic", title="Momentum")
     >>> fig.savefig("/tmp/momentum_paths.png")
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from optimlab.lab.functions import as_function
+from optimlab.lab.convergence.functions import as_function
 
 COLORS = ("r", "w", "c", "m", "y", "lime", "orange", "tab:blue")
 

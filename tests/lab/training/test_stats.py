@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from optimlab.lab import stats
+from optimlab.lab.training.analysis import stats
 
 RNG = np.random.default_rng(7)
 A = RNG.normal(1.0, 1.0, size=12)

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from optimlab.lab import analysis, experiments, records, tuning
+from optimlab.lab.training import analysis, records
+from optimlab.lab.training.runner import experiments, tuning
 
 
 @pytest.fixture(scope="module")

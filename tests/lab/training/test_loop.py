@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import optimlab
-from optimlab.lab import models, problems, training
+from optimlab.lab.training import problems
+from optimlab.lab.training.problems import models
+from optimlab.lab.training.runner import loop
 
 QUAD = problems.get("quadratic")  # linear model + MSE: the gradient has a closed form
 
@@ -34,7 +36,7 @@ def _initial_weights(data, seed):
 def test_full_batch_gradient_descent_matches_numpy_over_150_epochs():
     data = problems.load(QUAD)
     w0, b0 = _initial_weights(data, seed=3)
-    result = training.train(QUAD, data, optimlab.get("gd", learning_rate=0.3), seed=3, epochs=150,
+    result = loop.train(QUAD, data, optimlab.get("gd", learning_rate=0.3), seed=3, epochs=150,
                             batch_size=None, eval_every=150)
     n = len(data.x_train)
     _, _, ref_losses = _numpy_gd(data.x_train, data.y_train, w0, b0, 0.3, [[np.arange(n)]] * 150)
@@ -49,9 +51,9 @@ def test_minibatch_sgd_follows_the_seeded_order_and_matches_numpy():
     data = problems.load(QUAD)
     w0, b0 = _initial_weights(data, seed=5)
     epochs, batch = 12, 32
-    result = training.train(QUAD, data, optimlab.get("gd", learning_rate=0.05), seed=5, epochs=epochs,
+    result = loop.train(QUAD, data, optimlab.get("gd", learning_rate=0.05), seed=5, epochs=epochs,
                             batch_size=batch, eval_every=1)
-    orders = training.epoch_orders(np.random.default_rng(5), len(data.x_train), batch, epochs)
+    orders = loop.epoch_orders(np.random.default_rng(5), len(data.x_train), batch, epochs)
     assert orders.shape == (epochs, len(data.x_train) // batch, batch)  # the remainder is dropped
     _, _, ref_losses = _numpy_gd(data.x_train, data.y_train, w0, b0, 0.05, orders)
     np.testing.assert_allclose(result.history["train_loss"].to_numpy()[1:], ref_losses, rtol=2e-4)
@@ -59,7 +61,7 @@ def test_minibatch_sgd_follows_the_seeded_order_and_matches_numpy():
 
 def test_history_columns_and_time_to_target():
     problem = problems.get("iris")
-    result = training.train(problem, problems.load(problem), optimlab.get("adam", learning_rate=0.05), seed=0,
+    result = loop.train(problem, problems.load(problem), optimlab.get("adam", learning_rate=0.05), seed=0,
                             epochs=40, eval_every=4, target=0.6)
     h = result.history
     assert list(h.columns) == ["epoch", "train_loss", "valid_loss", "valid_accuracy", "test_loss",
@@ -73,7 +75,7 @@ def test_history_columns_and_time_to_target():
 
 def test_divergence_stops_early_and_is_recorded():
     problem = problems.get("diabetes")
-    result = training.train(problem, problems.load(problem), optimlab.get("gd", learning_rate=10.0), seed=0,
+    result = loop.train(problem, problems.load(problem), optimlab.get("gd", learning_rate=10.0), seed=0,
                             epochs=200, eval_every=10)
     assert result.status == "diverged"
     assert result.final["epochs_run"] < 200
@@ -83,10 +85,10 @@ def test_divergence_stops_early_and_is_recorded():
 def test_seed_pairs_initial_weights_across_optimizers():
     problem = problems.get("wine")
     data = problems.load(problem)
-    runs = [training.train(problem, data, optimlab.get(name, learning_rate=0.01), seed=1, epochs=2, eval_every=1)
+    runs = [loop.train(problem, data, optimlab.get(name, learning_rate=0.01), seed=1, epochs=2, eval_every=1)
             for name in ("gd", "adam")]
     assert runs[0].history["valid_loss"].iloc[0] == runs[1].history["valid_loss"].iloc[0]
-    other = training.train(problem, data, optimlab.get("gd", learning_rate=0.01), seed=2, epochs=2, eval_every=1)
+    other = loop.train(problem, data, optimlab.get("gd", learning_rate=0.01), seed=2, epochs=2, eval_every=1)
     assert other.history["valid_loss"].iloc[0] != runs[0].history["valid_loss"].iloc[0]
 
 
@@ -98,7 +100,7 @@ def test_mlp_is_the_seed_model():
 
 def test_keras_fit_gives_the_same_columns():
     problem = problems.get("iris")
-    h = training.fit(problem, problems.load(problem), optimlab.get("adam", learning_rate=0.05), seed=0, epochs=3)
+    h = loop.fit(problem, problems.load(problem), optimlab.get("adam", learning_rate=0.05), seed=0, epochs=3)
     assert list(h.columns) == ["epoch", "train_loss", "valid_loss", "valid_accuracy", "test_loss",
                                "test_accuracy", "wall_time"]
     assert h["epoch"].tolist() == [1, 2, 3]
@@ -108,4 +110,32 @@ def test_keras_fit_gives_the_same_columns():
 def test_bad_batch_size():
     problem = problems.get("iris")
     with pytest.raises(ValueError, match="batch_size"):
-        training.train(problem, problems.load(problem), optimlab.get("gd"), seed=0, epochs=1, batch_size=10_000)
+        loop.train(problem, problems.load(problem), optimlab.get("gd"), seed=0, epochs=1, batch_size=10_000)
+
+
+def test_runs_reuse_one_traced_program_and_match_a_fresh_one():
+    """Issue 17 item 1: seeds, learning rates and variable-held hyperparameters share one trace, exactly."""
+    problem = problems.get("diabetes")
+    data = problems.load(problem)
+    for batch in (None, 64):
+        def run(lr, seed, momentum):
+            r = loop.train(problem, data, optimlab.get("sgd", learning_rate=lr, momentum=momentum), seed=seed,
+                           epochs=6, batch_size=batch, eval_every=2)
+            return r.history.drop(columns="wall_time")
+
+        loop._PROGRAMS.clear()
+        fresh = run(0.05, 2, 0.5)
+        loop._PROGRAMS.clear()
+        traces = loop.TRACES
+        run(0.01, 1, 0.9)
+        reused = run(0.05, 2, 0.5)
+        assert loop.TRACES == traces + 1  # the second run reused the first one's program
+        assert reused.equals(fresh)  # bit for bit what a new program gives
+        for _ in range(2):  # the lab's path: the second call copies the cached fresh optimizer state
+            named = loop.train_named(problem, data, "sgd", {"learning_rate": 0.05, "momentum": 0.5}, 2, epochs=6,
+                                     batch_size=batch, eval_every=2)
+            run(0.01, 3, 0.9)
+            assert named.history.drop(columns="wall_time").equals(fresh)
+        loop.train(problem, data, optimlab.get("sgd", learning_rate=0.05, clipnorm=1.0),
+                   seed=2, epochs=2, batch_size=batch)
+        assert loop.TRACES == traces + 2  # clipping is not a variable: a new trace

@@ -4,7 +4,7 @@ Figures per problem: learning curves (mean +/- std over seeds of the selected
 configuration), learning-rate sensitivity (median final validation loss per
 learning rate; diverged settings marked with x), per-seed box plots of the
 final test loss; across problems: performance profiles. The statistics
-tables come from :mod:`optimlab.lab.analysis`. PNGs are embedded in the HTML
+tables come from :mod:`optimlab.lab.training.analysis.tables`. PNGs are embedded in the HTML
 as base64, so report.html can be mailed on its own.
 """
 
@@ -19,7 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from optimlab.lab import analysis, records, stats  # noqa: E402
+from optimlab.lab.training import analysis, records
+from optimlab.lab.training.analysis import stats  # noqa: E402
 
 
 def _save(fig, path):

@@ -8,7 +8,7 @@ the quartic, a vector of length ``dim`` otherwise), differentiable with
 ``tf.GradientTape`` and usable inside ``tf.function``.
 
 Example:
-    >>> from optimlab.lab import functions
+    >>> from optimlab.lab.convergence import functions
     >>> f = functions.get_function("rosenbrock")
     >>> float(f([1.0, 1.0])), f.dim, f.start
     (0.0, 2, (-1.2, 1.0))

@@ -6,8 +6,8 @@ import math
 import pytest
 
 import optimlab
-from optimlab.lab.convergence import convergence_test
-from optimlab.lab.function_tuning import score, tune_learning_rate, tune_learning_rates
+from optimlab.lab.convergence.runner import convergence_test
+from optimlab.lab.convergence.tuning import score, tune_learning_rate, tune_learning_rates
 
 
 def test_grid_picks_the_fastest_stable_rate_for_gradient_descent_on_booth():

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optimlab.lab import problems
+from optimlab.lab.training import problems
 
 SHARED = Path(os.environ.get("OPTIMLAB_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared"))
 BOSTON_CSV = SHARED / "data" / "boston_housing.csv"

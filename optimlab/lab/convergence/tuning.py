@@ -7,7 +7,7 @@ TPE search. A run is scored by its final loss (or its distance to the nearest
 minimum); exploded runs score infinity; ties go to the run that stopped first.
 
 Example:
-    >>> from optimlab.lab.function_tuning import tune_learning_rates
+    >>> from optimlab.lab.convergence.tuning import tune_learning_rates
     >>> best = tune_learning_rates("gd,adam", "booth", grid=[1e-3, 1e-2, 1e-1], max_iters=200)
     >>> sorted(best)
     ['adam', 'gd']
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from optimlab._checks import check_choice, check_positive
-from optimlab.lab.convergence import convergence_test, optimizer_factories
-from optimlab.lab.functions import as_function
+from optimlab.lab.convergence.runner import convergence_test, optimizer_factories
+from optimlab.lab.convergence.functions import as_function
 
 DEFAULT_GRID = tuple(float(v) for v in np.logspace(-4, 0, 9))
 OBJECTIVES = ("final_loss", "distance")

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import optimlab
 from optimlab.lab import convergence_test, get_function, run_grid, run_table
-from optimlab.lab.convergence import parse_numbers
+from optimlab.lab.convergence.runner import parse_numbers
 
 # Seed 000's printed results (the published table), with optimlab's classes at their defaults.
 SEED_TABLE = {
@@ -286,3 +286,21 @@ def test_bad_optimizers_and_functions():
         run_grid("gd,adam", "quartic", {"gd": 0.1})
     with pytest.raises(ValueError, match="--lr must be comma-separated numbers"):
         parse_numbers("1e-3,x", "--lr")
+
+
+def test_run_grid_traces_once_per_optimizer_and_matches_separate_runs(monkeypatch):
+    """Issue 17 item 1: one trace per optimizer class across learning rates, same paths as fresh runs."""
+    from optimlab.lab.convergence import runner as convergence
+
+    rates = [1e-3, 1e-2, 1e-1]
+    separate = {(n, lr): convergence.convergence_test(optimlab.get(n, learning_rate=lr), "quartic", max_iters=300)
+                for n in ("momentum", "adam") for lr in rates}
+    traced = []
+    original = convergence._compiled_program
+    monkeypatch.setattr(convergence, "_compiled_program", lambda *a: traced.append(1) or original(*a))
+    grid = convergence.run_grid(["momentum", "adam"], "quartic", rates, max_iters=300)
+    assert len(traced) == 2
+    for key, result in grid.items():
+        assert (result.status, result.iterations) == (separate[key].status, separate[key].iterations)
+        np.testing.assert_array_equal(result.path, separate[key].path)
+        assert result.learning_rate == pytest.approx(key[1])

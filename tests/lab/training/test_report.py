@@ -4,7 +4,8 @@ import base64
 
 import pytest
 
-from optimlab.lab import experiments, report
+from optimlab.lab.training import report
+from optimlab.lab.training.runner import experiments
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from optimlab.lab.functions import TestFunction, as_function, describe_functions, function_names, get_function
+from optimlab.lab.convergence.functions import TestFunction, as_function, describe_functions, function_names, get_function
 
 DETERMINISTIC = [n for n in function_names() if n != "noisy_quadratic"]
 

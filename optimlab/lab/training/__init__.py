@@ -1,0 +1,14 @@
+"""The training lab: optimizers on models and data, compared over paired seeds.
+
+Its parts, separate as in DeepOBS (problems, runner, analysis):
+
+* ``problems/``: what is trained: data, model, loss, metric and budget
+  (``problems.models`` builds the models).
+* ``runner/``: how it is trained: the compiled training loops (``loop``), runs at
+  deterministic keys, sweeps and paired comparisons (``experiments``), and
+  Optuna tuning (``tuning``).
+* ``records``: one self-describing JSON record per run, written atomically.
+* ``analysis/``: statistics (``stats``) and the tables read from records only
+  (``tables``, re-exported here as ``analysis.runs_table``, ``analysis.summary``, ...).
+* ``report``: figures and one self-contained HTML report from a folder of records.
+"""

@@ -1,0 +1,17 @@
+"""Analysis of run records: statistics (``stats``) and tables (``tables``).
+
+Reads only records, never the runner. The table functions are re-exported
+here, so ``analysis.summary(analysis.runs_table(records))`` reads naturally.
+"""
+
+from optimlab.lab.training.analysis.tables import (
+    config_label,
+    curves,
+    profile_costs,
+    runs_table,
+    selected,
+    summary,
+    tests,
+)
+
+__all__ = ["config_label", "curves", "profile_costs", "runs_table", "selected", "summary", "tests"]
