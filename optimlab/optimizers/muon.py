@@ -73,7 +73,7 @@ def _check_steps(value):
 def _check_patterns(value):
     if value is None:
         return ()
-    if isinstance(value, str) or not all(isinstance(p, str) for p in value):
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
         raise TypeError(f"exclude_layers must be a list of regular-expression strings or None; got {value!r}")
     return tuple(value)
 
