@@ -89,6 +89,7 @@ def progress_for(runner, total, label):
             progress.update(task, **counts)
 
         def on_retry():
+            counts["running"] = max(0, counts["running"] - 1)
             counts["failed"] += 1
             progress.update(task, **counts)
 

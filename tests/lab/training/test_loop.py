@@ -139,3 +139,6 @@ def test_runs_reuse_one_traced_program_and_match_a_fresh_one():
         loop.train(problem, data, optimlab.get("sgd", learning_rate=0.05, clipnorm=1.0),
                    seed=2, epochs=2, batch_size=batch)
         assert loop.TRACES == traces + 2  # clipping is not a variable: a new trace
+    iris = problems.get("iris")  # the same optimizer settings on another model: its own fresh state
+    other = loop.train_named(iris, problems.load(iris), "sgd", {"learning_rate": 0.05, "momentum": 0.5}, 2, epochs=3)
+    assert other.status == "ok" and len(other.history) == 4

@@ -244,7 +244,7 @@ def program_for(problem, data, optimizer, full_batch, weights):
     return program, True
 
 
-_FRESH = {}  # (optimizer name, hyperparameters) -> (structure, values of its variables when freshly built)
+_FRESH = {}  # (problem, features, optimizer, hyperparameters) -> (structure, its variables' values when fresh)
 
 
 def _budget(problem, data, epochs, batch_size, eval_every, target):
@@ -300,7 +300,7 @@ def train_named(problem, data, name, hyperparameters, seed, epochs=None, batch_s
     """
     budget = _budget(problem, data, epochs, batch_size, eval_every, target)
     weights = initial_weights(problem, data.x_train.shape[1], seed)
-    key = (name, json.dumps(hyperparameters, sort_keys=True))
+    key = (problem, data.x_train.shape[1], name, json.dumps(hyperparameters, sort_keys=True))
     program = None
     if key in _FRESH:
         structure, values = _FRESH[key]
