@@ -65,7 +65,8 @@ def check_positive(name, value):
 
 def check_choice(name, value, allowed):
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {sorted(map(str, allowed))}; got {value!r}")
+        raise ValueError(f"{name} must be one of {sorted(map(str, allowed))}; got {value!r}"
+                         f"{did_you_mean(value, allowed)}")
     return value
 
 
@@ -73,3 +74,11 @@ def check_bool(name, value):
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False; got {value!r}")
     return value
+
+
+def did_you_mean(value, allowed):
+    """``"; did you mean 'adam'?"`` for the closest of ``allowed`` to ``value``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(value).lower(), [str(a) for a in allowed], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

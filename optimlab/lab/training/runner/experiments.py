@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 import optimlab
-from optimlab import registry
+from optimlab import _interrupt, registry
 from optimlab.lab.training import problems, records
 from optimlab.lab.training.runner import loop
 
@@ -101,7 +101,13 @@ class Runner:
         }
 
     def run(self, optimizer, hyperparameters, seed):
-        """The record of one run: read if it exists, else trained and written."""
+        """The record of one run: read if it exists, else trained and written.
+
+        After a Ctrl-C inside :func:`optimlab._interrupt.graceful`, raises
+        :class:`optimlab._interrupt.Interrupted` before the next run or within one
+        evaluation interval of the current one (which then leaves no record).
+        """
+        _interrupt.check()
         spec = self.spec(optimizer, hyperparameters, seed)
         path = records.record_path(self.out, spec)
         record = records.read(path)
@@ -120,7 +126,8 @@ class Runner:
         opt = optimlab.get(spec["optimizer"], **spec["hyperparameters"])
         started = time.time()
         result = loop.train(self._problem, self.data_split(), opt, spec["seed"], epochs=spec["epochs"],
-                                batch_size=spec["batch_size"], eval_every=spec["eval_every"], target=spec["target"])
+                                batch_size=spec["batch_size"], eval_every=spec["eval_every"], target=spec["target"],
+                            on_epoch=_interrupt.check)
         key = records.run_key(spec)
         if self.tensorboard:
             loop.write_tensorboard(result.history, self.out / "tensorboard" / spec["problem"] / spec["optimizer"] / key)

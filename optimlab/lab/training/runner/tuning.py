@@ -35,12 +35,27 @@ def _sampler(kind, low, high, trials, seed):
     raise ValueError(f"sampler must be one of {list(SAMPLERS)}; got {kind!r}")
 
 
-def _finished_trials(study_name, storage):
+def counted(trial):
+    """A trial that counts toward ``trials``: complete, or failed because its run diverged.
+
+    A trial stopped by Ctrl-C (or a crash) fails without the ``diverged`` mark and
+    does not count, so a resumed study runs it again.
+    """
+    return trial.state == optuna.trial.TrialState.COMPLETE or (
+        trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs.get("diverged", False))
+
+
+def study_name(problem, optimizer, sampler):
+    return f"{problem}-{optimizer}-{sampler}"
+
+
+def finished_trials(name, storage):
+    """How many trials of study ``name`` count toward the budget (0 if there is no such study)."""
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:  # no such study yet
         return 0
-    return sum(t.state.is_finished() for t in study.trials)
+    return sum(counted(t) for t in study.trials)
 
 
 def default_storage(out):
@@ -61,7 +76,8 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
         seed: the sampler's seed.
         extra: hyperparameters fixed for every trial (e.g. ``{"clipnorm": 2}``).
 
-    Returns ``{optimizer: {"best_learning_rate", "best_value", "trials", "study"}}``.
+    Returns ``{optimizer: {"best_learning_rate", "best_value", "trials", "complete", "diverged",
+    "study"}}`` (``trials`` counts complete and diverged trials).
     """
     names = check_optimizers(optimizer_names)
     if not isinstance(trials, int) or trials < 1:
@@ -76,17 +92,20 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results = {}
     for name in names:
-        study_name = f"{runner.problem}-{name}-{sampler}"
-        done = _finished_trials(study_name, storage)
+        name_of_study = study_name(runner.problem, name, sampler)
+        done = finished_trials(name_of_study, storage)
         # A resumed study gets a sampler seeded past the trials it has, so it does not replay them.
-        study = optuna.create_study(study_name=study_name, storage=storage,
+        study = optuna.create_study(study_name=name_of_study, storage=storage,
                                     sampler=_sampler(sampler, low, high, trials, seed + done),
                                     direction="minimize", load_if_exists=True)
 
         def objective(trial, name=name):
             lr = trial.suggest_float("learning_rate", low, high, log=True)
             value = selection_loss(runner.run(name, {**(extra or {}), "learning_rate": lr}, TUNING_SEED))
-            return value if math.isfinite(value) else float("nan")  # nan: a failed trial
+            if not math.isfinite(value):
+                trial.set_user_attr("diverged", True)
+                return float("nan")  # nan: a failed trial, which counts toward the budget
+            return value
 
         remaining = trials - done
         if remaining > 0:
@@ -95,5 +114,7 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
         best = min(complete, key=lambda t: t.value) if complete else None
         results[name] = {"best_learning_rate": best.params["learning_rate"] if best else None,
                          "best_value": best.value if best else math.inf,
-                         "trials": len(study.trials), "study": study.study_name}
+                         "trials": sum(counted(t) for t in study.trials), "complete": len(complete),
+                         "diverged": sum(counted(t) for t in study.trials) - len(complete),
+                         "study": study.study_name}
     return results
