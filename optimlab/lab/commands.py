@@ -219,7 +219,8 @@ def show(title, headers, rows, numeric=(), out=None):
     ``header: value`` lines instead (the detail view).
     """
     out = out or console
-    table = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    table = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False,
+                  pad_edge=False, collapse_padding=True)
     for column in table.columns:
         column.no_wrap = column.header in numeric
         column.overflow = "fold"
@@ -326,8 +327,8 @@ def print_summary(runner, keys):
              f"{fmt(r.get('ci_low'))}..{fmt(r.get('ci_high'))}", fmt(r["test_metric"]))
             for i, (_, r) in enumerate(table.iterrows(), start=1)]
     show(f"{runner.problem}: final {loss} of each optimizer's selected configuration, best first",
-         ("#", "optimizer", "config", "diverged", "mean +/- sd", "95% CI of mean", metric), rows,
-         numeric=("#", "diverged", "mean +/- sd", "95% CI of mean", metric))
+         ("#", "optimizer", "config", "diverged", "mean +/- sd", "95% CI", metric), rows,
+         numeric=("#", "diverged", "mean +/- sd", "95% CI", metric))
     rows = [(r["optimizer"], str(r["seeds"]), f"{fmt(r.get('test_loss_median'))} [{fmt(r.get('test_loss_iqr'), 3)}]",
              percent(r["reached"]), fmt(r["epochs_to_target"]), fmt(r["seconds_to_target"], 3))
             for _, r in table.iterrows()]
