@@ -76,9 +76,21 @@ def check_bool(name, value):
     return value
 
 
-def did_you_mean(value, allowed):
-    """``"; did you mean 'adam'?"`` for the closest of ``allowed`` to ``value``, else ``""``."""
-    import difflib
+def _edit_distance(a, b):
+    """Optimal string alignment distance: insertions, deletions, substitutions, swaps of neighbours."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
 
-    close = difflib.get_close_matches(str(value).lower(), [str(a) for a in allowed], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+
+def did_you_mean(value, allowed):
+    """``"; did you mean 'adam'?"`` for the closest of ``allowed`` to ``value`` (typos, swaps), else ``""``."""
+    text = str(value).lower()
+    scored = sorted((_edit_distance(text, str(a).lower()), str(a)) for a in allowed)
+    if scored and scored[0][0] <= max(2, len(text) // 3):
+        return f"; did you mean {scored[0][1]!r}?"
+    return ""

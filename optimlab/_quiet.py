@@ -51,7 +51,8 @@ def import_libraries(verbose=False):
     tf.get_logger().setLevel(logging.ERROR)
     tf.autograph.set_verbosity(0)
     logging.getLogger("absl").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
+    for module in ("keras", "tensorflow", "optuna", "absl"):  # library warnings only, not the user's
+        warnings.filterwarnings("ignore", module=module)
     try:
         import optuna
 
