@@ -53,9 +53,31 @@ def _commands():
     return commands
 
 
-def _run(work):
+def _command_line(ctx):
+    """The running command with every option spelled out (defaults included), for the report."""
+    import shlex
+
+    words = ["optimlab", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or value == [] or (isinstance(value, (list, tuple)) and not value):
+            continue
+        if param.param_type_name == "argument":
+            words.append(str(value))
+        elif getattr(param, "is_flag", False) and param.secondary_opts:
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        elif getattr(param, "is_flag", False):
+            words += [param.opts[0]] if value else []
+        else:
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                words += [param.opts[0], str(item)]
+    return shlex.join(words)
+
+
+def _run(ctx, work):
     """Run ``work(commands)``: bad input -> one line + exit 2; Ctrl-C -> clean stop + exit 130."""
     commands = _commands()
+    commands.COMMAND_LINE = _command_line(ctx)
     from optimlab import _interrupt
 
     try:
@@ -72,16 +94,18 @@ def _run(work):
 # ---------------------------------------------------------------- library
 @app.command("optimizers")
 def optimizers_command(
+    ctx: typer.Context,
     pattern: str = typer.Argument("*", help="name or wildcard, e.g. 'adam*'"),
     details: bool = typer.Option(False, "--details", help="paper, link, capabilities and defaults of each match"),
     markdown: bool = typer.Option(False, "--markdown", help="print the README's table of all optimizers"),
 ):
     """List registered optimizers (one line each; --details or one name for the full entry)."""
-    _run(lambda c: c.list_optimizers(pattern, details, markdown))
+    _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown))
 
 
 @app.command("bench")
 def bench_command(
+    ctx: typer.Context,
     optimizers: str = typer.Option("adam,sgd,rmsprop", help="comma-separated names or wildcards ('all')"),
     shapes: str = typer.Option("large,small", help="shape sets: large (ResNet-50-like, ~25M params), small (MLP)"),
     repeats: int = typer.Option(7, min=1, help="interleaved repetitions; the median is reported"),
@@ -91,7 +115,7 @@ def bench_command(
     out: str = typer.Option("runs/bench", help="folder for bench.csv, summary.csv and bench.png"),
 ):
     """Time optimizer steps against Keras 3, TF fused kernels, torch.optim and Optax."""
-    _run(lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out))
+    _run(ctx, lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out))
 
 
 # ---------------------------------------------------------------- training lab
@@ -117,6 +141,7 @@ def _budget(task, data, epochs, batch_size, standardize, valid_fraction, target,
 
 @app.command("compare")
 def compare_command(
+    ctx: typer.Context,
     task: str = _TASK, optimizers: str = _OPTIMIZERS,
     seeds: int = typer.Option(10, min=1, help="paired seeds per optimizer (at least 6 for a Wilcoxon p < 0.05)"),
     lrs: str = typer.Option("1e-3,1e-2,1e-1", "--lrs", "--lr", help="learning rates to select from on the validation split; 'default' for each optimizer's own"),
@@ -127,11 +152,12 @@ def compare_command(
 ):
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
-    _run(lambda c: c.compare(c.make_runner(out or f"runs/{task}", **budget), optimizers, seeds, lrs, clipnorm, settings))
+    _run(ctx, lambda c: c.compare(c.make_runner(out or f"runs/{task}", **budget), optimizers, seeds, lrs, clipnorm, settings))
 
 
 @app.command("sweep")
 def sweep_command(
+    ctx: typer.Context,
     task: str = _TASK,
     optimizer: str = typer.Option("gd", "--optimizer", "--optimizers", help="registered name"),
     lrs: str = typer.Option("1e-3,1e-4,1e-5,1e-6,1e-7,1e-8,1e-9", "--lrs", "--lr", help="comma-separated learning rates"),
@@ -144,11 +170,12 @@ def sweep_command(
 ):
     """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
-    _run(lambda c: c.sweep(c.make_runner(out or f"runs/{task}-sweep", **budget), optimizer, lrs, seeds, clipnorm, settings))
+    _run(ctx, lambda c: c.sweep(c.make_runner(out or f"runs/{task}-sweep", **budget), optimizer, lrs, seeds, clipnorm, settings))
 
 
 @app.command("tune")
 def tune_command(
+    ctx: typer.Context,
     task: str = _TASK, optimizers: str = _OPTIMIZERS,
     trials: int = typer.Option(10, min=1, help="trials per optimizer (the same budget for each)"),
     sampler: str = typer.Option("tpe", help="grid, random or tpe"),
@@ -161,12 +188,13 @@ def tune_command(
 ):
     """Tune each optimizer's learning rate with Optuna (grid, random, TPE); resumable."""
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
-    _run(lambda c: c.tune(c.make_runner(out or f"runs/{task}-tune", **budget), optimizers, trials, sampler,
+    _run(ctx, lambda c: c.tune(c.make_runner(out or f"runs/{task}-tune", **budget), optimizers, trials, sampler,
                           lr_low, lr_high, storage, clipnorm, settings))
 
 
 @app.command("report")
 def report_command(
+    ctx: typer.Context,
     folder: str = typer.Argument(None, help="folder written by compare, sweep or tune (or use --out)"),
     out: str = typer.Option(None, "--out", help="the same folder, as the other commands name it"),
 ):
@@ -177,18 +205,21 @@ def report_command(
     if not (folder or out):
         typer.echo("error: name the folder: optimlab report runs/diabetes (or --out runs/diabetes)", err=True)
         raise typer.Exit(2)
-    _run(lambda c: c.make_report(folder or out))
+    _run(ctx, lambda c: c.make_report(folder or out))
 
 
 # ---------------------------------------------------------------- convergence lab
 @app.command("functions")
-def functions_command():
+def functions_command(
+    ctx: typer.Context,
+):
     """List the analytic test functions (minima, start, domain) of the convergence lab."""
-    _run(lambda c: c.list_functions())
+    _run(ctx, lambda c: c.list_functions())
 
 
 @app.command("converge")
 def converge_command(
+    ctx: typer.Context,
     function: str = typer.Option("quartic", help="test function (see `optimlab functions`)"),
     optimizers: str = typer.Option("gd,momentum,adam", help="comma-separated names or wildcards ('adam*', 'all')"),
     lrs: str = typer.Option("1e-3,1e-2,1e-1", "--lrs", "--lr", help="comma-separated learning rates"),
@@ -207,7 +238,7 @@ def converge_command(
     """Seed 000's convergence test: status and iterations per optimizer and learning rate."""
     options = dict(init=init, max_iters=max_iters, dim=dim, step_tol=step_tol, grad_tol=grad_tol,
                    optimum_tol=optimum_tol, explosion=explosion, tune=tune, plot=plot, svg=svg, eager=eager)
-    _run(lambda c: c.converge(function, optimizers, lrs, **options))
+    _run(ctx, lambda c: c.converge(function, optimizers, lrs, **options))
 
 
 def main():

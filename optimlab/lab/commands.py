@@ -34,6 +34,7 @@ progress_console = Console(stderr=True)
 BOSTON_NOTE = ("Note: Boston housing's b column encodes a racial statistic; it is kept only so that results "
                "compare with the literature.")
 _session = {"runner": None}
+COMMAND_LINE = None  # set by the CLI: the running command with every option spelled out
 
 
 class LabError(Exception):
@@ -163,8 +164,7 @@ def parse_clipnorm(text):
 
 def log_command(out):
     """Append the command line to ``OUT/commands.txt`` (the report's context block shows it)."""
-    line = shlex.join(["optimlab", *sys.argv[1:]]) if Path(sys.argv[0]).stem in ("optimlab", "__main__", "cli") \
-        else shlex.join(sys.argv)
+    line = COMMAND_LINE or shlex.join(["optimlab", *sys.argv[1:]])
     with open(Path(out) / "commands.txt", "a") as f:
         f.write(line + "\n")
 

@@ -89,7 +89,7 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     runner.data_split()
     runner.out.mkdir(parents=True, exist_ok=True)
     storage = storage or default_storage(runner.out)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(max(optuna.logging.get_verbosity(), optuna.logging.WARNING))  # never louder
     results = {}
     for name in names:
         name_of_study = study_name(runner.problem, name, sampler)
