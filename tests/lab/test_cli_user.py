@@ -80,6 +80,8 @@ def _interrupt_then_resume(args, out, expected_records):
     assert process.returncode == 130, stderr[-3000:]
     assert f"interrupted: {saved} runs saved; rerun the same command to resume" in stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-3000:]
+    for noise in ("absl", "oneDNN", "cuda", "cuInit", "retracing", "Trial"):  # no library log lines
+        assert noise not in stderr, stderr[-3000:]
     assert stopped_in < 15, stopped_in  # one evaluation interval of a run, plus a loaded machine's slack
     assert 0 < saved < expected_records
     again = _optimlab(*args)
@@ -103,7 +105,8 @@ def test_ctrl_c_stops_tune_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
     out = tmp_path / "tune"
     args = ["tune", "--task", "iris", "--optimizers", "adam", "--trials", "3", "--sampler", "random",
             "--epochs", "150", "--eval-every", "1", "--out", str(out)]
-    _interrupt_then_resume(args, out, 3)
+    _, again = _interrupt_then_resume(args, out, 3)
+    assert "3/3" in again.stderr and "1/3" not in again.stderr.splitlines()[-1]  # the bar counts earlier trials
     study = optuna.load_study(study_name="iris-adam-random", storage=f"sqlite:///{out / 'tuning.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 3  # the interrupted trial did not count toward --trials

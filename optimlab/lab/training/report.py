@@ -75,6 +75,8 @@ def _cell(value, kind="text"):
         return f'<td class="num">{value}</td>'
     if isinstance(value, float):
         return f'<td class="num">{value:.4g}</td>'
+    if kind == "number":
+        return f'<td class="num">{html.escape(str(value))}</td>'
     return f"<td>{html.escape(str(value))}</td>"
 
 
@@ -103,6 +105,16 @@ def _colors(keys):
 
 
 # ------------------------------------------------------------------ figures
+def curve_columns(curves):
+    """The two panels' columns: training loss, and validation loss (test loss when there is no validation)."""
+    return ("train_loss", "valid_loss" if curves["valid_loss"].notna().any() else "test_loss")
+
+
+def shown_configs(shown, problem):
+    """The (optimizer, configuration) pairs drawn for ``problem``, in order."""
+    return list(shown[shown["problem"] == problem].groupby(["optimizer", "config"]).groups)
+
+
 def plot_curves(curves, shown, problem, path, runs):
     """Training and validation (else test) loss per epoch of each shown configuration.
 
@@ -111,9 +123,9 @@ def plot_curves(curves, shown, problem, path, runs):
     configuration's runs diverged.
     """
     data = curves[curves["problem"] == problem]
-    second = "valid_loss" if data["valid_loss"].notna().any() else "test_loss"
+    second = curve_columns(data)[1]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    configs = list(shown[shown["problem"] == problem].groupby(["optimizer", "config"]).groups)
+    configs = shown_configs(shown, problem)
     colors = _colors(configs)
     for ax, column in zip(axes, ("train_loss", second)):
         for optimizer, config in configs:
@@ -266,24 +278,34 @@ def section_context(ctx):
     return "".join(parts) + "</section>"
 
 
+def _pm(mean, spread, digits=3):
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return None
+    return f"{mean:.4g} +/- {spread:.{digits}g}" if spread is not None and not math.isnan(spread) else f"{mean:.4g}"
+
+
 def section_summary(ctx):
     table = analysis.ranked_summary(ctx.runs)
-    headers = ("problem", "rank", "optimizer", "configuration", "seeds", "diverged", "test loss mean",
-               "sd", "median", "IQR", "95% CI low", "95% CI high", "test metric", "reached target",
-               "epochs to target")
+    headers = ("problem", "rank", "optimizer", "configuration", "seeds", "diverged", "test loss, mean +/- sd",
+               "median [IQR]", "95% CI of the mean", "test metric", "reached target", "epochs to target")
     rows = []
     for problem, group in table.groupby("problem", sort=True):
         for rank, (_, r) in enumerate(group.iterrows(), start=1):
             metric = f"{r['test_metric']:.4g} ({r['metric']})" if not math.isnan(r["test_metric"]) else None
+            median = r.get("test_loss_median")
+            median = None if median is None or math.isnan(median) else f"{median:.4g} [{r.get('test_loss_iqr'):.3g}]"
+            low, high = r.get("ci_low"), r.get("ci_high")
+            ci = None if low is None or math.isnan(low) else f"{low:.4g} to {high:.4g}"
             rows.append((problem, rank, r["optimizer"], r["config"], int(r["seeds"]), r["diverged"],
-                         r.get("test_loss_mean"), r.get("test_loss_std"), r.get("test_loss_median"),
-                         r.get("test_loss_iqr"), r.get("ci_low"), r.get("ci_high"), metric, r["reached"],
+                         _pm(r.get("test_loss_mean"), r.get("test_loss_std")), median, ci, metric, r["reached"],
                          r["epochs_to_target"]))
     note = ("Per optimizer, the configuration run over the most seeds (ties: lowest mean final validation "
             "loss); ranked by median final test loss. Diverged runs count in 'diverged', not in the losses; "
             "95% CI: percentile bootstrap of the mean.")
     return ('<section id="summary"><h2>Ranked summary</h2>'
-            + _table(headers, rows, {"diverged": "percent", "reached target": "percent"})
+            + _table(headers, rows, {"diverged": "percent", "reached target": "percent",
+                                     "test loss, mean +/- sd": "number", "median [IQR]": "number",
+                                     "95% CI of the mean": "number", "test metric": "number"})
             + f"<p class='note'>{html.escape(note)}</p></section>")
 
 
@@ -356,7 +378,7 @@ SECTIONS = [section_answer, section_context, section_summary, section_tests, sec
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:0 12px;line-height:1.4}"
           ".table{max-width:100%}table{border-collapse:collapse;font-size:12px;width:100%}"
           "td,th{border:1px solid #ccc;padding:2px 4px;vertical-align:top}th{background:#f3f3f3;text-align:left}"
-          "td.num{text-align:right;white-space:nowrap}img{max-width:100%;height:auto}"
+          "td.num{text-align:right}img{max-width:100%;height:auto}"
           "figure{margin:12px 0}figcaption{font-size:12px;color:#555}p.answer{font-size:1.1em;font-weight:600}"
           "pre{white-space:pre-wrap;word-break:break-all;background:#f7f7f7;padding:6px}p.note{font-size:12px}")
 
