@@ -132,11 +132,15 @@ _CLIP = typer.Option("none", "--clipnorm", help="clip each gradient to this L2 n
 _SET = typer.Option(None, "--set", help="optimizer hyperparameter KEY=NUMBER, repeatable (e.g. --set momentum=0.98)")
 _TB = typer.Option(False, "--tensorboard", help="also write TensorBoard logs under OUT/tensorboard (needs tensorboard)")
 _EVAL = typer.Option(None, "--eval-every", min=1, help="epochs between evaluations (default: ~100 per run)")
+_JOBS = typer.Option(1, "--jobs", min=1, help="worker processes on this machine (see README: Running at scale)")
+_RAY = typer.Option(None, "--ray", help="run on a Ray cluster: its ADDRESS, or auto (see README: Running at scale)")
 
 
-def _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every):
+def _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every, jobs=1,
+            ray=None):
     return dict(task=task, data=data, epochs=epochs, batch_size=batch_size, standardize=standardize,
-                valid_fraction=valid_fraction, target=target, tensorboard=tensorboard, eval_every=eval_every)
+                valid_fraction=valid_fraction, target=target, tensorboard=tensorboard, eval_every=eval_every,
+                jobs=jobs, ray=ray)
 
 
 @app.command("compare")
@@ -148,10 +152,11 @@ def compare_command(
     clipnorm: str = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA,
     out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK")),
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
 ):
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
-    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
+    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
+                     jobs, ray)
     _run(ctx, lambda c: c.compare(c.make_runner(out or f"runs/{task}", **budget), optimizers, seeds, lrs, clipnorm, settings))
 
 
@@ -166,10 +171,11 @@ def sweep_command(
     epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD, valid_fraction: float = _VALID,
     target: float = _TARGET, data: str = _DATA,
     out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK-sweep")),
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
 ):
     """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
-    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
+    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
+                     jobs, ray)
     _run(ctx, lambda c: c.sweep(c.make_runner(out or f"runs/{task}-sweep", **budget), optimizer, lrs, seeds, clipnorm, settings))
 
 
@@ -180,7 +186,7 @@ def tune_command(
     trials: int = typer.Option(10, min=1, help="trials per optimizer (the same budget for each)"),
     sampler: str = typer.Option("tpe", help="grid, random or tpe"),
     lr_low: float = typer.Option(1e-5, help="smallest learning rate"), lr_high: float = typer.Option(1.0, help="largest learning rate"),
-    storage: str = typer.Option(None, help="Optuna storage URL to share a study (default: sqlite OUT/tuning.db)"),
+    storage: str = typer.Option(None, help="Optuna storage URL shared by several tune processes, e.g. postgresql://... (default: sqlite OUT/tuning.db)"),
     clipnorm: str = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA,
     out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK-tune")),

@@ -170,7 +170,7 @@ def log_command(out):
 
 
 def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=None, valid_fraction=0.2,
-                target=None, tensorboard=False, eval_every=None):
+                target=None, tensorboard=False, eval_every=None, jobs=1, ray=None):
     """A Runner from CLI options (``batch_size`` 0 = full batch, None = the problem's), checked first."""
     with user_errors():
         problem = problems.get(task)
@@ -184,7 +184,7 @@ def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=
         batch = "problem" if batch_size is None else (None if batch_size == 0 else batch_size)
         runner = experiments.Runner(out, task, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
                                     target=target, standardize=standardize, valid_fraction=valid_fraction,
-                                    tensorboard=tensorboard)
+                                    tensorboard=tensorboard, jobs=jobs, ray=ray)
     _session["runner"] = runner
     return runner
 
@@ -240,16 +240,37 @@ def show(title, headers, rows, numeric=(), out=None):
 
 @contextlib.contextmanager
 def progress_for(runner, total, label, done=0):
-    """A progress bar (on stderr) advanced by every finished (or reused) run; starts at ``done``."""
-    columns = (TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(), TimeElapsedColumn())
+    """One progress bar (on stderr) for all runs, here, in worker processes or on a cluster.
+
+    It starts at ``done`` (work finished by an earlier, interrupted command) and
+    shows runs done of the total, how many are running and how many failed
+    (diverged, or lost a worker and were retried).
+    """
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+               TextColumn("run {task.fields[running]} fail {task.fields[failed]}"), TimeElapsedColumn())
+    counts = {"running": 0, "failed": 0}
     with Progress(*columns, console=progress_console, transient=False) as progress:
-        task = progress.add_task(label, total=total, completed=done)
+        task = progress.add_task(label, total=total, completed=done, **counts)
+
+        def on_start():
+            counts["running"] += 1
+            progress.update(task, **counts)
+
+        def on_retry():
+            counts["failed"] += 1
+            progress.update(task, **counts)
 
         def on_run(record, computed):
-            progress.update(task, advance=1, description=f"{label} {record['spec']['optimizer']}"[:24])
+            if computed:
+                counts["running"] = max(0, counts["running"] - 1)
+            counts["failed"] += record["status"] != "ok"
+            progress.update(task, advance=1, description=f"{label} {record['spec']['optimizer']}"[:22], **counts)
 
-        runner.on_run = on_run
-        yield
+        runner.on_run, runner.on_start, runner.on_retry = on_run, on_start, on_retry
+        try:
+            yield
+        finally:
+            runner.close()
 
 
 # ------------------------------------------------------------------ library commands

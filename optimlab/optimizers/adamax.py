@@ -35,9 +35,10 @@ class Adamax(Optimizer):
         beta_2: infinity-norm decay in [0, 1) (default 0.999).
         epsilon: added to ``u`` (default 1e-7; the paper has none).
 
-    Conventions: identical to ``keras.optimizers.Adamax``. ``torch.optim.Adamax``
-    adds epsilon (1e-8) inside the maximum, ``u <- max(beta_2 * u, |g| + epsilon)``,
-    and divides by ``u`` alone; Optax's ``adamax`` adds epsilon to ``u`` as here.
+    Conventions: ``keras.optimizers.Adamax``'s (equal up to float32 rounding).
+    ``torch.optim.Adamax`` and Optax's ``adamax`` both add epsilon (1e-8 by
+    default) inside the maximum, ``u <- max(beta_2 * u, |g| + epsilon)``, and
+    divide by ``u`` alone; with ``epsilon=0`` on both sides the three agree.
 
     Reference: https://arxiv.org/abs/1412.6980
 
@@ -52,7 +53,7 @@ class Adamax(Optimizer):
 
     slots = ("m", "u")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name="adamax", **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("beta_1", beta_1, check=check_unit_interval)
         self._set_hyper("beta_2", beta_2, check=check_unit_interval)
