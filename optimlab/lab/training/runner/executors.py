@@ -89,7 +89,10 @@ class Serial:
 
     def run(self, problem, data, specs, on_start=None, on_retry=None):
         """Yield ``(index, record)`` for every spec, as each finishes."""
+        from optimlab import _interrupt
+
         for i, spec in enumerate(specs):
+            _interrupt.check()  # a Ctrl-C stops before the next run (a run in progress finishes first)
             if on_start is not None:
                 on_start(spec)
             yield i, compute(problem, data, spec)
@@ -99,6 +102,9 @@ class Serial:
 
 
 def _worker_init(threads, problem, data):
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle (it stops cleanly)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     set_threads(threads)
     _worker_init.problem, _worker_init.data = problem, data
