@@ -3,7 +3,10 @@
 Figures per problem: learning curves (mean +/- std over seeds of the selected
 configuration), learning-rate sensitivity (median final validation loss per
 learning rate; diverged settings marked with x), per-seed box plots of the
-final test loss; across problems: performance profiles. The statistics
+final test loss; across problems: performance profiles. The diagnostics
+section (:func:`diagnostics_section`) shows each problem's naive baseline,
+every configuration's training curve with its explosions marked, and the
+runs' flags (:mod:`optimlab.lab.training.analysis.diagnostics`). The statistics
 tables come from :mod:`optimlab.lab.training.analysis.tables`. PNGs are embedded in the HTML
 as base64, so report.html can be mailed on its own.
 """
@@ -18,9 +21,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from optimlab.lab.training import analysis, records
-from optimlab.lab.training.analysis import stats  # noqa: E402
+from optimlab.lab.training.analysis import diagnostics, stats  # noqa: E402
 
 
 def _save(fig, path):
@@ -125,6 +129,71 @@ _NOTES = ("Selection: per optimizer, the configuration run over the most seeds (
           "ever to reach 0.05 (e.g. fewer than 6 pairs). Diverged runs count in 'diverged', not in the losses.")
 
 
+def plot_all_curves(recs, problem, baseline, path):
+    """Training loss of every configuration (median over seeds), each explosion marked, the naive baseline dashed."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    groups = {}
+    for r in recs:
+        if r["spec"]["problem"] == problem:
+            groups.setdefault(analysis.config_label(r["spec"]["hyperparameters"]) + f" {r['spec']['optimizer']}", []).append(r)
+    for label, runs in sorted(groups.items()):
+        frame = pd.concat([pd.DataFrame(r["history"]).astype(float) for r in runs])
+        per_epoch = frame.groupby("epoch")["train_loss"].median()
+        line = ax.plot(per_epoch.index, per_epoch.values, label=f"{label} ({len(runs)} seeds)")
+        for r in runs:
+            found = [f for f in diagnostics.flags(r) if f["flag"] == "exploding"]
+            if found and "train_loss_max" in r["history"]:
+                peak = np.nanmax(np.array(r["history"]["train_loss_max"], dtype=float))
+                ax.scatter([found[0]["epoch"]], [peak], marker="^", color=line[0].get_color(), s=40)
+    if baseline and baseline.get("train_loss") is not None:
+        ax.axhline(baseline["train_loss"], color="black", linestyle="--", linewidth=1,
+                   label=f"naive baseline {baseline['train_loss']:.4g}")
+    ax.set(xlabel="epoch", ylabel="training loss (median over seeds)", yscale="log",
+           title=f"{problem}: every configuration (^: explosion peak)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def diagnostics_section(recs, figures):
+    """HTML: per problem the naive baseline, every configuration's curve and a table of flagged runs."""
+    parts = ["<h2>Diagnostics</h2>", f"<p>{html.escape(_DIAGNOSTICS_NOTE)}</p>"]
+    table = diagnostics.runs(recs)
+    bases = diagnostics.baselines(recs)
+    for problem in sorted(table["problem"].unique()):
+        parts.append(f"<h3>{html.escape(problem)}</h3>")
+        base = bases.get(problem)
+        if base:
+            values = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in base.items() if k != "kind")
+            parts.append(f"<p>Naive baseline ({html.escape(base['kind'])}): {html.escape(values)}.</p>")
+        else:
+            parts.append("<p>Naive baseline: none (the model computes its own loss, or the records predate it).</p>")
+        parts.append(_img(plot_all_curves(recs, problem, base, figures / f"{problem}_all_curves.png")))
+        rows = table[table["problem"] == problem].drop(columns=["problem"])
+        if base:
+            for verdict, words in (("yes", "Beat the naive baseline's test loss"), ("no", "Did not beat it")):
+                who = sorted({f"{o} {c}" for o, c in rows[rows["beats_baseline"] == verdict][["optimizer", "config"]]
+                              .itertuples(index=False)})
+                if who:
+                    parts.append(f"<p>{words}: {html.escape(', '.join(who))}.</p>")
+        parts.append(_table(rows))
+        notes = {}
+        for r in recs:
+            if r["spec"]["problem"] == problem:
+                for f in diagnostics.flags(r):
+                    notes.setdefault(f["flag"], (f, r))
+        for name, (f, r) in notes.items():
+            who = f"{r['spec']['optimizer']} {analysis.config_label(r['spec']['hyperparameters'])} seed {r['spec']['seed']}"
+            parts.append(f"<p><b>{html.escape(name)}</b> ({html.escape(who)}, from epoch {f['epoch']}): "
+                         f"{html.escape(f['detail'])}. Suggestion: {html.escape(f['suggestion'])}.</p>")
+    return "".join(parts)
+
+
+_DIAGNOSTICS_NOTE = ("Per run: final losses against the naive baseline (the best constant prediction), the largest "
+                     "epoch training loss and its epoch, the largest gradient norm, the share of dead ReLU units at "
+                     "the end, and the flags (diverged, exploding, collapsed to a constant, plateau) with the epoch "
+                     "where each began.")
+
+
 def write_report(out):
     """Write PNGs and report.html under ``out`` from its records; return the HTML's path."""
     out = Path(out)
@@ -154,6 +223,7 @@ def write_report(out):
         parts += [_img(p) for p in paths]
     parts += ["<h2>Performance profiles</h2>", _img(plot_profile(analysis.profile_costs(runs),
                                                                  figures / "performance_profile.png"))]
+    parts.append(diagnostics_section(recs, figures))
     path = out / "report.html"
     path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>optimlab report</title>"
                     f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
