@@ -85,7 +85,7 @@ def bench_command(
 
 
 # ---------------------------------------------------------------- training lab
-_TASK = typer.Option("diabetes", "--task", help="problem: boston, diabetes, digits, breast_cancer, wine, iris, quadratic, classification")
+_TASK = typer.Option("diabetes", "--task", help="problem: boston, diabetes, digits, breast_cancer, wine, iris, quadratic, classification, the DeepOBS ones (quadratic_deep, mnist_mlp, ...), or package.module:attribute naming your own optimlab.lab.Problem")
 _OUT = typer.Option("runs/diabetes", "--out", help="output folder (records, report)")
 _DATA = typer.Option(None, "--data", help="Boston CSV or Keras .npz (default: $OPTIMLAB_BOSTON, the Keras cache, a download)")
 _EPOCHS = typer.Option(None, "--epochs", min=1, help="epochs per run (default: the problem's budget)")
@@ -97,13 +97,15 @@ _CLIP = typer.Option(None, "--clipnorm", help="clip each gradient to this L2 nor
 _SET = typer.Option(None, "--set", help="optimizer hyperparameter KEY=NUMBER, repeatable (e.g. --set momentum=0.98)")
 _TB = typer.Option(False, "--tensorboard", help="also write TensorBoard logs under OUT/tensorboard")
 _EVAL = typer.Option(None, "--eval-every", min=1, help="epochs between evaluations (default: ~100 per run)")
+_OPTION = typer.Option(None, "--option", help="training option KEY=VALUE, repeatable: batchnorm=true, mixup=ALPHA, label_smoothing=EPS, schedule=Name:arg=NUMBER,... (a Keras or optimlab schedule from the run's learning rate)")
 
 
-def _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every):
+def _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
+                options=None):
     from optimlab.lab import commands
 
     return commands.make_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target,
-                                tensorboard, eval_every)
+                                tensorboard, eval_every, options)
 
 
 def _lab(call, *args):
@@ -119,18 +121,18 @@ def _lab(call, *args):
 
 @app.command("compare")
 def compare_command(
-    task: str = _TASK, optimizers: str = typer.Option("sgd,momentum,adam", help="comma-separated registered names"),
+    task: str = _TASK, optimizers: str = typer.Option("sgd,momentum,adam", help="comma-separated registered names or package.module:Class (your own Keras/optimlab optimizer class)"),
     seeds: int = typer.Option(5, min=1, help="paired seeds per optimizer"),
     lrs: str = typer.Option(None, help="learning rates to select from on the validation split (default: each optimizer's default)"),
     clipnorm: float = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA, out: str = _OUT,
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, options: list[str] = _OPTION,
 ):
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
     from optimlab.lab import commands
 
     def work():
-        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every, options)
         commands.compare(runner, optimizers, seeds, lrs, clipnorm, settings)
 
     _lab(work)
@@ -144,13 +146,13 @@ def sweep_command(
     seeds: int = typer.Option(1, min=1, help="seeds per setting"),
     epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD, valid_fraction: float = _VALID,
     target: float = _TARGET, data: str = _DATA, out: str = typer.Option("runs/sweep", "--out", help="output folder"),
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, options: list[str] = _OPTION,
 ):
     """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
     from optimlab.lab import commands
 
     def work():
-        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every, options)
         commands.sweep(runner, optimizer, lrs, seeds, clipnorm, settings)
 
     _lab(work)
@@ -158,7 +160,7 @@ def sweep_command(
 
 @app.command("tune")
 def tune_command(
-    task: str = _TASK, optimizers: str = typer.Option("sgd,momentum,adam", help="comma-separated registered names"),
+    task: str = _TASK, optimizers: str = typer.Option("sgd,momentum,adam", help="comma-separated registered names or package.module:Class (your own Keras/optimlab optimizer class)"),
     trials: int = typer.Option(10, min=1, help="trials per optimizer (the same budget for each)"),
     sampler: str = typer.Option("tpe", help="grid, random or tpe"),
     lr_low: float = typer.Option(1e-5, help="smallest learning rate"), lr_high: float = typer.Option(1.0, help="largest learning rate"),
@@ -166,13 +168,36 @@ def tune_command(
     clipnorm: float = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA,
     out: str = typer.Option("runs/tune", "--out", help="output folder"), tensorboard: bool = _TB, eval_every: int = _EVAL,
+    options: list[str] = _OPTION,
 ):
     """Tune each optimizer's learning rate with Optuna (grid, random, TPE); resumable."""
     from optimlab.lab import commands
 
     def work():
-        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every, options)
         commands.tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm)
+
+    _lab(work)
+
+
+@app.command("diagnose")
+def diagnose_command(
+    task: str = _TASK, optimizer: str = typer.Option("gd", help="a registered name or package.module:Class"),
+    lr: float = typer.Option(None, "--lr", help="learning rate (default: the optimizer's)"),
+    clipnorm: float = _CLIP, seed: int = typer.Option(0, min=0, help="seed (initial weights, data order)"),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="epochs (default: the problem's budget, at most 200)"),
+    batch_size: int = _BATCH, standardize: bool = _STD, valid_fraction: float = _VALID, data: str = _DATA,
+    out: str = typer.Option("runs/diagnose", "--out", help="output folder (the run's record)"),
+    eval_every: int = _EVAL, settings: list[str] = _SET, options: list[str] = _OPTION,
+):
+    """Train one run briefly and explain it: naive baseline, gradient norm, update ratios, dead ReLU units, flags."""
+    from optimlab.lab import commands
+
+    def work():
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, None, False, eval_every, options)
+        if epochs is None:
+            runner.epochs = min(runner.meta["epochs"], 200)
+        commands.diagnose(runner, optimizer, lr, clipnorm, seed, settings)
 
     _lab(work)
 

@@ -1,4 +1,4 @@
-"""The work behind ``optimlab compare / sweep / tune / report / train``: progress and summaries.
+"""The work behind ``optimlab compare / sweep / tune / report / diagnose``: progress and summaries.
 
 The CLI parses options and calls these; each turns bad input into one clear
 :class:`LabError` message (the CLI prints it and exits with status 2).
@@ -6,6 +6,9 @@ The CLI parses options and calls these; each turns bad input into one clear
 
 import contextlib
 import math
+
+import numpy as np
+import pandas as pd
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -58,14 +61,51 @@ def parse_list(name, text, convert=str):
         raise LabError(f"{name} must be a comma-separated list of numbers; got {text!r}") from error
 
 
-def make_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every):
+def _value(text):
+    """``"true"`` -> True, ``"1000"`` -> 1000, ``"0.1"`` -> 0.1 (``--option`` values)."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+OPTIONS = ("batchnorm", "mixup", "label_smoothing", "schedule")
+
+
+def parse_options(items):
+    """``--option`` items -> Runner keywords, e.g. ``mixup=0.2``, ``schedule=CosineDecay:decay_steps=1000``."""
+    out = {}
+    for item in items or []:
+        key, sep, value = (t.strip() for t in item.partition("="))
+        if not sep or key not in OPTIONS or not value:
+            raise LabError(f"--option takes KEY=VALUE with KEY in {list(OPTIONS)}, e.g. --option mixup=0.2 or "
+                           f"--option schedule=CosineDecay:decay_steps=1000; got {item!r}")
+        try:
+            if key == "schedule":
+                name, _, args = value.partition(":")
+                pairs = [a.partition("=") for a in args.split(",") if a.strip()]
+                if any(not p[1] for p in pairs):
+                    raise ValueError
+                out[key] = (name.strip(), {k.strip(): _value(v.strip()) for k, _, v in pairs})
+            else:
+                out[key] = _value(value)
+        except ValueError as error:
+            raise LabError(f"--option {key}: cannot read {value!r} (schedule=Name:arg=NUMBER,...; "
+                           f"batchnorm=true|false; mixup and label_smoothing take numbers)") from error
+    return out
+
+
+def make_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
+                options=None):
     """A Runner from CLI options (``batch_size`` 0 = full batch, None = the problem's)."""
     with user_errors():
-        problems.get(task)
+        problem = problems.get(task)
         batch = "problem" if batch_size is None else (None if batch_size == 0 else batch_size)
-        return experiments.Runner(out, task, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
+        return experiments.Runner(out, problem, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
                                   target=target, standardize=standardize, valid_fraction=valid_fraction,
-                                  tensorboard=tensorboard)
+                                  tensorboard=tensorboard, **parse_options(options))
 
 
 @contextlib.contextmanager
@@ -172,6 +212,44 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
     console.print(table)
     console.print(f"{runner.computed} runs computed, {runner.reused} reused. Storage: "
                   f"{storage or tuning.default_storage(runner.out)}")
+
+
+def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
+    """Train one run and print its naive baseline, diagnostics over time, per-layer update ratios and flags."""
+    from optimlab.lab.training.analysis import diagnostics
+
+    with user_errors():
+        name = experiments.check_optimizers([optimizer])[0]
+        runner.data_split()
+        hyper = {**parse_settings(settings), "clipnorm": clipnorm,
+                 "learning_rate": experiments.default_learning_rate(name) if lr is None else lr}
+        experiments.make_optimizer(name, hyper)
+        record = runner.run(name, hyper, seed)
+    base = (record.get("diagnostics") or {}).get("baseline")
+    if base:
+        values = ", ".join(f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in base.items() if k != "kind")
+        console.print(f"naive baseline ({base['kind']}): {values}")
+    history = pd.DataFrame(record["history"])
+    shown = history.iloc[sorted(set(np.linspace(0, len(history) - 1, min(len(history), 12)).astype(int)))]
+    names = {"epoch": "epoch", "train_loss": "train loss", "train_loss_max": "worst epoch", "grad_norm": "grad norm",
+             "update_ratio": "update/weight", "dead_units": "dead ReLU"}
+    shown = shown[[c for c in names if c in shown]].rename(columns=names)
+    print_frame(shown, f"{runner.problem}: {name} {analysis.config_label(record['spec']['hyperparameters'])} "
+                       f"seed {seed} ({record['status']})")
+    layers = (record.get("diagnostics") or {}).get("layers") or {}
+    if layers:
+        table = Table("layer", "update / weight since the last evaluation (first, median, last)")
+        for layer, ratios in layers.items():
+            ratios = [r for r in ratios[1:] if r is not None] or [math.nan]
+            table.add_row(layer, f"{_fmt(ratios[0])}, {_fmt(float(np.median(ratios)))}, {_fmt(ratios[-1])}")
+        console.print(table)
+    found = diagnostics.flags(record)
+    for f in found:
+        console.print(f"[bold]{f['flag']}[/bold] from epoch {f['epoch']}: {f['detail']}.\n  suggestion: {f['suggestion']}")
+    if not found:
+        console.print("no flags: no divergence, explosion, collapse or plateau")
+    console.print(f"record: {records.record_path(runner.out, record['spec'])}")
+    return record
 
 
 def make_report(out):
