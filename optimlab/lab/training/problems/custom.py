@@ -143,6 +143,10 @@ def check_problem(problem):
         raise ValueError(f"label_smoothing needs loss='crossentropy'; got loss={problem.loss!r}")
     if problem.batchnorm not in (True, False):
         raise TypeError(f"batchnorm must be True or False; got {problem.batchnorm!r}")
+    if problem.batchnorm and problem.model == "linear":
+        raise ValueError("batchnorm needs hidden layers; the 'linear' model has none (use an 'mlp' or 'cnn' problem)")
+    if problem.mixup and problem.loss == "mean_output":
+        raise ValueError("mixup needs targets to mix; loss='mean_output' problems have none")
 
 
 # ------------------------------------------------------------------ data

@@ -73,7 +73,8 @@ def metric_fn(kind):
 
 def _mixup_weight(optimizer, alpha, seed):
     """lambda ~ Beta(alpha, alpha) from the seed and the step number (paired across optimizers)."""
-    draws = tf.random.stateless_gamma([2], tf.stack([tf.cast(seed, tf.int64), optimizer.iterations]),
+    step = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
+    draws = tf.random.stateless_gamma([2], tf.stack([tf.cast(seed, tf.int64), step]),
                                       alpha=tf.constant(alpha, tf.float32))
     return draws[0] / (draws[0] + draws[1])
 
