@@ -7,37 +7,56 @@ Messages name the argument, the allowed range and the bad value, e.g.
 import math
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 
-def _as_python_number(value):
+_KINDS = "a number, a scalar tensor, a zero-argument callable or a LearningRateSchedule"
+
+
+def _as_python_number(name, value, kinds=_KINDS):
     """The Python number behind ``value``, or None when it is not a plain number.
 
-    Eager scalar tensors count as numbers; variables, callables, schedules and
-    symbolic tensors do not (they are checked when they are used, not here).
+    Python and NumPy numbers, 0-d NumPy arrays and eager scalar tensors count as
+    numbers; variables, callables, schedules and symbolic tensors do not (they
+    are checked when they are used, not here). Booleans are not numbers.
     """
-    if isinstance(value, bool):
-        return None
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be {kinds}, not a bool; got {value!r}")
     if isinstance(value, numbers.Real):
         return float(value)
-    if isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable):
-        if tf.executing_eagerly() and value.shape.rank == 0:
-            return float(value.numpy())
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0 or value.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be {kinds}; got an array of shape {value.shape} and dtype {value.dtype}: {value!r}")
+        return float(value)
+    if isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable) and tf.executing_eagerly():
+        if value.shape.rank != 0 or not (value.dtype.is_floating or value.dtype.is_integer):
+            raise TypeError(f"{name} must be {kinds}; got a tensor of shape {value.shape} and dtype {value.dtype.name}")
+        return float(value.numpy())
     return None
 
 
-def check_range(name, value, low=None, high=None, low_open=False, high_open=False):
+def _is_deferred(value):
+    """Values read at each step (variables, callables, schedules, symbolic tensors): checked when used."""
+    return isinstance(value, (tf.Variable, tf.Tensor)) or callable(value) or hasattr(value, "dtype") and hasattr(value, "assign")
+
+
+def check_range(name, value, low=None, high=None, low_open=False, high_open=False, dynamic=True):
     """Raise ValueError unless ``low <= value <= high`` (with open ends as asked).
 
-    Values that are not plain numbers (variables, callables, schedules) pass.
+    ``value`` is a number (Python, NumPy, 0-d array or eager scalar tensor). With
+    ``dynamic=True`` (hyperparameters) variables, callables and schedules pass,
+    to be read at each step; anything else (bool, string, None, list...) is a
+    TypeError.
     """
-    number = _as_python_number(value)
+    kinds = _KINDS if dynamic else "a number"
+    number = _as_python_number(name, value, kinds)
     if number is None:
-        if isinstance(value, (str, bytes, list, tuple, dict, set)) or value is None:
-            raise TypeError(f"{name} must be a number, tensor, callable or schedule; got {value!r}")
-        return value
-    left = "(" if low_open else "["
-    right = ")" if high_open else "]"
+        if dynamic and _is_deferred(value):
+            return value
+        raise TypeError(f"{name} must be {kinds}; got {type(value).__name__} {value!r}")
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
     lo = "-inf" if low is None else f"{low:g}"
     hi = "inf" if high is None else f"{high:g}"
     bad = not math.isfinite(number)
@@ -50,17 +69,26 @@ def check_range(name, value, low=None, high=None, low_open=False, high_open=Fals
     return value
 
 
+def check_int(name, value, minimum):
+    """An integer (not a bool) >= ``minimum``: step counts and periods."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
 def check_unit_interval(name, value):
     """Decay rates such as ``beta_1``: in [0, 1)."""
     return check_range(name, value, 0.0, 1.0, high_open=True)
 
 
-def check_nonnegative(name, value):
-    return check_range(name, value, 0.0)
+def check_nonnegative(name, value, dynamic=True):
+    return check_range(name, value, 0.0, dynamic=dynamic)
 
 
-def check_positive(name, value):
-    return check_range(name, value, 0.0, low_open=True)
+def check_positive(name, value, dynamic=True):
+    return check_range(name, value, 0.0, low_open=True, dynamic=dynamic)
 
 
 def check_choice(name, value, allowed):
@@ -70,6 +98,6 @@ def check_choice(name, value, allowed):
 
 
 def check_bool(name, value):
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False; got {value!r}")
     return value

@@ -488,6 +488,8 @@ def _ftrl(opt, gradient, variable, learning_rate):
     dtype = variable.dtype
     lr = _lr(opt, learning_rate, dtype)
     lr_power, l1, l2, l2_shrinkage, beta = _once(opt, ("ftrl", dtype), lambda: opt._hypers_for(dtype))
+    if isinstance(gradient, tf.IndexedSlices) and not opt.lazy_sparse:
+        gradient = tf.convert_to_tensor(gradient)  # Keras's rule: every row takes the dense step
     return _dense_or_sparse(
         "FtrlV2",
         gradient,

@@ -71,3 +71,20 @@ def deduplicate(gradient):
 def frobenius_norm(x):
     """``||x||_F`` from one pass over ``x`` (``l2_loss`` is ``sum(x**2) / 2``; ``tf.norm`` takes two)."""
     return tf.sqrt(2.0 * tf.nn.l2_loss(x))
+
+
+def cast_like(gradient, variable):
+    """``gradient`` in ``variable``'s dtype, as each Keras 3 optimizer casts it before its update.
+
+    A float64 or float16 gradient for a float32 variable is common in user code;
+    ``None`` and gradients already of the right dtype come back unchanged.
+    """
+    dtype = tf.as_dtype(variable.dtype)
+    if gradient is None:
+        return None
+    if isinstance(gradient, tf.IndexedSlices):
+        if gradient.values.dtype == dtype:
+            return gradient
+        return tf.IndexedSlices(tf.cast(gradient.values, dtype), gradient.indices, gradient.dense_shape)
+    gradient = tf.convert_to_tensor(gradient)
+    return gradient if gradient.dtype == dtype else tf.cast(gradient, dtype)

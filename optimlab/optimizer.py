@@ -30,7 +30,7 @@ from keras.optimizers.schedules import LearningRateSchedule
 
 from optimlab import fused as fast_paths
 from optimlab import gradients as gradient_ops
-from optimlab._checks import check_nonnegative, check_range
+from optimlab._checks import check_bool, check_int, check_nonnegative, check_positive, check_range
 
 # Constructor arguments of Keras 3's base that optimlab passes through untouched.
 KERAS_BASE_ARGS = (
@@ -69,6 +69,41 @@ def _exact(value):
     return value
 
 
+def _check_base_args(kwargs):
+    """Keras 3's base arguments, checked before anything is built (Keras lets NaN, -1, strings through)."""
+    if kwargs.get("weight_decay") is not None:
+        check_nonnegative("weight_decay", kwargs["weight_decay"])
+    if "use_ema" in kwargs:
+        check_bool("use_ema", kwargs["use_ema"])
+    if "ema_momentum" in kwargs:
+        check_range("ema_momentum", kwargs["ema_momentum"], 0.0, 1.0, dynamic=False)
+    if kwargs.get("ema_overwrite_frequency") is not None:
+        check_int("ema_overwrite_frequency", kwargs["ema_overwrite_frequency"], 1)
+    if kwargs.get("loss_scale_factor") is not None:
+        check_positive("loss_scale_factor", kwargs["loss_scale_factor"], dynamic=False)
+    if kwargs.get("gradient_accumulation_steps") is not None:
+        check_int("gradient_accumulation_steps", kwargs["gradient_accumulation_steps"], 2)
+
+
+def _all_finite(grads):
+    """True when no gradient holds a NaN or an infinity (one scalar for the whole step)."""
+    checks = []
+    for g in grads:
+        values = g.values if isinstance(g, tf.IndexedSlices) else tf.convert_to_tensor(g)
+        checks.append(tf.reduce_all(tf.math.is_finite(values)))
+    return tf.reduce_all(tf.stack(checks))
+
+
+def _after(guards, gradient):
+    """``gradient`` made to depend on ``guards`` (the sparse-index assertions) in a graph."""
+    if not guards or gradient is None:
+        return gradient
+    with tf.control_dependencies(guards):
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.IndexedSlices(tf.identity(gradient.values), tf.identity(gradient.indices), gradient.dense_shape)
+        return tf.identity(gradient)
+
+
 def _var_label(variable):
     return getattr(variable, "path", None) or getattr(variable, "name", repr(variable))
 
@@ -90,6 +125,12 @@ class Optimizer(keras.optimizers.Optimizer):
             ``optimlab.fused``): None (default) uses them for variables with at least
             ``optimlab.fused.MIN_SIZE`` elements (optimlab's bit-identical native
             kernels for every size), True always, False never.
+        skip_nonfinite: when True, a step whose gradients (after aggregation
+            across replicas) hold a NaN or an infinity is skipped: variables,
+            slots, accumulators, EMA and ``iterations`` stay as they were, and
+            ``nonfinite_steps`` counts the skipped steps (Optax's
+            ``apply_if_finite``). Default False: such a step is applied, as in
+            Keras and torch.
         name: the optimizer's name.
         **kwargs: Keras 3 base arguments (``weight_decay``, ``use_ema``,
             ``ema_momentum``, ``ema_overwrite_frequency``, ``loss_scale_factor``,
@@ -106,6 +147,7 @@ class Optimizer(keras.optimizers.Optimizer):
         gradient_transformers=None,
         fused=None,
         name=None,
+        skip_nonfinite=False,
         **kwargs,
     ):
         unknown = sorted(set(kwargs) - set(KERAS_BASE_ARGS))
@@ -120,8 +162,8 @@ class Optimizer(keras.optimizers.Optimizer):
         for arg, value in zip(_CLIP_ARGS, (clipvalue, clipnorm, global_clipnorm)):
             if value is not None:
                 check_nonnegative(arg, value)
-        if kwargs.get("weight_decay") is not None:
-            check_nonnegative("weight_decay", kwargs["weight_decay"])
+        _check_base_args(kwargs)
+        check_bool("skip_nonfinite", skip_nonfinite)
         self._check_learning_rate(learning_rate)
         # Keras creates its own float32 learning-rate variable for numbers; a
         # placeholder callable stops that so that optimlab can keep it in float64.
@@ -138,6 +180,11 @@ class Optimizer(keras.optimizers.Optimizer):
             raise ValueError(f"fused must be None (automatic), True or False; got {fused!r}")
         self.fused = fused
         self._learning_rate_store = self._new_store("learning_rate")
+        self.skip_nonfinite = skip_nonfinite
+        if skip_nonfinite:
+            self._nonfinite_steps = self.add_variable(
+                shape=(), initializer="zeros", dtype="int64", name="nonfinite_steps", aggregation="only_first_replica"
+            )
         self._set_hyper("learning_rate", learning_rate)
         if gradient_aggregator is not None and not callable(gradient_aggregator):
             raise TypeError(f"gradient_aggregator must be callable; got {gradient_aggregator!r}")
@@ -281,10 +328,14 @@ class Optimizer(keras.optimizers.Optimizer):
             value = value()
         return float(np.asarray(value))
 
+    def _hyper_sources(self):
+        """``({name: where the value is read}, {name: its float64 store})`` for saving."""
+        sources = dict(self._hypers, learning_rate=self._learning_rate)
+        return sources, dict(self._hyper_stores, learning_rate=self._learning_rate_store)
+
     def save_own_variables(self, store):
         """Keras 3's saving, with every non-number hyperparameter copied into its store."""
-        sources = dict(self._hypers, learning_rate=self._learning_rate)
-        stores = dict(self._hyper_stores, learning_rate=self._learning_rate_store)
+        sources, stores = self._hyper_sources()
         for name, source in sources.items():
             if source is not stores[name] and not isinstance(source, LearningRateSchedule):
                 stores[name].assign(self._serialize_hyperparameter(name))
@@ -420,11 +471,64 @@ class Optimizer(keras.optimizers.Optimizer):
         return self._iterations
 
     def apply(self, grads, trainable_variables=None):
-        """Keras 3's ``apply`` with the inputs validated before any state changes."""
-        if trainable_variables is not None:
-            trainable_variables = list(trainable_variables)
-            self._validate(list(grads), trainable_variables)
-        return super().apply(grads, trainable_variables)
+        """Keras 3's ``apply`` with the inputs validated before any state changes.
+
+        Gradients, variables and sparse indices are checked first; a step is
+        skipped (``skip_nonfinite``) without advancing ``iterations``.
+        """
+        grads = list(grads)
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError("apply(grads) without variables needs a built optimizer; pass the variables")
+            variables = list(self._trainable_variables)
+        else:
+            variables = list(trainable_variables)
+        self._validate(grads, variables)
+        grads = [gradient_ops.cast_like(g, v) for g, v in zip(grads, variables)]
+        guards = self._check_indices(grads, variables)
+        if not grads:
+            return
+        if not self.built:
+            with keras.name_scope(self.name, caller=self):
+                self.build(variables)
+            self.built = True
+        self._check_variables_are_known(variables)
+        with keras.name_scope(self.name, caller=self), tf.control_dependencies(guards):
+            grads = [_after(guards, g) for g in grads]
+            grads, variables = self._filter_empty_gradients(grads, variables)
+            grads, variables = self._overwrite_variables_directly_with_gradients(grads, variables)
+            applied = None
+            if grads:
+                if self.loss_scale_factor is not None:
+                    grads = [g / self.loss_scale_factor for g in grads]
+                applied = self._backend_apply_gradients(grads, variables)
+                self._apply_constraints(variables, applied)
+            if applied is None:
+                self._iterations.assign_add(1)
+            else:
+                self._iterations.assign_add(tf.cast(applied, self._iterations.dtype))
+
+    def _apply_constraints(self, variables, applied):
+        constrained = [v for v in variables if getattr(v, "constraint", None) is not None]
+        if not constrained:
+            return
+
+        def constrain():
+            for variable in constrained:
+                variable.assign(variable.constraint(variable))
+            return tf.constant(True)
+
+        if applied is None:
+            constrain()
+        else:
+            tf.cond(applied, constrain, lambda: tf.constant(False))
+
+    @property
+    def nonfinite_steps(self):
+        """How many steps ``skip_nonfinite=True`` skipped (0 when the option is off)."""
+        if not self.skip_nonfinite:
+            return tf.constant(0, tf.int64)
+        return tf.convert_to_tensor(self._nonfinite_steps)
 
     def _validate(self, grads, variables):
         if len(grads) != len(variables):
@@ -434,31 +538,71 @@ class Optimizer(keras.optimizers.Optimizer):
             )
         if variables and all(g is None for g in grads):
             names = [_var_label(v) for v in variables]
-            raise ValueError(f"No gradients provided for any variable: {names}")
-        for g, v in zip(grads, variables):
+            raise ValueError(f"No gradients provided for any variable: {names}; at least one must be a tensor")
+        for i, (g, v) in enumerate(zip(grads, variables)):
             if not isinstance(v, (tf.Variable, keras.Variable)):
-                raise TypeError(f"expected a variable to update; got {type(v).__name__}: {v!r}")
+                raise TypeError(f"variables[{i}] must be a tf.Variable or keras.Variable; got {type(v).__name__}: {v!r}")
             if g is None:
                 continue
+            label = _var_label(v)
             if isinstance(g, tf.IndexedSlices):
                 grad_dtype, grad_shape = g.values.dtype, g.values.shape[1:]
                 var_shape = v.shape[1:]
+                if not g.indices.dtype.is_integer:
+                    raise TypeError(f"grads[{i}] for variable {label!r} has indices of dtype {g.indices.dtype.name}; they must be integers")
             else:
-                g_tensor = g if isinstance(g, tf.Tensor) else tf.convert_to_tensor(g)
+                if isinstance(g, (str, bytes, bool, np.bool_)):
+                    raise TypeError(f"grads[{i}] for variable {label!r} must be a tensor of dtype {tf.as_dtype(v.dtype).name}; got {g!r}")
+                try:
+                    g_tensor = g if isinstance(g, tf.Tensor) else tf.convert_to_tensor(g, dtype_hint=v.dtype)
+                except (TypeError, ValueError) as error:
+                    raise TypeError(
+                        f"grads[{i}] for variable {label!r} must be a tensor of dtype {tf.as_dtype(v.dtype).name} "
+                        f"and shape {tf.TensorShape(v.shape)}; got {g!r}"
+                    ) from error
                 grad_dtype, grad_shape, var_shape = g_tensor.dtype, g_tensor.shape, v.shape
-            if tf.as_dtype(grad_dtype) != tf.as_dtype(v.dtype):
+            if tf.as_dtype(grad_dtype) != tf.as_dtype(v.dtype) and not tf.as_dtype(grad_dtype).is_floating:
                 raise TypeError(
-                    f"gradient for variable {_var_label(v)!r} has dtype {tf.as_dtype(grad_dtype).name}; "
-                    f"it must match the variable's dtype {tf.as_dtype(v.dtype).name}"
+                    f"gradient for variable {label!r} has dtype {tf.as_dtype(grad_dtype).name}; "
+                    f"it must be floating (it is cast to the variable's dtype {tf.as_dtype(v.dtype).name}, as Keras does)"
                 )
             if not tf.TensorShape(grad_shape).is_compatible_with(var_shape):
                 raise ValueError(
-                    f"gradient for variable {_var_label(v)!r} has shape {tf.TensorShape(grad_shape)}; "
+                    f"gradient for variable {label!r} has shape {tf.TensorShape(grad_shape)}; "
                     f"it must match the variable's shape {tf.TensorShape(var_shape)}"
                 )
 
+    @staticmethod
+    def _check_indices(grads, variables):
+        """Sparse gradients must index existing rows: checked now (eagerly) or first in the graph.
+
+        Returns the graph's assertions, on which every later op of the step depends.
+        """
+        guards = []
+        for i, (g, v) in enumerate(zip(grads, variables)):
+            if not isinstance(g, tf.IndexedSlices):
+                continue
+            rows = tf.cast(tf.shape(v)[0], g.indices.dtype)
+            message = f"grads[{i}] for variable {_var_label(v)!r} has indices outside [0, number of rows)"
+            if tf.executing_eagerly():
+                indices = g.indices.numpy()
+                bad = indices[(indices < 0) | (indices >= int(rows))]
+                if bad.size:
+                    raise ValueError(f"{message}; got {bad.tolist()[:10]} for {int(rows)} rows")
+            else:
+                in_range = tf.reduce_all((g.indices >= 0) & (g.indices < rows))
+                guards.append(tf.debugging.Assert(in_range, [message, g.indices, rows]))
+        return guards
+
     # ------------------------------------------------- Keras 3 pipeline hooks
+    def _merge(self, fn, *args):
+        """``fn(strategy, *args)`` in cross-replica context: a merge call from a replica, direct otherwise."""
+        if tf.distribute.in_cross_replica_context():
+            return fn(self._distribution_strategy, *args)
+        return tf.__internal__.distribute.interim.maybe_merge_call(fn, self._distribution_strategy, *args)
+
     def _backend_apply_gradients(self, grads, trainable_variables):
+        """Aggregate, then (accumulate or) clip, decay and update; returns whether the step was applied."""
         pairs = list(zip(grads, trainable_variables))
         if self._aggregate_in_apply:
             pairs = list(self.gradient_aggregator(pairs))
@@ -466,54 +610,78 @@ class Optimizer(keras.optimizers.Optimizer):
         object.__setattr__(self, "_step_cache", {})  # per-apply scalars shared by all variables
         object.__setattr__(self, "_decay_deferred", False)  # see _apply_weight_decay
         grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
-        if not self.gradient_accumulation_steps:
-            super()._backend_apply_gradients(grads, variables)
-            return
-        # Keras 3 accumulates with merge calls inside ``ops.cond``, which fails
-        # under MirroredStrategy; here the one merge call comes first and the
-        # condition is taken in cross-replica context.
         steps = self.gradient_accumulation_steps
-        accumulators = [self._accumulated_gradients[self._get_variable_index(v)] for v in variables]
-        averaged = [(tf.convert_to_tensor(g) + a) / steps for g, a in zip(grads, accumulators)]
-        averaged = self._clip_gradients(averaged)
-        is_update = tf.equal((self._iterations + 1) % steps, 0)
-        tf.__internal__.distribute.interim.maybe_merge_call(
-            self._accumulate_or_update,
-            self._distribution_strategy,
-            list(zip(averaged, variables)),
+        if not steps and not self.skip_nonfinite:
+            super()._backend_apply_gradients(grads, variables)
+            return None
+        # Keras 3 accumulates with merge calls inside ``ops.cond``, which fails
+        # under MirroredStrategy; here the one merge call comes first and every
+        # condition (update or accumulate, finite or skipped) is taken in
+        # cross-replica context.
+        finite = _all_finite(grads) if self.skip_nonfinite else tf.constant(True)
+        if steps:
+            accumulators = [self._accumulated_gradients[self._get_variable_index(v)] for v in variables]
+            update_grads = [(tf.convert_to_tensor(g) + a) / steps for g, a in zip(grads, accumulators)]
+            is_update = tf.equal((self._iterations + 1) % steps, 0)
+        else:
+            accumulators, update_grads, is_update = [], grads, tf.constant(True)
+        update_grads = self._clip_gradients(update_grads)
+        self._merge(
+            self._step_in_cross_replica,
+            list(zip(update_grads, variables)),
             list(zip(grads, accumulators)),
             is_update,
-            self.learning_rate,
+            finite,
         )
         if self.use_ema:
-            self._update_model_variables_moving_average(self._trainable_variables)
-            if self.ema_overwrite_frequency:
-                overwrite = (self.iterations + 1) % self.ema_overwrite_frequency == 0
-                keras.ops.cond(
-                    overwrite,
-                    lambda: self._overwrite_model_variables_with_average_value(self._trainable_variables),
-                    lambda: None,
-                )
 
-    def _accumulate_or_update(self, distribution, averaged, accumulated, is_update, learning_rate):
-        """Cross-replica half of gradient accumulation: update and reset, or accumulate."""
-        flag = distribution.experimental_local_results(is_update)[0]
+            def ema():
+                self._update_model_variables_moving_average(self._trainable_variables)
+                if self.ema_overwrite_frequency:
+                    overwrite = (self.iterations + 1) % self.ema_overwrite_frequency == 0
+                    keras.ops.cond(
+                        overwrite,
+                        lambda: self._overwrite_model_variables_with_average_value(self._trainable_variables),
+                        lambda: None,
+                    )
+                return tf.constant(True)
+
+            tf.cond(finite, ema, lambda: tf.constant(False)) if self.skip_nonfinite else ema()
+        return finite
+
+    def _step_in_cross_replica(self, distribution, update_pairs, accumulate_pairs, is_update, finite):
+        """Cross-replica half of a guarded step: skip it, accumulate, or update (and reset the accumulators)."""
+        local = distribution.experimental_local_results
+        flag = local(is_update)[0]
+        finite = tf.reduce_all(tf.stack([tf.convert_to_tensor(f) for f in local(finite)]))
+        variables = [v for _, v in update_pairs]
 
         def update():
-            for grad, var in averaged:
-                distribution.extended.update(var, self._decay_and_update, args=(grad, learning_rate), group=False)
-            for grad, acc in accumulated:
+            self._apply_weight_decay(variables)
+            self._backend_update_step([g for g, _ in update_pairs], variables, self.learning_rate)
+            for grad, acc in accumulate_pairs:
                 distribution.extended.update(acc.value, lambda a, _: a.assign(tf.zeros_like(a)), args=(grad,), group=False)
             return tf.constant(True)
 
         def accumulate():
-            for grad, acc in accumulated:
+            for grad, acc in accumulate_pairs:
                 distribution.extended.update(
                     acc.value, lambda a, g: a.assign_add(tf.convert_to_tensor(g)), args=(grad,), group=False
                 )
             return tf.constant(False)
 
-        tf.cond(flag, update, accumulate)
+        def step():
+            return tf.cond(flag, update, accumulate) if accumulate_pairs else update()
+
+        def skip():
+            self._nonfinite_steps.assign_add(1)
+            return tf.constant(False)
+
+        return tf.cond(finite, step, skip) if self.skip_nonfinite else step()
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+        self._merge(self._distributed_tf_update_step, list(zip(grads, variables)), learning_rate)
 
     def _decay_and_update(self, variable, gradient, learning_rate):
         self._decay_one(variable, learning_rate)
@@ -542,7 +710,7 @@ class Optimizer(keras.optimizers.Optimizer):
                 variable = variable.value if isinstance(variable, keras.Variable) else variable
                 distribution.extended.update(variable, self._decay_one, args=(learning_rate,), group=False)
 
-        tf.__internal__.distribute.interim.maybe_merge_call(apply, self._distribution_strategy, variables)
+        self._merge(apply, variables)
 
     def _clip_gradients(self, grads):
         """Keras 3 calls this after accumulation; optimlab runs Keras 2's order here."""
@@ -595,6 +763,7 @@ class Optimizer(keras.optimizers.Optimizer):
         for arg in _CLIP_ARGS:
             config[arg] = getattr(self, arg)
         config["fused"] = self.fused
+        config["skip_nonfinite"] = self.skip_nonfinite
         signature = inspect.signature(type(self).__init__)
         for arg, param in signature.parameters.items():
             if arg in config or arg == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):

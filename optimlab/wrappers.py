@@ -166,11 +166,26 @@ class _Wrapper(Optimizer):
         self.optimizer.build(var_list)
         super().build(var_list)
 
-    def apply(self, grads, trainable_variables=None):
+    def _hyper_sources(self):
+        # The learning rate is the wrapped optimizer's, saved there; the wrapper's
+        # own store stays as created (saving must not change any variable).
+        sources, stores = super()._hyper_sources()
+        del sources["learning_rate"], stores["learning_rate"]
+        return sources, stores
+
+    def _checked(self, grads, trainable_variables):
+        """Validate like ``Optimizer.apply`` (before anything changes); build if need be."""
+        grads = list(grads)
         variables = self._trainable_variables if trainable_variables is None else list(trainable_variables)
+        self._validate(grads, variables)
+        self._check_indices(grads, variables)
         if not self.built:
             self.build(variables)
-        self.optimizer.apply(list(grads), variables)
+        return grads, variables
+
+    def apply(self, grads, trainable_variables=None):
+        grads, variables = self._checked(grads, trainable_variables)
+        self.optimizer.apply(grads, variables)
         self._after_apply(variables)
         self._iterations.assign_add(1)
 
@@ -383,9 +398,7 @@ class PerVariableOptimizer(_Wrapper):
         Optimizer.build(self, var_list)
 
     def apply(self, grads, trainable_variables=None):
-        variables = self._trainable_variables if trainable_variables is None else list(trainable_variables)
-        if not self.built:
-            self.build(variables)
+        grads, variables = self._checked(grads, trainable_variables)
         for opt, part_grads, part_vars in self._split(variables, grads):
             if any(g is not None for g in part_grads):
                 opt.apply(part_grads, part_vars)

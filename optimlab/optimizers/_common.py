@@ -49,4 +49,11 @@ def own_weight_decay(optimizer, variable):
     """
     if optimizer.weight_decay is None or not optimizer._use_weight_decay(variable):
         return tf.constant(0.0, tf.float64)
-    return tf.cast(optimizer.weight_decay, tf.float64)
+    return exact(optimizer.weight_decay, tf.float64)
+
+
+def exact(value, dtype):
+    """``value`` in ``dtype`` without a detour through float32 (``tf.cast(0.1, tf.float64)`` has one)."""
+    if isinstance(value, (int, float)):
+        return tf.constant(float(value), dtype)
+    return tf.cast(value, dtype)

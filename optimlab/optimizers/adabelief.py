@@ -71,7 +71,7 @@ class AdaBelief(_RectifiedBase):
         total_steps=0,
         warmup_proportion=0.1,
         min_lr=0.0,
-        name="adabelief",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

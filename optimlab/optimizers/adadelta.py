@@ -52,7 +52,7 @@ class Adadelta(Optimizer):
 
     slots = ("accumulated_grad", "accumulated_delta_var")
 
-    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, name="adadelta", **kwargs):
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("rho", rho, check=check_unit_interval)
         self._set_hyper("epsilon", epsilon, check=check_nonnegative)

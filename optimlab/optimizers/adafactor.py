@@ -87,7 +87,7 @@ class Adafactor(Optimizer):
         epsilon_2=1e-3,
         clip_threshold=1.0,
         relative_step=True,
-        name="adafactor",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

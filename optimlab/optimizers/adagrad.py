@@ -60,7 +60,7 @@ class Adagrad(Optimizer):
         initial_accumulator_value=0.1,
         epsilon=1e-7,
         epsilon_inside_sqrt=True,
-        name="adagrad",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

@@ -68,7 +68,7 @@ class Adam(Optimizer):
         epsilon=1e-7,
         amsgrad=False,
         epsilon_hat=False,
-        name="adam",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

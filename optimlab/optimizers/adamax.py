@@ -52,7 +52,7 @@ class Adamax(Optimizer):
 
     slots = ("m", "u")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name="adamax", **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("beta_1", beta_1, check=check_unit_interval)
         self._set_hyper("beta_2", beta_2, check=check_unit_interval)

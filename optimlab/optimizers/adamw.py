@@ -62,7 +62,7 @@ class AdamW(Adam):
         epsilon=1e-7,
         amsgrad=False,
         epsilon_hat=False,
-        name="adamw",
+        name=None,
         **kwargs,
     ):
         check_nonnegative("weight_decay", weight_decay)

@@ -69,7 +69,7 @@ class Adan(Optimizer):
         beta_3=0.99,
         epsilon=1e-8,
         proximal=False,
-        name="adan",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

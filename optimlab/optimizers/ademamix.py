@@ -95,7 +95,7 @@ class AdEMAMix(Optimizer):
         epsilon=1e-8,
         alpha_warmup=None,
         beta_3_warmup=None,
-        name="ademamix",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

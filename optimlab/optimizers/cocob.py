@@ -51,7 +51,7 @@ class COCOB(Optimizer):
         0.99
     """
 
-    def __init__(self, alpha=100.0, learning_rate=1.0, name="cocob", **kwargs):
+    def __init__(self, alpha=100.0, learning_rate=1.0, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("alpha", alpha, check=lambda n, v: check_range(n, v, 1.0))
 

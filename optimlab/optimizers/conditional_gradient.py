@@ -69,7 +69,7 @@ class ConditionalGradient(Optimizer):
         [1.2, 1.6]
     """
 
-    def __init__(self, learning_rate=0.01, lambda_=0.01, epsilon=1e-7, ord="fro", name="conditional_gradient", **kwargs):
+    def __init__(self, learning_rate=0.01, lambda_=0.01, epsilon=1e-7, ord="fro", name=None, **kwargs):
         if not callable(learning_rate):
             check_range("learning_rate", learning_rate, 0.0, 1.0)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

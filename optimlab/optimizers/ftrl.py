@@ -1,8 +1,8 @@
-"""FTRL-Proximal with Keras's arguments and a lazy sparse path."""
+"""FTRL-Proximal with Keras's arguments; sparse gradients lazily (TensorFlow's rule) or densely (Keras's)."""
 
 import tensorflow as tf
 
-from optimlab._checks import check_nonnegative, check_range
+from optimlab._checks import check_bool, check_nonnegative, check_range
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import constant
 from optimlab.registry import register
@@ -57,10 +57,13 @@ class Ftrl(Optimizer):
         x    <- 0                                    if |z| <= l1
                 (sign(z) * l1 - z) / (n^p / lr + 2 * (l2 + beta / (2 lr)))   otherwise
 
-    A sparse gradient updates only its rows of ``x``, ``n`` and ``z``
-    (TensorFlow's classic sparse FTRL). A dense zero gradient row instead
-    recomputes ``x`` from ``z``, so the dense and sparse paths differ on rows
-    never seen.
+    With ``lazy_sparse=True`` (the default) a sparse gradient updates only its
+    rows of ``x``, ``n`` and ``z`` (TensorFlow's classic sparse FTRL,
+    ``ResourceSparseApplyFtrlV2``). A dense zero gradient row instead takes the
+    step above (``z`` moves by ``2 * l2_shrinkage * x`` and ``x`` is recomputed
+    from ``z``), so the two differ on the rows a sparse gradient leaves out.
+    ``keras.optimizers.Ftrl`` densifies sparse gradients: ``lazy_sparse=False``
+    gives its behaviour.
 
     Args:
         learning_rate: ``lr`` (the paper's alpha; default 0.001).
@@ -71,9 +74,12 @@ class Ftrl(Optimizer):
         l2_shrinkage_regularization_strength: L2 penalty added to the gradient
             (a penalty on the loss, not the online one), >= 0 (default 0.0).
         beta: the paper's beta, >= 0 (default 0.0).
+        lazy_sparse: a sparse gradient updates only its rows (default True);
+            False applies the dense step to every row, as ``keras.optimizers.Ftrl``.
 
-    Conventions: identical to ``keras.optimizers.Ftrl`` (and TensorFlow's
-    ``ApplyFtrlV2``). The paper's ``lambda_2`` is ``2 * l2`` here, and its
+    Conventions: for dense gradients the arithmetic of ``keras.optimizers.Ftrl``
+    (and of TensorFlow's ``ApplyFtrlV2``); for sparse gradients Keras's only with
+    ``lazy_sparse=False``. The paper's ``lambda_2`` is ``2 * l2`` here, and its
     ``beta / alpha`` term enters as ``beta / (2 lr)`` inside ``l2``.
 
     Reference: https://research.google.com/pubs/archive/41159.pdf
@@ -96,7 +102,8 @@ class Ftrl(Optimizer):
         l2_regularization_strength=0.0,
         l2_shrinkage_regularization_strength=0.0,
         beta=0.0,
-        name="ftrl",
+        lazy_sparse=True,
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -108,6 +115,7 @@ class Ftrl(Optimizer):
             "l2_shrinkage_regularization_strength", l2_shrinkage_regularization_strength, check=check_nonnegative
         )
         self._set_hyper("beta", beta, check=check_nonnegative)
+        self.lazy_sparse = check_bool("lazy_sparse", lazy_sparse)
 
     def build(self, var_list):
         if self.built:
@@ -140,6 +148,8 @@ class Ftrl(Optimizer):
         n.assign(n_new)
 
     def sparse_update_step(self, gradient, variable, learning_rate):
+        if not self.lazy_sparse:
+            return super().sparse_update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         rows = gradient.indices
         n = self.get_slot(variable, "accumulator")

@@ -46,7 +46,7 @@ class GradientDescent(Optimizer):
         1.6
     """
 
-    def __init__(self, learning_rate=0.001, name="gradient_descent", **kwargs):
+    def __init__(self, learning_rate=0.001, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):

@@ -74,7 +74,7 @@ class Lamb(Optimizer):
         beta_2=0.999,
         epsilon=1e-7,
         decay_in_trust_ratio=False,
-        name="lamb",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

@@ -102,7 +102,7 @@ class LARS(Optimizer):
         nesterov=False,
         exclude_vectors=True,
         exclude_from_adaptation=None,
-        name="lars",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs)

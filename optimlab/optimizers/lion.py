@@ -49,7 +49,7 @@ class Lion(Optimizer):
 
     slots = ("m",)
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, name="lion", **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("beta_1", beta_1, check=lambda name, value: check_range(name, value, 0.0, 1.0))
         self._set_hyper("beta_2", beta_2, check=check_unit_interval)

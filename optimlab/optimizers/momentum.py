@@ -50,7 +50,7 @@ class Momentum(Optimizer):
 
     slots = ("change",)
 
-    def __init__(self, learning_rate=0.001, momentum=0.7, name="momentum", **kwargs):
+    def __init__(self, learning_rate=0.001, momentum=0.7, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("momentum", momentum, check=check_unit_interval)
 

@@ -137,7 +137,7 @@ class Muon(Optimizer):
         exclude_embeddings=True,
         exclude_layers=None,
         flatten_higher_rank=True,
-        name="muon",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

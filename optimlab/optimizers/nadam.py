@@ -70,7 +70,7 @@ class Nadam(Optimizer):
         beta_2=0.999,
         epsilon=1e-7,
         momentum_decay=1.0,
-        name="nadam",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

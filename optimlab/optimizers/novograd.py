@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
-from optimlab.optimizers._common import cast
+from optimlab.optimizers._common import cast, exact
 from optimlab.registry import register
 
 
@@ -65,7 +65,7 @@ class NovoGrad(Optimizer):
         weight_decay=None,
         grad_averaging=False,
         amsgrad=False,
-        name="novograd",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, weight_decay=weight_decay, **kwargs)
@@ -107,7 +107,7 @@ class NovoGrad(Optimizer):
             v_new = v_hat.assign(tf.maximum(v_hat, v_new))
         d = gradient / (tf.sqrt(v_new) + epsilon)
         if self.weight_decay is not None and self._use_weight_decay(variable):
-            d = d + tf.cast(self.weight_decay, dtype) * variable
+            d = d + exact(self.weight_decay, dtype) * variable
         if self.grad_averaging:
             d = one_minus_beta_1 * d
         m.assign(beta_1 * m + d)

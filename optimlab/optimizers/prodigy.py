@@ -110,7 +110,7 @@ class Prodigy(Optimizer):
         d0=1e-6,
         d_coef=1.0,
         growth_rate=float("inf"),
-        name="prodigy",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

@@ -65,7 +65,7 @@ class ProximalAdagrad(Optimizer):
         initial_accumulator_value=0.1,
         l1_regularization_strength=0.0,
         l2_regularization_strength=0.0,
-        name="proximal_adagrad",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

@@ -159,7 +159,7 @@ class RectifiedAdam(_RectifiedBase):
         total_steps=0,
         warmup_proportion=0.1,
         min_lr=0.0,
-        name="rectified_adam",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

@@ -74,7 +74,7 @@ class RMSprop(Optimizer):
         epsilon=1e-7,
         centered=False,
         epsilon_inside_sqrt=True,
-        name="rmsprop",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

@@ -15,7 +15,7 @@ def warmup_factor(t, warmup_steps):
     """``min(1, t / warmup_steps)`` in float64 (1 without warm-up)."""
     if warmup_steps == 0:
         return tf.constant(1.0, tf.float64)
-    return tf.minimum(1.0, t / warmup_steps)
+    return tf.minimum(tf.constant(1.0, tf.float64), t / tf.constant(warmup_steps, tf.float64))
 
 
 def averaging_weight(weight, weight_sum):
@@ -165,7 +165,7 @@ class ScheduleFreeSGD(_EvaluationSwap, Optimizer):
         0.72
     """
 
-    def __init__(self, learning_rate=1.0, beta_1=0.9, warmup_steps=0, name="schedule_free_sgd", **kwargs):
+    def __init__(self, learning_rate=1.0, beta_1=0.9, warmup_steps=0, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("beta_1", beta_1, check=check_unit_interval)
         self.warmup_steps = _check_warmup_steps(warmup_steps)
@@ -239,7 +239,7 @@ class ScheduleFreeAdamW(_EvaluationSwap, Optimizer):
         beta_2=0.999,
         epsilon=1e-8,
         warmup_steps=0,
-        name="schedule_free_adamw",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

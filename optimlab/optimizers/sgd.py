@@ -50,7 +50,7 @@ class SGD(Optimizer):
         0.8
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="sgd", **kwargs):
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("momentum", momentum, check=check_unit_interval)
         self.nesterov = check_bool("nesterov", nesterov)

@@ -120,7 +120,7 @@ class Sophia(Optimizer):
         epsilon=1e-12,
         hessian_update_interval=10,
         seed=None,
-        name="sophia",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

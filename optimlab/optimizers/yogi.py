@@ -72,7 +72,7 @@ class Yogi(Optimizer):
         l2_regularization_strength=0.0,
         initial_accumulator_value=1e-6,
         activation="sign",
-        name="yogi",
+        name=None,
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

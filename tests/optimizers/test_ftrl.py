@@ -69,3 +69,42 @@ def test_matches_keras_ftrl(case):
 def test_positive_learning_rate_power_is_refused():
     with pytest.raises(ValueError, match="learning_rate_power"):
         optimlab.Ftrl(learning_rate_power=0.5)
+
+
+def _run_sparse(optimizer, x0, grads, rows):
+    """Sparse gradients holding only ``rows`` of each dense gradient, inside one traced step."""
+    import tensorflow as tf
+
+    variables = [tf.Variable(x, dtype="float32") for x in x0]
+    optimizer.build(variables)
+
+    @tf.function
+    def step(gradients):
+        sparse = [
+            tf.IndexedSlices(tf.gather(g, rows), tf.constant(rows), tf.constant(list(g.shape))) for g in gradients
+        ]
+        optimizer.apply_gradients(zip(sparse, variables))
+
+    for gradients in grads:
+        step([tf.constant(g, "float32") for g in gradients])
+    return [v.numpy().astype(np.float64) for v in variables]
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "kernel"])
+@pytest.mark.parametrize("case", CASES[:2])
+def test_dense_sparse_rule_is_keras_sparse_ftrl(case, fused):
+    """Reference: keras.optimizers.Ftrl with sparse gradients (rows 0 and 2 of 4), float32, 120 steps."""
+    x0, grads = random_problem(seed=24, shapes=((4, 3), (4,)))
+    expected = _run_sparse(keras.optimizers.Ftrl(learning_rate=0.5, **case), x0, grads, [0, 2])
+    ours = _run_sparse(optimlab.Ftrl(learning_rate=0.5, lazy_sparse=False, fused=fused, **case), x0, grads, [0, 2])
+    assert_matches(ours, expected, x0, FLOAT32_TOL)
+    # Keras moves the rows the gradients leave out (x is recomputed from z); the lazy rule does not.
+    lazy = _run_sparse(optimlab.Ftrl(learning_rate=0.5, fused=fused, **case), x0, grads, [0, 2])
+    for x, lazy_x, keras_x in zip(x0, lazy, expected):
+        np.testing.assert_array_equal(lazy_x[[1, 3]], np.float32(x[[1, 3]]))
+        assert np.abs(keras_x[[1, 3]] - x[[1, 3]]).max() > 1e-3
+
+
+def test_lazy_sparse_must_be_a_bool():
+    with pytest.raises(TypeError, match="lazy_sparse"):
+        optimlab.Ftrl(lazy_sparse="no")
