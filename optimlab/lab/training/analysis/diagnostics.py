@@ -158,7 +158,8 @@ def runs(records):
             "dead_units": _column(h, "dead_units")[-1],
             "flags": flag_text(found),
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["problem", "optimizer", "config", "seed"]).reset_index(drop=True) if rows else frame
 
 
 def baselines(records):
