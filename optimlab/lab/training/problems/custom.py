@@ -147,6 +147,8 @@ def check_problem(problem):
         raise ValueError("batchnorm needs hidden layers; the 'linear' model has none (use an 'mlp' or 'cnn' problem)")
     if problem.mixup and problem.loss == "mean_output":
         raise ValueError("mixup needs targets to mix; loss='mean_output' problems have none")
+    if problem.batchnorm and problem.loss == "mean_output":
+        raise ValueError("batchnorm needs hidden layers; loss='mean_output' problems (the model is the loss) have none")
 
 
 # ------------------------------------------------------------------ data
