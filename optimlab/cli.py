@@ -98,14 +98,16 @@ _SET = typer.Option(None, "--set", help="optimizer hyperparameter KEY=NUMBER, re
 _TB = typer.Option(False, "--tensorboard", help="also write TensorBoard logs under OUT/tensorboard")
 _EVAL = typer.Option(None, "--eval-every", min=1, help="epochs between evaluations (default: ~100 per run)")
 _OPTION = typer.Option(None, "--option", help="training option KEY=VALUE, repeatable: batchnorm=true, mixup=ALPHA, label_smoothing=EPS, schedule=Name:arg=NUMBER,... (a Keras or optimlab schedule from the run's learning rate)")
+_JOBS = typer.Option(1, "--jobs", min=1, help="worker processes on this machine (see README: Running at scale)")
+_RAY = typer.Option(None, "--ray", help="run on a Ray cluster: its ADDRESS, or auto (see README: Running at scale)")
 
 
 def _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
-                options=None):
+                jobs=1, ray=None, options=None):
     from optimlab.lab import commands
 
     return commands.make_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target,
-                                tensorboard, eval_every, options)
+                                tensorboard, eval_every, jobs, ray, options)
 
 
 def _lab(call, *args):
@@ -126,13 +128,15 @@ def compare_command(
     lrs: str = typer.Option(None, help="learning rates to select from on the validation split (default: each optimizer's default)"),
     clipnorm: float = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA, out: str = _OUT,
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, options: list[str] = _OPTION,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
+    options: list[str] = _OPTION,
 ):
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
     from optimlab.lab import commands
 
     def work():
-        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every, options)
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard,
+                             eval_every, jobs, ray, options)
         commands.compare(runner, optimizers, seeds, lrs, clipnorm, settings)
 
     _lab(work)
@@ -146,13 +150,15 @@ def sweep_command(
     seeds: int = typer.Option(1, min=1, help="seeds per setting"),
     epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD, valid_fraction: float = _VALID,
     target: float = _TARGET, data: str = _DATA, out: str = typer.Option("runs/sweep", "--out", help="output folder"),
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, options: list[str] = _OPTION,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
+    options: list[str] = _OPTION,
 ):
     """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
     from optimlab.lab import commands
 
     def work():
-        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every, options)
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard,
+                             eval_every, jobs, ray, options)
         commands.sweep(runner, optimizer, lrs, seeds, clipnorm, settings)
 
     _lab(work)
@@ -164,7 +170,7 @@ def tune_command(
     trials: int = typer.Option(10, min=1, help="trials per optimizer (the same budget for each)"),
     sampler: str = typer.Option("tpe", help="grid, random or tpe"),
     lr_low: float = typer.Option(1e-5, help="smallest learning rate"), lr_high: float = typer.Option(1.0, help="largest learning rate"),
-    storage: str = typer.Option(None, help="Optuna storage URL to share a study (default: sqlite OUT/tuning.db)"),
+    storage: str = typer.Option(None, help="Optuna storage URL shared by several tune processes, e.g. postgresql://... (default: sqlite OUT/tuning.db)"),
     clipnorm: float = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA,
     out: str = typer.Option("runs/tune", "--out", help="output folder"), tensorboard: bool = _TB, eval_every: int = _EVAL,
@@ -174,7 +180,8 @@ def tune_command(
     from optimlab.lab import commands
 
     def work():
-        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every, options)
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard,
+                             eval_every, options=options)
         commands.tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm)
 
     _lab(work)
@@ -194,7 +201,8 @@ def diagnose_command(
     from optimlab.lab import commands
 
     def work():
-        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, None, False, eval_every, options)
+        runner = _lab_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, None, False, eval_every,
+                             options=options)
         if epochs is None:
             runner.epochs = min(runner.meta["epochs"], 200)
         commands.diagnose(runner, optimizer, lr, clipnorm, seed, settings)

@@ -1,61 +1,100 @@
-"""``optimlab.legacy.Optimizer``: run optimizers written for Keras 2 on Keras 3.
+"""``optimlab.legacy``: optimizers written for Keras 2 (``OptimizerV2``) run on Keras 3.
 
-Code written for ``tf.keras.optimizers.Optimizer`` of TF 2.0-2.10 (the style of
-seed 002, seed 004 and TensorFlow Addons) runs with only its base-class import
-changed::
+Code written for ``tf.keras.optimizers.Optimizer`` of TF 2.0-2.10 (TensorFlow
+Addons 0.23 is the reference client, see ``tests/test_legacy_tfa.py``) runs with
+only its base-class import changed, and trains Keras 3 models with ``fit``::
 
-    from optimlab.legacy import Optimizer
+    from optimlab.legacy import Optimizer   # was: tf.keras.optimizers.legacy.Optimizer
 
-    class MyAdam(Optimizer):
-        def __init__(self, learning_rate=0.001, beta_1=0.9, name="MyAdam", **kwargs):
+    class MyMomentum(Optimizer):
+        def __init__(self, learning_rate=0.01, momentum=0.9, name="MyMomentum", **kwargs):
             super().__init__(name, **kwargs)
             self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-            ...
+            self._set_hyper("momentum", momentum)
         def _create_slots(self, var_list): ...
         def _resource_apply_dense(self, grad, var, apply_state=None): ...
 
-The hooks map onto the modern base: ``build`` calls ``_create_slots``;
-``update_step`` calls ``_resource_apply_dense``; the sparse path calls
-``_resource_apply_sparse`` with summed duplicate indices (or, where a class has
-none, the dense rule on the densified gradient).
+Keras 2's built-in optimizers (``SGD``, ``Adam``, ...) live in
+``optimlab.legacy_builtins`` and are re-exported here; ``install()`` makes
+``tf.keras.optimizers.legacy`` hand out these classes to unchanged code.
+
+What the base reproduces from Keras 2 (and why it differs from optimlab's modern base):
+
+* hyperparameters in ``self._hyper``: raw values until the first apply, then
+  variables whose dtype follows the value (float32 for floats, int32 for ints,
+  bool for bools) exactly as Keras 2 creates them; ``_get_hyper`` returns that
+  ``tf.Variable`` (or casts it), ``_serialize_hyperparameter`` keeps bools and ints;
+* ``iterations``, ``get_slot`` and ``add_slot`` hand out ``tf.Variable`` objects,
+  ``add_slot`` accepts a tensor or a variable as initial value;
+* ``_create_slots`` runs once, eagerly (``tf.init_scope``), when the optimizer is
+  built; ``apply_state`` is prepared by ``_prepare`` for every (device, dtype);
+* sparse gradients go to ``_resource_apply_sparse_duplicate_indices`` (whose
+  default sums duplicates with ``tf.unique`` + ``unsorted_segment_sum`` and calls
+  ``_resource_apply_sparse``), dense ones to ``_resource_apply_dense``;
+* ``variables()`` / ``weights`` / ``get_weights`` / ``set_weights`` list the
+  iteration counter and the slots in creation order (no hyperparameters);
+* ``apply_gradients`` returns a tensor usable in ``tf.group``;
+* ``load_own_variables`` (``keras.models.load_model``) restores slots that do
+  not exist yet when they are created (Keras 2's deferred slot restoration).
 """
 
+import contextlib
+import importlib
 import inspect
+import sys
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
+from keras.optimizers.schedules import LearningRateSchedule
 
 from optimlab.optimizer import KERAS_BASE_ARGS
 from optimlab.optimizer import Optimizer as _ModernOptimizer
 
 _LEGACY_KWARGS = ("clipnorm", "clipvalue", "global_clipnorm", "lr", "decay")
-
-
-def _takes_apply_state(method):
-    return "apply_state" in inspect.signature(method).parameters
+# Keras 3 base arguments a legacy optimizer may still take (weight_decay is left
+# out: Keras 2 code keeps its own ``weight_decay`` hyperparameter).
+_KERAS3_EXTRAS = tuple(arg for arg in KERAS_BASE_ARGS if arg != "weight_decay")
 
 
 def _tf_variable(variable):
-    """The ``tf.Variable`` behind a Keras 3 variable: Keras 2 code calls its methods
-    (``scatter_update``, ``handle``, ``dtype.base_dtype``) on slots."""
+    """The ``tf.Variable`` behind a Keras 3 variable (Keras 2 code calls ``handle``,
+    ``read_value``, ``dtype.base_dtype``, ``assign_add(..., read_value=False)``)."""
     return variable.value if isinstance(variable, keras.Variable) else variable
 
 
+def _deduplicate(values, indices):
+    """Keras 2's duplicate summing: ``tf.unique`` then ``unsorted_segment_sum`` (bit-equal order)."""
+    unique_indices, positions = tf.unique(indices)
+    summed = tf.math.unsorted_segment_sum(values, positions, tf.shape(unique_indices)[0])
+    return summed, unique_indices
+
+
+class _CallableList(list):
+    """A list that also answers ``opt.variables()`` (Keras 2 made it a method, Keras 3 a property)."""
+
+    def __call__(self):
+        return self
+
+
 class Optimizer(_ModernOptimizer):
-    """Base class with the Keras 2 (``OptimizerV2``) subclassing hooks.
+    """Base class with the Keras 2 (``OptimizerV2``) subclassing contract.
 
     Args:
         name: the optimizer's name (positional, as in Keras 2).
-        gradient_aggregator, gradient_transformers: as in seed 003.
+        gradient_aggregator, gradient_transformers: as in Keras 2.
         **kwargs: ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``lr`` (deprecated
             alias handled by the subclass), ``decay`` (time-based decay of the
             learning rate: ``lr / (1 + decay * iterations)``), and Keras 3's base
-            arguments (``weight_decay``, ``use_ema``, ...).
+            arguments ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency``,
+            ``loss_scale_factor``, ``gradient_accumulation_steps``.
     """
 
+    _HAS_AGGREGATE_GRAD = False
+
     def __init__(self, name, gradient_aggregator=None, gradient_transformers=None, **kwargs):
-        allowed = set(_LEGACY_KWARGS) | set(KERAS_BASE_ARGS) | {"learning_rate"}
+        allowed = set(_LEGACY_KWARGS) | set(_KERAS3_EXTRAS) | {"learning_rate"}
         for key, value in kwargs.items():
             if key not in allowed:
                 raise TypeError(
@@ -67,19 +106,132 @@ class Optimizer(_ModernOptimizer):
         if "lr" in kwargs:
             warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.", stacklevel=2)
         kwargs.pop("lr", None)
+        kwargs.pop("learning_rate", None)  # a subclass sets it with _set_hyper, as in Keras 2
         decay = kwargs.pop("decay", 0.0) or 0.0
-        learning_rate = kwargs.pop("learning_rate", 0.001)
         super().__init__(
-            learning_rate=learning_rate,
             name=name,
             gradient_aggregator=gradient_aggregator,
             gradient_transformers=gradient_transformers,
             **kwargs,
         )
-        self._initial_decay = float(decay)
-        self._apply_state = {}
+        state = {
+            "_hyper": {},
+            "_hyper_variables": [],
+            "_hypers_created": False,
+            "_weights": [],
+            "_iterations_listed": False,
+            "_own_iterations": self._iterations,
+            "_pending_restore": {},
+            "_use_locking": True,
+            "_initial_decay": float(decay),
+        }
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
 
-    # ------------------------------------------------------------- Keras 2 API
+    # ------------------------------------------------------- hyperparameters
+    def _set_hyper(self, name, value, check=None):
+        """Keras 2: a raw value until ``_create_hypers``; later, a number is assigned to its variable."""
+        hyper = self.__dict__.get("_hyper")
+        if hyper is None:  # the modern base's own learning-rate setup
+            return
+        if name == "lr":
+            name = "learning_rate"
+        if name == "learning_rate":
+            self._check_learning_rate(value)
+        if isinstance(value, (tf.Variable, keras.Variable)):
+            value = _tf_variable(value)
+        if name not in hyper:
+            hyper[name] = value
+            return
+        previous = hyper[name]
+        if (
+            callable(previous)
+            or isinstance(previous, (tf.Tensor, int, float, LearningRateSchedule))
+            or isinstance(value, LearningRateSchedule)
+        ):
+            hyper[name] = value
+        else:
+            previous.assign(value)
+
+    def _get_hyper(self, name, dtype=None):
+        if not self._hypers_created:
+            self._create_hypers()
+        value = self._hyper[name]
+        if isinstance(value, LearningRateSchedule):
+            return value
+        if callable(value):
+            value = value()
+        if dtype:
+            return tf.cast(value, dtype)
+        return value
+
+    def _create_hypers(self):
+        """Numbers become variables (float32, int32 or bool, as Keras 2 makes them), in name order."""
+        if self._hypers_created:
+            return
+        with tf.init_scope():
+            for name, value in sorted(self._hyper.items()):
+                if isinstance(value, (tf.Tensor, tf.Variable)) or callable(value):
+                    continue
+                dtype = tf.convert_to_tensor(value).dtype
+                if dtype.is_floating:
+                    dtype = tf.float32
+                variable = self.add_variable(
+                    shape=(), dtype=dtype, name=name, initializer=keras.initializers.Constant(value)
+                )
+                self._hyper_variables.append(variable)
+                self._hyper[name] = variable.value
+        object.__setattr__(self, "_hypers_created", True)
+
+    def _serialize_hyperparameter(self, hyperparameter_name):
+        value = self._hyper[hyperparameter_name]
+        if isinstance(value, LearningRateSchedule):
+            return keras.optimizers.schedules.serialize(value)
+        if callable(value):
+            value = value()
+        if tf.is_tensor(value):
+            value = keras.ops.convert_to_numpy(value)
+        if isinstance(value, (np.generic, np.ndarray)) and np.ndim(value) == 0:
+            value = value.item()
+        return value
+
+    def __getattr__(self, name):
+        hyper = self.__dict__.get("_hyper")
+        if hyper is not None:
+            key = "learning_rate" if name == "lr" else name
+            if key in hyper:
+                return self._get_hyper(key)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        if name == "lr":
+            name = "learning_rate"
+        hyper = self.__dict__.get("_hyper")
+        if hyper is not None and name in hyper:
+            self._set_hyper(name, value)
+        else:
+            keras.optimizers.Optimizer.__setattr__(self, name, value)
+
+    def __dir__(self):
+        names = set(super().__dir__())
+        hyper = self.__dict__.get("_hyper", {})
+        names |= set(hyper)
+        if "learning_rate" in hyper:
+            names.add("lr")
+        return sorted(names)
+
+    @property
+    def learning_rate(self):
+        """The ``learning_rate`` hyperparameter (variable or schedule); None where there is none."""
+        hyper = self.__dict__.get("_hyper")
+        if hyper is None or "learning_rate" not in hyper:
+            return None
+        return self._get_hyper("learning_rate")
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._set_hyper("learning_rate", value)
+
     @property
     def lr(self):
         return self.learning_rate
@@ -88,19 +240,158 @@ class Optimizer(_ModernOptimizer):
     def lr(self, value):
         self.learning_rate = value
 
+    @property
+    def weight_decay(self):
+        """Keras 2 code owns ``weight_decay`` as a hyperparameter; Keras 3's decay stays off."""
+        hyper = self.__dict__.get("_hyper")
+        if hyper is not None and "weight_decay" in hyper:
+            return self._get_hyper("weight_decay")
+        return None
+
+    @weight_decay.setter
+    def weight_decay(self, value):
+        if value is not None:
+            self._set_hyper("weight_decay", value)
+
+    def _apply_weight_decay(self, variables):
+        """Keras 2 has no base weight decay (the optimizer applies its own)."""
+
+    def _decayed_lr(self, var_dtype):
+        """The learning rate (schedule evaluated) with Keras 2's time-based decay, in ``var_dtype``."""
+        lr_t = self._get_hyper("learning_rate", var_dtype)
+        if isinstance(lr_t, LearningRateSchedule):
+            local_step = tf.cast(self.iterations, var_dtype)
+            lr_t = tf.cast(lr_t(local_step), var_dtype)
+        if self._initial_decay > 0.0:
+            local_step = tf.cast(self.iterations, var_dtype)
+            decay_t = tf.cast(self._initial_decay, var_dtype)
+            lr_t = lr_t / (1.0 + decay_t * local_step)
+        return lr_t
+
+    # -------------------------------------------------------------- state
+    @property
+    def iterations(self):
+        """The step counter as a ``tf.Variable`` (int64), listed first in ``weights`` once used."""
+        variable = self._iterations
+        if variable is self.__dict__.get("_own_iterations") and not self.__dict__.get("_iterations_listed", True):
+            self._weights.append(_tf_variable(variable))
+            object.__setattr__(self, "_iterations_listed", True)
+        return _tf_variable(variable)
+
+    @iterations.setter
+    def iterations(self, variable):
+        raise RuntimeError(
+            "Cannot set `iterations` to a new Variable after the Optimizer weights have been "
+            f"created; got {variable!r}"
+        )
+
+    @property
+    def variables(self):
+        """Keras 2's ``variables()``: the iteration counter and the slots, in creation order
+        (hyperparameters are not state; they travel in ``get_config``)."""
+        if "_hyper" not in self.__dict__:  # still in Keras 3's constructor
+            return super().variables
+        listed = {id(v) for v in self._weights}
+        hidden = listed | {id(v.value) for v in self._hyper_variables}
+        hidden |= {id(_tf_variable(self._learning_rate_store)), id(_tf_variable(self._own_iterations))}
+        extras = [_tf_variable(v) for v in self._variables if id(_tf_variable(v)) not in hidden]
+        return _CallableList(self.weights + extras)
+
+    @property
+    def weights(self):
+        return self._weights
+
+    def get_weights(self):
+        return [np.asarray(keras.ops.convert_to_numpy(v)) for v in self.weights]
+
+    def set_weights(self, weights):
+        params = self.weights
+        if len(params) != len(weights):
+            raise ValueError(
+                f"set_weights got {len(weights)} arrays for optimizer {self.name!r}, which has "
+                f"{len(params)} weights (the iteration counter, then the slots)"
+            )
+        for param, value in zip(params, weights):
+            if tuple(param.shape) != tuple(np.shape(value)):
+                raise ValueError(f"Optimizer weight shape {tuple(param.shape)} not compatible with {np.shape(value)}")
+        for param, value in zip(params, weights):
+            param.assign(value)
+
     def _create_slots(self, var_list):
         """Override to create slots with ``add_slot``."""
 
-    def _decayed_lr(self, var_dtype):
-        """The learning rate (schedule evaluated) with Keras 2's time-based decay."""
-        lr_t = self._get_hyper("learning_rate", var_dtype)
-        if self._initial_decay > 0.0:
-            local_step = tf.cast(self.iterations, var_dtype)
-            lr_t = lr_t / (1.0 + tf.constant(self._initial_decay, var_dtype) * local_step)
-        return lr_t
+    def _create_all_weights(self, var_list):
+        _ = self.iterations
+        self._create_hypers()
+        self._create_slots(var_list)
+
+    def add_slot(self, var, slot_name, initializer="zeros", shape=None):
+        """Keras 2's ``add_slot``: ``initializer`` is a name, a callable or an initial value
+        (tensor, variable, array), whose shape the slot then takes."""
+        key = self._var_key(var)
+        existing = self._slots.get(key, {}).get(slot_name)
+        if existing is not None:
+            return _tf_variable(existing)
+        with tf.init_scope():
+            if isinstance(initializer, keras.initializers.Constant):
+                # Keras 2's Constant made the value in the slot's dtype; Keras 3's goes through float32.
+                constant = initializer.value
+                init = lambda shape, dtype: tf.fill(shape, tf.constant(constant, dtype))  # noqa: E731
+            elif isinstance(initializer, str) or callable(initializer):
+                init = keras.initializers.get(initializer) if isinstance(initializer, str) else initializer
+            else:
+                value = tf.convert_to_tensor(_tf_variable(initializer))
+                shape = tuple(value.shape)
+                init = lambda shape, dtype: tf.cast(value, dtype)  # noqa: E731
+            slot = _tf_variable(super().add_slot(var, slot_name, initializer=init, shape=shape))
+        self._list_weight(slot)
+        return slot
+
+    def _add_state_variable(self, name, shape, dtype, initializer="zeros"):
+        """A non-slot weight listed in ``weights`` (Keras 2's ``add_weight`` + ``_weights.append``)."""
+        with tf.init_scope():
+            variable = _tf_variable(self.add_variable(shape=shape, dtype=dtype, initializer=initializer, name=name))
+        self._list_weight(variable)
+        return variable
+
+    def _list_weight(self, variable):
+        self._weights.append(variable)
+        pending = self._pending_restore.pop(len(self._weights) - 1, None)
+        if pending is not None:
+            variable.assign(pending)
+
+    def get_slot(self, var, slot_name):
+        return _tf_variable(super().get_slot(var, slot_name))
+
+    def _resource_scatter_add(self, x, i, v):
+        with tf.control_dependencies([tf.raw_ops.ResourceScatterAdd(resource=x.handle, indices=i, updates=v)]):
+            return x.value()
+
+    def _resource_scatter_update(self, x, i, v):
+        with tf.control_dependencies([tf.raw_ops.ResourceScatterUpdate(resource=x.handle, indices=i, updates=v)]):
+            return x.value()
+
+    # ------------------------------------------------------------ apply hooks
+    @property
+    def _dense_apply_args(self):
+        return inspect.getfullargspec(self._resource_apply_dense).args
+
+    @property
+    def _sparse_apply_args(self):
+        return inspect.getfullargspec(self._resource_apply_sparse).args
+
+    def _prepare(self, var_list):
+        keys = {(var.device, var.dtype.base_dtype) for var in map(_tf_variable, var_list)}
+        apply_state = {}
+        for var_device, var_dtype in keys:
+            apply_state[(var_device, var_dtype)] = {}
+            with tf.device(var_device):
+                self._prepare_local(var_device, var_dtype, apply_state)
+        return apply_state
 
     def _prepare_local(self, var_device, var_dtype, apply_state):
-        apply_state[(var_device, var_dtype)]["lr_t"] = tf.identity(self._decayed_lr(var_dtype))
+        if "learning_rate" in self._hyper:
+            apply_state[(var_device, var_dtype)]["lr_t"] = tf.identity(self._decayed_lr(var_dtype))
 
     def _fallback_apply_state(self, var_device, var_dtype):
         apply_state = {(var_device, var_dtype): {}}
@@ -110,57 +401,69 @@ class Optimizer(_ModernOptimizer):
     def _resource_apply_dense(self, grad, handle, apply_state):
         raise NotImplementedError(f"{type(self).__name__} must implement _resource_apply_dense")
 
+    def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices, **kwargs):
+        summed, unique = _deduplicate(grad, indices)
+        return self._resource_apply_sparse(summed, handle, unique, **kwargs)
+
     def _resource_apply_sparse(self, grad, handle, indices, apply_state):
-        raise NotImplementedError(f"{type(self).__name__} has no _resource_apply_sparse")
+        """Without an override, the dense rule on the densified gradient (Keras 2 raised here)."""
+        dense = tf.convert_to_tensor(tf.IndexedSlices(grad, indices, tf.shape(handle, out_type=indices.dtype)))
+        kwargs = {"apply_state": apply_state} if "apply_state" in self._dense_apply_args else {}
+        return self._resource_apply_dense(dense, handle, **kwargs)
 
-    def add_slot(self, var, slot_name, initializer="zeros", shape=None, dtype=None):
-        return _tf_variable(super().add_slot(var, slot_name, initializer=initializer, shape=shape, dtype=dtype))
-
-    def get_slot(self, var, slot_name):
-        return _tf_variable(super().get_slot(var, slot_name))
-
-    def _resource_scatter_add(self, x, i, v):
-        x = _tf_variable(x)
-        x.scatter_add(tf.IndexedSlices(v, i))
-        return x.value()
-
-    def _resource_scatter_update(self, x, i, v):
-        x = _tf_variable(x)
-        x.scatter_update(tf.IndexedSlices(v, i))
-        return x.value()
+    def _apply_one(self, var, grad, apply_state):
+        """Keras 2's per-variable update: the sparse hook for ``IndexedSlices``, else the dense one."""
+        kwargs = {}
+        if isinstance(grad, tf.IndexedSlices):
+            if "apply_state" in self._sparse_apply_args:
+                kwargs["apply_state"] = apply_state
+            return self._resource_apply_sparse_duplicate_indices(grad.values, var, grad.indices, **kwargs)
+        if "apply_state" in self._dense_apply_args:
+            kwargs["apply_state"] = apply_state
+        return self._resource_apply_dense(grad, var, **kwargs)
 
     # ------------------------------------------------ mapping to the modern base
     def build(self, var_list):
         if self.built:
             return
-        super().build(var_list)
-        self._create_slots(var_list)
+        with tf.init_scope():
+            super().build(var_list)
+            self._create_all_weights([_tf_variable(v) for v in var_list])
+
+    def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
+        """Keras 2's ``apply_gradients``: pairs without gradient are dropped; returns a tensor
+        (the new iteration count) that ``tf.group`` accepts."""
+        pairs = [pair for pair in grads_and_vars if not isinstance(pair, (tuple, list)) or pair[0] is not None]
+        if not pairs:
+            return tf.no_op()
+        super().apply_gradients(pairs, name=name, experimental_aggregate_gradients=experimental_aggregate_gradients)
+        return self.iterations.read_value()
 
     def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
-        self._apply_state = {}
-        super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
-        self._apply_state = {}
+        variables = [_tf_variable(v) for _, v in grads_and_vars]
+        apply_state = self._prepare(variables)
+        for (grad, _), var in zip(grads_and_vars, variables):
+            with distribution.extended.colocate_vars_with(var):
+                distribution.extended.update(var, self._apply_one, args=(grad, apply_state), group=False)
 
-    def _state_for(self, variable):
-        key = (variable.device, variable.dtype.base_dtype)
-        if key not in self._apply_state:
-            self._apply_state[key] = {}
-            self._prepare_local(key[0], key[1], self._apply_state)
-        return self._apply_state
+    # ------------------------------------------------------------ save / load
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self.variables):
+            store[str(i)] = keras.ops.convert_to_numpy(variable)
 
-    def update_step(self, gradient, variable, learning_rate):
-        method = self._resource_apply_dense
-        if _takes_apply_state(method):
-            return method(gradient, variable, apply_state=self._state_for(variable))
-        return method(gradient, variable)
-
-    def sparse_update_step(self, gradient, variable, learning_rate):
-        if type(self)._resource_apply_sparse is Optimizer._resource_apply_sparse:
-            return self.update_step(tf.convert_to_tensor(gradient), variable, learning_rate)
-        method = self._resource_apply_sparse
-        if _takes_apply_state(method):
-            return method(gradient.values, variable, gradient.indices, apply_state=self._state_for(variable))
-        return method(gradient.values, variable, gradient.indices)
+    def load_own_variables(self, store):
+        """Restore by position; values for slots that do not exist yet wait until they are created."""
+        variables = self.variables
+        saved = len(store.keys())
+        if saved < len(variables):
+            raise ValueError(
+                f"Optimizer {self.name!r} has {len(variables)} variables but the file holds {saved}"
+            )
+        for i in range(saved):
+            if i < len(variables):
+                variables[i].assign(store[str(i)])
+            else:
+                self._pending_restore[i] = np.asarray(store[str(i)])
 
     # ------------------------------------------------------------ serialization
     def get_config(self):
@@ -175,7 +478,7 @@ class Optimizer(_ModernOptimizer):
         if self._initial_decay:
             config["decay"] = self._initial_decay
         defaults = {"use_ema": False, "ema_momentum": 0.99}
-        for key in KERAS_BASE_ARGS:
+        for key in _KERAS3_EXTRAS:
             if getattr(self, key) != defaults.get(key):
                 config[key] = getattr(self, key)
         return config
@@ -185,4 +488,70 @@ class Optimizer(_ModernOptimizer):
         config = dict(config)
         if "lr" in config:
             config["learning_rate"] = config.pop("lr")
-        return super().from_config(config, custom_objects=custom_objects)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = keras.optimizers.schedules.deserialize(
+                config["learning_rate"], custom_objects=custom_objects
+            )
+        return cls(**config)
+
+
+from optimlab.legacy_builtins import SGD, Adadelta, Adagrad, Adam, Adamax, Ftrl, Nadam, RMSprop  # noqa: E402
+
+BUILTINS = {cls.__name__: cls for cls in (SGD, Adadelta, Adagrad, Adam, Adamax, Ftrl, Nadam, RMSprop)}
+BUILTINS["Optimizer"] = Optimizer
+_LEGACY_MODULES = ("keras.optimizers.legacy", "tensorflow.keras.optimizers.legacy", "keras._tf_keras.keras.optimizers.legacy")
+_saved = []  # (module, name, previous value or _MISSING) for uninstall()
+_MISSING = object()
+
+
+def install():
+    """Make ``tf.keras.optimizers.legacy`` (and ``tensorflow.keras.optimizers.legacy``) hand out
+    optimlab's legacy classes, so that unchanged Keras 2 code runs on TF >= 2.16.
+
+    It sets ``Optimizer``, ``SGD``, ``Adam``, ``Adagrad``, ``Adadelta``, ``Adamax``, ``Ftrl``,
+    ``Nadam`` and ``RMSprop`` in the modules Keras 3 registers under those import paths
+    (``keras.optimizers.legacy``, ``tensorflow.keras.optimizers.legacy``), which otherwise
+    hold stubs that raise. Nothing else changes. ``uninstall()`` puts the stubs back; used as
+    a context manager (``with optimlab.legacy.install(): ...``) it undoes itself on exit.
+
+    Example::
+
+        import optimlab.legacy
+        optimlab.legacy.install()
+        import tensorflow as tf
+        opt = tf.keras.optimizers.legacy.Adam(0.01)   # optimlab.legacy.Adam
+    """
+    if not _saved:
+        for module_name in _LEGACY_MODULES:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            for name, cls in BUILTINS.items():
+                _saved.append((module, name, module.__dict__.get(name, _MISSING)))
+                setattr(module, name, cls)
+    return _Installed()
+
+
+def uninstall():
+    """Undo ``install()``: the modules get back exactly what they held before."""
+    while _saved:
+        module, name, previous = _saved.pop()
+        if previous is _MISSING:
+            module.__dict__.pop(name, None)
+        else:
+            setattr(module, name, previous)
+
+
+def installed():
+    """Whether ``install()`` is in effect."""
+    return bool(_saved)
+
+
+class _Installed(contextlib.AbstractContextManager):
+    def __exit__(self, *exc):
+        uninstall()
+        return False
+
+
+del sys

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from optimlab._checks import check_bool, check_nonnegative
+from optimlab import gradients as gradient_ops
 
 
 def _scaling(variables, adaptive, eta):
@@ -31,7 +32,9 @@ def sam_gradients(loss_fn, variables, rho=0.05, adaptive=False, eta=0.01):
         e <- rho * T^2 g / ||T g||,  T = |w| + eta   (ASAM, elementwise)
         return grad L(w + e)                         (to any optimizer)
 
-    ``||.||`` is the global norm over all ``variables``.
+    ``||.||`` is the global norm over all ``variables``. Under ``tf.distribute``
+    (called in a replica context) ``g`` is summed across replicas first, so every
+    replica takes the global batch's perturbation, as one device would.
 
     Args:
         loss_fn: zero-argument callable computing the loss.
@@ -62,6 +65,8 @@ def sam_gradients(loss_fn, variables, rho=0.05, adaptive=False, eta=0.01):
         outputs = loss_fn()
     loss = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
     grads = tape.gradient(loss, variables)
+    # Under tf.distribute the perturbation is the global batch's, as on one device.
+    grads = [g for g, _ in gradient_ops.all_reduce_sum(zip(grads, variables))]
     scale = _scaling(variables, adaptive, eta)
     scaled = grads if scale is None else [t * g for t, g in zip(scale, grads)]
     norm = tf.linalg.global_norm(scaled)

@@ -95,3 +95,96 @@ def test_fit_under_mirrored_strategy_matches_one_device():
     for a, b in zip(mirrored_weights, single_weights):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert opt.iterations.numpy() == 6
+
+
+# ------------------------------------------------------- optimizer families
+def _seed_adam():
+    from test_legacy import SeedAdam
+
+    return SeedAdam(learning_rate=0.05)
+
+
+FAMILIES = {
+    "native-kernel": lambda: optimlab.Adam(0.05, fused=True),
+    "tf-kernel": lambda: optimlab.registry.get("adamax", learning_rate=0.05, fused=True),
+    "plain": lambda: optimlab.registry.get("adabelief", learning_rate=0.05),
+    "legacy-style": _seed_adam,
+    "wrapper": lambda: optimlab.wrappers.Lookahead(optimlab.SGD(0.1, momentum=0.5), sync_period=2),
+    "sam": lambda: optimlab.SGD(0.1),
+    "accumulation": lambda: optimlab.Adam(0.05, gradient_accumulation_steps=2, weight_decay=0.1),
+    "accumulation-self-decaying": lambda: optimlab.registry.get("lamb", learning_rate=0.05, gradient_accumulation_steps=2, weight_decay=0.1, decay_in_trust_ratio=True),
+    "ema": lambda: optimlab.SGD(0.1, use_ema=True, ema_momentum=0.5),
+    "skip-nonfinite": lambda: optimlab.Adam(0.05, skip_nonfinite=True, gradient_accumulation_steps=2),
+}
+
+
+def _data():
+    rng = np.random.default_rng(3)
+    inputs = rng.normal(size=(32, 3)).astype("float32")
+    targets = (inputs @ np.array([[1.0], [-1.0], [2.0]]) + 0.5).astype("float32")
+    return inputs, targets
+
+
+def _model(family):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+    return optimlab.SAMModel(model, rho=0.05) if family == "sam" else model
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_fit_under_mirrored_strategy_matches_one_device_with_the_global_batch(family, mirrored):
+    inputs, targets = _data()
+    if family == "skip-nonfinite":
+        inputs = inputs.copy()
+        inputs[8:16] = np.nan  # the second global batch: skipped on both replicas
+
+    def train(scope):
+        with scope:
+            model = _model(family)
+            model.compile(optimizer=FAMILIES[family](), loss="mse")
+        model.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        return model
+
+    distributed, single = train(mirrored.scope()), train(tf.distribute.get_strategy().scope())
+    for a, b in zip(distributed.get_weights(), single.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    assert distributed.optimizer.iterations.numpy() == single.optimizer.iterations.numpy() > 0
+    for a, b in zip(distributed.optimizer.variables, single.optimizer.variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-5, atol=2e-6, err_msg=a.path)
+    for var in distributed.trainable_variables:  # the replicas agree
+        replicas = [component.numpy() for component in var.value.values]
+        np.testing.assert_array_equal(replicas[0], replicas[1])
+
+
+def test_accumulation_of_a_keras_model_in_a_custom_loop_under_mirrored_strategy(mirrored):
+    """Item 1: a Keras model's variables (not plain tf.Variables) under accumulation, custom loop."""
+    inputs, targets = _data()
+
+    def train(strategy):
+        with strategy.scope():
+            model = _model("accumulation")
+            opt = optimlab.Adam(0.05, gradient_accumulation_steps=2)
+            opt.build(model.trainable_variables)  # variables are created in the scope, not in tf.function
+        replicas = strategy.num_replicas_in_sync
+
+        @tf.function
+        def step(x, y):
+            def replica_fn(x, y):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(tf.square(model(x) - y)) / (8.0 * 1.0)
+                grads = tape.gradient(loss, model.trainable_variables)
+                opt.apply_gradients(zip(grads, model.trainable_variables))
+
+            strategy.run(replica_fn, args=(x, y))
+
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(8)
+        for x, y in strategy.experimental_distribute_dataset(dataset):
+            step(x, y)
+        assert replicas >= 1
+        return model, opt
+
+    distributed, opt = train(mirrored)
+    single, _ = train(tf.distribute.get_strategy())
+    for a, b in zip(distributed.get_weights(), single.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    assert opt.iterations.numpy() == 2

@@ -207,14 +207,25 @@ def run(opt, steps=STEPS):
     return x64.numpy(), x32.numpy()
 
 
+def f32(x):
+    """Keras 2 keeps number hyperparameters in float32 variables (cast up for float64 weights)."""
+    return float(np.float32(x))
+
+
 CASES = {
     "seed_adam": (
         lambda: SeedAdam(learning_rate=0.05, beta_1=0.8, decay=0.01),
-        lambda: numpy_seed_adam(X0, grad_fn, 0.05, 0.8, 0.999, 1e-8, 0.01, STEPS),
+        lambda: numpy_seed_adam(X0, grad_fn, f32(0.05), f32(0.8), f32(0.999), 1e-8, f32(0.01), STEPS),
     ),
-    "lazy_momentum": (lambda: LazyMomentum(0.05, momentum=0.7), lambda: numpy_momentum(X0, grad_fn, 0.05, 0.7, STEPS)),
-    "simple_adagrad": (lambda: SimpleAdagrad(0.3), lambda: numpy_adagrad(X0, grad_fn, 0.3, 0.1, STEPS)),
-    "decay_sgd": (lambda: DecaySGD(lr=0.2, decay=0.05), lambda: numpy_decay_sgd(X0, grad_fn, 0.2, 0.05, STEPS)),
+    "lazy_momentum": (
+        lambda: LazyMomentum(0.05, momentum=0.7),
+        lambda: numpy_momentum(X0, grad_fn, f32(0.05), f32(0.7), STEPS),
+    ),
+    "simple_adagrad": (lambda: SimpleAdagrad(0.3), lambda: numpy_adagrad(X0, grad_fn, f32(0.3), 0.1, STEPS)),
+    "decay_sgd": (
+        lambda: DecaySGD(lr=0.2, decay=0.05),
+        lambda: numpy_decay_sgd(X0, grad_fn, f32(0.2), f32(0.05), STEPS),
+    ),
 }
 
 
@@ -243,7 +254,7 @@ def test_legacy_optimizer_in_a_jit_compiled_step():
 
     for _ in range(STEPS):
         step()
-    np.testing.assert_allclose(x.numpy(), numpy_momentum(X0, grad_fn, 0.05, 0.7, STEPS), rtol=1e-10)
+    np.testing.assert_allclose(x.numpy(), numpy_momentum(X0, grad_fn, f32(0.05), f32(0.7), STEPS), rtol=1e-10)
 
 
 def test_sparse_path_uses_resource_apply_sparse_with_summed_duplicates():
@@ -284,7 +295,7 @@ def test_fallback_apply_state_when_called_directly():
     opt = LazyMomentum(0.1, momentum=0.5)
     opt.build([x])
     opt._resource_apply_dense(tf.constant(grad_fn(X0)), x)
-    np.testing.assert_allclose(x.numpy(), X0 - 0.1 * grad_fn(X0), rtol=1e-12)
+    np.testing.assert_allclose(x.numpy(), X0 - f32(0.1) * grad_fn(X0), rtol=1e-12)
 
 
 # ------------------------------------------------------------- Keras 3 models, saving
@@ -325,9 +336,9 @@ def test_legacy_optimizer_trains_with_fit_and_survives_save_load(case, tmp_path)
 def test_lr_alias_and_deprecation_warning():
     with pytest.warns(UserWarning, match="`lr` argument is deprecated"):
         opt = DecaySGD(lr=0.3)
-    assert float(opt.lr) == 0.3 and float(opt.learning_rate) == 0.3
+    assert float(opt.lr) == f32(0.3) and float(opt.learning_rate) == f32(0.3)
     opt.lr = 0.1
-    assert float(opt._get_hyper("learning_rate")) == 0.1
+    assert float(opt._get_hyper("learning_rate")) == f32(0.1)
     assert DecaySGD.from_config({"name": "DecaySGD", "lr": 0.7}).get_config()["learning_rate"] == 0.7
 
 

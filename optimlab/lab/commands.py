@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from optimlab.lab.training import analysis, problems, records, report
@@ -98,30 +99,51 @@ def parse_options(items):
 
 
 def make_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
-                options=None):
+                jobs=1, ray=None, options=None):
     """A Runner from CLI options (``batch_size`` 0 = full batch, None = the problem's)."""
     with user_errors():
         problem = problems.get(task)
         batch = "problem" if batch_size is None else (None if batch_size == 0 else batch_size)
         return experiments.Runner(out, problem, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
                                   target=target, standardize=standardize, valid_fraction=valid_fraction,
-                                  tensorboard=tensorboard, **parse_options(options))
+                                  tensorboard=tensorboard, jobs=jobs, ray=ray, **parse_options(options))
 
 
 @contextlib.contextmanager
 def progress_for(runner, total, label):
-    """A rich progress bar advanced by every finished (or reused) run."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    """One progress bar for all runs (here, in worker processes or on a cluster).
+
+    It shows runs done of the total, how many are running and how many failed
+    (diverged, or lost a worker and were retried), and the time left.
+    """
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("running {task.fields[running]}, failed {task.fields[failed]}"),
+               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    counts = {"running": 0, "failed": 0}
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(label, total=total)
+        task = progress.add_task(label, total=total, **counts)
+
+        def on_start():
+            counts["running"] += 1
+            progress.update(task, **counts)
+
+        def on_retry():
+            counts["failed"] += 1
+            progress.update(task, **counts)
 
         def on_run(record, computed):
             spec = record["spec"]
+            if computed:
+                counts["running"] = max(0, counts["running"] - 1)
+            counts["failed"] += record["status"] != "ok"
             what = f"{spec['optimizer']} {analysis.config_label(spec['hyperparameters'])} seed {spec['seed']}"
-            progress.update(task, advance=1, description=f"{label}: {what} {record['status']}")
+            progress.update(task, advance=1, description=f"{label}: {what} {record['status']}", **counts)
 
-        runner.on_run = on_run
-        yield
+        runner.on_run, runner.on_start, runner.on_retry = on_run, on_start, on_retry
+        try:
+            yield
+        finally:
+            runner.close()
 
 
 def _fmt(value):

@@ -32,6 +32,7 @@ import tensorflow as tf
 from optimlab import registry
 from optimlab._checks import check_bool, check_choice, check_nonnegative
 from optimlab.lab.convergence.functions import as_function
+from optimlab.lab.training.runner.loop import optimizer_structure
 
 RUNNING, STEP, GRADIENT, OPTIMUM, EXPLODED = range(5)
 _CRITERIA = {STEP: "step", GRADIENT: "gradient", OPTIMUM: "optimum"}
@@ -311,6 +312,7 @@ def convergence_test(
     compiled=True,
     jit_compile=False,
     dtype="float32",
+    _programs=None,
 ):
     """Minimize ``function`` from ``init`` and report how the optimizer fared (seed 000's test).
 
@@ -376,14 +378,28 @@ def convergence_test(
     apply = _applier(optimizer)
 
     start = time.perf_counter()
-    x = tf.Variable(tf.cast(value, dtype), name="x")
-    if isinstance(optimizer, keras.optimizers.Optimizer):
+    key = None
+    if _programs is not None and compiled and isinstance(optimizer, keras.optimizers.Optimizer):
+        key = (id(fn), fn.name, dtype, int(max_iters), step_tol, grad_tol, optimum_tol, explosion, jit_compile,
+               optimizer_structure(optimizer)[:2])
+    if key in (_programs or {}):
+        x, program, traced = _programs[key]  # one trace per optimizer class and setting: reset, not retrace
+        x.assign(tf.cast(value, dtype))
         optimizer.build([x])
-    step = _make_step(fn, x, apply, fn.minima, step_tol, grad_tol, optimum_tol, explosion)
-    note = ""
-    if compiled:
-        program = _compiled_program(step, x, int(max_iters), jit_compile)
-        note = _trace(program, optimizer)
+        for mine, fresh in zip(traced.variables, optimizer.variables, strict=True):
+            mine.assign(fresh)
+        note = ""
+    else:
+        x = tf.Variable(tf.cast(value, dtype), name="x")
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            optimizer.build([x])
+        step = _make_step(fn, x, apply, fn.minima, step_tol, grad_tol, optimum_tol, explosion)
+        note = ""
+        if compiled:
+            program = _compiled_program(step, x, int(max_iters), jit_compile)
+            note = _trace(program, optimizer)
+            if key is not None and not note:
+                _programs[key] = (x, program, optimizer)
     if compiled and not note:
         with _eager_arithmetic():
             t, code, path = (np.asarray(v) for v in program())
@@ -434,6 +450,10 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, **kwargs):
             after each run (the CLI's progress bar).
         **kwargs: passed to ``convergence_test`` (``init``, ``max_iters``, tolerances, ...).
 
+    The compiled program of an optimizer is traced once and reused across its
+    learning rates (the parameter, slots, ``iterations`` and hyperparameters are
+    reset; hyperparameters are variables), so a table costs one trace per optimizer.
+
     Returns:
         A dict ``{(label, learning_rate): ConvergenceResult}`` in run order.
     """
@@ -441,9 +461,11 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, **kwargs):
     rates = _rates_per_optimizer(learning_rates, factories)
     as_function(function)
     results = {}
+    programs = {}  # traced programs, reused across the learning rates of an optimizer
+    fn = as_function(function)
     for label, factory in factories.items():
         for lr in rates[label]:
-            result = convergence_test(factory(float(lr)), function, **kwargs)
+            result = convergence_test(factory(float(lr)), fn, _programs=programs, **kwargs)
             results[(label, float(lr))] = result
             if on_result is not None:
                 on_result(label, float(lr), result)

@@ -43,6 +43,7 @@ def test_probe_gradient_norm_update_ratio_and_dead_units_match_numpy():
     b1[:2] = -100.0  # two of the five hidden units can never fire
     model.set_weights([w1, b1, w2, b2])
     probe = probes.Probe(model, loop.loss_fn("mse"), x, y)
+    before = probe.snapshot()
     new_w2 = w2 * 1.5  # the "update" since the probe's snapshot: only the output layer moves
     model.set_weights([w1, b1, new_w2, b2])
     h = np.maximum(x @ w1 + b1, 0)  # float64 forward and backward pass at the current weights
@@ -51,7 +52,10 @@ def test_probe_gradient_norm_update_ratio_and_dead_units_match_numpy():
     g_h = (g_out @ new_w2.T) * (h > 0)
     g_w1, g_b1 = x.T @ g_h, g_h.sum(0)
     norm = np.sqrt(sum(np.sum(g**2) for g in (g_w1, g_b1, g_w2, g_b2)))
-    values, ratios = probe.measure()
+    with probe.recording():
+        measured, per_layer = probe.measure(before)
+    values = dict(zip(probe.COLUMNS, measured.numpy()))
+    ratios = dict(zip(probe.layers, per_layer.numpy()))
     assert values["grad_norm"] == pytest.approx(norm, rel=1e-4)
     assert values["dead_units"] == pytest.approx(np.mean(h.max(axis=0) <= 0))
     assert values["dead_units"] >= 0.4

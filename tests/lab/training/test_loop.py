@@ -112,3 +112,26 @@ def test_bad_batch_size():
     problem = problems.get("iris")
     with pytest.raises(ValueError, match="batch_size"):
         loop.train(problem, problems.load(problem), optimlab.get("gd"), seed=0, epochs=1, batch_size=10_000)
+
+
+def test_runs_reuse_one_traced_program_and_match_a_fresh_one():
+    """Issue 17 item 1: seeds, learning rates and variable-held hyperparameters share one trace, exactly."""
+    problem = problems.get("diabetes")
+    data = problems.load(problem)
+    for batch in (None, 64):
+        def run(lr, seed, momentum):
+            r = loop.train(problem, data, optimlab.get("sgd", learning_rate=lr, momentum=momentum), seed=seed,
+                           epochs=6, batch_size=batch, eval_every=2)
+            return r.history.drop(columns="wall_time")
+
+        loop._PROGRAMS.clear()
+        fresh = run(0.05, 2, 0.5)
+        loop._PROGRAMS.clear()
+        traces = loop.TRACES
+        run(0.01, 1, 0.9)
+        reused = run(0.05, 2, 0.5)
+        assert loop.TRACES == traces + 1  # the second run reused the first one's program
+        assert reused.equals(fresh)  # bit for bit what a new program gives
+        loop.train(problem, data, optimlab.get("sgd", learning_rate=0.05, clipnorm=1.0),
+                   seed=2, epochs=2, batch_size=batch)
+        assert loop.TRACES == traces + 2  # clipping is not a variable: a new trace

@@ -26,10 +26,11 @@ def test_key_is_deterministic_and_ignores_key_order():
 def test_write_is_atomic_and_strict_json(tmp_path):
     path = tmp_path / "a" / "b.json"
     records.write(path, {"loss": float("nan"), "curve": [1.0, float("inf")]})
-    assert json.loads(path.read_text()) == {"loss": None, "curve": [1.0, None]}
+    assert records.read(path) == {"loss": None, "curve": [1.0, None]}
+    assert json.loads(path.read_text())["checksum"] == records.checksum({"loss": None, "curve": [1.0, None]})
     with pytest.raises(TypeError):
         records.write(path, {"bad": object()})  # fails while serializing: the old record stays whole
-    assert json.loads(path.read_text())["loss"] is None
+    assert records.read(path)["loss"] is None
     assert [p.name for p in path.parent.iterdir()] == ["b.json"]  # no temporary file left behind
 
 

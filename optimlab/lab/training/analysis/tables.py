@@ -25,6 +25,34 @@ def config_label(hyperparameters):
     return " ".join(f"{short.get(k, k)}={v:g}" for k, v in sorted(hyperparameters.items()))
 
 
+_NOT_BUDGET = ("problem", "optimizer", "hyperparameters", "seed")
+
+
+def problem_labels(records):
+    """``{key: label}``: the problem's name, with its budget added where a folder mixes budgets.
+
+    Runs of one problem with different budgets (``--epochs``, batch size, data
+    preparation, ...) are different experiments: they get labels such as
+    ``diabetes [epochs=20]`` so that tables and figures keep them apart instead
+    of pooling them as extra seeds.
+    """
+    budgets = {}
+    for r in records:
+        spec = r["spec"]
+        budget = json.dumps({k: v for k, v in spec.items() if k not in _NOT_BUDGET}, sort_keys=True)
+        budgets.setdefault(spec["problem"], {})[r["key"]] = json.loads(budget)
+    labels = {}
+    for problem, per_key in budgets.items():
+        distinct = {json.dumps(b, sort_keys=True) for b in per_key.values()}
+        varying = sorted({k for b in per_key.values() for k in b if len({json.dumps(x.get(k)) for x in per_key.values()}) > 1})
+        for key, budget in per_key.items():
+            if len(distinct) == 1:
+                labels[key] = problem
+            else:
+                labels[key] = f"{problem} [" + " ".join(f"{k}={budget.get(k)}" for k in varying) + "]"
+    return labels
+
+
 def _number(value):
     return math.nan if value is None else float(value)
 
@@ -32,11 +60,12 @@ def _number(value):
 def runs_table(records):
     """One row per record."""
     rows = []
+    labels = problem_labels(records)
     for r in records:
         spec, final, hit = r["spec"], r["final"], r["time_to_target"]
         metric = r["problem"]["metric"]
         rows.append({
-            "problem": spec["problem"], "optimizer": spec["optimizer"],
+            "problem": labels[r["key"]], "optimizer": spec["optimizer"],
             "config": config_label(spec["hyperparameters"]),
             "hyperparameters": json.dumps(spec["hyperparameters"], sort_keys=True),
             "learning_rate": spec["hyperparameters"].get("learning_rate", math.nan),
@@ -129,10 +158,11 @@ def profile_costs(runs):
 def curves(records):
     """Long table of histories: problem, optimizer, config, seed, epoch and the history columns."""
     frames = []
+    labels = problem_labels(records)
     for r in records:
         h = pd.DataFrame(r["history"]).astype(float)
         spec = r["spec"]
-        h = h.assign(problem=spec["problem"], optimizer=spec["optimizer"],
+        h = h.assign(problem=labels[r["key"]], optimizer=spec["optimizer"],
                      config=config_label(spec["hyperparameters"]), seed=spec["seed"])
         frames.append(h)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -39,7 +39,7 @@ BOSTON_ENV = "OPTIMLAB_BOSTON"
 _SPLIT_SEED = 0  # fixed: the split never depends on the run's seed
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
     """What a run trains: model, data, loss, metrics, budget and training options.
 
@@ -74,6 +74,8 @@ class Problem:
         batchnorm: batch normalization after each hidden layer (built-in MLP/CNN).
         mixup: mixup's Beta(alpha, alpha) parameter (0: off), Zhang et al. 2018.
         label_smoothing: for ``crossentropy`` (0: off).
+
+    Problems compare by identity (traced programs are reused per problem object).
     """
 
     name: str = "custom"

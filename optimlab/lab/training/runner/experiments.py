@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import keras
-import tensorflow as tf
+import pandas as pd
 
 import optimlab
 from optimlab import registry
 from optimlab.lab.training import problems, records
-from optimlab.lab.training.runner import loop
+from optimlab.lab.training.runner import executors, loop
 
 TUNING_SEED = 0
 
@@ -105,7 +105,8 @@ class Runner:
     Args:
         out: output folder (records go to ``out/records``).
         problem: a problem name, ``"package.module:attribute"`` or a
-            :class:`~optimlab.lab.training.problems.Problem`.
+            :class:`~optimlab.lab.training.problems.Problem` (with ``jobs`` > 1 or
+            Ray, its model and data functions must be importable: module-level).
         data: data path (Boston only).
         epochs, batch_size, eval_every, target: the budget (defaults: the problem's);
             ``batch_size=None`` is full-batch.
@@ -115,14 +116,20 @@ class Runner:
         batchnorm, mixup, label_smoothing: override the problem's options (None: keep).
         schedule: ``(name, {args})``: every run's learning rate follows this Keras
             or optimlab schedule, started at the run's learning rate.
+        jobs: worker processes on this machine (1: in this process).
+        ray: address of a Ray cluster (``auto``: the one this machine belongs to) to run on instead.
         on_run: called as ``on_run(record, computed)`` after every run.
+        on_start: called as ``on_start()`` when a run starts computing (progress bars).
+        on_retry: called as ``on_retry()`` when a run lost its worker and is computed again.
 
-    Options that change a run (batchnorm, mixup, label smoothing, schedule)
-    enter its spec, hence its key, only when set, so older records keep theirs.
+    Concurrent runners (other processes, other machines on a shared folder)
+    split the work: each claims a run before computing it (see
+    :func:`~optimlab.lab.training.records.claim`) and waits for the records of
+    runs that others claimed, so no run is computed twice.
     """
 
     out: Path
-    problem: object
+    problem: str
     data: str | None = None
     epochs: int | None = None
     batch_size: int | None | str = "problem"
@@ -135,7 +142,11 @@ class Runner:
     mixup: float | None = None
     label_smoothing: float | None = None
     schedule: tuple | None = None
+    jobs: int = 1
+    ray: str | None = None
     on_run: object = None
+    on_start: object = None
+    on_retry: object = None
     computed: int = 0
     reused: int = 0
 
@@ -150,6 +161,9 @@ class Runner:
             make_schedule(name, 1e-3, dict(args))  # a bad name or argument fails before any run
             self.schedule = (name, dict(args))
         self._data = None
+        if self.ray is None:
+            executors.make(self.jobs)  # validates jobs before any work
+        self._executor = None
 
     @property
     def meta(self):
@@ -194,42 +208,84 @@ class Runner:
 
     def run(self, optimizer, hyperparameters, seed):
         """The record of one run: read if it exists, else trained and written."""
-        spec = self.spec(optimizer, hyperparameters, seed)
-        path = records.record_path(self.out, spec)
-        record = records.read(path)
-        computed = record is None
-        if computed:
-            record = self._train(spec)
-            records.write(path, record)
-            self.computed += 1
-        else:
+        return self.run_many([(optimizer, hyperparameters, seed)])[0]
+
+    def run_many(self, runs):
+        """The records of independent runs ``[(optimizer, hyperparameters, seed), ...]``, in order.
+
+        Existing records are read; missing runs are claimed a few at a time
+        (as many as the executor computes at once), computed and written as
+        they finish; runs claimed by another live process are waited for, and
+        taken over if that process dies.
+        """
+        specs = [self.spec(*run) for run in runs]
+        paths = [records.record_path(self.out, spec) for spec in specs]
+        spec_of = dict(zip(paths, specs))
+        found = {}
+        pending = list(dict.fromkeys(paths))
+        while pending:
+            mine, waiting = [], []
+            for path in pending:
+                record = None if len(mine) >= self._batch() else records.read(path)
+                if record is not None:
+                    found[path] = record
+                    self._done(record, computed=False)
+                elif len(mine) < self._batch() and records.claim(path):
+                    mine.append(path)
+                else:
+                    waiting.append(path)
+            self._compute(mine, spec_of, found)
+            if not mine and waiting:
+                time.sleep(0.2)  # every run left is computed by another process right now
+            pending = waiting
+        return [found[path] for path in paths]
+
+    def _batch(self):
+        """How many runs to claim at once: what the executor computes in parallel, and a little more."""
+        if self.ray is not None:
+            return 1 << 30
+        return 1 if self.jobs == 1 else 2 * self.jobs
+
+    def _compute(self, paths, spec_of, found):
+        if not paths:
+            return
+        records.clean_stale(self.out)
+        executor = self.executor()
+        try:
+            specs = [spec_of[p] for p in paths]
+            for i, record in executor.run(self._problem, self.data_split(), specs,
+                                          on_start=self.on_start and (lambda *_: self.on_start()),
+                                          on_retry=self.on_retry and (lambda *_: self.on_retry())):
+                records.write(paths[i], record)
+                records.release(paths[i])
+                if self.tensorboard:
+                    spec = record["spec"]
+                    loop.write_tensorboard(pd.DataFrame(record["history"]),
+                                           self.out / "tensorboard" / spec["problem"] / spec["optimizer"] / record["key"])
+                found[paths[i]] = record
+                self.computed += 1
+                self._done(record, computed=True)
+        finally:
+            for path in paths:
+                if path not in found:
+                    records.release(path)
+
+    def _done(self, record, computed):
+        if not computed:
             self.reused += 1
         if self.on_run is not None:
             self.on_run(record, computed)
-        return record
 
-    def _train(self, spec):
-        opt = make_optimizer(spec["optimizer"], spec["hyperparameters"], self.schedule)
-        started = time.time()
-        result = loop.train(self._problem, self.data_split(), opt, spec["seed"], epochs=spec["epochs"],
-                                batch_size=spec["batch_size"], eval_every=spec["eval_every"], target=spec["target"])
-        key = records.run_key(spec)
-        if self.tensorboard:
-            loop.write_tensorboard(result.history, self.out / "tensorboard" / spec["problem"] / spec["optimizer"] / key)
-        keras.backend.clear_session()
-        return {
-            "schema": records.SCHEMA,
-            "key": key,
-            "spec": spec,
-            "problem": self.meta,
-            "status": result.status,
-            "final": result.final,
-            "time_to_target": result.time_to_target,
-            "history": result.history.to_dict(orient="list"),
-            "diagnostics": result.diagnostics,
-            "started": started,
-            "versions": {"optimlab": optimlab.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
-        }
+    def executor(self):
+        """The executor (created on first use; :meth:`close` ends its workers)."""
+        if self._executor is None:
+            self._executor = executors.make(self.jobs, self.ray)
+        return self._executor
+
+    def close(self):
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
 
 
 def selection_loss(record):
@@ -266,12 +322,9 @@ def sweep(runner, optimizer, learning_rates, seeds=1, clipnorms=(None,), extra=N
     _check_seeds(seeds)
     runner.data_split()
     make_optimizer(optimizer, extra or {})  # bad hyperparameters fail before training
-    out = []
-    for clipnorm in clipnorms:
-        for lr in learning_rates:
-            hyper = {**(extra or {}), "learning_rate": lr, "clipnorm": clipnorm}
-            out.extend(runner.run(optimizer, hyper, seed) for seed in range(seeds))
-    return out
+    runs = [(optimizer, {**(extra or {}), "learning_rate": lr, "clipnorm": clipnorm}, seed)
+            for clipnorm in clipnorms for lr in learning_rates for seed in range(seeds)]
+    return runner.run_many(runs)
 
 
 def compare(runner, optimizer_names, seeds, learning_rates=None, extra=None):
@@ -291,14 +344,12 @@ def compare(runner, optimizer_names, seeds, learning_rates=None, extra=None):
     runner.data_split()
     for name in names:  # bad hyperparameters fail before any training
         make_optimizer(name, extra or {})
-    result = {}
-    for name in names:
-        lrs = learning_rates or [default_learning_rate(name)]
-        configs = [{**(extra or {}), "learning_rate": lr} for lr in lrs]
-        if len(configs) > 1:
-            scores = [selection_loss(runner.run(name, c, TUNING_SEED)) for c in configs]
-            best = configs[min(range(len(configs)), key=scores.__getitem__)]
-        else:
-            best = configs[0]
-        result[name] = {"hyperparameters": best, "records": [runner.run(name, best, s) for s in range(seeds)]}
-    return result
+    configs = {name: [{**(extra or {}), "learning_rate": lr} for lr in learning_rates or [default_learning_rate(name)]]
+               for name in names}
+    # Two batches of independent runs (selection, then the winners' seeds), so workers share them out.
+    selection = [(name, c, TUNING_SEED) for name in names if len(configs[name]) > 1 for c in configs[name]]
+    scores = dict(zip(((r[0], id(r[1])) for r in selection), map(selection_loss, runner.run_many(selection))))
+    best = {name: min(configs[name], key=lambda c, name=name: scores.get((name, id(c)), 0.0)) for name in names}
+    winners = runner.run_many([(name, best[name], s) for name in names for s in range(seeds)])
+    return {name: {"hyperparameters": best[name], "records": winners[i * seeds:(i + 1) * seeds]}
+            for i, name in enumerate(names)}

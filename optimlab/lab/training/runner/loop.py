@@ -1,18 +1,25 @@
 """Training loops: full-batch gradient descent and minibatch SGD, compiled, with a history.
 
-:func:`train` runs chunks of epochs inside one ``tf.function`` (traced once,
-before the clock starts), evaluates between chunks and returns a
+:func:`train` runs a whole run in one call of a ``tf.function`` (chunks of
+epochs, an evaluation after each) and returns a
 :class:`Result` whose ``history`` is a pandas DataFrame with columns ``epoch,
 train_loss, valid_loss, test_loss, valid_<metric>, test_<metric>, wall_time``.
 Minibatches follow seed 002's ``Dataset``: a fresh shuffle every epoch and
 ``n // batch_size`` steps (the remainder is dropped). The shuffles come from
 ``seed`` alone, so every optimizer sees the same data order.
 
+The traced :class:`Program` is kept and reused by later runs of the same
+configuration (problem, data, batch mode, optimizer class and the settings not
+held in variables): only weights, slots, ``iterations`` and hyperparameters are
+reset, so a table of seeds x learning rates traces once per optimizer.
+``TRACES`` counts the programs traced in this process.
+
 A run whose loss becomes non-finite stops and gets ``status="diverged"``.
 :func:`fit` trains the same model through ``keras.Model.fit`` for comparison.
 """
 
 import dataclasses
+import json
 import math
 import time
 
@@ -94,40 +101,287 @@ def _train_step(model, optimizer, loss, x, y, mixup=0.0, seed=0):
     return value
 
 
-def _full_batch_runner(model, optimizer, loss, x, y, mixup=0.0, seed=0):
-    """``run(k)``: k full-batch steps; returns each epoch's loss (before its update)."""
-
-    @tf.function
-    def run(k):
-        losses = tf.TensorArray(tf.float32, size=k)
-        for epoch in tf.range(k):
-            losses = losses.write(epoch, _train_step(model, optimizer, loss, x, y, mixup, seed))
-        return losses.stack()
-
-    return run, run.get_concrete_function(tf.TensorSpec([], tf.int32))
-
-
-def _minibatch_runner(model, optimizer, loss, x, y, mixup=0.0, seed=0):
-    """``run(orders)``: epochs of minibatch steps, ``orders[e, s]`` the rows of step s."""
-
-    @tf.function
-    def run(orders):
-        losses = tf.TensorArray(tf.float32, size=tf.shape(orders)[0])
-        for epoch in tf.range(tf.shape(orders)[0]):
-            total = tf.constant(0.0)
-            for step in tf.range(tf.shape(orders)[1]):
-                rows = orders[epoch, step]
-                total += _train_step(model, optimizer, loss, tf.gather(x, rows), tf.gather(y, rows), mixup, seed)
-            losses = losses.write(epoch, total / tf.cast(tf.shape(orders)[1], tf.float32))
-        return losses.stack()
-
-    return run, run.get_concrete_function(tf.TensorSpec([None, None, None], tf.int32))
-
-
 def epoch_orders(rng, n, batch_size, epochs):
     """Seed 002's Dataset order: a new permutation per epoch, ``n // batch_size`` full batches."""
     steps = n // batch_size
     return np.stack([rng.permutation(n)[: steps * batch_size].reshape(steps, batch_size) for _ in range(epochs)])
+
+
+def _first_reached(history, target):
+    """Epoch and seconds of the first row whose validation (else training) loss <= target."""
+    column = "valid_loss" if history["valid_loss"].notna().any() else "train_loss"
+    hit = history[history[column] <= target]
+    if target is None or hit.empty:
+        return {"target": target, "epoch": None, "seconds": None}
+    row = hit.iloc[0]
+    return {"target": target, "epoch": int(row["epoch"]), "seconds": float(row["wall_time"])}
+
+
+class Program:
+    """One traced training program, reused by every run of the same configuration.
+
+    The program trains chunks of epochs and evaluates after each, all in one
+    ``tf.function`` call per run, and stops after a chunk whose loss (or
+    watched evaluation) is not finite. Runs that differ only in seed, learning
+    rate or another hyperparameter held in a variable reuse it: :meth:`reset`
+    copies a freshly built model's weights and a freshly built optimizer's
+    variables (slots, ``iterations``, hyperparameters) into the traced ones, so
+    a reused program computes exactly what a new one would.
+    """
+
+    def __init__(self, problem, data, optimizer, full_batch, initial_weights, diagnostics=True):
+        self.problem, self.data, self.full_batch, self.diagnostics = problem, data, full_batch, diagnostics
+        self.model = models.build(problem, data.x_train.shape[1:], 0)
+        self.model.set_weights(initial_weights)
+        self.optimizer = optimizer
+        optimizer.build(self.model.trainable_variables)
+        self.structure = optimizer_structure(optimizer)
+        self.probe = probes.Probe(self.model, loss_fn(problem), data.x_train, data.y_train) if diagnostics else None
+        self.function = self._trace()
+        global TRACES
+        TRACES += 1
+
+    def _trace(self):
+        model, optimizer, full_batch, probe = self.model, self.optimizer, self.full_batch, self.probe
+        loss, metrics = loss_fn(self.problem), [metric_fn(m) for m in self.problem.metrics]
+        train_loss = loss_fn(self.problem, training=True)
+        mixup = self.problem.mixup
+        data = self.data
+        x, y = tf.constant(data.x_train), tf.constant(data.y_train)
+        splits = [(tf.constant(data.x_valid), tf.constant(data.y_valid)) if len(data.x_valid) else None,
+                  (tf.constant(data.x_test), tf.constant(data.y_test)) if len(data.x_test) else None]
+        width = 1 + len(metrics)  # per split: loss, metrics
+        n_layers = len(probe.layers) if probe else 0
+
+        def evaluate():
+            """valid loss, valid metrics, test loss, test metrics (NaN for an empty split)."""
+            values = []
+            for split in splits:
+                if split is None:
+                    values += [tf.constant(math.nan)] * width
+                else:
+                    out = model(split[0], training=False)
+                    values += [loss(split[1], out)] + [m(split[1], out) for m in metrics]
+            return tf.stack(values)
+
+        def measure(before):
+            if probe is None:
+                return tf.zeros([0]), tf.zeros([0])
+            return probe.measure(before)
+
+        def epoch(orders, e, seed):
+            if full_batch:
+                return _train_step(model, optimizer, train_loss, x, y, mixup, seed)
+            total = tf.constant(0.0)
+            for step in tf.range(tf.shape(orders)[1]):
+                rows = orders[e, step]
+                total += _train_step(model, optimizer, train_loss, tf.gather(x, rows), tf.gather(y, rows), mixup, seed)
+            return total / tf.cast(tf.shape(orders)[1], tf.float32)
+
+        @tf.function
+        def program(sizes, orders, seed):
+            start_loss = loss(y, model(x, training=False))
+            start = evaluate()
+            before = probe.snapshot() if probe else []
+            start_diag, _ = measure(before)
+            watched = tf.math.is_finite(start) & tf.constant(([True] + [False] * (width - 1)) * 2)
+            chunks = tf.shape(sizes)[0]
+            losses = tf.TensorArray(tf.float32, size=tf.reduce_sum(sizes))
+            evals = tf.TensorArray(tf.float32, size=chunks, element_shape=[2 * width])
+            diags = tf.TensorArray(tf.float32, size=chunks, element_shape=[3 if probe else 0])
+            layer_ratios = tf.TensorArray(tf.float32, size=chunks, element_shape=[n_layers])
+            seconds = tf.TensorArray(tf.float64, size=chunks, element_shape=[])
+            done, chunk, going = 0, 0, True
+            while going and chunk < chunks:
+                began = tf.timestamp()
+                with tf.control_dependencies([began]):
+                    for _ in tf.range(sizes[chunk]):
+                        value = epoch(orders, done, seed)
+                        losses = losses.write(done, value)
+                        going = going and tf.math.is_finite(value)
+                        done += 1
+                with tf.control_dependencies([losses.flow]):
+                    ended = tf.timestamp()
+                    row = evaluate()
+                    diag, ratios = measure(before)
+                    before = probe.snapshot() if probe else []
+                seconds = seconds.write(chunk, ended - began)
+                evals = evals.write(chunk, row)
+                diags = diags.write(chunk, diag)
+                layer_ratios = layer_ratios.write(chunk, ratios)
+                going = going and not tf.reduce_any(watched & ~tf.math.is_finite(row))
+                chunk += 1
+            return (start_loss, start, losses.stack(), evals.stack(), seconds.stack(), chunk, start_diag,
+                    diags.stack(), layer_ratios.stack())
+
+        specs = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None, None], tf.int32), tf.TensorSpec([], tf.int64))
+        if probe is None:
+            program.get_concrete_function(*specs)
+        else:
+            with probe.recording():  # ReLU outputs reach the probe in the traced program
+                program.get_concrete_function(*specs)
+        return program
+
+    def reset(self, initial_weights, optimizer):
+        """Put the fresh state of a new run in place: the seed's weights, ``optimizer``'s variables."""
+        self.model.set_weights(initial_weights)
+        optimizer.build(self.model.trainable_variables)
+        for mine, fresh in zip(self.optimizer.variables, optimizer.variables, strict=True):
+            mine.assign(fresh)
+
+
+def _variable_backed(optimizer):
+    """Names of the hyperparameters that live in variables (changing them needs no new trace)."""
+    names = set(getattr(optimizer, "_hypers", {}))
+    names.add("learning_rate")
+    sources = dict(getattr(optimizer, "_hypers", {}), learning_rate=getattr(optimizer, "_learning_rate", None))
+    stores = dict(getattr(optimizer, "_hyper_stores", {}), learning_rate=getattr(optimizer, "_learning_rate_store", 0))
+    return {n for n in names if sources.get(n) is not None and sources.get(n) is stores.get(n)}
+
+
+def optimizer_structure(optimizer):
+    """What must match for two optimizers to share a traced program: class, non-variable config, variables."""
+    config = {k: v for k, v in optimizer.get_config().items() if k not in _variable_backed(optimizer) | {"name"}}
+    shapes = [(tuple(v.shape), str(v.dtype)) for v in optimizer.variables] if optimizer.built else None
+    return type(optimizer), json.dumps(config, sort_keys=True, default=repr), repr(shapes)
+
+
+TRACES = 0
+_PROGRAMS = []  # most recently used last
+_KEEP_PROGRAMS = 8
+_WEIGHTS = {}
+_KEEP_WEIGHTS = 64
+
+
+def initial_weights(problem, input_shape, seed):
+    """The weights ``models.build`` gives for ``seed`` (cached: paired runs share them)."""
+    shape = (int(input_shape),) if np.isscalar(input_shape) else tuple(int(d) for d in input_shape)
+    key = (problem.name, id(problem.model) if callable(problem.model) else problem.model, tuple(problem.hidden),
+           problem.outputs, problem.batchnorm, shape, int(seed))
+    if key not in _WEIGHTS:
+        if len(_WEIGHTS) >= _KEEP_WEIGHTS:
+            _WEIGHTS.pop(next(iter(_WEIGHTS)))
+        _WEIGHTS[key] = models.build(problem, shape, seed).get_weights()
+    return _WEIGHTS[key]
+
+
+def program_for(problem, data, optimizer, full_batch, weights, diagnostics=True):
+    """A program for this configuration, reset for a new run: reused when one exists, else traced."""
+    for i, program in enumerate(_PROGRAMS):
+        if program.data is data and program.problem is problem and program.full_batch == full_batch \
+                and program.diagnostics == diagnostics \
+                and type(program.optimizer) is type(optimizer) \
+                and program.structure[:2] == optimizer_structure(optimizer)[:2]:
+            program.reset(weights, optimizer)
+            _PROGRAMS.append(_PROGRAMS.pop(i))
+            return program, False
+    program = Program(problem, data, optimizer, full_batch, weights, diagnostics)
+    _PROGRAMS.append(program)
+    if len(_PROGRAMS) > _KEEP_PROGRAMS:
+        _PROGRAMS.pop(0)
+    return program, True
+
+
+def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eval_every=None, target=None,
+          diagnostics=True):
+    """Train ``problem``'s model on ``data`` with ``optimizer``; return a :class:`Result`.
+
+    Args:
+        problem: a :class:`optimlab.lab.training.problems.Problem`.
+        data: its :class:`optimlab.lab.training.problems.Data`.
+        optimizer: a fresh optimizer (``optimlab.get(name, learning_rate=..., clipnorm=...)``).
+        seed: fixes the initial weights and the data order (paired across optimizers).
+        epochs: passes over the training data (default: the problem's budget).
+        batch_size: rows per step; None for full-batch gradient descent
+            (default: the problem's choice).
+        eval_every: epochs between evaluations (default: about 100 evaluations).
+        target: validation loss that counts as reached (default: the problem's).
+        diagnostics: also record, per evaluation, the gradient norm, the largest
+            per-layer update ratio and the share of dead ReLU units
+            (:mod:`~optimlab.lab.training.runner.probes`), and the naive baseline.
+
+    ``train_loss`` is the mean of the epochs' losses since the last
+    evaluation, ``train_loss_max`` the largest of them and ``peak_epoch`` its
+    epoch (so a one-epoch explosion shows). The run reuses the traced program of an earlier run with the same
+    problem, data and optimizer structure (see :class:`Program`); ``wall_time``
+    counts training seconds only (tracing and evaluation excluded).
+
+    Example:
+        >>> import optimlab
+        >>> from optimlab.lab.training import problems
+        >>> p = problems.get("iris")
+        >>> r = train(p, problems.load(p), optimlab.get("adam", learning_rate=0.05), seed=0, epochs=20)
+        >>> r.status, len(r.history)
+        ('ok', 21)
+    """
+    epochs = problem.epochs if epochs is None else int(epochs)
+    batch_size = problem.batch_size if batch_size == "problem" else batch_size
+    eval_every = eval_every or max(1, epochs // 100)
+    target = problem.target if target is None else target
+    n = len(data.x_train)
+    if batch_size is not None and not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be in [1, {n}] or None; got {batch_size!r}")
+
+    weights = initial_weights(problem, data.x_train.shape[1:], seed)
+    program, _ = program_for(problem, data, optimizer, batch_size is None, weights, diagnostics)
+    sizes = [eval_every] * (epochs // eval_every) + ([epochs % eval_every] if epochs % eval_every else [])
+    if batch_size is None:
+        orders = np.zeros((0, 0, 0), np.int32)
+    else:
+        orders = epoch_orders(np.random.default_rng(int(seed)), n, batch_size, epochs).astype(np.int32)
+    outputs = [v.numpy() for v in program.function(tf.constant(sizes, tf.int32), tf.constant(orders),
+                                                   tf.constant(int(seed), tf.int64))]
+    result = _result(problem, target, sizes, program.probe, *outputs)
+    if diagnostics:
+        metrics = [metric_fn(m) for m in problem.metrics]
+        num_outputs = int(program.model(data.x_train[:1], training=False).shape[-1])
+        result.diagnostics["baseline"] = probes.naive_baseline(
+            problem, data, _constant_evaluator(loss_fn(problem), metrics), num_outputs)
+    return result
+
+
+def _result(problem, target, sizes, probe, start_loss, start, losses, evals, seconds, chunks, start_diag, diags,
+            layer_ratios):
+    """The history and outcome, row by row as the chunks of the program ran."""
+    chunks = int(chunks)
+    names = [custom.metric_name(m) for m in problem.metrics]
+    columns = [f"{split}_{name}" for split in ("valid", "test") for name in ["loss", *names]]
+
+    def row(epoch, train_loss, values, wall, peak, diag):
+        out = {"epoch": epoch, "train_loss": train_loss, **dict(zip(columns, (float(v) for v in values))),
+               "wall_time": wall}
+        if probe is not None:
+            out.update(train_loss_max=peak[0], peak_epoch=peak[1], **dict(zip(probe.COLUMNS, (float(v) for v in diag))))
+        return out
+
+    start_loss = float(start_loss)
+    rows = [row(0, start_loss, start, 0.0, (start_loss, 0), start_diag)]
+    watched = [c for c in ("valid_loss", "test_loss") if math.isfinite(rows[0][c])]
+    status, done, wall = "ok", 0, 0.0
+    for chunk in range(chunks):
+        k = sizes[chunk]
+        chunk_losses = losses[done: done + k]
+        wall += float(seconds[chunk])
+        bad = np.flatnonzero(~np.isfinite(chunk_losses))
+        if bad.size:
+            status, done = "diverged", done + int(bad[0]) + 1
+            value = float(chunk_losses[bad[0]])
+            rows.append(row(done, value, evals[chunk], wall, (value, done), diags[chunk]))
+            break
+        peak = (float(chunk_losses.max()), done + int(chunk_losses.argmax()) + 1)
+        done += k
+        rows.append(row(done, float(chunk_losses.mean()), evals[chunk], wall, peak, diags[chunk]))
+        if not all(math.isfinite(rows[-1][c]) for c in watched):
+            status = "diverged"
+            break
+    history = pd.DataFrame(rows)
+    final = {k: float(v) for k, v in history.iloc[-1].items() if k != "epoch"}
+    final["epochs_run"] = int(history["epoch"].iloc[-1])
+    extra = {}
+    if probe is not None:
+        used = layer_ratios[: len(rows) - 1]
+        extra["layers"] = {name: [0.0] + [float(v) for v in used[:, i]] for i, name in enumerate(probe.layers)}
+    return Result(history, status, final, _first_reached(history, target), extra)
 
 
 def _evaluator(model, loss, metrics):
@@ -142,118 +396,6 @@ def _evaluator(model, loss, metrics):
 def _constant_evaluator(loss, metrics):
     """``(y, prediction)`` -> loss and metrics of a fixed prediction (the naive baseline)."""
     return lambda y, out: (loss(tf.constant(y), tf.constant(out)), *[m(tf.constant(y), tf.constant(out)) for m in metrics])
-
-
-def _first_reached(history, target):
-    """Epoch and seconds of the first row whose validation (else training) loss <= target."""
-    column = "valid_loss" if history["valid_loss"].notna().any() else "train_loss"
-    hit = history[history[column] <= target]
-    if target is None or hit.empty:
-        return {"target": target, "epoch": None, "seconds": None}
-    row = hit.iloc[0]
-    return {"target": target, "epoch": int(row["epoch"]), "seconds": float(row["wall_time"])}
-
-
-def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eval_every=None, target=None,
-          on_epoch=None, diagnostics=True):
-    """Train ``problem``'s model on ``data`` with ``optimizer``; return a :class:`Result`.
-
-    Args:
-        problem: a :class:`optimlab.lab.training.problems.Problem`.
-        data: its :class:`optimlab.lab.training.problems.Data`.
-        optimizer: a fresh optimizer (``optimlab.get(name, learning_rate=..., clipnorm=...)``).
-        seed: fixes the initial weights and the data order (paired across optimizers).
-        epochs: passes over the training data (default: the problem's budget).
-        batch_size: rows per step; None for full-batch gradient descent
-            (default: the problem's choice).
-        eval_every: epochs between evaluations (default: about 100 evaluations).
-        target: validation loss that counts as reached (default: the problem's).
-        on_epoch: called with the epoch number after each evaluation (progress bars).
-        diagnostics: also record, per evaluation, the gradient norm, the largest
-            per-layer update ratio and the share of dead ReLU units
-            (:mod:`~optimlab.lab.training.runner.probes`), and the naive baseline.
-
-    ``wall_time`` counts training seconds only (tracing and evaluation excluded).
-    ``train_loss`` is the mean of the epochs' losses since the last evaluation,
-    ``train_loss_max`` the largest of them and ``peak_epoch`` its epoch (so a
-    one-epoch explosion shows).
-
-    Example:
-        >>> import optimlab
-        >>> from optimlab.lab.training import problems
-        >>> p = problems.get("iris")
-        >>> r = train(p, problems.load(p), optimlab.get("adam", learning_rate=0.05), seed=0, epochs=20)
-        >>> r.status, len(r.history)
-        ('ok', 21)
-    """
-    epochs = problem.epochs if epochs is None else int(epochs)
-    batch_size = problem.batch_size if batch_size == "problem" else batch_size
-    eval_every = eval_every or max(1, epochs // 100)
-    target = problem.target if target is None else target
-    x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train)
-    if batch_size is not None and not 1 <= batch_size <= len(data.x_train):
-        raise ValueError(f"batch_size must be in [1, {len(data.x_train)}] or None; got {batch_size!r}")
-
-    model = models.build(problem, data.x_train.shape[1:], seed)
-    optimizer.build(model.trainable_variables)
-    loss, metrics = loss_fn(problem), [metric_fn(m) for m in problem.metrics]
-    names = [custom.metric_name(m) for m in problem.metrics]
-    full_batch = batch_size is None
-    runner = _full_batch_runner if full_batch else _minibatch_runner
-    run, _ = runner(model, optimizer, loss_fn(problem, training=True), x_train, y_train, problem.mixup, int(seed))
-    evaluate = _evaluator(model, loss, metrics)
-    probe = probes.Probe(model, loss, data.x_train, data.y_train) if diagnostics else None
-    layer_ratios = {name: [] for name in (probe.layers if probe else [])}
-    rng = np.random.default_rng(int(seed))
-
-    def row(epoch, train_loss, seconds, peak=None):
-        values = {"epoch": epoch, "train_loss": train_loss}
-        for split, x, y in (("valid", data.x_valid, data.y_valid), ("test", data.x_test, data.y_test)):
-            scores = [float(v) for v in evaluate(x, y)] if len(x) else [math.nan] * (1 + len(names))
-            values[f"{split}_loss"] = scores[0]
-            values.update({f"{split}_{name}": score for name, score in zip(names, scores[1:])})
-        values["wall_time"] = seconds
-        if probe is not None:
-            peak_loss, peak_epoch = peak if peak is not None else (train_loss, epoch)
-            measured, ratios = probe.measure()
-            values.update(train_loss_max=peak_loss, peak_epoch=peak_epoch, **measured)
-            for name in layer_ratios:
-                layer_ratios[name].append(ratios[name] if epoch else 0.0)
-        return values
-
-    rows = [row(0, float(evaluate(x_train, y_train)[0]), 0.0)]
-    watched = [c for c in ("valid_loss", "test_loss") if math.isfinite(rows[0][c])]
-    status, seconds, done = "ok", 0.0, 0
-    while done < epochs and status == "ok":
-        k = min(eval_every, epochs - done)
-        start = time.perf_counter()
-        if full_batch:
-            losses = run(tf.constant(k, tf.int32)).numpy()
-        else:
-            losses = run(tf.constant(epoch_orders(rng, len(data.x_train), batch_size, k), tf.int32)).numpy()
-        seconds += time.perf_counter() - start
-        bad = np.flatnonzero(~np.isfinite(losses))
-        if bad.size:
-            status, first = "diverged", int(bad[0])
-            rows.append(row(done + first + 1, float(losses[first]), seconds, (float(losses[first]), done + first + 1)))
-            done += first + 1
-            break
-        peak = (float(losses.max()), done + int(losses.argmax()) + 1)
-        done += k
-        rows.append(row(done, float(losses.mean()), seconds, peak))
-        if not all(math.isfinite(rows[-1][c]) for c in watched):
-            status = "diverged"
-        if on_epoch is not None:
-            on_epoch(done)
-    history = pd.DataFrame(rows)
-    final = {k: float(v) for k, v in history.iloc[-1].items() if k != "epoch"}
-    final["epochs_run"] = int(history["epoch"].iloc[-1])
-    extra = {}
-    if diagnostics:
-        num_outputs = int(model(data.x_train[:1], training=False).shape[-1])
-        extra = {"baseline": probes.naive_baseline(problem, data, _constant_evaluator(loss, metrics), num_outputs),
-                 "layers": layer_ratios}
-    return Result(history, status, final, _first_reached(history, target), extra)
 
 
 def fit(problem, data, optimizer, seed, epochs=None, batch_size="problem"):

@@ -1,7 +1,7 @@
 """Measurements taken while a run trains: naive baseline, gradient norm, update ratios, dead ReLU units.
 
-:func:`train <optimlab.lab.training.runner.loop.train>` calls a :class:`Probe`
-at every evaluation; the values land in the run's history and record, and
+:func:`train <optimlab.lab.training.runner.loop.train>`'s traced program calls
+a :class:`Probe` at every evaluation; the values land in the run's history and record, and
 :mod:`optimlab.lab.training.analysis.diagnostics` turns them into flags.
 
 * :func:`naive_baseline`: the loss and metric of the best constant prediction
@@ -12,10 +12,14 @@ at every evaluation; the values land in the run's history and record, and
   ``rows`` training rows (the first ones, the same at every evaluation),
   computed in inference mode.
 * ``update_ratio``: per layer, ``||w_now - w_before|| / ||w_before||`` since the
-  previous evaluation (the history keeps the largest over layers).
+  previous evaluation (the history keeps the largest over layers; 0 where a
+  layer's weights were all zero).
 * ``dead_units``: the share of ReLU units (Dense/Conv units or channels whose
   activation is ``relu``) that output 0 for every one of those rows.
 """
+
+import contextlib
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -55,41 +59,6 @@ def _relu_layers(model):
             if getattr(getattr(layer, "activation", None), "__name__", "") == "relu"]
 
 
-def _relu_maxima(model, input_spec):
-    """A concrete function ``x -> [per-unit max of each ReLU output]``, or None without ReLU layers.
-
-    Each ReLU layer's activation is wrapped for the one trace that builds the
-    function (so its outputs can be returned), then restored.
-    """
-    layers = _relu_layers(model)
-    if not layers:
-        return None
-    captured = []
-    originals = [layer.activation for layer in layers]
-
-    def recording(activation):
-        def relu(x):
-            out = activation(x)
-            captured.append(out)
-            return out
-
-        return relu
-
-    @tf.function
-    def maxima(x):
-        captured.clear()
-        model(x, training=False)
-        return [tf.reduce_max(t, axis=list(range(len(t.shape) - 1))) for t in captured]
-
-    try:
-        for layer in layers:
-            layer.activation = recording(layer.activation)
-        return maxima.get_concrete_function(input_spec)
-    finally:
-        for layer, activation in zip(layers, originals):
-            layer.activation = activation
-
-
 def layer_name(variable):
     """``sequential/dense/kernel`` -> ``sequential/dense``."""
     path = getattr(variable, "path", None) or variable.name
@@ -97,44 +66,69 @@ def layer_name(variable):
 
 
 class Probe:
-    """Gradient norm, update ratios and dead ReLU units of ``model`` on a fixed sample of training rows."""
+    """Gradient norm, update ratios and dead ReLU units of ``model``, as TensorFlow ops for a traced program.
+
+    ``measure(before)`` runs inside the training program at every evaluation;
+    ``before`` is the list of trainable weights at the previous evaluation
+    (:meth:`snapshot`). Dead units need the ReLU outputs: while the program is
+    traced inside :meth:`recording`, each ReLU layer's activation also hands
+    its output to the probe; the layers are restored afterwards.
+    """
+
+    COLUMNS = ("grad_norm", "update_ratio", "dead_units")
 
     def __init__(self, model, loss, x, y, rows=2048):
-        self.model = model
+        self.model, self.loss = model, loss
         self.x, self.y = tf.constant(x[:rows]), tf.constant(y[:rows])
         self.variables = list(model.trainable_variables)
         self.layers = sorted({layer_name(v) for v in self.variables})
         self._groups = [[i for i, v in enumerate(self.variables) if layer_name(v) == name] for name in self.layers]
-        self._before = self._weights()
-        spec = tf.TensorSpec([None, *self.x.shape[1:]], self.x.dtype)
-        self._maxima = _relu_maxima(model, spec)
+        self._relus = _relu_layers(model)
+        self._captured = []
 
-        @tf.function
-        def grad_norm(x, y):
-            with tf.GradientTape() as tape:
-                value = loss(y, model(x, training=False))
-            grads = [g for g in tape.gradient(value, self.variables) if g is not None]
-            return tf.linalg.global_norm(grads)
+    @contextlib.contextmanager
+    def recording(self):
+        """Within: every ReLU layer's output is also kept by the probe (used while tracing)."""
+        originals = [layer.activation for layer in self._relus]
 
-        self._grad_norm = grad_norm
+        def recording(activation):
+            def relu(x):
+                out = activation(x)
+                self._captured.append(out)
+                return out
 
-    def _weights(self):
-        return [v.numpy().astype(np.float64) for v in self.variables]
+            return relu
 
-    def measure(self):
-        """``{"grad_norm", "update_ratio", "dead_units"}`` and ``{layer: ratio}`` since the last call."""
-        now = self._weights()
-        ratios = {}
-        for name, group in zip(self.layers, self._groups):
-            change = np.sqrt(sum(np.sum((now[i] - self._before[i]) ** 2) for i in group))
-            size = np.sqrt(sum(np.sum(self._before[i] ** 2) for i in group))
-            ratios[name] = float(change / size) if size > 0 else (0.0 if change == 0 else float("inf"))
-        self._before = now
-        values = {"grad_norm": float(self._grad_norm(self.x, self.y)),
-                  "update_ratio": max(ratios.values()) if ratios else float("nan"),
-                  "dead_units": float("nan")}
-        if self._maxima is not None:
-            maxima = [m.numpy() for m in self._maxima(self.x)]
-            units = sum(m.size for m in maxima)
-            values["dead_units"] = float(sum(int(np.sum(m <= 0)) for m in maxima) / units) if units else float("nan")
-        return values, ratios
+        try:
+            for layer in self._relus:
+                layer.activation = recording(layer.activation)
+            yield self
+        finally:
+            for layer, activation in zip(self._relus, originals):
+                layer.activation = activation
+
+    def snapshot(self):
+        return [tf.identity(v) for v in self.variables]
+
+    def measure(self, before):
+        """``[grad_norm, largest update ratio, dead share]`` and the per-layer update ratios (tensors)."""
+        with tf.GradientTape() as tape:
+            self._captured.clear()
+            value = self.loss(self.y, self.model(self.x, training=False))
+        outputs = list(self._captured)
+        grads = [g for g in tape.gradient(value, self.variables) if g is not None]
+        norm = tf.linalg.global_norm(grads) if grads else tf.constant(math.nan)
+        ratios = []
+        for group in self._groups:
+            change = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(self.variables[i] - before[i])) for i in group]))
+            size = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(before[i])) for i in group]))
+            ratios.append(tf.math.divide_no_nan(change, size))
+        ratios = tf.stack(ratios) if ratios else tf.zeros([0])
+        if outputs:
+            maxima = [tf.reduce_max(t, axis=list(range(len(t.shape) - 1))) for t in outputs]
+            dead = tf.add_n([tf.reduce_sum(tf.cast(m <= 0, tf.float32)) for m in maxima])
+            dead = dead / float(sum(int(m.shape[-1]) for m in maxima))
+        else:
+            dead = tf.constant(math.nan)
+        largest = tf.reduce_max(ratios) if self.layers else tf.constant(math.nan)
+        return tf.stack([norm, largest, dead]), ratios

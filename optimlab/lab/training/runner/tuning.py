@@ -8,16 +8,21 @@ final validation loss; a diverged run is stored as a failed trial, so
 samplers steer away from it.
 
 Studies live in SQLite at ``OUT/tuning.db`` by default: an interrupted study
-resumes with the trials it still lacks. ``storage`` takes any Optuna URL
+resumes with the trials it still lacks. Trials interrupted by Ctrl-C or left
+RUNNING by a killed process are failed, never counted, and queued again with
+their learning rate, so a resumed grid tries exactly the grid. ``storage`` takes any Optuna URL
 (e.g. ``postgresql://...``) so that several processes or machines share one
 study.
 """
 
 import math
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 
 from optimlab.lab.training.runner.experiments import TUNING_SEED, check_optimizers, selection_loss
 
@@ -35,16 +40,81 @@ def _sampler(kind, low, high, trials, seed):
     raise ValueError(f"sampler must be one of {list(SAMPLERS)}; got {kind!r}")
 
 
-def _finished_trials(study_name, storage):
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:  # no such study yet
-        return 0
-    return sum(t.state.is_finished() for t in study.trials)
-
-
 def default_storage(out):
     return f"sqlite:///{(Path(out) / 'tuning.db').resolve()}"
+
+
+_WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive_here(worker):
+    """False when ``worker`` (``host:pid``) is a process of this machine that no longer exists."""
+    host, _, pid = str(worker).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _counted(trial):
+    """A trial that counts towards the budget: complete, diverged, or running or queued for it."""
+    attrs = trial.user_attrs
+    if trial.state == TrialState.COMPLETE or attrs.get("outcome") == "diverged":
+        return True
+    return trial.state in (TrialState.RUNNING, TrialState.WAITING) and not attrs.get("surplus")
+
+
+def _retry_interrupted(study):
+    """Fail trials left RUNNING by dead processes and queue every interrupted trial again, once.
+
+    A trial killed with ``kill -9`` stays RUNNING in the storage; one whose
+    process raised (Ctrl-C, an error) ends FAIL without an outcome. Either
+    way its learning rate was not measured: the trial is failed (and no
+    longer counted) and its parameters are queued, so a resumed grid covers
+    the whole grid. Trials of other machines are left to Optuna's heartbeat.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        if t.state == TrialState.RUNNING and not _alive_here(t.user_attrs.get("worker")):
+            study._storage.set_trial_user_attr(t._trial_id, "outcome", "interrupted")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        elif not (t.state == TrialState.FAIL and "outcome" not in t.user_attrs and "surplus" not in t.user_attrs):
+            continue
+        if t.number not in retried and t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+
+
+def _optimize(study, objective, trials):
+    """Run trials until the study holds ``trials`` counted ones, safely beside other workers.
+
+    A trial starts only if fewer than ``trials`` counted trials come before it
+    (Optuna numbers trials in storage order), so concurrent workers on one
+    storage complete exactly ``trials``; a surplus trial is pruned at once,
+    marked, and never counted.
+    """
+    surplus = []
+
+    def guarded(trial):
+        trial.set_user_attr("worker", _WORKER)
+        before = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.number < trial.number)
+        if before >= trials:
+            trial.set_user_attr("surplus", True)
+            surplus.append(trial.number)
+            raise optuna.TrialPruned()
+        value = objective(trial)
+        if not math.isfinite(value):
+            trial.set_user_attr("outcome", "diverged")
+            return math.nan  # a failed trial: samplers steer away from it
+        return value
+
+    while not surplus and sum(_counted(t) for t in study.get_trials(deepcopy=False)) < trials:
+        study.optimize(guarded, n_trials=1, catch=())
 
 
 def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0), storage=None, seed=0,
@@ -57,14 +127,17 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
         trials: trials per optimizer (the same budget for all).
         sampler: ``grid`` (``trials`` log-spaced rates), ``random`` or ``tpe``.
         lr_range: ``(low, high)`` of the learning rate, searched on a log scale.
-        storage: Optuna storage URL (default: SQLite ``OUT/tuning.db``).
+        storage: Optuna storage URL (default: SQLite ``OUT/tuning.db``); several
+            processes or machines given the same URL (e.g. ``postgresql://...``)
+            share each study and together run exactly ``trials`` trials.
         seed: the sampler's seed.
         extra: hyperparameters fixed for every trial (e.g. ``{"clipnorm": 2}``).
 
-    Returns ``{optimizer: {"best_learning_rate", "best_value", "trials", "study"}}``.
+    Returns ``{optimizer: {"best_learning_rate", "best_value", "trials", "study"}}``;
+    ``trials`` counts complete and diverged trials (not interrupted or surplus ones).
     """
     names = check_optimizers(optimizer_names)
-    if not isinstance(trials, int) or trials < 1:
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials must be a positive integer; got {trials!r}")
     low, high = (float(v) for v in lr_range)
     if not 0 < low < high:
@@ -77,23 +150,24 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     results = {}
     for name in names:
         study_name = f"{runner.problem}-{name}-{sampler}"
-        done = _finished_trials(study_name, storage)
-        # A resumed study gets a sampler seeded past the trials it has, so it does not replay them.
-        study = optuna.create_study(study_name=study_name, storage=storage,
-                                    sampler=_sampler(sampler, low, high, trials, seed + done),
-                                    direction="minimize", load_if_exists=True)
+        study = optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
+                                    load_if_exists=True, sampler=_sampler(sampler, low, high, trials, seed))
+        _retry_interrupted(study)
+        done = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+        if sampler != "grid":
+            # A resumed random or TPE study gets a sampler seeded past the trials it has, so it does not
+            # replay their draws; the grid sampler keeps its seed and picks the grid points not yet tried.
+            study.sampler = _sampler(sampler, low, high, trials, seed + done)
 
         def objective(trial, name=name):
             lr = trial.suggest_float("learning_rate", low, high, log=True)
-            value = selection_loss(runner.run(name, {**(extra or {}), "learning_rate": lr}, TUNING_SEED))
-            return value if math.isfinite(value) else float("nan")  # nan: a failed trial
+            return selection_loss(runner.run(name, {**(extra or {}), "learning_rate": lr}, TUNING_SEED))
 
-        remaining = trials - done
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining, catch=())
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        _optimize(study, objective, trials)
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and _counted(t)]
+        complete = [t for t in finished if t.state == TrialState.COMPLETE]
         best = min(complete, key=lambda t: t.value) if complete else None
         results[name] = {"best_learning_rate": best.params["learning_rate"] if best else None,
                          "best_value": best.value if best else math.inf,
-                         "trials": len(study.trials), "study": study.study_name}
+                         "trials": len(finished), "study": study.study_name}
     return results

@@ -1,0 +1,235 @@
+"""Where the runs of an experiment are computed: here, in worker processes, or on a Ray cluster.
+
+Every executor computes runs with the same function, :func:`compute`
+(``spec`` in, record out), and hands the records back to the driver, which
+writes them (see :class:`~optimlab.lab.training.runner.experiments.Runner`):
+workers never need the output folder, so a cluster needs no shared
+filesystem. Results do not depend on the executor: a run is a pure function
+of its spec.
+
+* :class:`Serial` (``--jobs 1``): in this process.
+* :class:`Processes` (``--jobs N``): N spawned worker processes on this
+  machine, each with ``cores // N`` TensorFlow threads. A worker that dies
+  (killed, out of memory) is replaced and its run computed again.
+* :class:`Ray` (``--ray ADDRESS`` or ``auto``): one Ray task per run on an
+  existing cluster (``ray start --head``, then ``ray start --address HEAD:6379``
+  on each other machine); Ray retries a task whose worker or node dies. Tasks
+  ask for one CPU, and for a share of a GPU where the cluster has GPUs.
+
+Each worker keeps its traced programs between runs (see
+:class:`~optimlab.lab.training.runner.loop.Program`), so a worker traces once
+per configuration, not once per run.
+"""
+
+import concurrent.futures
+import hashlib
+import multiprocessing
+import os
+import time
+
+MAX_RETRIES = 3
+_DATA = {}  # fingerprint -> Data: one object per data set in a worker, so its traced programs are reused
+_THREADS = None
+
+
+def _fingerprint(data):
+    digest = hashlib.sha256()
+    for name in ("x_train", "y_train", "x_valid", "y_valid", "x_test", "y_test"):
+        array = getattr(data, name)
+        digest.update(f"{name}{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def set_threads(threads):
+    """Give TensorFlow ``threads`` threads in this process (before its first operation)."""
+    global _THREADS
+    if threads is None or _THREADS == threads:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    except RuntimeError:  # TensorFlow already started here: keep its threads
+        pass
+    _THREADS = threads
+
+
+def compute(problem, data, spec):
+    """The record of the run ``spec`` (a dict from ``Runner.spec``), trained in this process."""
+    import keras
+    import tensorflow as tf
+
+    import optimlab
+    from optimlab.lab.training import records
+    from optimlab.lab.training.runner import loop
+
+    data = _DATA.setdefault(_fingerprint(data), data)
+    from optimlab.lab.training.runner.experiments import make_optimizer
+
+    schedule = spec.get("schedule")
+    opt = make_optimizer(spec["optimizer"], spec["hyperparameters"],
+                         None if schedule is None else (schedule["name"], schedule["args"]))
+    started = time.time()
+    result = loop.train(problem, data, opt, spec["seed"], epochs=spec["epochs"], batch_size=spec["batch_size"],
+                        eval_every=spec["eval_every"], target=spec["target"])
+    return {
+        "schema": records.SCHEMA,
+        "key": records.run_key(spec),
+        "spec": spec,
+        "problem": problem.meta(),
+        "status": result.status,
+        "final": result.final,
+        "time_to_target": result.time_to_target,
+        "history": result.history.to_dict(orient="list"),
+        "diagnostics": result.diagnostics,
+        "started": started,
+        "versions": {"optimlab": optimlab.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+
+
+class Serial:
+    """Runs one after the other in this process."""
+
+    def run(self, problem, data, specs, on_start=None, on_retry=None):
+        """Yield ``(index, record)`` for every spec, as each finishes."""
+        for i, spec in enumerate(specs):
+            if on_start is not None:
+                on_start(spec)
+            yield i, compute(problem, data, spec)
+
+    def close(self):
+        pass
+
+
+def _worker_init(threads, problem, data):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    set_threads(threads)
+    _worker_init.problem, _worker_init.data = problem, data
+
+
+def _worker_compute(spec):
+    return compute(_worker_init.problem, _worker_init.data, spec)
+
+
+class Processes:
+    """``jobs`` worker processes on this machine (spawned: TensorFlow does not survive ``fork``)."""
+
+    def __init__(self, jobs, threads=None):
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+        self.jobs = jobs
+        self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        self._pool = None
+        self._for = None
+
+    def _pool_for(self, problem, data):
+        if self._pool is None or self._for != (problem, id(data)):
+            self.close()
+            context = multiprocessing.get_context("spawn")
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.jobs, mp_context=context, initializer=_worker_init, initargs=(self.threads, problem, data))
+            self._for = (problem, id(data))
+        return self._pool
+
+    def run(self, problem, data, specs, on_start=None, on_retry=None):
+        """Yield ``(index, record)`` as runs finish; a run whose worker died is computed again."""
+        pending = dict(enumerate(specs))
+        tries = dict.fromkeys(pending, 0)
+        while pending:
+            pool = self._pool_for(problem, data)
+            futures = {}
+            for i, spec in pending.items():
+                futures[pool.submit(_worker_compute, spec)] = i
+            started = set()
+            try:
+                for future in _as_completed_with_start(futures, started, on_start):
+                    i = futures[future]
+                    record = future.result()
+                    del pending[i]
+                    yield i, record
+            except concurrent.futures.process.BrokenProcessPool:
+                self.close()  # a worker died: every unfinished run goes to a fresh pool
+                for i in pending:
+                    tries[i] += 1
+                    if tries[i] > MAX_RETRIES:
+                        raise RuntimeError(f"run {specs[i]} lost its worker {MAX_RETRIES + 1} times") from None
+                    if on_retry is not None and futures_index_started(i, futures, started):
+                        on_retry(specs[i])
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def futures_index_started(i, futures, started):
+    return any(futures[f] == i for f in started)
+
+
+def _as_completed_with_start(futures, started, on_start):
+    """``as_completed`` that also reports runs as they start (a future turns running)."""
+    remaining = set(futures)
+    while remaining:
+        for f in remaining:
+            if f not in started and (f.running() or f.done()):
+                started.add(f)
+                if on_start is not None:
+                    on_start(None)
+        done, _ = concurrent.futures.wait(remaining, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
+        for f in done:
+            if f not in started:
+                started.add(f)
+                if on_start is not None:
+                    on_start(None)
+            remaining.discard(f)
+            yield f
+
+
+def _ray_compute(threads, problem, data, spec):
+    set_threads(threads)
+    return compute(problem, data, spec)
+
+
+class Ray:
+    """One Ray task per run on the cluster at ``address`` (``auto``: the one this machine belongs to)."""
+
+    def __init__(self, address, threads=1, gpus_per_run=None):
+        import ray
+
+        self.ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False, include_dashboard=False, configure_logging=False)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        self.gpus = (0.25 if gpus else 0) if gpus_per_run is None else gpus_per_run
+        self.threads = threads
+        self.task = ray.remote(_ray_compute).options(num_cpus=1, num_gpus=self.gpus, max_retries=MAX_RETRIES,
+                                                       retry_exceptions=False)
+
+    def run(self, problem, data, specs, on_start=None, on_retry=None):
+        """Yield ``(index, record)`` as tasks finish; Ray recomputes a task whose worker or node died."""
+        data_ref = self.ray.put(data)
+        refs = {self.task.remote(self.threads, problem, data_ref, spec): i for i, spec in enumerate(specs)}
+        if on_start is not None:
+            for _ in refs:
+                on_start(None)
+        remaining = list(refs)
+        while remaining:
+            done, remaining = self.ray.wait(remaining, num_returns=1)
+            for ref in done:
+                yield refs[ref], self.ray.get(ref)
+
+    def close(self):
+        pass
+
+
+def make(jobs=1, ray=None):
+    """The executor for ``--jobs`` / ``--ray``."""
+    if ray is not None:
+        if jobs != 1:
+            raise ValueError(f"jobs and ray cannot be combined (Ray decides the parallelism); got jobs={jobs!r}")
+        return Ray(ray)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
+    return Serial() if jobs == 1 else Processes(jobs)
