@@ -41,7 +41,6 @@ What the base reproduces from Keras 2 (and why it differs from optimlab's modern
 import contextlib
 import importlib
 import inspect
-import sys
 import warnings
 
 import keras
@@ -274,8 +273,8 @@ class Optimizer(_ModernOptimizer):
         """The step counter as a ``tf.Variable`` (int64), listed first in ``weights`` once used."""
         variable = self._iterations
         if variable is self.__dict__.get("_own_iterations") and not self.__dict__.get("_iterations_listed", True):
-            self._weights.append(_tf_variable(variable))
             object.__setattr__(self, "_iterations_listed", True)
+            self._list_weight(_tf_variable(variable))
         return _tf_variable(variable)
 
     @iterations.setter
@@ -355,10 +354,12 @@ class Optimizer(_ModernOptimizer):
         return variable
 
     def _list_weight(self, variable):
+        """Append to ``weights``; a value loaded before the weight existed is restored now, eagerly."""
         self._weights.append(variable)
         pending = self._pending_restore.pop(len(self._weights) - 1, None)
         if pending is not None:
-            variable.assign(pending)
+            with tf.init_scope():
+                variable.assign(pending)
 
     def get_slot(self, var, slot_name):
         return _tf_variable(super().get_slot(var, slot_name))
@@ -433,9 +434,11 @@ class Optimizer(_ModernOptimizer):
     def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
         """Keras 2's ``apply_gradients``: pairs without gradient are dropped; returns a tensor
         (the new iteration count) that ``tf.group`` accepts."""
-        pairs = [pair for pair in grads_and_vars if not isinstance(pair, (tuple, list)) or pair[0] is not None]
-        if not pairs:
+        given = list(grads_and_vars)
+        if not given:
             return tf.no_op()
+        pairs = [pair for pair in given if not isinstance(pair, (tuple, list)) or pair[0] is not None]
+        pairs = pairs or given  # all None: the base names the variables in its error
         super().apply_gradients(pairs, name=name, experimental_aggregate_gradients=experimental_aggregate_gradients)
         return self.iterations.read_value()
 
@@ -553,5 +556,3 @@ class _Installed(contextlib.AbstractContextManager):
         uninstall()
         return False
 
-
-del sys

@@ -189,10 +189,12 @@ class Optimizer(keras.optimizers.Optimizer):
         if gradient_aggregator is not None and not callable(gradient_aggregator):
             raise TypeError(f"gradient_aggregator must be callable; got {gradient_aggregator!r}")
         self.gradient_aggregator = gradient_aggregator or gradient_ops.all_reduce_sum
+        if gradient_transformers is not None and not isinstance(gradient_transformers, (list, tuple)):
+            raise TypeError(f"gradient_transformers must be a list of callables or None; got {gradient_transformers!r}")
         transformers = list(gradient_transformers or [])
         for fn in transformers:
             if not callable(fn):
-                raise TypeError(f"gradient_transformers must hold callables; got {fn!r}")
+                raise TypeError(f"gradient_transformers must be a list of callables; got {gradient_transformers!r}")
         self.gradient_transformers = transformers
         self.clipnorm = clipnorm
         self.global_clipnorm = global_clipnorm
@@ -462,7 +464,7 @@ class Optimizer(keras.optimizers.Optimizer):
                 raise TypeError(f"grads_and_vars must hold (gradient, variable) pairs; got {pair!r}")
         grads = [g for g, _ in pairs]
         variables = [v for _, v in pairs]
-        self._aggregate_in_apply = bool(experimental_aggregate_gradients)
+        self._aggregate_in_apply = check_bool("experimental_aggregate_gradients", experimental_aggregate_gradients)
         try:
             with tf.name_scope(name or self.name):
                 self.apply(grads, variables)
@@ -563,12 +565,12 @@ class Optimizer(keras.optimizers.Optimizer):
                 grad_dtype, grad_shape, var_shape = g_tensor.dtype, g_tensor.shape, v.shape
             if tf.as_dtype(grad_dtype) != tf.as_dtype(v.dtype) and not tf.as_dtype(grad_dtype).is_floating:
                 raise TypeError(
-                    f"gradient for variable {label!r} has dtype {tf.as_dtype(grad_dtype).name}; "
+                    f"grads[{i}] for variable {label!r} has dtype {tf.as_dtype(grad_dtype).name}; "
                     f"it must be floating (it is cast to the variable's dtype {tf.as_dtype(v.dtype).name}, as Keras does)"
                 )
             if not tf.TensorShape(grad_shape).is_compatible_with(var_shape):
                 raise ValueError(
-                    f"gradient for variable {label!r} has shape {tf.TensorShape(grad_shape)}; "
+                    f"grads[{i}] for variable {label!r} has shape {tf.TensorShape(grad_shape)}; "
                     f"it must match the variable's shape {tf.TensorShape(var_shape)}"
                 )
 

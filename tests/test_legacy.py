@@ -385,3 +385,158 @@ def test_missing_resource_apply_dense_is_reported():
     x = tf.Variable([1.0])
     with pytest.raises(NotImplementedError, match="Incomplete must implement _resource_apply_dense"):
         Incomplete().minimize(lambda: x**2, [x])
+
+
+# ------------------------------------------------------------ the Keras 2 contract, piece by piece
+def test_hyperparameters_are_keras2_variables_and_keep_their_types():
+    opt = LazyMomentum(0.05, momentum=0.7)
+    opt._set_hyper("flag", True)
+    opt._set_hyper("period", 5)
+    assert opt._serialize_hyperparameter("flag") is True and opt._serialize_hyperparameter("period") == 5
+    x = tf.Variable([1.0, 2.0])
+    opt.minimize(lambda: tf.reduce_sum(x**2), [x])
+    assert isinstance(opt._hyper["momentum"], tf.Variable) and opt._hyper["momentum"].dtype == tf.float32
+    assert opt._hyper["flag"].dtype == tf.bool and opt._hyper["period"].dtype == tf.int32
+    assert opt._serialize_hyperparameter("flag") is True and opt._serialize_hyperparameter("period") == 5
+    assert isinstance(opt.iterations, tf.Variable) and opt.iterations.dtype == tf.int64
+    opt.iterations.assign_add(0, read_value=False)
+    assert opt._use_locking is True and opt._dense_apply_args == ["self", "grad", "var", "apply_state"]
+
+
+def test_variables_weights_and_set_weights_in_keras2_order():
+    from optimlab.legacy import Adam
+
+    a, b = tf.Variable([1.0, 2.0]), tf.Variable([[3.0]])
+    opt = Adam(0.1)
+    opt.apply_gradients([(tf.constant([0.5, -0.5]), a), (tf.constant([[1.0]]), b)])
+    names = [v.name for v in opt.variables()]
+    assert opt.variables() == opt.weights and len(names) == 5  # iterations, m(a), m(b), v(a), v(b)
+    assert [tuple(v.shape) for v in opt.weights] == [(), (2,), (1, 1), (2,), (1, 1)]
+    values = opt.get_weights()
+    assert values[0] == 1
+    fresh = Adam(0.1)
+    fresh.build([a, b])
+    fresh.set_weights(values)
+    for x, y in zip(fresh.get_weights(), values):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="set_weights got 2 arrays"):
+        fresh.set_weights(values[:2])
+
+
+def test_apply_gradients_returns_something_tf_group_accepts():
+    from optimlab.legacy import SGD
+
+    x = tf.Variable([1.0])
+    opt = SGD(0.1)
+
+    @tf.function
+    def step():
+        op = opt.apply_gradients([(tf.constant([1.0]), x)])
+        with tf.control_dependencies([tf.group(op)]):
+            return tf.identity(x)
+
+    np.testing.assert_allclose(step().numpy(), [1.0 - np.float32(0.1)])
+
+
+def test_tf_variable_attribute_is_not_optimizer_state_and_lr_goes_through_properties():
+    from optimlab.legacy import SGD
+
+    class Wrapper(Optimizer):
+        def __init__(self, inner, name="Wrapper", **kwargs):
+            super().__init__(name, **kwargs)
+            self._inner = inner
+            self.counter = tf.Variable(3)
+
+        @property
+        def learning_rate(self):
+            return self._inner._get_hyper("learning_rate")
+
+        @learning_rate.setter
+        def learning_rate(self, value):
+            self._inner._set_hyper("learning_rate", value)
+
+    opt = Wrapper(SGD(0.1))
+    x = tf.Variable([1.0])
+    opt.build([x])
+    assert all(v is not opt.counter for v in opt.variables())
+    opt.lr = 0.5
+    assert opt._inner._serialize_hyperparameter("learning_rate") == 0.5
+
+
+def test_add_slot_takes_a_tensor_value_and_its_shape():
+    class Snapshot(Optimizer):
+        def __init__(self, name="Snapshot", **kwargs):
+            super().__init__(name, **kwargs)
+
+        def _create_slots(self, var_list):
+            for var in var_list:
+                self.add_slot(var, "start", var.read_value())
+                self.add_slot(var, "row", initializer=tf.zeros([1, 2]))
+
+        def _resource_apply_dense(self, grad, var):
+            return var.assign_sub(grad)
+
+    x = tf.Variable([[1.0, 2.0], [3.0, 4.0]])
+    opt = Snapshot()
+    opt.apply_gradients([(tf.ones_like(x), x)])
+    np.testing.assert_array_equal(opt.get_slot(x, "start").numpy(), [[1.0, 2.0], [3.0, 4.0]])
+    assert tuple(opt.get_slot(x, "row").shape) == (1, 2)
+
+
+def test_slots_created_after_loading_are_restored_when_they_appear():
+    from optimlab.legacy import Adam
+
+    x = tf.Variable([1.0, -1.0])
+    trained = Adam(0.1)
+    for _ in range(3):
+        trained.apply_gradients([(tf.constant([0.3, 0.2]), x)])
+    store = {}
+    trained.save_own_variables(store)
+    fresh = Adam(0.1)
+    fresh.load_own_variables(store)  # not built: nothing to assign yet
+    assert fresh.get_weights() == []
+    fresh.build([x])
+    for a, b in zip(fresh.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_install_points_tf_keras_legacy_at_optimlab_and_uninstall_restores():
+    import optimlab.legacy as legacy
+    import tensorflow.keras.optimizers.legacy as tf_legacy_module
+
+    before = tf.keras.optimizers.legacy.Adam
+    with legacy.install():
+        assert tf.keras.optimizers.legacy.Adam is legacy.Adam
+        assert tf.keras.optimizers.legacy.Optimizer is legacy.Optimizer
+        from tensorflow.keras.optimizers.legacy import Nadam, SGD
+
+        assert Nadam is legacy.Nadam and SGD is legacy.SGD and tf_legacy_module.RMSprop is legacy.RMSprop
+    assert not legacy.installed()
+    assert tf.keras.optimizers.legacy.Adam is before
+    assert not hasattr(tf.keras.optimizers.legacy, "Nadam")
+
+
+def test_tf_train_checkpoint_restores_slots_created_after_restore(tmp_path):
+    from optimlab.legacy import Adam
+
+    x = tf.Variable([1.0, -1.0])
+    trained = Adam(0.1)
+    for _ in range(3):
+        trained.apply_gradients([(tf.constant([0.3, 0.2]), x)])
+    path = tf.train.Checkpoint(opt=trained, x=x).save(str(tmp_path / "ckpt"))
+    y, fresh = tf.Variable([0.0, 0.0]), Adam(0.1)
+    tf.train.Checkpoint(opt=fresh, x=y).restore(path)
+    fresh.build([y])  # slots appear after the restore
+    for a, b in zip(fresh.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_apply_gradients_drops_missing_gradients_and_rejects_all_missing():
+    from optimlab.legacy import SGD
+
+    x, y = tf.Variable([1.0]), tf.Variable([2.0])
+    opt = SGD(0.5)
+    opt.apply_gradients([(tf.constant([1.0]), x), (None, y)])
+    np.testing.assert_allclose([x.numpy()[0], y.numpy()[0]], [0.5, 2.0])
+    with pytest.raises(ValueError, match="No gradients provided"):
+        SGD(0.5).apply_gradients([(None, x), (None, y)])

@@ -21,14 +21,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow_addons", reason="tensorflow-addons==0.23.0 (test extra) is not installed")
+import tfa_harness
+
 pytest.importorskip("tf_keras", reason="tf-keras (test extra) is the Keras 2 reference")
+if not tfa_harness.tfa_available():  # its top-level import fails on Keras 3, so find it without importing
+    pytest.skip("tensorflow-addons==0.23.0 (test extra) is not installed", allow_module_level=True)
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import optimlab.legacy  # noqa: E402
-import tfa_harness  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -69,4 +71,104 @@ def test_tfa_optimizer_follows_keras2_trajectory(name, tfa, keras2_reference):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = tfa_harness.trajectory(tf, tfa, optimlab.legacy, name)
+    compare_with_keras2(result, keras2_reference, name)
+
+
+# ------------------------------------------------------------ Keras 3 fit / save / load
+def path_multi_optimizer(tfa):
+    """TFA's MultiOptimizer matching variables by path ("dense_1/kernel") instead of by name:
+    Keras 3 names every Dense kernel "kernel", so TFA's name matching sends each kernel to
+    every optimizer (see test_multi_optimizer_name_matching_pitfall)."""
+
+    @keras.saving.register_keras_serializable("optimlab_tests")
+    class PathMultiOptimizer(tfa.MultiOptimizer):
+        @classmethod
+        def create_optimizer_spec(cls, optimizer, layers_or_model):
+            layers = layers_or_model if isinstance(layers_or_model, list) else [layers_or_model]
+            return {"optimizer": optimizer, "weights": [v.path for layer in layers for v in layer.weights]}
+
+        def apply_gradients(self, grads_and_vars, **kwargs):
+            owner = {path: spec for spec in self.optimizer_specs for path in spec["weights"]}
+            groups = {id(spec): [] for spec in self.optimizer_specs}
+            for grad, var in grads_and_vars:
+                groups[id(owner[var.path])].append((grad, var))
+            ops = [spec["optimizer"].apply_gradients(groups[id(spec)], **kwargs) for spec in self.optimizer_specs]
+            with tf.control_dependencies([tf.group(ops)]):
+                return self.iterations.assign_add(1)
+
+    return PathMultiOptimizer
+
+
+def make_model(sparse):
+    keras.utils.set_random_seed(5)
+    if not sparse:
+        layers = [keras.Input((4,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)]
+        return keras.Sequential(layers)
+    ids = keras.Input((3,), dtype="int32")
+    hidden = keras.layers.Flatten()(keras.layers.Embedding(12, 4)(ids))
+    hidden = keras.layers.Dense(8, activation="tanh")(hidden)
+    return keras.Model(ids, keras.layers.Dense(1)(hidden))
+
+
+def model_data(sparse):
+    rng = np.random.default_rng(7)
+    if sparse:
+        inputs = rng.integers(0, 6, size=(48, 3)).astype("int32")  # repeated rows within a batch
+        return inputs, (inputs.sum(axis=1, keepdims=True) / 6.0 - 1.0).astype("float32")
+    inputs = rng.normal(size=(48, 4)).astype("float32")
+    return inputs, np.tanh(inputs @ np.array([[1.0], [-1.0], [0.5], [2.0]])).astype("float32")
+
+
+def model_optimizer(name, tfa, model):
+    if name == "MultiOptimizer":
+        trainable = [layer for layer in model.layers if layer.weights]
+        specs = [(optimlab.legacy.Adam(0.01), trainable[:-1]), (optimlab.legacy.SGD(0.05, momentum=0.9), trainable[-1])]
+        return path_multi_optimizer(tfa)(specs)
+    return tfa_harness.build(name, tfa, optimlab.legacy, [])
+
+
+@pytest.mark.parametrize("name", tfa_harness.TFA_OPTIMIZERS)
+def test_tfa_optimizer_fit_save_load_resumes_exactly(name, tfa, tmp_path):
+    sparse = name not in tfa_harness.DENSE_ONLY
+    inputs, targets = model_data(sparse)
+    model = make_model(sparse)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.compile(optimizer=model_optimizer(name, tfa, model), loss="mse")
+        first = model.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        model.save(tmp_path / "m.keras")
+        model.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        restored = keras.models.load_model(tmp_path / "m.keras")
+        assert type(restored.optimizer) is type(model.optimizer)
+        assert int(restored.optimizer.iterations) == 12
+        restored.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert np.isfinite(first.history["loss"]).all()
+    for a, b in zip(model.get_weights(), restored.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.optimizer.get_weights(), restored.optimizer.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_multi_optimizer_name_matching_pitfall(tfa):
+    """Unchanged, TFA's MultiOptimizer matches by ``var.name``; Keras 3 names every Dense kernel
+    "kernel", so each optimizer claims every layer's kernel. Matching by path fixes it."""
+    model = make_model(sparse=False)
+    first, second = model.layers[0], model.layers[1]
+    by_name = tfa.MultiOptimizer([(optimlab.legacy.SGD(0.1), first), (optimlab.legacy.SGD(0.2), second)])
+    assert by_name.optimizer_specs[0]["weights"] == by_name.optimizer_specs[1]["weights"] == ["kernel", "bias"]
+
+    by_path = path_multi_optimizer(tfa)([(optimlab.legacy.SGD(0.1), first), (optimlab.legacy.SGD(0.2), second)])
+    before = [w.numpy() for w in model.trainable_weights]
+    grads = [tf.ones_like(w) for w in model.trainable_weights]
+    by_path.apply_gradients(zip(grads, model.trainable_weights))
+    for lr, old, new in zip([0.1, 0.1, 0.2, 0.2], before, model.trainable_weights):
+        np.testing.assert_allclose(new.numpy(), old - np.float32(lr), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", tfa_harness.BUILTINS)
+def test_keras2_builtin_follows_tf_keras(name, keras2_reference):
+    """optimlab.legacy.{SGD, Adam, ...} against tf_keras' own legacy classes, same problem."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = tfa_harness.trajectory(tf, None, optimlab.legacy, name)
     compare_with_keras2(result, keras2_reference, name)

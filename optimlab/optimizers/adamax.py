@@ -35,9 +35,10 @@ class Adamax(Optimizer):
         beta_2: infinity-norm decay in [0, 1) (default 0.999).
         epsilon: added to ``u`` (default 1e-7; the paper has none).
 
-    Conventions: identical to ``keras.optimizers.Adamax``. ``torch.optim.Adamax``
-    adds epsilon (1e-8) inside the maximum, ``u <- max(beta_2 * u, |g| + epsilon)``,
-    and divides by ``u`` alone; Optax's ``adamax`` adds epsilon to ``u`` as here.
+    Conventions: ``keras.optimizers.Adamax``'s (equal up to float32 rounding).
+    ``torch.optim.Adamax`` and Optax's ``adamax`` both add epsilon (1e-8 by
+    default) inside the maximum, ``u <- max(beta_2 * u, |g| + epsilon)``, and
+    divide by ``u`` alone; with ``epsilon=0`` on both sides the three agree.
 
     Reference: https://arxiv.org/abs/1412.6980
 

@@ -37,8 +37,10 @@ class COCOB(Optimizer):
 
     Conventions: TF Addons' ``COCOB`` (same slots and defaults); the paper's
     ``L`` starts at a small epsilon (1e-8 here, as TF Addons' initializer).
-    Neither Keras, torch.optim nor Optax ships it (Optax's contrib ``cocob`` is
-    a different, learning-rate-scaled variant).
+    Neither Keras nor torch.optim ships it. Optax's ``contrib.cocob`` is the
+    same algorithm (``L_0 = eps = 1e-8``, ``alpha = 100``): at its
+    ``learning_rate=1`` it equals this optimizer. Its ``learning_rate`` multiplies
+    the gradients first, to which COCOB's step is invariant but for ``L_0``.
 
     Paper: https://arxiv.org/abs/1705.07795
 

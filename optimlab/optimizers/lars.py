@@ -20,7 +20,7 @@ def trust_ratio(w_norm, g_norm, trust_coefficient, weight_decay, epsilon):
 def _check_patterns(name, patterns):
     if patterns is None:
         return ()
-    if isinstance(patterns, str) or not all(isinstance(p, str) for p in patterns):
+    if not isinstance(patterns, (list, tuple)) or not all(isinstance(p, str) for p in patterns):
         raise TypeError(f"{name} must be a list of regular-expression strings or None; got {patterns!r}")
     for pattern in patterns:
         try:

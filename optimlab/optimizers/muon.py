@@ -4,7 +4,7 @@ import re
 
 import tensorflow as tf
 
-from optimlab._checks import check_bool, check_nonnegative, check_positive, check_unit_interval
+from optimlab._checks import check_bool, check_choice, check_nonnegative, check_positive, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, cast, own_weight_decay, step_count
 from optimlab.registry import register
@@ -28,11 +28,34 @@ def newton_schulz(g, steps, coefficients, epsilon):
 
 
 def as_matrix_shape(shape):
-    """The 2-D shape Muon orthogonalizes: the last axis against all the others (conv kernels)."""
+    """The 2-D shape ``(fan_in, fan_out)`` Muon orthogonalizes: the last axis against all the others.
+
+    Keras keeps kernels as (fan_in, fan_out) (convolutions as (..., in, out)),
+    the transpose of torch's (out, in).
+    """
     rows = 1
     for size in shape[:-1]:
         rows *= size
     return rows, shape[-1]
+
+
+def shape_scale(fan_in, fan_out, rms_rate=None):
+    """The factor on the orthogonalized update of a (fan_in, fan_out) matrix.
+
+    ``sqrt(max(1, fan_out / fan_in))`` (the reference's ``max(1, rows / cols)``
+    on torch's (out, in) layout, and Optax's width scaling); with ``rms_rate``,
+    ``rms_rate * sqrt(max(fan_in, fan_out))`` (Moonlight's rule, used by Keras
+    and by Optax's ``consistent_rms``), which gives updates of RMS about ``rms_rate``.
+    """
+    if rms_rate is None:
+        return max(1.0, fan_out / fan_in) ** 0.5
+    return rms_rate * max(fan_in, fan_out) ** 0.5
+
+
+def _check_rms_rate(value):
+    if value is None:
+        return None
+    return float(check_positive("rms_rate", value))
 
 
 def _check_coefficients(value):
@@ -50,7 +73,7 @@ def _check_steps(value):
 def _check_patterns(value):
     if value is None:
         return ()
-    if isinstance(value, str) or not all(isinstance(p, str) for p in value):
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
         raise TypeError(f"exclude_layers must be a list of regular-expression strings or None; got {value!r}")
     return tuple(value)
 
@@ -70,17 +93,26 @@ class Muon(Optimizer):
     faster than AdamW at the same cost; embeddings, output layers and
     vectors (biases, norms, scalars) go to the built-in Adam fallback.
 
-    Update rule for a matrix ``W`` of shape (rows, cols) (rank > 2: flattened to
-    (prod(shape[:-1]), shape[-1])), Keller Jordan's reference code::
+    Update rule for a Keras kernel ``W`` of shape (fan_in, fan_out) (rank > 2:
+    flattened to (prod(shape[:-1]), shape[-1])), Keller Jordan's reference code::
 
-        B <- momentum * B + (1 - momentum) * G
-        U  = (1 - momentum) * G + momentum * B        (nesterov; else U = B)
-        W <- W - lr * wd * W - lr * sqrt(max(1, rows / cols)) * NewtonSchulz5(U)
+        B <- momentum * B + (1 - momentum) * G        (momentum_form="sum": B <- momentum * B + G)
+        U  = (1 - momentum) * G + momentum * B        (nesterov, "sum": U = G + momentum * B; else U = B)
+        W <- W - lr * wd * W - lr * s * NewtonSchulz5(U)
+        s  = sqrt(max(1, fan_out / fan_in))           (rms_rate: rms_rate * sqrt(max(fan_in, fan_out)))
 
-    Fallback for other variables (Adam, Algorithm 1; ``lr_a = lr * adam_lr_ratio``)::
+    The reference scales by ``max(1, rows / cols)`` on torch's (out, in)
+    layout, which is ``fan_out / fan_in``: a 64 -> 8 Dense kernel gets ``s = 1``
+    and an 8 -> 64 one ``s = sqrt(8)``.
+
+    Fallback for other variables (Adam, Algorithm 1; ``lr_a = lr * adam_lr_ratio``,
+    ``wd_a = adam_weight_decay``, which defaults to ``wd``)::
 
         m <- b1 * m + (1 - b1) * g;  v <- b2 * v + (1 - b2) * g^2
-        x <- x - lr_a * wd * x - lr_a * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + adam_epsilon)
+        x <- x - lr_a * wd_a * x - lr_a * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + adam_epsilon)
+
+    (``adam_epsilon_hat=True``: Keras's form, ``x <- x - lr_a * sqrt(1 - b2^t) /
+    (1 - b1^t) * m / (sqrt(v) + adam_epsilon)``, as :class:`optimlab.Adam`'s ``epsilon_hat``.)
 
     A variable uses the fallback when its rank is below 2 (or above 2 with
     ``flatten_higher_rank=False``), when
@@ -95,8 +127,16 @@ class Muon(Optimizer):
         ns_steps: Newton-Schulz iterations (default 5).
         ns_coefficients: ``(a, b, c)`` (default (3.4445, -4.7750, 2.0315)).
         epsilon: added to the Frobenius norm before the iteration (default 1e-7).
+        rms_rate: None (default) for the reference's shape scale; a positive
+            number for Moonlight's ``rms_rate * sqrt(max(fan_in, fan_out))`` (Keras's 0.2).
+        momentum_form: "average" (default, the reference's) or "sum" (Keras's
+            buffer, ``1 / (1 - momentum)`` times larger: the same direction up to
+            ``epsilon`` and rounding).
         adam_lr_ratio: fallback learning rate over ``lr`` (default 0.015: 3e-4 at lr 0.02).
         adam_beta_1, adam_beta_2, adam_epsilon: the fallback's (default 0.9, 0.95, 1e-10).
+        adam_epsilon_hat: Keras's form of Adam in the fallback (default False).
+        adam_weight_decay: decoupled decay of the fallback's variables, scaled by
+            ``lr_a``; None (default) uses ``weight_decay``.
         exclude_embeddings: embeddings use the fallback (default True).
         exclude_layers: regular expressions on variable paths for the fallback (default None).
         flatten_higher_rank: variables of rank > 2 (convolution kernels) are
@@ -104,12 +144,16 @@ class Muon(Optimizer):
             sends them to the fallback, as Keras and Optax do.
         weight_decay: decoupled, scaled by each rule's learning rate (default None).
 
-    Where libraries disagree: ``keras.optimizers.Muon`` keeps ``B <- momentum * B + G``
-    (the same direction after normalization), scales by
-    ``rms_rate * sqrt(max(rows, cols))`` (Moonlight's rule, 0.2 by default)
-    instead of ``sqrt(max(1, rows / cols))``, uses only 2-D variables, Keras-form Adam
-    with ``adam_lr_ratio=1`` and decays every variable with ``lr``. Optax's
-    ``contrib.muon`` has no shape scaling by default and ``beta=0.95``.
+    Where libraries disagree: ``keras.optimizers.Muon`` is this class with
+    ``momentum_form="sum", rms_rate=0.2, flatten_higher_rank=False,
+    adam_lr_ratio=1, adam_beta_2=0.999, adam_epsilon=1e-7, adam_epsilon_hat=True,
+    weight_decay=0.004, adam_weight_decay=0.004`` and its default learning rate
+    0.001 (equal up to float32 rounding; Keras decays the fallback's variables
+    with ``lr``, not ``lr_a``, which differs only when ``adam_lr_ratio != 1``).
+    Optax's ``contrib.muon`` scales by ``sqrt(max(1, fan_out / fan_in))`` as here
+    (``consistent_rms`` gives the ``rms_rate`` rule), but bias-corrects its
+    momentum, which changes the Nesterov direction in early steps, and
+    defaults to ``eps=1e-8`` and ``adam_lr = lr``.
 
     Reference: https://kellerjordan.github.io/posts/muon/ (and https://github.com/KellerJordan/Muon)
 
@@ -137,6 +181,10 @@ class Muon(Optimizer):
         exclude_embeddings=True,
         exclude_layers=None,
         flatten_higher_rank=True,
+        rms_rate=None,
+        momentum_form="average",
+        adam_epsilon_hat=False,
+        adam_weight_decay=None,
         name=None,
         **kwargs,
     ):
@@ -153,6 +201,12 @@ class Muon(Optimizer):
         self.exclude_embeddings = check_bool("exclude_embeddings", exclude_embeddings)
         self.exclude_layers = _check_patterns(exclude_layers)
         self.flatten_higher_rank = check_bool("flatten_higher_rank", flatten_higher_rank)
+        self.rms_rate = _check_rms_rate(rms_rate)
+        self.momentum_form = check_choice("momentum_form", momentum_form, ("average", "sum"))
+        self.adam_epsilon_hat = check_bool("adam_epsilon_hat", adam_epsilon_hat)
+        if adam_weight_decay is not None:
+            adam_weight_decay = float(check_nonnegative("adam_weight_decay", adam_weight_decay))
+        self.adam_weight_decay = adam_weight_decay
 
     def uses_muon(self, variable):
         """Whether ``variable`` gets the orthogonalized update (else the Adam fallback)."""
@@ -181,19 +235,25 @@ class Muon(Optimizer):
         wd = own_weight_decay(self, variable)
         if self.uses_muon(variable):
             self._muon_step(gradient, variable, lr, wd)
-        else:
-            self._adam_step(gradient, variable, lr * self._get_hyper("adam_lr_ratio", tf.float64), wd)
+            return
+        if self.adam_weight_decay is not None:
+            wd = tf.constant(self.adam_weight_decay if self._use_weight_decay(variable) else 0.0, tf.float64)
+        self._adam_step(gradient, variable, lr * self._get_hyper("adam_lr_ratio", tf.float64), wd)
 
     def _muon_step(self, gradient, variable, lr, wd):
         dtype = variable.dtype
         beta = self._get_hyper("momentum", dtype)
         b = self.get_slot(variable, "momentum")
-        b.assign(beta * b + (1 - beta) * gradient)
-        u = (1 - beta) * gradient + beta * b if self.nesterov else b
-        rows, cols = as_matrix_shape(variable.shape)
+        if self.momentum_form == "sum":
+            b.assign(beta * b + gradient)
+            u = gradient + beta * b if self.nesterov else b
+        else:
+            b.assign(beta * b + (1 - beta) * gradient)
+            u = (1 - beta) * gradient + beta * b if self.nesterov else b
+        fan_in, fan_out = as_matrix_shape(variable.shape)
         epsilon = self._get_hyper("epsilon", dtype)
-        direction = newton_schulz(tf.reshape(u, (rows, cols)), self.ns_steps, self.ns_coefficients, epsilon)
-        scale = max(1.0, rows / cols) ** 0.5
+        direction = newton_schulz(tf.reshape(u, (fan_in, fan_out)), self.ns_steps, self.ns_coefficients, epsilon)
+        scale = shape_scale(fan_in, fan_out, self.rms_rate)
         variable.assign_sub(cast(dtype, lr * wd) * variable)
         variable.assign_sub(cast(dtype, lr * scale) * tf.reshape(direction, variable.shape))
 
@@ -202,9 +262,17 @@ class Muon(Optimizer):
         b1, b2 = self._get_hyper("adam_beta_1", tf.float64), self._get_hyper("adam_beta_2", tf.float64)
         t = step_count(self)
         m, v = self.get_slot(variable, "momentum"), self.get_slot(variable, "velocity")
+        variable.assign_sub(cast(dtype, lr * wd) * variable)
+        if self.adam_epsilon_hat:
+            alpha = cast(dtype, lr) * tf.sqrt(1 - tf.pow(cast(dtype, b2), cast(dtype, t))) / (
+                1 - tf.pow(cast(dtype, b1), cast(dtype, t))
+            )
+            m.assign_add((gradient - m) * cast(dtype, 1 - b1))
+            v.assign_add((tf.square(gradient) - v) * cast(dtype, 1 - b2))
+            variable.assign_sub(m * alpha / (tf.sqrt(v) + self._get_hyper("adam_epsilon", dtype)))
+            return
         m.assign(cast(dtype, b1) * m + cast(dtype, 1 - b1) * gradient)
         v.assign(cast(dtype, b2) * v + cast(dtype, 1 - b2) * tf.square(gradient))
         m_hat = m / cast(dtype, bias_correction(b1, t))
         v_hat = v / cast(dtype, bias_correction(b2, t))
-        variable.assign_sub(cast(dtype, lr * wd) * variable)
         variable.assign_sub(cast(dtype, lr) * m_hat / (tf.sqrt(v_hat) + self._get_hyper("adam_epsilon", dtype)))

@@ -105,3 +105,18 @@ def run_closed_loop(optimizer, params, grads, steps):
         gradients = grads([v.numpy() for v in variables], t)
         optimizer.apply_gradients(zip([tf.constant(g) for g in gradients], variables))
     return [v.numpy() for v in variables]
+
+
+def run_optax(transformation, x0, grads):
+    """The same gradients through an Optax transformation, float64 (optax and jax must be installed)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import optax
+
+    params = [jax.numpy.asarray(x, jax.numpy.float64) for x in x0]
+    state, update = transformation.init(params), jax.jit(transformation.update)
+    for gradients in grads:
+        updates, state = update([jax.numpy.asarray(g) for g in gradients], state, params)
+        params = optax.apply_updates(params, updates)
+    return [np.asarray(p, dtype=np.float64) for p in params]

@@ -37,3 +37,24 @@ def test_matches_keras_adamax():
     kwargs = {"learning_rate": 0.02, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6}
     expected = run_tf(keras.optimizers.Adamax(**kwargs), x0, grads)
     assert_matches(run_tf(optimlab.Adamax(**kwargs), x0, grads), expected, x0, FLOAT32_TOL)
+
+
+def test_optax_adamax_puts_epsilon_inside_the_maximum():
+    """Reference: optax.adamax, float64, 120 steps: equal to optimlab's at epsilon 0; with an
+    epsilon, equal to the torch form ``u <- max(beta_2 u, |g| + eps)``, ``x -= lr m_hat / u``."""
+    optax = pytest.importorskip("optax")
+    from reference_harness import run_optax
+
+    x0, grads = random_problem(seed=18)
+    ours = run_tf(optimlab.Adamax(learning_rate=0.02, beta_1=0.8, beta_2=0.95, epsilon=0.0), x0, grads, "float64")
+    assert_matches(ours, run_optax(optax.adamax(0.02, b1=0.8, b2=0.95, eps=0.0), x0, grads), x0, FLOAT64_TOL)
+
+    def inside_max(x, g, s, t):
+        s["m"] = 0.8 * s["m"] + 0.2 * g
+        s["u"] = np.maximum(0.95 * s["u"], np.abs(g) + 0.5)
+        return x - (0.02 / (1 - 0.8**t)) * s["m"] / s["u"]
+
+    theirs = run_optax(optax.adamax(0.02, b1=0.8, b2=0.95, eps=0.5), x0, grads)
+    assert_matches(theirs, run_numpy(inside_max, x0, grads, zeros), x0, FLOAT64_TOL)
+    ours = run_tf(optimlab.Adamax(learning_rate=0.02, beta_1=0.8, beta_2=0.95, epsilon=0.5), x0, grads, "float64")
+    assert max(np.abs(a - b).max() for a, b in zip(ours, theirs)) > 1e-3

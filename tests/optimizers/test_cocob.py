@@ -58,3 +58,14 @@ def test_bad_alpha_is_named():
 def test_config_round_trip():
     opt = optimlab.COCOB(alpha=50.0)
     assert optimlab.COCOB.from_config(opt.get_config()).get_config()["alpha"] == 50.0
+
+
+def test_equals_optax_cocob_at_learning_rate_one():
+    """Reference: optax.contrib.cocob (learning_rate=1, alpha 100 and 5), float64, 120 random-gradient steps."""
+    optax = pytest.importorskip("optax")
+    from reference_harness import FLOAT64_TOL, assert_matches, random_problem, run_optax, run_tf
+
+    x0, grads = random_problem(seed=40)
+    for alpha in (100.0, 5.0):
+        theirs = run_optax(optax.contrib.cocob(learning_rate=1.0, alpha=alpha), x0, grads)
+        assert_matches(run_tf(optimlab.COCOB(alpha=alpha), x0, grads, "float64"), theirs, x0, FLOAT64_TOL)

@@ -1,6 +1,12 @@
 """Muon against a float64 NumPy transcription of Keller Jordan's reference algorithm (Muon for
-matrices, Adam for the rest), against keras.optimizers.Muon where conventions meet, and checks
-of the Newton-Schulz orthogonalization."""
+matrices, Adam for the rest), against Optax's ``contrib.muon`` (the shape scale on Keras's
+(fan_in, fan_out) layout), against keras.optimizers.Muon with its conventions, and checks of
+the Newton-Schulz orthogonalization.
+
+The reference code (github.com/KellerJordan/Muon, ``muon_update``) scales the orthogonalized
+update by ``sqrt(max(1, rows / cols))`` of torch's (out, in) weight, i.e. ``fan_out / fan_in``;
+a Keras kernel is (fan_in, fan_out), so the NumPy transcription below scales by ``cols / rows``.
+"""
 
 import keras
 import numpy as np
@@ -11,7 +17,7 @@ import optimlab
 from reference_harness import closed_loop_problem, run_closed_loop
 from optimlab.optimizers.muon import newton_schulz
 
-SHAPES = [(6, 4), (3, 5), (2, 2, 3, 4), (4,), ()]  # tall, wide, conv kernel, bias, scalar
+SHAPES = [(6, 4), (3, 5), (2, 2, 3, 4), (2, 8), (4,), ()]  # tall, wide, conv kernel, 2 -> 8, bias, scalar
 STEPS = 120
 ABC = (3.4445, -4.7750, 2.0315)
 
@@ -45,7 +51,8 @@ def _run_numpy(params, grads, lr, beta, nesterov, wd, ratio, b1, b2, eps_a):
                 buf[i] = beta * buf[i] + (1 - beta) * g
                 u = (1 - beta) * g + beta * buf[i] if nesterov else buf[i]
                 mat = u.reshape(-1, u.shape[-1])
-                update = _ns5(mat).reshape(g.shape) * max(1.0, mat.shape[0] / mat.shape[1]) ** 0.5
+                fan_in, fan_out = mat.shape  # Keras's layout; the reference's (out, in) is its transpose
+                update = _ns5(mat).reshape(g.shape) * max(1.0, fan_out / fan_in) ** 0.5
                 ws[i] = ws[i] * (1 - lr * wd) - lr * update
             else:
                 lr_a = lr * ratio
@@ -66,19 +73,98 @@ def test_matches_numpy_transcription(nesterov, wd):
         np.testing.assert_allclose(g, w, rtol=1e-7, atol=1e-8)  # float64 round-off through 5 matrix iterations a step
 
 
-def test_matches_keras_muon_on_wide_and_square_matrices():
-    # Keras: B <- mu B + G, a buffer 1 / (1 - mu) times ours, so its fixed epsilon 1e-7 is ours
-    # times (1 - mu); no shape scale with rms_rate=None (and none here for rows <= cols).
-    params, grads = _problem(1, shapes=[(4, 4), (3, 6)])
-    lr = float(np.float32(0.02))  # Keras keeps its learning rate in float32
-    got = _run_optimlab(optimlab.Muon(learning_rate=lr, epsilon=1e-7 * (1 - 0.95)), params, grads)
-    ref = keras.optimizers.Muon(learning_rate=0.02, weight_decay=None, adam_weight_decay=None, rms_rate=None)
-    theirs = [keras.Variable(p, dtype="float64") for p in params]
+KERAS_FORM = dict(
+    momentum_form="sum", rms_rate=0.2, flatten_higher_rank=False, adam_lr_ratio=1.0, adam_beta_2=0.999,
+    adam_epsilon=1e-7, adam_epsilon_hat=True,
+)
+
+
+def _run_traced(opt, shapes, seed, dtype):
+    """The closed-loop noisy quadratic of ``closed_loop_problem`` (``g = h * w + n_t``), all
+    steps inside one ``tf.function``; returns the start and the final parameters."""
+    rng = np.random.default_rng(seed)
+    params = [rng.normal(size=s) for s in shapes]
+    curvature = [tf.constant(rng.uniform(0.5, 2.0, size=s), dtype) for s in shapes]
+    noise = [tf.constant(0.3 * rng.normal(size=(STEPS,) + s), dtype) for s in shapes]
+    variables = [keras.Variable(p, dtype=dtype) for p in params]
+
+    @tf.function
+    def train():
+        for t in tf.range(STEPS):
+            opt.apply([h * v + n[t] for h, v, n in zip(curvature, variables, noise)], variables)
+
+    train()
+    return params, [np.asarray(v.numpy(), np.float64) for v in variables]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("decay", [None, (2.0**-8, 2.0**-8), (2.0**-4, 2.0**-6)], ids=["no-decay", "decay", "two-decays"])
+def test_keras_conventions_match_keras_muon(dtype, decay):
+    """Reference: keras.optimizers.Muon, 120 closed-loop steps inside tf.function.
+
+    Tall, wide and 64 -> 8 kernels take the rms_rate scale; a conv kernel, a bias and a
+    scalar take Keras's Adam. Equal up to rounding: float32 round-off through 120 steps of
+    five matrix iterations. In float64 the hyperparameters are float32-exact, because Keras
+    casts Python floats through float32 (``tf.cast(0.9, "float64")``), and Keras's rms_rate
+    scale fails for float64 variables (it multiplies by a float32 tensor), so both sides run
+    without it (rms_rate=None: no scale in Keras, none here for fan_out <= fan_in).
+    """
+    rms_rate = 0.2 if dtype == "float32" else None
+    shapes = [(6, 4), (3, 5), (64, 8), (2, 2, 3, 4), (4,), ()] if rms_rate else [(6, 4), (5, 5), (64, 8), (4,)]
+    wd, adam_wd = decay or (None, None)
+    common = dict(learning_rate=2.0**-6, weight_decay=wd, adam_weight_decay=adam_wd, rms_rate=rms_rate,
+                  momentum=0.9375, adam_beta_1=0.875, adam_beta_2=1 - 2.0**-10)
+    params, theirs = _run_traced(keras.optimizers.Muon(**common), shapes, 4, dtype)
+    ours_opt = optimlab.Muon(**dict(KERAS_FORM, **common))
+    _, ours = _run_traced(ours_opt, shapes, 4, dtype)
+    tol = {"rtol": 2e-5, "atol": 2e-6} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-12}
+    for p, o, k in zip(params, ours, theirs):
+        assert np.abs(k - p).max() > 1e-2
+        np.testing.assert_allclose(o, k, **tol)
+
+
+def test_shape_scale_follows_fan_out_over_fan_in_as_optax():
+    """Reference: optax.contrib.muon (float64, no Nesterov so that its bias correction is one
+    scalar per step, eps 0 on both sides): 64 -> 8, 8 -> 64, 6 -> 4, 3 -> 5 and square kernels."""
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    shapes = [(64, 8), (8, 64), (6, 4), (3, 5), (4, 4)]
+    params, grads = _problem(5, shapes=shapes)
+    lr = 0.03
+    ours = _run_optimlab(optimlab.Muon(learning_rate=lr, nesterov=False, epsilon=0.0), params, grads)
+    tx = optax.contrib.muon(learning_rate=lr, nesterov=False, eps=0.0, beta=0.95)
+    theirs = [jnp.asarray(p, jnp.float64) for p in params]
+    state, update = tx.init(theirs), jax.jit(tx.update)
     for t in range(STEPS):
-        gs = grads([np.asarray(v.numpy()) for v in theirs], t)
-        ref.apply([tf.constant(g) for g in gs], theirs)
-    for g, w in zip(got, theirs):
-        np.testing.assert_allclose(g, np.asarray(w.numpy()), rtol=1e-8, atol=1e-9)
+        gs = [jnp.asarray(g, jnp.float64) for g in grads([np.asarray(w) for w in theirs], t)]
+        updates, state = update(gs, state, theirs)
+        theirs = optax.apply_updates(theirs, updates)
+    for p, o, k in zip(params, ours, theirs):
+        assert np.abs(np.asarray(k) - p).max() > 0.1
+        np.testing.assert_allclose(o, np.asarray(k), rtol=1e-7, atol=1e-9)
+    # One step on a 64 -> 8 kernel: Optax's size equals ours, sqrt(8) times less than the former fan_in / fan_out.
+    g = np.random.default_rng(0).normal(size=(64, 8))
+    w = tf.Variable(np.zeros((64, 8)))
+    optimlab.Muon(learning_rate=1.0, nesterov=False, epsilon=0.0).apply_gradients([(tf.constant(g), w)])
+    update, _ = tx.update([jnp.asarray(g)], tx.init([jnp.zeros((64, 8))]), [jnp.zeros((64, 8))])
+    np.testing.assert_allclose(w.numpy() * lr, np.asarray(update[0]), rtol=1e-9, atol=1e-13)
+
+
+def test_rms_rate_scale_and_adam_weight_decay_apply():
+    """One step from zero momentum: the update's size follows rms_rate * sqrt(max(fan_in, fan_out));
+    the bias alone decays with adam_weight_decay."""
+    rng = np.random.default_rng(1)
+    kernel, bias = tf.Variable(rng.normal(size=(64, 8))), tf.Variable(np.ones(3))
+    opt = optimlab.Muon(learning_rate=0.5, rms_rate=0.2, weight_decay=0.125, adam_weight_decay=0.25, adam_lr_ratio=1.0, epsilon=0.0)
+    k0 = kernel.numpy().copy()
+    g = rng.normal(size=(64, 8))
+    opt.apply_gradients([(tf.constant(g), kernel), (tf.zeros(3, tf.float64), bias)])
+    direction = (k0 * (1 - 0.5 * 0.125) - kernel.numpy()) / 0.5
+    expected = _ns5((1 - 0.95) * g + 0.95 * (1 - 0.95) * g, eps=0.0) * 0.2 * np.sqrt(64)
+    np.testing.assert_allclose(direction, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(bias.numpy(), np.ones(3) * (1 - 0.5 * 0.25))
 
 
 @pytest.mark.parametrize("shape", [(8, 8), (16, 4), (3, 12)])
@@ -125,6 +211,10 @@ def test_higher_rank_kernels_flatten_or_fall_back():
         ({"ns_coefficients": (1.0, 2.0)}, TypeError, "ns_coefficients"),
         ({"adam_lr_ratio": 0.0}, ValueError, "adam_lr_ratio"),
         ({"exclude_layers": "head"}, TypeError, "exclude_layers"),
+        ({"rms_rate": 0.0}, ValueError, "rms_rate"),
+        ({"momentum_form": "ema"}, ValueError, "momentum_form"),
+        ({"adam_epsilon_hat": 1}, TypeError, "adam_epsilon_hat"),
+        ({"adam_weight_decay": -1.0}, ValueError, "adam_weight_decay"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

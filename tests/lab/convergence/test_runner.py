@@ -286,3 +286,30 @@ def test_bad_optimizers_and_functions():
         run_grid("gd,adam", "quartic", {"gd": 0.1})
     with pytest.raises(ValueError, match="--lr must be comma-separated numbers"):
         parse_numbers("1e-3,x", "--lr")
+
+
+def test_a_standstill_far_from_a_minimum_is_not_convergence():
+    """Issue 15: Prodigy(1e-2) on Rosenbrock took steps too small to change a float32 at the start and
+    was reported "converged in 1"; a standstill counts only where the gradient has nearly vanished."""
+    import optimlab
+
+    r = convergence_test(optimlab.Prodigy(1e-2), "rosenbrock", max_iters=50)
+    assert not (r.status == "converged" and r.distance > 0.1), (r.status, r.iterations, r.distance)
+
+
+def test_run_grid_traces_once_per_optimizer_and_matches_separate_runs(monkeypatch):
+    """Issue 17 item 1: one trace per optimizer class across learning rates, same paths as fresh runs."""
+    from optimlab.lab.convergence import runner as convergence
+
+    rates = [1e-3, 1e-2, 1e-1]
+    separate = {(n, lr): convergence.convergence_test(optimlab.get(n, learning_rate=lr), "quartic", max_iters=300)
+                for n in ("momentum", "adam") for lr in rates}
+    traced = []
+    original = convergence._compiled_program
+    monkeypatch.setattr(convergence, "_compiled_program", lambda *a: traced.append(1) or original(*a))
+    grid = convergence.run_grid(["momentum", "adam"], "quartic", rates, max_iters=300)
+    assert len(traced) == 2
+    for key, result in grid.items():
+        assert (result.status, result.iterations) == (separate[key].status, separate[key].iterations)
+        np.testing.assert_array_equal(result.path, separate[key].path)
+        assert result.learning_rate == pytest.approx(key[1])

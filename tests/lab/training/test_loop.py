@@ -132,6 +132,14 @@ def test_runs_reuse_one_traced_program_and_match_a_fresh_one():
         reused = run(0.05, 2, 0.5)
         assert loop.TRACES == traces + 1  # the second run reused the first one's program
         assert reused.equals(fresh)  # bit for bit what a new program gives
+        for _ in range(2):  # the lab's path: the second call copies the cached fresh optimizer state
+            named = loop.train_named(problem, data, "sgd", {"learning_rate": 0.05, "momentum": 0.5}, 2, epochs=6,
+                                     batch_size=batch, eval_every=2)
+            run(0.01, 3, 0.9)
+            assert named.history.drop(columns="wall_time").equals(fresh)
         loop.train(problem, data, optimlab.get("sgd", learning_rate=0.05, clipnorm=1.0),
                    seed=2, epochs=2, batch_size=batch)
         assert loop.TRACES == traces + 2  # clipping is not a variable: a new trace
+    iris = problems.get("iris")  # the same optimizer settings on another model: its own fresh state
+    other = loop.train_named(iris, problems.load(iris), "sgd", {"learning_rate": 0.05, "momentum": 0.5}, 2, epochs=3)
+    assert other.status == "ok" and len(other.history) == 4

@@ -8,10 +8,11 @@ from optimlab.lab.training.analysis.tables import (
     config_label,
     curves,
     profile_costs,
+    ranked_summary,
     runs_table,
     selected,
     summary,
     tests,
 )
 
-__all__ = ["config_label", "curves", "profile_costs", "runs_table", "selected", "summary", "tests"]
+__all__ = ["config_label", "curves", "profile_costs", "ranked_summary", "runs_table", "selected", "summary", "tests"]

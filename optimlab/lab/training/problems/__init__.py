@@ -197,7 +197,10 @@ def _boston_raw(path):
             return f["x"].astype(np.float64), f["y"].astype(np.float64)
     import pandas as pd
 
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
+        raise ValueError(f"data path {str(path)!r} is not a readable CSV ({error})") from None
     if list(table.columns[:-1]) != list(BOSTON_COLUMNS):
         raise ValueError(f"data path {str(path)!r} is not the Boston CSV; columns {list(table.columns)}")
     table = table.to_numpy(dtype=np.float64)

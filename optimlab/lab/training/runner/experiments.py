@@ -20,7 +20,7 @@ import keras
 import pandas as pd
 
 import optimlab
-from optimlab import registry
+from optimlab import _interrupt, registry
 from optimlab.lab.training import problems, records
 from optimlab.lab.training.runner import executors, loop
 
@@ -218,6 +218,7 @@ class Runner:
         they finish; runs claimed by another live process are waited for, and
         taken over if that process dies.
         """
+        _interrupt.check()
         specs = [self.spec(*run) for run in runs]
         paths = [records.record_path(self.out, spec) for spec in specs]
         spec_of = dict(zip(paths, specs))
@@ -271,6 +272,7 @@ class Runner:
                     records.release(path)
 
     def _done(self, record, computed):
+        _interrupt.check()  # after a Ctrl-C: stop here, with this run's record written
         if not computed:
             self.reused += 1
         if self.on_run is not None:

@@ -18,6 +18,7 @@ A run whose loss becomes non-finite stops and gets ``status="diverged"``.
 :func:`fit` trains the same model through ``keras.Model.fit`` for comparison.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -86,6 +87,7 @@ def _mixup_weight(optimizer, alpha, seed):
     return draws[0] / (draws[0] + draws[1])
 
 
+@tf.autograph.experimental.do_not_convert  # optimizers and models trace as plain graph code (much faster)
 def _train_step(model, optimizer, loss, x, y, mixup=0.0, seed=0):
     """One step; with ``mixup`` the batch is mixed with its reverse (the batch's rows are already shuffled)."""
     with tf.GradientTape() as tape:
@@ -131,7 +133,7 @@ class Program:
 
     def __init__(self, problem, data, optimizer, full_batch, initial_weights, diagnostics=True):
         self.problem, self.data, self.full_batch, self.diagnostics = problem, data, full_batch, diagnostics
-        self.model = models.build(problem, data.x_train.shape[1:], 0)
+        self.model = models.build(problem, data.x_train.shape[1:], 0)  # weights replaced below
         self.model.set_weights(initial_weights)
         self.optimizer = optimizer
         optimizer.build(self.model.trainable_variables)
@@ -153,6 +155,7 @@ class Program:
         width = 1 + len(metrics)  # per split: loss, metrics
         n_layers = len(probe.layers) if probe else 0
 
+        @tf.autograph.experimental.do_not_convert
         def evaluate():
             """valid loss, valid metrics, test loss, test metrics (NaN for an empty split)."""
             values = []
@@ -230,6 +233,23 @@ class Program:
             mine.assign(fresh)
 
 
+@contextlib.contextmanager
+def _fast_instantiation():
+    """Skip Grappler's graph rewrites while a program is instantiated (its first call).
+
+    They take about a second per program and gain nothing measurable on these
+    small loops; every run of a program uses the same instantiation, so results
+    do not depend on the order of runs. The process-wide option is restored after.
+    """
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options(
+            {"disable_meta_optimizer": before.get("disable_meta_optimizer", False)})
+
+
 def _variable_backed(optimizer):
     """Names of the hyperparameters that live in variables (changing them needs no new trace)."""
     names = set(getattr(optimizer, "_hypers", {}))
@@ -265,21 +285,40 @@ def initial_weights(problem, input_shape, seed):
     return _WEIGHTS[key]
 
 
-def program_for(problem, data, optimizer, full_batch, weights, diagnostics=True):
-    """A program for this configuration, reset for a new run: reused when one exists, else traced."""
+def _find(problem, data, full_batch, structure, diagnostics):
     for i, program in enumerate(_PROGRAMS):
         if program.data is data and program.problem is problem and program.full_batch == full_batch \
-                and program.diagnostics == diagnostics \
-                and type(program.optimizer) is type(optimizer) \
-                and program.structure[:2] == optimizer_structure(optimizer)[:2]:
-            program.reset(weights, optimizer)
+                and program.diagnostics == diagnostics and program.structure[:2] == structure[:2]:
             _PROGRAMS.append(_PROGRAMS.pop(i))
-            return program, False
+            return program
+    return None
+
+
+def program_for(problem, data, optimizer, full_batch, weights, diagnostics=True):
+    """A program for this configuration, reset for a new run: reused when one exists, else traced."""
+    program = _find(problem, data, full_batch, optimizer_structure(optimizer), diagnostics)
+    if program is not None:
+        program.reset(weights, optimizer)
+        return program, False
     program = Program(problem, data, optimizer, full_batch, weights, diagnostics)
     _PROGRAMS.append(program)
     if len(_PROGRAMS) > _KEEP_PROGRAMS:
         _PROGRAMS.pop(0)
     return program, True
+
+
+_FRESH = {}  # (problem, input shape, optimizer, hyperparameters, schedule) -> (structure, fresh variable values)
+
+
+def _budget(problem, data, epochs, batch_size, eval_every, target):
+    epochs = problem.epochs if epochs is None else int(epochs)
+    batch_size = problem.batch_size if batch_size == "problem" else batch_size
+    eval_every = eval_every or max(1, epochs // 100)
+    target = problem.target if target is None else target
+    n = len(data.x_train)
+    if batch_size is not None and not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be in [1, {n}] or None; got {batch_size!r}")
+    return epochs, batch_size, eval_every, target
 
 
 def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eval_every=None, target=None,
@@ -314,25 +353,54 @@ def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eva
         >>> r.status, len(r.history)
         ('ok', 21)
     """
-    epochs = problem.epochs if epochs is None else int(epochs)
-    batch_size = problem.batch_size if batch_size == "problem" else batch_size
-    eval_every = eval_every or max(1, epochs // 100)
-    target = problem.target if target is None else target
-    n = len(data.x_train)
-    if batch_size is not None and not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be in [1, {n}] or None; got {batch_size!r}")
-
+    budget = _budget(problem, data, epochs, batch_size, eval_every, target)
     weights = initial_weights(problem, data.x_train.shape[1:], seed)
-    program, _ = program_for(problem, data, optimizer, batch_size is None, weights, diagnostics)
+    program, _ = program_for(problem, data, optimizer, budget[1] is None, weights, diagnostics)
+    return _run(program, problem, data, seed, *budget)
+
+
+def train_named(problem, data, name, hyperparameters, seed, epochs=None, batch_size="problem", eval_every=None,
+                target=None, schedule=None, diagnostics=True):
+    """:func:`train` with the optimizer ``name`` (registered or ``package.module:Class``), the lab's runs.
+
+    ``schedule`` is ``(name, {args})`` or None (see
+    :func:`~optimlab.lab.training.runner.experiments.make_optimizer`). The
+    fresh state of each optimizer configuration is kept, so further seeds of
+    a configuration neither construct nor build an optimizer: they copy that
+    state into the traced program's variables. The result is the same.
+    """
+    budget = _budget(problem, data, epochs, batch_size, eval_every, target)
+    weights = initial_weights(problem, data.x_train.shape[1:], seed)
+    key = (problem, data.x_train.shape[1:], name, json.dumps(hyperparameters, sort_keys=True),
+           json.dumps(schedule, sort_keys=True), diagnostics)
+    program = None
+    if key in _FRESH:
+        structure, values = _FRESH[key]
+        program = _find(problem, data, budget[1] is None, structure, diagnostics)
+        if program is not None:
+            program.model.set_weights(weights)
+            for variable, value in zip(program.optimizer.variables, values, strict=True):
+                variable.assign(value)
+    if program is None:
+        from optimlab.lab.training.runner.experiments import make_optimizer
+
+        optimizer = make_optimizer(name, hyperparameters, schedule)
+        program, _ = program_for(problem, data, optimizer, budget[1] is None, weights, diagnostics)
+        _FRESH[key] = (program.structure, [v.numpy() for v in program.optimizer.variables])
+    return _run(program, problem, data, seed, *budget)
+
+
+def _run(program, problem, data, seed, epochs, batch_size, eval_every, target):
+    """One call of ``program`` for the whole run, then its history, outcome and naive baseline."""
     sizes = [eval_every] * (epochs // eval_every) + ([epochs % eval_every] if epochs % eval_every else [])
     if batch_size is None:
         orders = np.zeros((0, 0, 0), np.int32)
     else:
-        orders = epoch_orders(np.random.default_rng(int(seed)), n, batch_size, epochs).astype(np.int32)
-    outputs = [v.numpy() for v in program.function(tf.constant(sizes, tf.int32), tf.constant(orders),
-                                                   tf.constant(int(seed), tf.int64))]
-    result = _result(problem, target, sizes, program.probe, *outputs)
-    if diagnostics:
+        orders = epoch_orders(np.random.default_rng(int(seed)), len(data.x_train), batch_size, epochs).astype(np.int32)
+    with _fast_instantiation():
+        outputs = program.function(tf.constant(sizes, tf.int32), tf.constant(orders), tf.constant(int(seed), tf.int64))
+    result = _result(problem, target, sizes, program.probe, *(v.numpy() for v in outputs))
+    if program.diagnostics:
         metrics = [metric_fn(m) for m in problem.metrics]
         num_outputs = int(program.model(data.x_train[:1], training=False).shape[-1])
         result.diagnostics["baseline"] = probes.naive_baseline(
