@@ -67,9 +67,11 @@ def compute(problem, data, spec):
 
     data = _DATA.setdefault(_fingerprint(data), data)
     started = time.time()
+    schedule = spec.get("schedule")
     result = loop.train_named(problem, data, spec["optimizer"], spec["hyperparameters"], spec["seed"],
                               epochs=spec["epochs"], batch_size=spec["batch_size"], eval_every=spec["eval_every"],
-                              target=spec["target"])
+                              target=spec["target"], schedule=None if schedule is None else
+                              (schedule["name"], schedule["args"]))
     return {
         "schema": records.SCHEMA,
         "key": records.run_key(spec),
@@ -79,6 +81,7 @@ def compute(problem, data, spec):
         "final": result.final,
         "time_to_target": result.time_to_target,
         "history": result.history.to_dict(orient="list"),
+        "diagnostics": result.diagnostics,
         "started": started,
         "versions": {"optimlab": optimlab.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
     }
