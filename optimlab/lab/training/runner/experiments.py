@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 import optimlab
-from optimlab import registry
+from optimlab import _interrupt, registry
 from optimlab.lab.training import problems, records
 from optimlab.lab.training.runner import executors, loop
 
