@@ -30,6 +30,7 @@ MODULES = {"Adadelta": "adadelta", "Adafactor": "adafactor", "Adagrad": "adagrad
 FORCED = {"Adafactor": {"relative_step": True}}
 CHECKS = [(name, "test_correctness_with_golden") for name in MODULES if name != "ScheduleFreeAdamW"]
 CHECKS += [(name, "test_weight_decay") for name in ("Adam", "AdamW", "Adagrad", "RMSprop", "SGD", "Lion", "Nadam")]
+CHECKS += [(name, check) for name in ("Adam", "SGD", "Ftrl") for check in ("test_clip_norm", "test_clip_value")]
 
 
 def _keras_style(name):
