@@ -65,7 +65,8 @@ def test_history_columns_and_time_to_target():
                             epochs=40, eval_every=4, target=0.6)
     h = result.history
     assert list(h.columns) == ["epoch", "train_loss", "valid_loss", "valid_accuracy", "test_loss",
-                               "test_accuracy", "wall_time"]
+                               "test_accuracy", "wall_time", "train_loss_max", "peak_epoch", "grad_norm",
+                               "update_ratio", "dead_units"]
     assert h["epoch"].tolist() == list(range(0, 41, 4))
     assert h["wall_time"].is_monotonic_increasing
     hit = result.time_to_target

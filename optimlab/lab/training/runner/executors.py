@@ -67,9 +67,11 @@ def compute(problem, data, spec):
 
     data = _DATA.setdefault(_fingerprint(data), data)
     started = time.time()
+    schedule = spec.get("schedule")
     result = loop.train_named(problem, data, spec["optimizer"], spec["hyperparameters"], spec["seed"],
                               epochs=spec["epochs"], batch_size=spec["batch_size"], eval_every=spec["eval_every"],
-                              target=spec["target"])
+                              target=spec["target"], schedule=None if schedule is None else
+                              (schedule["name"], schedule["args"]))
     return {
         "schema": records.SCHEMA,
         "key": records.run_key(spec),
@@ -79,6 +81,7 @@ def compute(problem, data, spec):
         "final": result.final,
         "time_to_target": result.time_to_target,
         "history": result.history.to_dict(orient="list"),
+        "diagnostics": result.diagnostics,
         "started": started,
         "versions": {"optimlab": optimlab.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
     }
@@ -89,7 +92,10 @@ class Serial:
 
     def run(self, problem, data, specs, on_start=None, on_retry=None):
         """Yield ``(index, record)`` for every spec, as each finishes."""
+        from optimlab import _interrupt
+
         for i, spec in enumerate(specs):
+            _interrupt.check()  # a Ctrl-C stops before the next run (a run in progress finishes first)
             if on_start is not None:
                 on_start(spec)
             yield i, compute(problem, data, spec)
@@ -99,6 +105,9 @@ class Serial:
 
 
 def _worker_init(threads, problem, data):
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle (it stops cleanly)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     set_threads(threads)
     _worker_init.problem, _worker_init.data = problem, data

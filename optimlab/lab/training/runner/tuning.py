@@ -42,6 +42,19 @@ def _sampler(kind, low, high, trials, seed):
     raise ValueError(f"sampler must be one of {list(SAMPLERS)}; got {kind!r}")
 
 
+def study_name(problem, optimizer, sampler):
+    return f"{problem}-{optimizer}-{sampler}"
+
+
+def finished_trials(name, storage):
+    """Finished trials of study ``name`` that count toward the budget (0 if there is no such study)."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:  # no such study yet
+        return 0
+    return sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+
+
 def default_storage(out):
     return f"sqlite:///{(Path(out) / 'tuning.db').resolve()}"
 
@@ -168,11 +181,10 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     runner.data_split()
     runner.out.mkdir(parents=True, exist_ok=True)
     storage = storage or default_storage(runner.out)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(max(optuna.logging.get_verbosity(), optuna.logging.WARNING))  # never louder
     results = {}
     for name in names:
-        study_name = f"{runner.problem}-{name}-{sampler}"
-        study = _create_study(study_name, storage, _sampler(sampler, low, high, trials, seed))
+        study = _create_study(study_name(runner.problem, name, sampler), storage, _sampler(sampler, low, high, trials, seed))
         _retry_interrupted(study)
         done = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
         if sampler != "grid":
@@ -190,5 +202,6 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
         best = min(complete, key=lambda t: t.value) if complete else None
         results[name] = {"best_learning_rate": best.params["learning_rate"] if best else None,
                          "best_value": best.value if best else math.inf,
-                         "trials": len(finished), "study": study.study_name}
+                         "trials": len(finished), "complete": len(complete),
+                         "diverged": len(finished) - len(complete), "study": study.study_name}
     return results
