@@ -250,6 +250,12 @@ def plot_tuning_history(trials, title, path):
     return _save(fig, path)
 
 
+def _records_of(recs, problem):
+    """The records of ``problem`` as the tables label it (with its budget where a folder mixes budgets)."""
+    labels = analysis.problem_labels(recs)
+    return [r for r in recs if labels[r["key"]] == problem]
+
+
 # ------------------------------------------------------------------ sections
 def section_answer(ctx):
     sentences = verdict.headlines(ctx.runs)
@@ -260,7 +266,7 @@ def section_answer(ctx):
 def section_context(ctx):
     rows = []
     for problem, group in ctx.runs.groupby("problem", sort=True):
-        rec = next(r for r in ctx.recs if r["spec"]["problem"] == problem)
+        rec = _records_of(ctx.recs, problem)[0]
         spec, meta = rec["spec"], rec["problem"]
         batch = "full batch" if spec["batch_size"] is None else f"{spec['batch_size']} rows"
         rows.append((problem, meta.get("description", ""), f"{spec['epochs']} epochs", batch,
@@ -353,10 +359,9 @@ def plot_all_curves(recs, problem, baseline, path):
     """Training loss of every configuration (median over seeds), each explosion marked, the naive baseline dashed."""
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     groups = {}
-    for r in recs:
-        if r["spec"]["problem"] == problem:
-            label = f"{r['spec']['optimizer']} {analysis.config_label(r['spec']['hyperparameters'])}"
-            groups.setdefault(label, []).append(r)
+    for r in _records_of(recs, problem):
+        label = f"{r['spec']['optimizer']} {analysis.config_label(r['spec']['hyperparameters'])}"
+        groups.setdefault(label, []).append(r)
     colors = _colors(sorted(groups))
     for label, runs in sorted(groups.items()):
         frame = pd.concat([pd.DataFrame(r["history"]).astype(float) for r in runs])
@@ -413,10 +418,9 @@ def section_diagnostics(ctx):
         parts.append(_table(tuple(shown.values()), rows[list(shown)].astype(object).itertuples(index=False),
                             {"dead ReLU": "percent"}))
         notes = {}
-        for r in ctx.recs:
-            if r["spec"]["problem"] == problem:
-                for f in diagnostics.flags(r):
-                    notes.setdefault(f["flag"], (f, r))
+        for r in _records_of(ctx.recs, problem):
+            for f in diagnostics.flags(r):
+                notes.setdefault(f["flag"], (f, r))
         for name, (f, r) in notes.items():
             who = f"{r['spec']['optimizer']} {analysis.config_label(r['spec']['hyperparameters'])} seed {r['spec']['seed']}"
             parts.append(f"<p><b>{html.escape(name)}</b> ({html.escape(who)}, from epoch {f['epoch']}): "

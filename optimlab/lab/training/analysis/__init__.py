@@ -7,6 +7,7 @@ here, so ``analysis.summary(analysis.runs_table(records))`` reads naturally.
 from optimlab.lab.training.analysis.tables import (
     config_label,
     curves,
+    problem_labels,
     profile_costs,
     ranked_summary,
     runs_table,
@@ -15,4 +16,4 @@ from optimlab.lab.training.analysis.tables import (
     tests,
 )
 
-__all__ = ["config_label", "curves", "profile_costs", "ranked_summary", "runs_table", "selected", "summary", "tests"]
+__all__ = ["config_label", "curves", "problem_labels", "profile_costs", "ranked_summary", "runs_table", "selected", "summary", "tests"]
