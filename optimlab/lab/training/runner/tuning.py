@@ -17,7 +17,9 @@ study.
 
 import math
 import os
+import random
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +48,15 @@ def study_name(problem, optimizer, sampler):
 
 def finished_trials(name, storage):
     """Finished trials of study ``name`` that count toward the budget (0 if there is no such study)."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:  # no such study yet
-        return 0
-    return sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+
+    def count():
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # no such study yet
+            return 0
+        return sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+
+    return _retry_races(count)
 
 
 def default_storage(out):
@@ -101,6 +107,31 @@ def _retry_interrupted(study):
             continue
         if t.number not in retried and t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+
+
+def _retry_races(call, attempts=6):
+    """``call()``, retried a few times when it loses a race on a shared database.
+
+    Workers started together on an empty database race to create Optuna's
+    tables (opening the storage does that) and the study; the losers get an
+    integrity or programming error, and a moment later find both in place.
+    """
+    import sqlalchemy.exc
+
+    races = (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, optuna.exceptions.DuplicatedStudyError)
+    for attempt in range(attempts):
+        try:
+            return call()
+        except races:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
+
+
+def _create_study(study_name, storage, sampler):
+    """``optuna.create_study`` (or load), safe beside other workers starting at once."""
+    return _retry_races(lambda: optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
+                                                    load_if_exists=True, sampler=sampler))
 
 
 def _optimize(study, objective, trials):
@@ -162,8 +193,7 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     optuna.logging.set_verbosity(max(optuna.logging.get_verbosity(), optuna.logging.WARNING))  # never louder
     results = {}
     for name in names:
-        study = optuna.create_study(study_name=study_name(runner.problem, name, sampler), storage=storage, direction="minimize",
-                                    load_if_exists=True, sampler=_sampler(sampler, low, high, trials, seed))
+        study = _create_study(study_name(runner.problem, name, sampler), storage, _sampler(sampler, low, high, trials, seed))
         _retry_interrupted(study)
         done = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
         if sampler != "grid":
