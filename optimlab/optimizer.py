@@ -485,6 +485,7 @@ class Optimizer(keras.optimizers.Optimizer):
             variables = list(self._trainable_variables)
         else:
             variables = list(trainable_variables)
+        grads = [gradient_ops.sparse_as_tensors(g) for g in grads]
         self._validate(grads, variables)
         grads = [gradient_ops.cast_like(g, v) for g, v in zip(grads, variables)]
         guards = self._check_indices(grads, variables)

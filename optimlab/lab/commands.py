@@ -350,7 +350,7 @@ def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
     missing = [m for m in ("torch", "optax") if not _installed(m)]
     if missing:
         console.print(f"note: {' and '.join(missing)} not installed, so those peers are left out; "
-                      "pip install 'optimlab[peers]' to include them", highlight=False)
+                      "pip install 'optimlab[peers]' to include them", highlight=False, markup=False)
     with Progress(console=progress_console) as progress:
         task = progress.add_task("benchmarking", total=len(names) * len(sets))
         results, bandwidth = benchmark.run(names, sets, repeats, steps, progress=lambda *_: progress.advance(task),

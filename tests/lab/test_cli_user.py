@@ -161,10 +161,16 @@ def test_every_command_fits_80_columns_and_prints_whole_numbers(tmp_path, narrow
     tune = _invoke("tune", "--task", "iris", "--optimizers", "adam", "--trials", "2", "--epochs", "5",
                    "--out", str(tmp_path / "tu"))
     assert "optuna-dashboard" in tune
-    assert "report.html" in _invoke("report", str(out))
+    assert "report.html" in _invoke("report", str(out)).replace("\n", "")
+    _invoke("report", str(tmp_path / "tu"))
+    tuned = (tmp_path / "tu" / "report.html").read_text()
+    assert "optuna-dashboard" in tuned and "final validation loss per trial" in tuned
     bench = _invoke("bench", "--optimizers", "sgd", "--shapes", "small", "--repeats", "1", "--steps", "1",
                     "--no-isolate", "--pause", "0", "--out", str(tmp_path / "bench"))
     assert "x best peer" in bench or "x best" in bench.replace("\n", " ")
+    if not all(commands._installed(m) for m in ("torch", "optax")):
+        assert "pip install 'optimlab[peers]'" in " ".join(bench.split())
+    assert inspect.signature(cli.bench_command).parameters["out"].default.default == "runs/bench"  # git-ignored
 
 
 def test_a_table_too_wide_for_the_terminal_becomes_a_detail_view(narrow):
@@ -227,9 +233,11 @@ def test_option_names_and_defaults_agree_across_commands(tmp_path, narrow, monke
                    "--seeds", "1", "--epochs", "2")
     assert (tmp_path / "runs" / "iris" / "records").exists() and not (tmp_path / "runs" / "diabetes").exists()
     assert "1 runs computed" in text
-    assert "report.html" in _invoke("report", "--out", "runs/iris")
+    assert "report.html" in _invoke("report", "--out", "runs/iris").replace("\n", "")
     assert "adamax" in _invoke("converge", "--optimizers", "adam*", "--lrs", "0.1", "--max-iters", "3")
-    assert inspect.signature(cli.compare_command).parameters["seeds"].default.default >= 6
+    defaults = inspect.signature(cli.compare_command).parameters
+    assert defaults["seeds"].default.default >= 6  # a Wilcoxon p < 0.05 is possible
+    assert len(defaults["lrs"].default.default.split(",")) >= 3  # selection from a grid, not one default rate
 
 
 def test_an_optimizer_that_always_diverges_is_named_not_dropped(tmp_path, narrow):

@@ -265,7 +265,7 @@ def section_context(ctx):
         batch = "full batch" if spec["batch_size"] is None else f"{spec['batch_size']} rows"
         rows.append((problem, meta.get("description", ""), f"{spec['epochs']} epochs", batch,
                      "standardized" if spec["standardize"] else "raw", f"{spec['valid_fraction']:.0%}",
-                     f"{spec['target']:g}", int(group["seed"].nunique()), len(group)))
+                     "-" if spec["target"] is None else f"{spec['target']:g}", int(group["seed"].nunique()), len(group)))
     versions = ctx.recs[0].get("versions", {})
     text = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
     commands_file = ctx.out / "commands.txt"

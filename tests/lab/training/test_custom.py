@@ -150,7 +150,7 @@ def test_cli_takes_own_task_and_optimizer_classes(tmp_path, monkeypatch):
     out = tmp_path / "runs"
     cli = CliRunner()
     result = cli.invoke(app, ["compare", "--task", "mypkg_problems:regression", "--optimizers",
-                              "sgd,mypkg_problems:HalfSGD", "--seeds", "2", "--out", str(out)])
+                              "sgd,mypkg_problems:HalfSGD", "--lrs", "default", "--seeds", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     recs = records.load_all(out)
     assert {r["spec"]["problem"] for r in recs} == {"regression"}

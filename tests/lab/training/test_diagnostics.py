@@ -120,8 +120,9 @@ def test_seed_002_story_is_named_in_the_report(tmp_path):
     html = report.write_report(tmp_path).read_text()
     for text in ("Naive baseline (mean of the training targets)", "exploding", "collapsed to a constant",
                  "Beat the naive baseline's test loss: gd clipnorm=2 lr=0.001, gd lr=1e-06",
-                 "Did not beat it: gd lr=0.001", "boston_all_curves"):
+                 "Did not beat it: gd lr=0.001", "boston: training loss of every configuration, explosions marked"):
         assert text in html
+    assert (tmp_path / "figures" / "boston_all_curves.png").exists()
 
 
 @pytest.mark.slow
