@@ -11,6 +11,8 @@ import inspect
 
 import keras
 
+from optimlab._checks import did_you_mean
+
 _REGISTRY = {}
 _ALIASES = {}
 
@@ -108,13 +110,20 @@ def register(
     return decorate
 
 
+def _ensure_registered():
+    """Import every optimizer module once, so lookups see all of them."""
+    import optimlab.optimizers  # noqa: F401
+
+
 def _resolve(name):
+    _ensure_registered()
     if not isinstance(name, str):
         raise TypeError(f"optimizer name must be a string; got {name!r}")
     key = name.lower()
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
-        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(names())}")
+        hint = did_you_mean(key, list(_REGISTRY) + list(_ALIASES))
+        raise ValueError(f"unknown optimizer {name!r}{hint}; valid names: {', '.join(names())}")
     return key
 
 
@@ -130,6 +139,7 @@ def get(name, **kwargs):
 
 def names(pattern="*"):
     """Sorted registered names matching a shell-style wildcard, e.g. ``names("adam*")``."""
+    _ensure_registered()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern.lower()))
 
 

@@ -1,23 +1,40 @@
-"""The work behind ``optimlab compare / sweep / tune / report / train``: progress and summaries.
+"""The work behind each ``optimlab`` command: checks first, then progress, then summaries.
 
-The CLI parses options and calls these; each turns bad input into one clear
+The CLI parses options and calls these. Each command checks all of its input
+and its output paths before any work, and turns bad input into one
 :class:`LabError` message (the CLI prints it and exits with status 2).
+Tables go through :func:`show`, which never cuts a value: a table wider than
+the terminal (80 columns when the output is piped) is printed as one block of
+``name: value`` lines per row instead.
 """
 
 import contextlib
+import difflib
+import inspect
 import math
+import shlex
+import sys
+import uuid
+from pathlib import Path
 
+from rich import box
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.measure import Measurement
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from optimlab import registry
+from optimlab._checks import did_you_mean
 from optimlab.lab.training import analysis, problems, records, report
+from optimlab.lab.training.analysis import verdict
 from optimlab.lab.training.runner import experiments, tuning
 
 console = Console()
+progress_console = Console(stderr=True)
 BOSTON_NOTE = ("Note: Boston housing's b column encodes a racial statistic; it is kept only so that results "
                "compare with the literature.")
+_session = {"runner": None}
+COMMAND_LINE = None  # set by the CLI: the running command with every option spelled out
 
 
 class LabError(Exception):
@@ -32,6 +49,85 @@ def user_errors():
     except (ValueError, TypeError, FileNotFoundError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         raise LabError(message) from error
+
+
+def saved_runs():
+    """Runs computed and saved by this command so far (for the Ctrl-C message)."""
+    runner = _session["runner"]
+    return runner.computed if runner is not None else 0
+
+
+# ------------------------------------------------------------------ checks
+def check_output_folder(path, option="--out"):
+    """Create ``path`` if needed and prove it writable, before any work; LabError naming it."""
+    folder = Path(path)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise LabError(f"{option} {str(path)!r} is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".optimlab-write-test-{uuid.uuid4().hex}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise LabError(f"{option} {str(path)!r} is not writable: {error.strerror or error}") from None
+    return folder
+
+
+def check_output_file(path, option, suffixes):
+    """``path`` has one of ``suffixes`` and its folder is writable; LabError naming it otherwise."""
+    target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        raise LabError(f"{option} {str(path)!r} must end in {' or '.join(suffixes)}")
+    if target.exists() and target.is_dir():
+        raise LabError(f"{option} {str(path)!r} is a folder; give a file name")
+    check_output_folder(target.parent if str(target.parent) else ".", option)
+    return target
+
+
+def resolve_optimizers(text, option="--optimizers"):
+    """Registered names from ``"adam,sgd"``, wildcards (``"adam*"``) or ``"all"``; LabError otherwise."""
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise LabError(f"{option} must name at least one optimizer; got {text!r}")
+    names = []
+    for item in items:
+        if ":" in item:  # package.module:Class, an optimizer class of one's own
+            with user_errors():
+                found = experiments.check_optimizers([item])
+        elif item.lower() == "all":
+            found = registry.names()
+        elif any(c in item for c in "*?["):
+            found = registry.names(item)
+            if not found:
+                raise LabError(f"{option}: no optimizer matches {item!r} (see optimlab optimizers)")
+        else:
+            with user_errors():
+                found = [registry.info(item).name]
+        names += [n for n in found if n not in names]
+    return names
+
+
+def hyperparameters_of(name):
+    """Every keyword the optimizer's constructor takes, its own and its bases' (not ``name``)."""
+    keys = set()
+    for cls in registry.info(name).cls.__mro__:
+        if "__init__" in vars(cls):
+            keys |= {k for k, p in inspect.signature(cls.__init__).parameters.items()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k not in ("self", "name")}
+    return keys
+
+
+def check_settings(names, settings):
+    """Every ``--set`` key is a hyperparameter of every optimizer; LabError with a suggestion otherwise."""
+    for name in names:
+        if ":" in name:  # an own class: its constructor checks its arguments
+            continue
+        allowed = hyperparameters_of(name)
+        for key in settings:
+            if key not in allowed:
+                own = sorted(set(inspect.signature(registry.info(name).cls.__init__).parameters) - {"self", "name", "kwargs"})
+                raise LabError(f"--set {key}: {name} has no hyperparameter {key!r}{did_you_mean(key, allowed)} "
+                               f"{name}'s own: {', '.join(own)}")
 
 
 def parse_settings(items):
@@ -50,55 +146,167 @@ def parse_settings(items):
 
 def parse_list(name, text, convert=str):
     """``"a,b"`` -> ``[a, b]`` converted; ``none`` stays None (for ``--clipnorm none,2``)."""
-    items = [t.strip() for t in text.split(",") if t.strip()]
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
     if not items:
         raise LabError(f"{name} must hold at least one value; got {text!r}")
     try:
-        return [None if t.lower() == "none" else convert(t) for t in items]
+        values = [None if t.lower() == "none" else convert(t) for t in items]
     except ValueError as error:
-        raise LabError(f"{name} must be a comma-separated list of numbers; got {text!r}") from error
+        raise LabError(f"{name} must be a comma-separated list of numbers or 'none'; got {text!r}") from error
+    for v in values:
+        if isinstance(v, float) and not (math.isfinite(v) and v > 0):
+            raise LabError(f"{name} values must be positive numbers or 'none'; got {text!r}")
+    return values
 
 
-def make_runner(out, task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
-                jobs=1, ray=None):
-    """A Runner from CLI options (``batch_size`` 0 = full batch, None = the problem's)."""
+def parse_clipnorm(text):
+    """One ``--clipnorm`` value: a positive number or ``none``."""
+    values = parse_list("--clipnorm", text, float)
+    if len(values) != 1:
+        raise LabError(f"--clipnorm takes one value here (a number or 'none'); got {text!r}")
+    return values[0]
+
+
+def log_command(out):
+    """Append the command line to ``OUT/commands.txt`` (the report's context block shows it)."""
+    line = COMMAND_LINE or shlex.join(["optimlab", *sys.argv[1:]])
+    with open(Path(out) / "commands.txt", "a") as f:
+        f.write(line + "\n")
+
+
+def _value(text):
+    """``"true"`` -> True, ``"1000"`` -> 1000, ``"0.1"`` -> 0.1 (``--option`` values)."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+OPTIONS = ("batchnorm", "mixup", "label_smoothing", "schedule")
+
+
+def parse_options(items):
+    """``--option`` items -> Runner keywords, e.g. ``mixup=0.2``, ``schedule=CosineDecay:decay_steps=1000``."""
+    out = {}
+    for item in items or []:
+        key, sep, value = (t.strip() for t in item.partition("="))
+        if not sep or key not in OPTIONS or not value:
+            raise LabError(f"--option takes KEY=VALUE with KEY in {list(OPTIONS)}, e.g. --option mixup=0.2 or "
+                           f"--option schedule=CosineDecay:decay_steps=1000; got {item!r}")
+        try:
+            if key == "schedule":
+                name, _, args = value.partition(":")
+                pairs = [a.partition("=") for a in args.split(",") if a.strip()]
+                if any(not p[1] for p in pairs):
+                    raise ValueError
+                out[key] = (name.strip(), {k.strip(): _value(v.strip()) for k, _, v in pairs})
+            else:
+                out[key] = _value(value)
+        except ValueError as error:
+            raise LabError(f"--option {key}: cannot read {value!r} (schedule=Name:arg=NUMBER,...; "
+                           f"batchnorm=true|false; mixup and label_smoothing take numbers)") from error
+    return out
+
+
+def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=None, valid_fraction=0.2,
+                target=None, tensorboard=False, eval_every=None, jobs=1, ray=None, options=None):
+    """A Runner from CLI options (``batch_size`` 0 = full batch, None = the problem's), checked first."""
     with user_errors():
-        problems.get(task)
+        problem = problems.get(task)
+    if data is not None and not problem.needs_data:
+        reads = ", ".join(p.name for p in problems.PROBLEMS.values() if p.needs_data)
+        raise LabError(f"--data is only read by tasks with a data file ({reads}); task {task!r} has its data built in")
+    if tensorboard and not _installed("tensorboard"):
+        raise LabError("--tensorboard needs the tensorboard package: pip install 'optimlab[tensorboard]'")
+    check_output_folder(out)
+    with user_errors():
         batch = "problem" if batch_size is None else (None if batch_size == 0 else batch_size)
-        return experiments.Runner(out, task, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
-                                  target=target, standardize=standardize, valid_fraction=valid_fraction,
-                                  tensorboard=tensorboard, jobs=jobs, ray=ray)
+        runner = experiments.Runner(out, problem, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
+                                    target=target, standardize=standardize, valid_fraction=valid_fraction,
+                                    tensorboard=tensorboard, jobs=jobs, ray=ray, **parse_options(options))
+    _session["runner"] = runner
+    return runner
+
+
+def _installed(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+# ------------------------------------------------------------------ output
+def fmt(value, digits=4):
+    """A number with ``digits`` significant digits; ``-`` for missing or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def percent(share):
+    return "-" if share is None or (isinstance(share, float) and math.isnan(share)) else f"{share:.0%}"
+
+
+def show(title, headers, rows, numeric=(), out=None):
+    """Print a table that never cuts a value.
+
+    ``numeric`` names the columns that hold numbers (never wrapped). When the
+    table does not fit the console's width, each row is printed as a block of
+    ``header: value`` lines instead (the detail view).
+    """
+    out = out or console
+    table = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False,
+                  pad_edge=False, collapse_padding=True)
+    for column in table.columns:
+        column.no_wrap = column.header in numeric
+        column.overflow = "fold"
+    for row in rows:
+        table.add_row(*row)
+    natural = Measurement.get(out, out.options.update_width(10**6), table).maximum
+    if natural <= out.width:
+        out.print(table)
+        return
+    out.print(title, overflow="fold")
+    for row in rows:
+        out.print("")
+        width = max(len(h) for h in headers)
+        for header, cell in zip(headers, row):
+            out.print(f"  {header:<{width}}  {cell}", overflow="fold", soft_wrap=False)
 
 
 @contextlib.contextmanager
-def progress_for(runner, total, label):
-    """One progress bar for all runs (here, in worker processes or on a cluster).
+def progress_for(runner, total, label, done=0):
+    """One progress bar (on stderr) for all runs, here, in worker processes or on a cluster.
 
-    It shows runs done of the total, how many are running and how many failed
-    (diverged, or lost a worker and were retried), and the time left.
+    It starts at ``done`` (work finished by an earlier, interrupted command) and
+    shows runs done of the total, how many are running and how many failed
+    (diverged, or lost a worker and were retried).
     """
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("running {task.fields[running]}, failed {task.fields[failed]}"),
-               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+               TextColumn("run {task.fields[running]} fail {task.fields[failed]}"), TimeElapsedColumn())
     counts = {"running": 0, "failed": 0}
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(label, total=total, **counts)
+    with Progress(*columns, console=progress_console, transient=False) as progress:
+        task = progress.add_task(label, total=total, completed=done, **counts)
 
         def on_start():
             counts["running"] += 1
             progress.update(task, **counts)
 
         def on_retry():
+            counts["running"] = max(0, counts["running"] - 1)
             counts["failed"] += 1
             progress.update(task, **counts)
 
         def on_run(record, computed):
-            spec = record["spec"]
             if computed:
                 counts["running"] = max(0, counts["running"] - 1)
             counts["failed"] += record["status"] != "ok"
-            what = f"{spec['optimizer']} {analysis.config_label(spec['hyperparameters'])} seed {spec['seed']}"
-            progress.update(task, advance=1, description=f"{label}: {what} {record['status']}", **counts)
+            progress.update(task, advance=1, description=f"{label} {record['spec']['optimizer']}"[:22], **counts)
 
         runner.on_run, runner.on_start, runner.on_retry = on_run, on_start, on_retry
         try:
@@ -107,97 +315,285 @@ def progress_for(runner, total, label):
             runner.close()
 
 
-def _fmt(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+# ------------------------------------------------------------------ library commands
+def list_optimizers(pattern="*", details=False, markdown=False):
+    if markdown:
+        console.print(registry.markdown_table(), soft_wrap=True)
+        return
+    entries = registry.entries(pattern)
+    if not entries:
+        close = difflib.get_close_matches(pattern.lower(), registry.names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise LabError(f"no optimizer matches {pattern!r}{hint} (try 'adam*' or see optimlab optimizers)")
+    if details or (len(entries) == 1 and not any(c in pattern for c in "*?[")):
+        for e in entries:
+            console.print(f"[bold]{e.name}[/bold] ({e.cls.__name__}, {e.year})", highlight=False)
+            for key, value in (("paper", e.paper), ("link", e.url), ("summary", e.summary),
+                               ("capabilities", ", ".join(sorted(e.capabilities)) or "-"),
+                               ("defaults", ", ".join(f"{k}={v!r}" for k, v in e.defaults.items()))):
+                console.print(f"  {key:<13}{value}", overflow="fold", highlight=False)
+        return
+    rows = [(e.name, e.cls.__name__, str(e.year), ", ".join(sorted(e.capabilities)) or "-") for e in entries]
+    show(f"{len(rows)} optimizers (optimlab optimizers NAME or --details for the paper and defaults)",
+         ("name", "class", "year", "capabilities"), rows, numeric=("year",))
 
 
-def print_frame(frame, title, columns=None):
-    frame = frame if columns is None else frame[[c for c in columns if c in frame]]
-    table = Table(*[str(c) for c in frame.columns], title=title)
-    for row in frame.astype(object).itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
-    console.print(table)
+def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
+    from optimlab import bench as benchmark
+
+    names = resolve_optimizers(optimizers)
+    sets = [s.strip() for s in shapes.split(",") if s.strip()]
+    unknown = sorted(set(sets) - set(benchmark.SHAPE_SETS))
+    if unknown or not sets:
+        raise LabError(f"--shapes: unknown shape set(s) {unknown or [shapes]}; valid: {sorted(benchmark.SHAPE_SETS)}")
+    folder = check_output_folder(out)
+    missing = [m for m in ("torch", "optax") if not _installed(m)]
+    if missing:
+        console.print(f"note: {' and '.join(missing)} not installed, so those peers are left out; "
+                      "pip install 'optimlab[peers]' to include them", highlight=False, markup=False)
+    with Progress(console=progress_console) as progress:
+        task = progress.add_task("benchmarking", total=len(names) * len(sets))
+        results, bandwidth = benchmark.run(names, sets, repeats, steps, progress=lambda *_: progress.advance(task),
+                                           pause=pause, isolate=isolate)
+    frame = benchmark.table(results, bandwidth)
+    frame.to_csv(folder / "bench.csv", index=False)
+    benchmark.plot(frame, folder / "bench.png")
+    for set_name, bw in bandwidth.items():
+        console.print(f"{set_name}: measured bandwidth {bw / 1e9:.1f} GB/s", highlight=False)
+    rows = [(r.optimizer, r.shapes, r.implementation, fmt(r.median_ms), fmt(r.ratio_to_best_peer, 3),
+             fmt(r.ratio_to_bandwidth_bound, 3), fmt(r.state_bytes_per_param, 3)) for r in frame.itertuples()]
+    show("median step time (ms) per implementation", ("optimizer", "shapes", "implementation", "ms",
+                                                      "x best peer", "x bound", "state B/param"),
+         rows, numeric=("ms", "x best peer", "x bound", "state B/param"))
+    notes = [f"{r.optimizer} {r.shapes} {r.implementation}: {r.note}" for r in frame.itertuples() if r.note]
+    for note in notes:
+        console.print(f"  {note}", overflow="fold", highlight=False)
+    brief = benchmark.summary(frame)
+    brief.to_csv(folder / "summary.csv", index=False)
+    rows = [(r["optimizer"], r["shapes"], r["optimlab"], fmt(r["optimlab_ms"]), str(r.get("best_peer", "-")),
+             fmt(r.get("peer_ms")), fmt(r.get("ratio"), 3)) for _, r in brief.iterrows()]
+    show("best optimlab path against the best peer", ("optimizer", "shapes", "optimlab", "ms", "best peer",
+                                                      "peer ms", "ratio"), rows, numeric=("ms", "peer ms", "ratio"))
+    console.print(f"wrote {folder / 'bench.csv'}, {folder / 'summary.csv'} and {folder / 'bench.png'}",
+                  overflow="fold", highlight=False)
 
 
-def _pm(mean, std):
-    return f"{_fmt(mean)} +/- {_fmt(std)}"
-
-
-def print_summary_table(summary, metric):
-    """Per optimizer: test loss mean +/- std, median [IQR], bootstrap CI, divergence, time to target."""
-    problem = summary["problem"].iloc[0] if len(summary) else ""
-    table = Table("optimizer", "config", "seeds", "diverged", "test loss", "median [IQR]", "95% CI", metric,
-                  "to target (share reached)", title=f"{problem}: final test loss of the selected configuration")
-    for _, r in summary.iterrows():
-        table.add_row(r["optimizer"], r["config"], str(r["seeds"]), f"{r['diverged']:.0%}",
-                      _pm(r.get("test_loss_mean"), r.get("test_loss_std")),
-                      f"{_fmt(r.get('test_loss_median'))} [{_fmt(r.get('test_loss_iqr'))}]",
-                      f"{_fmt(r.get('ci_low'))}..{_fmt(r.get('ci_high'))}", _fmt(r["test_metric"]),
-                      f"{_fmt(r['epochs_to_target'])} ep, {_fmt(r['seconds_to_target'])} s ({r['reached']:.0%})")
-    console.print(table)
-
-
+# ------------------------------------------------------------------ training lab
 def print_summary(runner, keys):
-    """The one-screen summary of the runs with ``keys``: spread, tests, counts."""
+    """The one-screen summary of the runs with ``keys``: ranked table, verdict, tests, counts."""
     runs = analysis.runs_table([r for r in records.load_all(runner.out) if r["key"] in keys])
-    print_summary_table(analysis.summary(runs), runner.meta["metric"])
+    table = analysis.ranked_summary(runs)
+    loss = verdict.loss_name(runs)
+    metric = runner.meta["metric"]
+    rows = [(str(i), r["optimizer"], r["config"], percent(r["diverged"]),
+             f"{fmt(r.get('test_loss_mean'))} +/- {fmt(r.get('test_loss_std'), 3)}",
+             f"{fmt(r.get('ci_low'))}..{fmt(r.get('ci_high'))}", fmt(r["test_metric"]))
+            for i, (_, r) in enumerate(table.iterrows(), start=1)]
+    show(f"{runner.problem}: final {loss} of each optimizer's selected configuration, best first",
+         ("#", "optimizer", "config", "diverged", "mean +/- sd", "95% CI", metric), rows,
+         numeric=("#", "diverged", "mean +/- sd", "95% CI", metric))
+    rows = [(r["optimizer"], str(r["seeds"]), f"{fmt(r.get('test_loss_median'))} [{fmt(r.get('test_loss_iqr'), 3)}]",
+             percent(r["reached"]), fmt(r["epochs_to_target"]), fmt(r["seconds_to_target"], 3))
+            for _, r in table.iterrows()]
+    show(f"seeds, spread and time to the target ({fmt(runner.meta['target'])})",
+         ("optimizer", "seeds", "median [IQR]", "reached target", "epochs", "seconds"), rows,
+         numeric=("seeds", "median [IQR]", "reached target", "epochs", "seconds"))
     tests = analysis.tests(runs)
     if len(tests):
-        print_frame(tests, "best vs others (Holm-corrected p-values)",
-                    ("best", "other", "pairs", "wilcoxon_p_holm", "welch_p_holm", "cohens_d", "note"))
+        rows = [(r["best"], r["other"], str(r["pairs"]), fmt(r.get("wilcoxon_p_holm"), 3),
+                 fmt(r.get("welch_p_holm"), 3), fmt(r.get("cohens_d"), 3), r["note"] or "")
+                for _, r in tests.iterrows()]
+        show("best against each other optimizer (p-values Holm-corrected)",
+             ("best", "other", "pairs", "Wilcoxon p", "Welch p", "Cohen's d", "note"), rows,
+             numeric=("pairs", "Wilcoxon p", "Welch p", "Cohen's d"))
+    for sentence in verdict.headlines(runs):
+        console.print(sentence, highlight=False)
     console.print(f"{runner.computed} runs computed, {runner.reused} reused from {runner.out}/records. "
-                  f"Report: optimlab report {runner.out}")
+                  f"Report: optimlab report {runner.out}", highlight=False)
     if runner.problem == "boston":
         console.print(BOSTON_NOTE)
 
 
 def compare(runner, optimizers, seeds, lrs, clipnorm, settings=None):
+    names = resolve_optimizers(optimizers)
+    extra = parse_settings(settings)
+    check_settings(names, extra)
+    clip = parse_clipnorm(clipnorm)
+    learning_rates = None if str(lrs).strip().lower() == "default" else parse_list("--lrs", lrs, float)
+    if None in (learning_rates or []):
+        raise LabError(f"--lrs must be numbers (or 'default'); got {lrs!r}")
     with user_errors():
-        names = experiments.check_optimizers(parse_list("optimizers", optimizers))
-        learning_rates = parse_list("lrs", lrs, float) if lrs else None
         runner.data_split()
+    log_command(runner.out)
     per_optimizer = (len(learning_rates) if learning_rates and len(learning_rates) > 1 else 0) + seeds
     with progress_for(runner, per_optimizer * len(names), "compare"), user_errors():
-        extra = {**parse_settings(settings), "clipnorm": clipnorm}
-        result = experiments.compare(runner, names, seeds, learning_rates, extra=extra)
+        result = experiments.compare(runner, names, seeds, learning_rates, extra={**extra, "clipnorm": clip})
     print_summary(runner, {r["key"] for v in result.values() for r in v["records"]})
 
 
 def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None):
+    names = resolve_optimizers(optimizer, "--optimizer")
+    if len(names) != 1:
+        raise LabError(f"--optimizer takes one optimizer for a sweep; {optimizer!r} names {len(names)}")
+    extra = parse_settings(settings)
+    check_settings(names, extra)
+    learning_rates = parse_list("--lrs", lrs, float)
+    if None in learning_rates:
+        raise LabError(f"--lrs must be numbers; got {lrs!r}")
+    clips = parse_list("--clipnorm", clipnorms, float)
     with user_errors():
-        learning_rates = parse_list("lrs", lrs, float)
-        clips = parse_list("clipnorm", clipnorms, float)
         runner.data_split()
+    log_command(runner.out)
     with progress_for(runner, len(learning_rates) * len(clips) * seeds, "sweep"), user_errors():
-        recs = experiments.sweep(runner, optimizer, learning_rates, seeds, clips, extra=parse_settings(settings))
+        recs = experiments.sweep(runner, names[0], learning_rates, seeds, clips, extra=extra)
     runs = analysis.runs_table(recs)
     table = runs.groupby(["optimizer", "config"], sort=False).agg(
         seeds=("seed", "nunique"), diverged=("diverged", "mean"), train_loss=("train_loss", "median"),
         valid_loss=("valid_loss", "median"), test_loss=("test_loss", "median")).reset_index()
-    print_frame(table, "sweep (medians over seeds of the final losses)")
-    console.print(f"{runner.computed} runs computed, {runner.reused} reused. Report: optimlab report {runner.out}")
+    rows = [(r["config"], str(r["seeds"]), percent(r["diverged"]), fmt(r["train_loss"]), fmt(r["valid_loss"]),
+             fmt(r["test_loss"])) for _, r in table.iterrows()]
+    show(f"{runner.problem}, {names[0]}: final losses (medians over seeds)",
+         ("config", "seeds", "diverged", "train loss", "validation loss", "test loss"), rows,
+         numeric=("seeds", "diverged", "train loss", "validation loss", "test loss"))
+    console.print(f"{runner.computed} runs computed, {runner.reused} reused. Report: optimlab report {runner.out}",
+                  highlight=False)
     if runner.problem == "boston":
         console.print(BOSTON_NOTE)
 
 
-def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm):
+def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm, settings=None):
+    names = resolve_optimizers(optimizers)
+    extra = parse_settings(settings)
+    check_settings(names, extra)
+    clip = parse_clipnorm(clipnorm)
+    if sampler not in tuning.SAMPLERS:
+        raise LabError(f"--sampler must be one of {', '.join(tuning.SAMPLERS)}; got {sampler!r}"
+                       f"{did_you_mean(sampler, tuning.SAMPLERS)}")
+    if not 0 < lr_low < lr_high:
+        raise LabError(f"--lr-low and --lr-high must satisfy 0 < low < high; got {lr_low} and {lr_high}")
     with user_errors():
-        names = experiments.check_optimizers(parse_list("optimizers", optimizers))
         runner.data_split()
-    with progress_for(runner, trials * len(names), "tune"), user_errors():
-        result = tuning.tune(runner, names, trials, sampler, (lr_low, lr_high), storage, extra={"clipnorm": clipnorm})
-    table = Table("optimizer", "best learning rate", "final validation loss", "trials", "study",
-                  title=f"tuning ({sampler}, same budget for each)")
-    for name, r in result.items():
-        table.add_row(name, _fmt(r["best_learning_rate"]), _fmt(r["best_value"]), str(r["trials"]), r["study"])
-    console.print(table)
-    console.print(f"{runner.computed} runs computed, {runner.reused} reused. Storage: "
-                  f"{storage or tuning.default_storage(runner.out)}")
+    log_command(runner.out)
+    url = storage or tuning.default_storage(runner.out)
+    done = sum(min(trials, tuning.finished_trials(tuning.study_name(runner.problem, n, sampler), url)) for n in names)
+    with progress_for(runner, trials * len(names), "tune", done=done), user_errors():
+        result = tuning.tune(runner, names, trials, sampler, (lr_low, lr_high), storage,
+                             extra={**extra, "clipnorm": clip})
+    rows = [(name, fmt(r["best_learning_rate"]), fmt(r["best_value"]), str(r["complete"]), str(r["diverged"]))
+            for name, r in result.items()]
+    show(f"{runner.problem}: tuning ({sampler}, {trials} trials each)",
+         ("optimizer", "best learning rate", "validation loss", "complete trials", "diverged trials"), rows,
+         numeric=("best learning rate", "validation loss", "complete trials", "diverged trials"))
+    console.print(f"{runner.computed} runs computed, {runner.reused} reused. Report: optimlab report {runner.out}",
+                  highlight=False)
+    if storage is None:
+        console.print(f"Browse the studies: optuna-dashboard {runner.out / 'tuning.db'}", highlight=False,
+                      overflow="fold")
+    else:
+        console.print(f"Storage: {storage}", highlight=False, overflow="fold")
+
+
+def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
+    """Train one run and print its naive baseline, diagnostics over time, per-layer update ratios and flags."""
+    import numpy as np
+    import pandas as pd
+
+    from optimlab.lab.training.analysis import diagnostics
+
+    (name,) = resolve_optimizers(optimizer, "--optimizer")
+    settings = parse_settings(settings)
+    check_settings([name], settings)
+    with user_errors():
+        runner.data_split()
+        hyper = {**settings, "clipnorm": parse_clipnorm(clipnorm),
+                 "learning_rate": experiments.default_learning_rate(name) if lr is None else lr}
+        experiments.make_optimizer(name, hyper)
+        record = runner.run(name, hyper, seed)
+    base = (record.get("diagnostics") or {}).get("baseline")
+    if base:
+        values = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in base.items() if k != "kind")
+        console.print(f"naive baseline ({base['kind']}): {values}", highlight=False)
+    history = pd.DataFrame(record["history"])
+    shown = history.iloc[sorted(set(np.linspace(0, len(history) - 1, min(len(history), 12)).astype(int)))]
+    columns = {"epoch": "epoch", "train_loss": "train loss", "train_loss_max": "worst epoch",
+               "grad_norm": "grad norm", "update_ratio": "update/weight", "dead_units": "dead ReLU"}
+    used = [c for c in columns if c in shown]
+    show(f"{runner.problem}: {name} {analysis.config_label(record['spec']['hyperparameters'])} seed {seed} "
+         f"({record['status']})", [columns[c] for c in used],
+         [[fmt(int(v)) if c == "epoch" else fmt(float(v)) for c, v in zip(used, row)]
+          for row in shown[used].itertuples(index=False)], numeric=[columns[c] for c in used])
+    layers = (record.get("diagnostics") or {}).get("layers") or {}
+    if layers:
+        rows = []
+        for layer, ratios in layers.items():
+            ratios = [r for r in ratios[1:] if r is not None] or [math.nan]
+            rows.append([layer, fmt(ratios[0]), fmt(float(np.median(ratios))), fmt(ratios[-1])])
+        show("update / weight per layer since the previous evaluation", ["layer", "first", "median", "last"], rows,
+             numeric=["first", "median", "last"])
+    found = diagnostics.flags(record)
+    for f in found:
+        console.print(f"[bold]{f['flag']}[/bold] from epoch {f['epoch']}: {f['detail']}.\n  suggestion: "
+                      f"{f['suggestion']}", highlight=False)
+    if not found:
+        console.print("no flags: no divergence, explosion, collapse or plateau")
+    console.print(f"record: {records.record_path(runner.out, record['spec'])}", highlight=False, overflow="fold")
+    return record
 
 
 def make_report(out):
+    folder = Path(out)
+    if not folder.is_dir():
+        raise LabError(f"report folder {str(out)!r} does not exist; run compare, sweep or tune with --out {out}")
+    check_output_folder(folder)
     with user_errors():
-        path = report.write_report(out)
-    console.print(f"wrote {path} and PNGs under {path.parent / 'figures'}")
+        path = report.write_report(folder)
+    console.print(f"wrote {path} and PNGs under {path.parent / 'figures'}", highlight=False, overflow="fold")
+
+
+# ------------------------------------------------------------------ convergence lab
+def list_functions():
+    from optimlab.lab.convergence.functions import describe_functions
+
+    rows = describe_functions()
+    headers = ("name", "dim", "minima", "min_value", "start", "domain")
+    show("analytic test functions (optimlab converge --function NAME)", headers,
+         [tuple(str(r[h]) for h in headers) for r in rows], numeric=("dim", "min_value"))
+
+
+def converge(function, optimizers, lrs, init=None, max_iters=2000, dim=None, step_tol=0.0, grad_tol=None,
+             optimum_tol=None, explosion="seed", tune=False, plot=None, svg=False, eager=False):
+    from optimlab.lab.convergence import functions, plots
+    from optimlab.lab.convergence import runner as convergence
+    from optimlab.lab.convergence import tuning as function_tuning
+
+    with user_errors():
+        fn = functions.get_function(function, dim=dim)
+        names = resolve_optimizers(optimizers)
+        rates = convergence.parse_numbers(lrs, "--lrs")
+        start = None if init is None else convergence.parse_numbers(init, "--init")
+        if plot:
+            check_output_file(plot, "--plot", (".png", ".svg"))
+            plots.check_plot_target(fn, plot)
+    options = dict(init=None if start is None else (start[0] if len(start) == 1 else start),
+                   max_iters=max_iters, step_tol=step_tol, grad_tol=grad_tol, optimum_tol=optimum_tol,
+                   explosion=explosion, compiled=not eager)
+    with Progress(console=progress_console, transient=True) as progress, user_errors():
+        if tune:
+            task = progress.add_task("tuning learning rates", total=len(names))
+            rates = function_tuning.tune_learning_rates(names, fn, grid=rates,
+                                                        on_result=lambda *_: progress.advance(task), **options)
+        task = progress.add_task("convergence tests", total=len(names) * (1 if tune else len(rates)))
+        results = convergence.run_grid(names, fn, rates, on_result=lambda *_: progress.advance(task), **options)
+    rows = [(name, f"{rate:g}", r.status, str(r.iterations), fmt(r.final_loss, 6), fmt(r.distance, 3),
+             "yes" if r.compiled else "no") for (name, rate), r in results.items()]
+    show(f"{fn.name} from {options['init'] if start else fn.start}, max_iters={max_iters}",
+         ("optimizer", "lr", "status", "iterations", "final loss", "distance to min", "compiled"), rows,
+         numeric=("lr", "iterations", "final loss", "distance to min"))
+    if plot:
+        with user_errors():
+            for path in plots.write_convergence_plots(results, fn, plot, svg=svg, max_iters=max_iters, tuned=tune):
+                console.print(f"wrote {path}", highlight=False, overflow="fold")
+
+
+__all__ = ["LabError", "bench", "compare", "converge", "list_functions", "list_optimizers", "make_report",
+           "make_runner", "saved_runs", "show", "sweep", "tune"]

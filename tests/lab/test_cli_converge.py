@@ -28,7 +28,7 @@ def _rows(output):
     """(optimizer, learning rate) -> (status, iterations) from the rich table's body rows."""
     rows = {}
     for line in output.splitlines():
-        cells = [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]
+        cells = line.split()
         if len(cells) == 7 and cells[3].isdigit():
             rows[(cells[0], cells[1])] = (cells[2], cells[3])
     return rows
@@ -70,7 +70,9 @@ def test_functions_lists_every_function():
     [
         (["--function", "nope"], "unknown function 'nope'; valid names: quartic, rosenbrock"),
         (["--optimizers", "gd,nope"], "unknown optimizer 'nope'; valid names:"),
-        (["--lr", "fast"], "--lr must be comma-separated numbers"),
+        (["--optimizers", "gd,adma"], "unknown optimizer 'adma'; did you mean 'adam'?"),
+        (["--optimizers", "nothing*"], "no optimizer matches 'nothing*'"),
+        (["--lr", "fast"], "--lrs must be comma-separated numbers"),
         (["--function", "beale", "--init", "1,2,3"], "init must have shape (2,) for 'beale'"),
         (["--function", "rastrigin", "--dim", "3", "--plot", "x.png", "--max-iters", "2"], "can only plot 1-D and 2-D"),
     ],

@@ -10,12 +10,12 @@ cli = CliRunner()
 
 def test_compare_then_report(tmp_path):
     out = tmp_path / "run"
-    result = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam", "--seeds", "2",
+    result = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam", "--seeds", "2", "--lrs", "0.1",
                               "--epochs", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "final test loss" in result.output and "4 runs computed" in result.output
+    assert "final test cross-entropy" in result.output and "4 runs computed" in result.output
     assert len(records.load_all(out)) == 4
-    again = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam", "--seeds", "2",
+    again = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam", "--seeds", "2", "--lrs", "0.1",
                              "--epochs", "4", "--out", str(out)])
     assert "0 runs computed, 4 reused" in again.output
     report = cli.invoke(app, ["report", str(out)])
@@ -53,12 +53,13 @@ def test_diverged_run_is_reported_not_a_crash(tmp_path):
 
 
 def test_bad_input_gives_one_clear_message(tmp_path):
-    cases = [(["compare", "--task", "mnist"], "task must be one of"),
-             (["compare", "--task", "iris", "--optimizers", "adam,nope"], "unknown optimizer 'nope'"),
-             (["compare", "--task", "boston", "--data", str(tmp_path / "missing.csv")], "does not exist"),
-             (["sweep", "--task", "iris", "--lrs", "fast"], "lrs must be"),
+    out = ["--out", str(tmp_path / "o")]
+    cases = [(["compare", "--task", "mnist", *out], "task must be one of"),
+             (["compare", "--task", "iris", "--optimizers", "adam,nope", *out], "unknown optimizer 'nope'"),
+             (["compare", "--task", "boston", "--data", str(tmp_path / "missing.csv"), *out], "does not exist"),
+             (["sweep", "--task", "iris", "--lrs", "fast", "--out", str(tmp_path / "s")], "lrs must be"),
              (["tune", "--task", "iris", "--sampler", "bayes", "--out", str(tmp_path)], "sampler must be one of"),
-             (["report", str(tmp_path / "empty")], "no run records")]
+             (["report", str(tmp_path / "empty")], "does not exist"), (["report", str(tmp_path)], "no run records")]
     for args, message in cases:
         result = cli.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)

@@ -121,7 +121,8 @@ def plot_paths(runs, function, title="", max_iters=None, ax=None):
     x_vals = np.linspace(low, high, 201)
     loss, _ = _one_dimensional_values(fn, x_vals)
     shade = _log_scale(loss, fn.min_value)[:, None]
-    image = ax.imshow(shade, extent=(1, t_max, low, high), origin="lower", aspect="auto", vmin=0)
+    ts = np.unique(np.concatenate([[0], np.geomspace(1, t_max, 200)]))
+    image = ax.pcolormesh(ts, x_vals, np.repeat(shade, len(ts), axis=1), shading="auto", vmin=0)
     fig.colorbar(image, ax=ax, label="log loss")
     for color, (key, result) in zip(_cycle(len(runs)), runs.items()):
         path = np.reshape(result.path, -1)
@@ -132,14 +133,16 @@ def plot_paths(runs, function, title="", max_iters=None, ax=None):
         if result.status == "exploded":
             last = steps[finite][-1] if finite.any() else 0
             ax.plot(last, np.clip(path[finite][-1] if finite.any() else 0, low, high), marker="x", c=color,
-                    markersize=9, label=f"{label} (exploded at {result.iterations})")
+                    markersize=9, zorder=5, label=f"{label} (exploded at {result.iterations})")
         else:
-            ax.plot(len(path) - 1, path[-1], marker="o", c=color, label=label)
-    ax.set_xlim(1, t_max)
+            ax.plot(len(path) - 1, path[-1], marker="o", c=color, zorder=5, label=label)
+    # Log-scaled iterations (linear below 1): an explosion at 6 and convergence at 80 stay visible next to 2000.
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(0, t_max)
     ax.set_ylim(low, high)
-    ax.set_xlabel("Iterations")
-    ax.set_ylabel("Parameter value")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.set_xlabel("iteration (log scale)")
+    ax.set_ylabel("parameter value")
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.14), fontsize="small", ncol=2, facecolor="0.6")
     ax.set_title(f"{title} parameter paths".strip())
     return fig
 
@@ -175,7 +178,8 @@ def plot_trajectories(runs, function, title="", ax=None):
     ax.set_ylim(*box[1])
     ax.set_xlabel("x[0]")
     ax.set_ylabel("x[1]")
-    ax.legend(loc="upper right", fontsize="small")
+    # Below the axes, so the legend never covers the optimum or a trajectory.
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.1), fontsize="small", ncol=2, frameon=False)
     ax.set_title(title or fn.name)
     return fig
 
@@ -255,7 +259,7 @@ def _contours(fn, ax, box):
 def _figure(ax, size=(9, 6)):
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=size)
+    fig = Figure(figsize=size, layout="constrained")
     return fig, fig.subplots()
 
 
@@ -270,7 +274,11 @@ def _panels(n, size):
 
 
 def _cycle(n, on_dark=True):
-    colors = COLORS if on_dark else ("r", "w", "c", "m", "orange", "lime", "tab:blue", "y")
+    """``n`` colours, all different while ``n`` <= 28 (the seed's first, then tab20's)."""
+    from matplotlib import colormaps
+
+    first = COLORS if on_dark else ("r", "k", "c", "m", "orange", "lime", "tab:blue", "y")
+    colors = list(first) + [c for c in colormaps["tab20"].colors]
     return [colors[i % len(colors)] for i in range(n)]
 
 

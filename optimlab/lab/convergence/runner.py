@@ -147,7 +147,7 @@ def _initial_value(function, init, dtype):
     return value
 
 
-def _make_step(function, x, apply, minima, step_tol, grad_tol, optimum_tol, explosion):
+def _make_step(function, x, apply, minima, step_tol, grad_tol, optimum_tol, explosion, start):
     """One iteration: gradient, explosion check, update, convergence check; returns a status code."""
 
     def step():
@@ -164,19 +164,34 @@ def _make_step(function, x, apply, minima, step_tol, grad_tol, optimum_tol, expl
             old = x.read_value()
             apply(g, x)
             new = x.read_value()
-            return _status_code(old, new, g, minima, step_tol, grad_tol, optimum_tol, explosion)
+            return _status_code(old, new, g, minima, step_tol, grad_tol, optimum_tol, explosion, start)
 
         return tf.cond(tf.logical_or(param_bad, grad_bad), lambda: tf.constant(EXPLODED), update)
 
     return step
 
 
-def _status_code(old, new, g, minima, step_tol, grad_tol, optimum_tol, explosion):
-    """The first criterion met after an update (RUNNING if none)."""
+def _start_gradient_norm(fn, x):
+    """The gradient's norm at the start: the scale a standstill's gradient is judged by."""
+    with tf.GradientTape() as tape:
+        loss = fn.fn(x)
+    return tf.cast(tf.norm(tape.gradient(loss, x)), x.dtype)
+
+
+def _status_code(old, new, g, minima, step_tol, grad_tol, optimum_tol, explosion, start):
+    """The first criterion met after an update (RUNNING if none).
+
+    A standstill counts as convergence only where the gradient has shrunk to a
+    thousandth of its norm at the start (or is zero): an optimizer whose steps are
+    too small to change a float far from a minimum, such as Prodigy while its
+    step-size estimate grows from ``d0=1e-6``, has not converged; it runs on.
+    """
     if step_tol == 0:
         step_done = tf.reduce_all(tf.equal(new, old))
     else:
         step_done = tf.norm(new - old) <= step_tol
+    flat = tf.logical_or(tf.norm(g) <= 1e-3 * tf.cast(start, g.dtype), tf.reduce_all(tf.equal(g, tf.zeros_like(g))))
+    step_done = tf.logical_and(step_done, flat)
     checks = [(STEP, step_done)]
     if grad_tol is not None:
         checks.append((GRADIENT, tf.norm(g) <= grad_tol))
@@ -383,23 +398,25 @@ def convergence_test(
         key = (id(fn), fn.name, dtype, int(max_iters), step_tol, grad_tol, optimum_tol, explosion, jit_compile,
                optimizer_structure(optimizer)[:2])
     if key in (_programs or {}):
-        x, program, traced = _programs[key]  # one trace per optimizer class and setting: reset, not retrace
+        x, program, traced, g0 = _programs[key]  # one trace per optimizer class and setting: reset, not retrace
         x.assign(tf.cast(value, dtype))
         optimizer.build([x])
         for mine, fresh in zip(traced.variables, optimizer.variables, strict=True):
             mine.assign(fresh)
+        g0.assign(_start_gradient_norm(fn, x))
         note = ""
     else:
         x = tf.Variable(tf.cast(value, dtype), name="x")
         if isinstance(optimizer, keras.optimizers.Optimizer):
             optimizer.build([x])
-        step = _make_step(fn, x, apply, fn.minima, step_tol, grad_tol, optimum_tol, explosion)
+        g0 = tf.Variable(_start_gradient_norm(fn, x), name="start_gradient_norm")
+        step = _make_step(fn, x, apply, fn.minima, step_tol, grad_tol, optimum_tol, explosion, g0)
         note = ""
         if compiled:
             program = _compiled_program(step, x, int(max_iters), jit_compile)
             note = _trace(program, optimizer)
             if key is not None and not note:
-                _programs[key] = (x, program, optimizer)
+                _programs[key] = (x, program, optimizer, g0)
     if compiled and not note:
         with _eager_arithmetic():
             t, code, path = (np.asarray(v) for v in program())

@@ -69,3 +69,33 @@ def test_plot_errors(tmp_path):
         plots.write_convergence_plots({("adam", 0.1): r3}, optimlab.lab.get_function("rastrigin", dim=3), tmp_path / "x.png")
     with pytest.raises(ValueError, match="plot file must end in .png or .svg"):
         plots.write_convergence_plots({("adam", 0.1): r}, "rastrigin", tmp_path / "x.jpg")
+
+
+def test_many_optimizers_get_distinct_colours_and_the_legend_stays_off_the_axes():
+    """Issue 15: adam and yogi were both red; the legend covered the optimum."""
+    import optimlab
+    from optimlab.lab import convergence_test
+    from optimlab.lab.convergence import plots
+
+    assert len(set(plots._cycle(20))) == 20 and len(set(plots._cycle(20, on_dark=False))) == 20
+    runs = {name: convergence_test(optimlab.get(name, learning_rate=0.01), "rosenbrock", max_iters=5)
+            for name in ("adam", "yogi", "sgd", "lion", "nadam", "adamax", "adamw",
+                         "lamb", "rmsprop")}
+    fig = plots.plot_trajectories(runs, "rosenbrock")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    colours = [line.get_color() for line in ax.get_legend().get_lines()[:len(runs)]]
+    assert len(set(map(str, colours))) == len(runs)
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert not legend.overlaps(axes)
+
+
+def test_path_plot_uses_a_log_iteration_axis():
+    """An explosion at 6 and a convergence at 80 stay visible beside 2000 iterations."""
+    import optimlab
+    from optimlab.lab import convergence_test
+    from optimlab.lab.convergence import plots
+
+    runs = {0.01: convergence_test(optimlab.Momentum(0.01), "quartic", init=2.0, max_iters=100)}
+    ax = plots.plot_paths(runs, "quartic", max_iters=2000).axes[0]
+    assert ax.get_xscale() == "symlog" and "log" in ax.get_xlabel()

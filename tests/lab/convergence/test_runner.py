@@ -288,6 +288,15 @@ def test_bad_optimizers_and_functions():
         parse_numbers("1e-3,x", "--lr")
 
 
+def test_a_standstill_far_from_a_minimum_is_not_convergence():
+    """Issue 15: Prodigy(1e-2) on Rosenbrock took steps too small to change a float32 at the start and
+    was reported "converged in 1"; a standstill counts only where the gradient has nearly vanished."""
+    import optimlab
+
+    r = convergence_test(optimlab.Prodigy(1e-2), "rosenbrock", max_iters=50)
+    assert not (r.status == "converged" and r.distance > 0.1), (r.status, r.iterations, r.distance)
+
+
 def test_run_grid_traces_once_per_optimizer_and_matches_separate_runs(monkeypatch):
     """Issue 17 item 1: one trace per optimizer class across learning rates, same paths as fresh runs."""
     from optimlab.lab.convergence import runner as convergence

@@ -71,7 +71,7 @@ def runs_table(records):
             "learning_rate": spec["hyperparameters"].get("learning_rate", math.nan),
             "clipnorm": spec["hyperparameters"].get("clipnorm", math.nan),
             "seed": spec["seed"], "status": r["status"], "diverged": r["status"] == "diverged",
-            "selection_loss": selection_loss(r), "metric": metric,
+            "selection_loss": selection_loss(r), "metric": metric, "loss": r["problem"].get("loss", "loss"),
             "train_loss": _number(final.get("train_loss")),
             "valid_loss": _number(final.get("valid_loss")),
             "test_loss": _number(final.get("test_loss")) if r["status"] == "ok" else math.nan,
@@ -123,8 +123,9 @@ def tests(runs, alpha=0.05):
     rows = []
     chosen = selected(runs)
     for problem, group in chosen.groupby("problem", sort=True):
-        medians = group.groupby("optimizer")["test_loss"].median().dropna()
-        if len(medians) < 2:
+        all_medians = group.groupby("optimizer")["test_loss"].median()
+        medians = all_medians.dropna()
+        if len(medians) < 1 or len(all_medians) < 2:
             continue
         best = medians.idxmin()
         ref = group[group["optimizer"] == best].set_index("seed")["test_loss"]
@@ -139,11 +140,25 @@ def tests(runs, alpha=0.05):
                           "wilcoxon_p": w["p"], "welch_p": t["p"],
                           "cohens_d": stats.cohens_d(loss.dropna(), ref.dropna()),
                           "note": w["reason"] or t["reason"] or ""})
+        for other in sorted(set(all_medians.index) - set(medians.index)):  # never silently dropped
+            n = int((group["optimizer"] == other).sum())
+            block.append({"problem": problem, "best": best, "other": other, "pairs": 0, "wilcoxon_p": None,
+                          "welch_p": None, "cohens_d": math.nan, "note": f"all {n} runs of {other} diverged"})
         for column in ("wilcoxon_p", "welch_p"):
             for row, adjusted in zip(block, stats.holm([r[column] for r in block])):
                 row[f"{column}_holm"] = adjusted
         rows.extend(block)
     return pd.DataFrame(rows)
+
+
+def ranked_summary(runs):
+    """:func:`summary` ranked within each problem: lowest median test loss first, all-diverged last."""
+    table = summary(runs)
+    if table.empty:
+        return table
+    key = table["test_loss_median"] if "test_loss_median" in table else table["diverged"]
+    return (table.assign(_key=key.fillna(math.inf)).sort_values(["problem", "_key", "optimizer"])
+            .drop(columns="_key").reset_index(drop=True))
 
 
 def profile_costs(runs):

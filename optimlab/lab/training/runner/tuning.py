@@ -17,7 +17,9 @@ study.
 
 import math
 import os
+import random
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,19 @@ def _sampler(kind, low, high, trials, seed):
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     raise ValueError(f"sampler must be one of {list(SAMPLERS)}; got {kind!r}")
+
+
+def study_name(problem, optimizer, sampler):
+    return f"{problem}-{optimizer}-{sampler}"
+
+
+def finished_trials(name, storage):
+    """Finished trials of study ``name`` that count toward the budget (0 if there is no such study)."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:  # no such study yet
+        return 0
+    return sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
 
 
 def default_storage(out):
@@ -88,6 +103,26 @@ def _retry_interrupted(study):
             continue
         if t.number not in retried and t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+
+
+def _create_study(study_name, storage, sampler, attempts=6):
+    """``optuna.create_study`` (or load), retried a few times.
+
+    Workers started together on an empty database race to create Optuna's
+    tables and the study; the losers get an integrity error, and a moment
+    later find both in place.
+    """
+    import sqlalchemy.exc
+
+    races = (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, optuna.exceptions.DuplicatedStudyError)
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
+                                       load_if_exists=True, sampler=sampler)
+        except races:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
 
 
 def _optimize(study, objective, trials):
@@ -146,12 +181,10 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     runner.data_split()
     runner.out.mkdir(parents=True, exist_ok=True)
     storage = storage or default_storage(runner.out)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(max(optuna.logging.get_verbosity(), optuna.logging.WARNING))  # never louder
     results = {}
     for name in names:
-        study_name = f"{runner.problem}-{name}-{sampler}"
-        study = optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
-                                    load_if_exists=True, sampler=_sampler(sampler, low, high, trials, seed))
+        study = _create_study(study_name(runner.problem, name, sampler), storage, _sampler(sampler, low, high, trials, seed))
         _retry_interrupted(study)
         done = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
         if sampler != "grid":
@@ -169,5 +202,6 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
         best = min(complete, key=lambda t: t.value) if complete else None
         results[name] = {"best_learning_rate": best.params["learning_rate"] if best else None,
                          "best_value": best.value if best else math.inf,
-                         "trials": len(finished), "study": study.study_name}
+                         "trials": len(finished), "complete": len(complete),
+                         "diverged": len(finished) - len(complete), "study": study.study_name}
     return results

@@ -1,0 +1,5 @@
+"""``python -m optimlab``: the same as the ``optimlab`` command."""
+
+from optimlab.cli import main
+
+main()

@@ -1,0 +1,253 @@
+"""The command line as a new user meets it (issue 15): start-up, Ctrl-C, 80 columns, errors, defaults.
+
+Subprocess tests run ``python -m optimlab`` with piped output, as a shell pipe
+or a CI log would; the rest use Typer's runner (also piped: not a terminal).
+"""
+
+import inspect
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from optimlab import cli
+from optimlab.lab import commands
+from optimlab.lab.training import records
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _env(**extra):
+    return {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80", **extra}
+
+
+def _optimlab(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "optimlab", *args], capture_output=True, text=True,
+                          env=_env(), timeout=timeout, cwd=ROOT)
+
+
+# ------------------------------------------------------------------ start-up
+def test_help_and_version_do_not_import_tensorflow():
+    code = ("import sys; sys.argv = ['optimlab', '--help']\n"
+            "import optimlab.cli\n"
+            "try:\n    optimlab.cli.main()\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in ('tensorflow', 'keras', 'optuna', 'matplotlib') if m in sys.modules))")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stdout and "compare" in done.stdout
+    assert time.perf_counter() - started < 20  # TensorFlow alone takes longer than this on a busy CI core
+    version = _optimlab("--version", timeout=60)
+    assert version.returncode == 0 and version.stdout.strip() == "optimlab 0.1.0"
+    bad = _optimlab("compare", "--seeds", "zero", timeout=60)
+    assert bad.returncode == 2 and "--seeds" in bad.stderr
+
+
+def test_import_optimlab_is_lazy_and_complete():
+    code = ("import sys, optimlab\nassert 'tensorflow' not in sys.modules\n"
+            "assert optimlab.Adam.__name__ == 'Adam' and 'tensorflow' in sys.modules\n"
+            "from optimlab import SGD, registry\nassert 'Adam' in optimlab.__all__ and registry.info('adam')\n"
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ Ctrl-C
+def _interrupt_then_resume(args, out, expected_records):
+    """Start ``args``, Ctrl-C once a run is saved, check the clean stop, then resume to the end."""
+    process = subprocess.Popen([sys.executable, "-m", "optimlab", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    deadline = time.time() + 240
+    while not list(out.glob("records/*/*/*.json")):
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, "no run finished in time"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    sent = time.time()
+    stdout, stderr = process.communicate(timeout=60)
+    stopped_in = time.time() - sent
+    saved = len(list(out.glob("records/*/*/*.json")))
+    assert process.returncode == 130, stderr[-3000:]
+    assert f"interrupted: {saved} runs saved; rerun the same command to resume" in stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-3000:]
+    for noise in ("absl", "oneDNN", "cuda", "cuInit", "retracing", "Trial"):  # no library log lines
+        assert noise not in stderr, stderr[-3000:]
+    assert stopped_in < 15, stopped_in  # one evaluation interval of a run, plus a loaded machine's slack
+    assert 0 < saved < expected_records
+    again = _optimlab(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(list(out.glob("records/*/*/*.json"))) == expected_records
+    assert max(len(line) for line in again.stdout.splitlines()) <= 80
+    return saved, again
+
+
+def test_ctrl_c_stops_compare_cleanly_and_the_rerun_completes(tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", "--task", "iris", "--optimizers", "sgd,adam", "--lrs", "0.1", "--seeds", "6",
+            "--epochs", "150", "--eval-every", "1", "--out", str(out)]
+    saved, again = _interrupt_then_resume(args, out, 12)
+    assert f"{12 - saved} runs computed, {saved} reused" in again.stdout.replace("\n", " ")
+
+
+def test_ctrl_c_stops_tune_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
+    import optuna
+
+    out = tmp_path / "tune"
+    args = ["tune", "--task", "iris", "--optimizers", "adam", "--trials", "3", "--sampler", "random",
+            "--epochs", "150", "--eval-every", "1", "--out", str(out)]
+    _, again = _interrupt_then_resume(args, out, 3)
+    assert "3/3" in again.stderr and "1/3" not in again.stderr.splitlines()[-1]  # the bar counts earlier trials
+    study = optuna.load_study(study_name="iris-adam-random", storage=f"sqlite:///{out / 'tuning.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3  # the interrupted trial did not count toward --trials
+
+
+# ------------------------------------------------------------------ 80 columns, piped
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def _whole(output):
+    """Every line fits 80 columns, nothing is cut with an ellipsis, no number lost its exponent."""
+    lines = output.splitlines()
+    assert lines, "no output"
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    assert "…" not in output
+    for line in lines:
+        assert not re.search(r"\d[eE]$|\d[eE][-+]$", line.rstrip()), line
+        assert not re.match(r"\s*[eE][-+]?\d", line), line
+
+
+@pytest.fixture
+def narrow(monkeypatch):
+    monkeypatch.setattr(commands, "console", Console(width=80))
+    monkeypatch.setattr(commands, "progress_console", Console(width=80, stderr=True))
+
+
+def _invoke(*args):
+    result = runner.invoke(cli.app, list(args))
+    assert result.exit_code == 0, result.output
+    _whole(result.output)
+    return result.output
+
+
+def test_every_command_fits_80_columns_and_prints_whole_numbers(tmp_path, narrow):
+    listing = _invoke("optimizers")
+    assert len(listing.splitlines()) < 50 and "schedule_free_adamw" in listing
+    assert "Kingma" in _invoke("optimizers", "adam") and "beta_1=0.9" in _invoke("optimizers", "adam")
+    assert "rosenbrock" in _invoke("functions")
+    assert "converged" in _invoke("converge", "--function", "quartic", "--optimizers", "gd,momentum,adam",
+                                  "--lrs", "1e-2,1e-1", "--init", "2", "--max-iters", "200")
+    out = tmp_path / "cmp"
+    text = _invoke("compare", "--task", "iris", "--optimizers", "sgd,adam", "--lrs", "0.1", "--seeds", "2",
+                   "--epochs", "5", "--out", str(out))
+    # The printed means equal the records' test losses averaged here, in full.
+    for name in ("sgd", "adam"):
+        losses = [r["final"]["test_loss"] for r in records.load_all(out) if r["spec"]["optimizer"] == name]
+        assert f"{np.mean(losses):.4g} +/- {np.std(losses, ddof=1):.3g}" in text
+    assert "runs computed" in text
+    sweep = _invoke("sweep", "--task", "iris", "--optimizer", "adam", "--lrs", "0.1,0.001", "--epochs", "5",
+                    "--out", str(tmp_path / "sw"))
+    assert "lr=0.001" in sweep and "lr=0.1" in sweep
+    tune = _invoke("tune", "--task", "iris", "--optimizers", "adam", "--trials", "2", "--epochs", "5",
+                   "--out", str(tmp_path / "tu"))
+    assert "optuna-dashboard" in tune
+    assert "report.html" in _invoke("report", str(out)).replace("\n", "")
+    _invoke("report", str(tmp_path / "tu"))
+    tuned = (tmp_path / "tu" / "report.html").read_text()
+    assert "optuna-dashboard" in tuned and "final validation loss per trial" in tuned
+    bench = _invoke("bench", "--optimizers", "sgd", "--shapes", "small", "--repeats", "1", "--steps", "1",
+                    "--no-isolate", "--pause", "0", "--out", str(tmp_path / "bench"))
+    assert "x best peer" in bench or "x best" in bench.replace("\n", " ")
+    if not all(commands._installed(m) for m in ("torch", "optax")):
+        assert "pip install 'optimlab[peers]'" in " ".join(bench.split())
+    assert inspect.signature(cli.bench_command).parameters["out"].default.default == "runs/bench"  # git-ignored
+
+
+def test_a_table_too_wide_for_the_terminal_becomes_a_detail_view(narrow):
+    value = "3.045690e-05"
+    rows = [(f"optimizer_{i}", *(f"{value} +/- {value}" for _ in range(6))) for i in range(2)]
+    headers = ("optimizer", *(f"column {i}" for i in range(6)))
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))
+    commands.show("wide", headers, rows, numeric=headers[1:], out=console)
+    text = console.export_text()
+    _whole(text)
+    assert text.count(f"{value} +/- {value}") == 12
+
+
+# ------------------------------------------------------------------ errors and defaults
+def _error(*args):
+    result = runner.invoke(cli.app, list(args))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    return result.output.replace("\n", " ")
+
+
+def test_errors_suggest_and_name_what_is_wrong(tmp_path):
+    out = ["--out", str(tmp_path / "o")]
+    assert "did you mean 'adam'?" in _error("compare", "--optimizers", "adma", *out)
+    assert "did you mean 'diabetes'?" in _error("compare", "--task", "diabets", *out)
+    message = _error("sweep", "--task", "iris", "--optimizer", "adam", "--set", "betta_1=0.8", *out)
+    assert "did you mean 'beta_1'?" in message and "amsgrad" in message  # Adam's own keywords
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text('a,b\n1,"2\n')
+    assert str(bad_csv) in _error("compare", "--task", "boston", "--data", str(bad_csv), *out)
+    assert "--data is only read by" in _error("compare", "--task", "iris", "--data", str(bad_csv), *out)
+    assert "no optimizer matches 'nothing*'" in _error("optimizers", "nothing*")
+    assert not (tmp_path / "o" / "records").exists()
+
+
+def test_outputs_are_checked_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    started = time.perf_counter()
+    message = _error("compare", "--task", "iris", "--out", str(blocker / "sub"))
+    assert str(blocker / "sub") in message and "not writable" in message
+    assert "is a file" in _error("compare", "--task", "iris", "--out", str(blocker))
+    assert "--plot" in _error("converge", "--plot", str(blocker / "x.png"))
+    assert "must end in" in _error("converge", "--plot", str(tmp_path / "x.txt"))
+    assert "is a file" in _error("bench", "--out", str(blocker))
+    assert time.perf_counter() - started < 60  # no training happened
+
+
+def test_tensorboard_without_the_package_is_refused_before_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(commands, "_installed", lambda module: module != "tensorboard")
+    message = _error("compare", "--task", "iris", "--tensorboard", "--out", str(tmp_path))
+    assert "pip install 'optimlab[tensorboard]'" in message
+    assert not (tmp_path / "records").exists()
+
+
+def test_option_names_and_defaults_agree_across_commands(tmp_path, narrow, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # --lrs everywhere (--lr as an alias), --clipnorm none everywhere, report --out, wildcards in converge.
+    text = _invoke("compare", "--task", "iris", "--optimizers", "adam", "--lr", "0.1", "--clipnorm", "none",
+                   "--seeds", "1", "--epochs", "2")
+    assert (tmp_path / "runs" / "iris" / "records").exists() and not (tmp_path / "runs" / "diabetes").exists()
+    assert "1 runs computed" in text
+    assert "report.html" in _invoke("report", "--out", "runs/iris").replace("\n", "")
+    assert "adamax" in _invoke("converge", "--optimizers", "adam*", "--lrs", "0.1", "--max-iters", "3")
+    defaults = inspect.signature(cli.compare_command).parameters
+    assert defaults["seeds"].default.default >= 6  # a Wilcoxon p < 0.05 is possible
+    assert len(defaults["lrs"].default.default.split(",")) >= 3  # selection from a grid, not one default rate
+
+
+def test_an_optimizer_that_always_diverges_is_named_not_dropped(tmp_path, narrow):
+    text = _invoke("compare", "--task", "diabetes", "--optimizers", "gd,adam", "--lrs", "100", "--seeds", "2",
+                   "--epochs", "10", "--out", str(tmp_path))
+    assert "all 2 runs of gd diverged" in text.replace("\n", " ")
+
+
+def test_records_name_the_command_for_the_report(tmp_path, narrow):
+    _invoke("compare", "--task", "iris", "--optimizers", "adam", "--lrs", "0.1", "--seeds", "1", "--epochs", "2",
+            "--out", str(tmp_path))
+    assert "--task iris" in (tmp_path / "commands.txt").read_text()
+    assert json.loads(next(tmp_path.glob("records/*/*/*.json")).read_text())["spec"]["problem"] == "iris"
