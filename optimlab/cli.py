@@ -23,7 +23,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 _state = {"verbose": False}
-TASKS = "boston, diabetes, digits, breast_cancer, wine, iris, quadratic, classification"
+TASKS = ("boston, diabetes, digits, breast_cancer, wine, iris, quadratic, classification, the DeepOBS ones "
+         "(quadratic_deep, two_d_rosenbrock, mnist_mlp, fmnist_2c2d, cifar10_3c3d, ...), or package.module:attribute "
+         "naming your own optimlab.lab.Problem")
 
 
 def _version(value: bool):
@@ -120,7 +122,8 @@ def bench_command(
 
 # ---------------------------------------------------------------- training lab
 _TASK = typer.Option("diabetes", "--task", help=f"problem: {TASKS}")
-_OPTIMIZERS = typer.Option("sgd,momentum,adam", "--optimizers", help="comma-separated names or wildcards ('adam*', 'all')")
+_OPTIMIZERS = typer.Option("sgd,momentum,adam", "--optimizers", help="comma-separated names or wildcards ('adam*', 'all'), or package.module:Class (your own Keras/optimlab optimizer class)")
+_OPTION = typer.Option(None, "--option", help="training option KEY=VALUE, repeatable: batchnorm=true, mixup=ALPHA, label_smoothing=EPS, schedule=Name:arg=NUMBER,... (a Keras or optimlab schedule from each run's learning rate)")
 _OUT_HELP = "output folder (records, report); default runs/{}"
 _DATA = typer.Option(None, "--data", help="Boston CSV or Keras .npz (boston only; default: $OPTIMLAB_BOSTON, the Keras cache, a download)")
 _EPOCHS = typer.Option(None, "--epochs", min=1, help="epochs per run (default: the problem's budget)")
@@ -137,10 +140,10 @@ _RAY = typer.Option(None, "--ray", help="run on a Ray cluster: its ADDRESS, or a
 
 
 def _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every, jobs=1,
-            ray=None):
+            ray=None, options=None):
     return dict(task=task, data=data, epochs=epochs, batch_size=batch_size, standardize=standardize,
                 valid_fraction=valid_fraction, target=target, tensorboard=tensorboard, eval_every=eval_every,
-                jobs=jobs, ray=ray)
+                jobs=jobs, ray=ray, options=options)
 
 
 @app.command("compare")
@@ -153,10 +156,11 @@ def compare_command(
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA,
     out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK")),
     tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
+    options: list[str] = _OPTION,
 ):
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
-                     jobs, ray)
+                     jobs, ray, options)
     _run(ctx, lambda c: c.compare(c.make_runner(out or f"runs/{task}", **budget), optimizers, seeds, lrs, clipnorm, settings))
 
 
@@ -172,10 +176,11 @@ def sweep_command(
     target: float = _TARGET, data: str = _DATA,
     out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK-sweep")),
     tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
+    options: list[str] = _OPTION,
 ):
     """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
-                     jobs, ray)
+                     jobs, ray, options)
     _run(ctx, lambda c: c.sweep(c.make_runner(out or f"runs/{task}-sweep", **budget), optimizer, lrs, seeds, clipnorm, settings))
 
 
@@ -190,12 +195,37 @@ def tune_command(
     clipnorm: str = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
     valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA,
     out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK-tune")),
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET,
+    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, options: list[str] = _OPTION,
 ):
     """Tune each optimizer's learning rate with Optuna (grid, random, TPE); resumable."""
-    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every)
+    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
+                     options=options)
     _run(ctx, lambda c: c.tune(c.make_runner(out or f"runs/{task}-tune", **budget), optimizers, trials, sampler,
                           lr_low, lr_high, storage, clipnorm, settings))
+
+
+@app.command("diagnose")
+def diagnose_command(
+    ctx: typer.Context,
+    task: str = _TASK, optimizer: str = typer.Option("gd", "--optimizer", help="a registered name or package.module:Class"),
+    lr: float = typer.Option(None, "--lr", help="learning rate (default: the optimizer's)"),
+    clipnorm: str = _CLIP, seed: int = typer.Option(0, min=0, help="seed (initial weights, data order)"),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="epochs (default: the problem's budget, at most 200)"),
+    batch_size: int = _BATCH, standardize: bool = _STD, valid_fraction: float = _VALID, data: str = _DATA,
+    out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK-diagnose")),
+    eval_every: int = _EVAL, settings: list[str] = _SET, options: list[str] = _OPTION,
+):
+    """Train one run briefly and explain it: naive baseline, gradient norm, update ratios, dead ReLU units, flags."""
+    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, None, False, eval_every,
+                     options=options)
+
+    def work(c):
+        runner = c.make_runner(out or f"runs/{task}-diagnose", **budget)
+        if epochs is None:
+            runner.epochs = min(runner.meta["epochs"], 200)
+        c.diagnose(runner, optimizer, lr, clipnorm, seed, settings)
+
+    _run(ctx, work)
 
 
 @app.command("report")

@@ -17,7 +17,8 @@ optimlab's own single-pass CPU kernels (``optimlab.kernels``, compiled with g++
 on first use), which read and write every buffer once, in parallel parts. They
 compute each element with the plain path's operations in the same order and
 precision, so their results are bit-identical to ``update_step`` in float32 and
-float64 (tested), except ConditionalGradient's, whose op also takes the
+float64, eagerly and inside ``tf.function`` (tested; the plain path keeps Grappler
+from rewriting ``x / sqrt(y)``), except ConditionalGradient's, whose op also takes the
 gradient's norm (summing in double, so equal up to rounding). They run for
 variables on the CPU outside XLA; elsewhere, when the library cannot be built,
 or with ``OPTIMLAB_NATIVE=0``, TensorFlow's kernels

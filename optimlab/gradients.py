@@ -88,3 +88,21 @@ def cast_like(gradient, variable):
         return tf.IndexedSlices(tf.cast(gradient.values, dtype), gradient.indices, gradient.dense_shape)
     gradient = tf.convert_to_tensor(gradient)
     return gradient if gradient.dtype == dtype else tf.cast(gradient, dtype)
+
+
+def sparse_as_tensors(gradient):
+    """An ``IndexedSlices`` whose indices and dense shape are tensors (Keras accepts tuples there).
+
+    Anything else comes back unchanged; a conversion that fails is left to the validation.
+    """
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    indices, shape = gradient.indices, gradient.dense_shape
+    if isinstance(indices, tf.Tensor) and (shape is None or isinstance(shape, tf.Tensor)):
+        return gradient
+    try:
+        indices = tf.convert_to_tensor(indices)
+        shape = None if shape is None else tf.convert_to_tensor(shape)
+    except (TypeError, ValueError):
+        return gradient
+    return tf.IndexedSlices(gradient.values, indices, shape)

@@ -41,7 +41,6 @@ What the base reproduces from Keras 2 (and why it differs from optimlab's modern
 import contextlib
 import importlib
 import inspect
-import sys
 import warnings
 
 import keras
@@ -435,9 +434,11 @@ class Optimizer(_ModernOptimizer):
     def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
         """Keras 2's ``apply_gradients``: pairs without gradient are dropped; returns a tensor
         (the new iteration count) that ``tf.group`` accepts."""
-        pairs = [pair for pair in grads_and_vars if not isinstance(pair, (tuple, list)) or pair[0] is not None]
-        if not pairs:
+        given = list(grads_and_vars)
+        if not given:
             return tf.no_op()
+        pairs = [pair for pair in given if not isinstance(pair, (tuple, list)) or pair[0] is not None]
+        pairs = pairs or given  # all None: the base names the variables in its error
         super().apply_gradients(pairs, name=name, experimental_aggregate_gradients=experimental_aggregate_gradients)
         return self.iterations.read_value()
 
@@ -555,5 +556,3 @@ class _Installed(contextlib.AbstractContextManager):
         uninstall()
         return False
 
-
-del sys

@@ -7,7 +7,7 @@ Real Keras 2 code subclasses these (TensorFlow Addons' ``LazyAdam(Adam)``,
 slot names and creation order, ``apply_state`` keys, ``get_config`` and update
 kernels (the same ``tf.raw_ops.ResourceApply*`` ops where Keras 2 used them),
 and follows ``tf_keras``' trajectories bit for bit in float32 (tested in
-``tests/test_legacy_builtins.py``).
+``tests/test_legacy_tfa.py``).
 
 Example::
 

@@ -485,6 +485,7 @@ class Optimizer(keras.optimizers.Optimizer):
             variables = list(self._trainable_variables)
         else:
             variables = list(trainable_variables)
+        grads = [gradient_ops.sparse_as_tensors(g) for g in grads]
         self._validate(grads, variables)
         grads = [gradient_ops.cast_like(g, v) for g, v in zip(grads, variables)]
         guards = self._check_indices(grads, variables)
@@ -715,8 +716,12 @@ class Optimizer(keras.optimizers.Optimizer):
         self._merge(apply, variables)
 
     def _clip_gradients(self, grads):
-        """Keras 3 calls this after accumulation; optimlab runs Keras 2's order here."""
-        pairs = list(zip(grads, self._in_flight))
+        """Keras 3 calls this after accumulation; optimlab runs Keras 2's order here.
+
+        Called outside ``apply`` (as Keras's own tests do), the pairs carry no variables.
+        """
+        variables = self.__dict__.get("_in_flight") or []
+        pairs = list(zip(grads, variables if len(variables) == len(grads) else [None] * len(grads)))
         if self.clipvalue is not None:
             pairs = gradient_ops.clip_by_value(pairs, self.clipvalue)
         if self.clipnorm is not None:

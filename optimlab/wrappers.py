@@ -185,11 +185,15 @@ class _Wrapper(Optimizer):
 
     def apply(self, grads, trainable_variables=None):
         grads, variables = self._checked(grads, trainable_variables)
+        before = tf.identity(self.optimizer.iterations)
         self.optimizer.apply(grads, variables)
-        self._after_apply(variables)
-        self._iterations.assign_add(1)
+        # False for an accumulation micro-step or a skipped non-finite step: the
+        # wrapper then changes nothing either.
+        applied = tf.not_equal(tf.identity(self.optimizer.iterations), before)
+        self._after_apply(variables, applied)
+        self._iterations.assign_add(tf.cast(applied, self._iterations.dtype))
 
-    def _after_apply(self, variables):
+    def _after_apply(self, variables, applied):
         raise NotImplementedError
 
     def get_config(self):
@@ -242,8 +246,8 @@ class Lookahead(_Wrapper):
         for var in var_list:
             self.add_slot(var, "slow", initializer=lambda shape, dtype=None, v=var: tf.cast(_tf_variable(v), dtype))
 
-    def _after_apply(self, variables):
-        sync = tf.equal(self.optimizer.iterations % self.sync_period, 0)
+    def _after_apply(self, variables, applied):
+        sync = tf.logical_and(applied, tf.equal(self.optimizer.iterations % self.sync_period, 0))
 
         def pull(fast, slow):
             alpha = tf.constant(self.slow_step_size, fast.dtype)
@@ -302,9 +306,9 @@ class SWA(_Wrapper):
         for var in var_list:
             self.add_slot(var, "average")
 
-    def _after_apply(self, variables):
+    def _after_apply(self, variables, applied):
         n = self.optimizer.iterations - 1 - self.start_averaging
-        take = tf.logical_and(n >= 0, tf.equal(n % self.average_period, 0))
+        take = tf.logical_and(applied, tf.logical_and(n >= 0, tf.equal(n % self.average_period, 0)))
         k = n // self.average_period
 
         def average(var, avg):

@@ -15,12 +15,20 @@ import numpy as np
 GLOBAL_BATCH = 8
 
 
+def _seed_adam():
+    from test_legacy import SeedAdam  # a Keras 2 style optimizer on optimlab.legacy
+
+    return SeedAdam(learning_rate=0.05)
+
+
 def families():
     import optimlab
 
     return {
         "native-kernel": lambda: optimlab.Adam(0.05, fused=True),
+        "tf-kernel": lambda: optimlab.registry.get("adamax", learning_rate=0.05, fused=True),
         "plain": lambda: optimlab.registry.get("adabelief", learning_rate=0.05),
+        "legacy-style": _seed_adam,
         "wrapper": lambda: optimlab.wrappers.Lookahead(optimlab.SGD(0.1, momentum=0.5), sync_period=2),
         "sam": lambda: optimlab.SGD(0.1),
         "accumulation": lambda: optimlab.registry.get("lamb", learning_rate=0.05, gradient_accumulation_steps=2, weight_decay=0.1),

@@ -114,7 +114,7 @@ FAMILIES = {
     "accumulation": lambda: optimlab.Adam(0.05, gradient_accumulation_steps=2, weight_decay=0.1),
     "accumulation-self-decaying": lambda: optimlab.registry.get("lamb", learning_rate=0.05, gradient_accumulation_steps=2, weight_decay=0.1, decay_in_trust_ratio=True),
     "ema": lambda: optimlab.SGD(0.1, use_ema=True, ema_momentum=0.5),
-    "skip-nonfinite": lambda: optimlab.Adam(0.05, skip_nonfinite=True, gradient_accumulation_steps=2),
+    "skip-nonfinite": lambda: optimlab.Adam(0.05, skip_nonfinite=True, gradient_accumulation_steps=2, use_ema=True, ema_momentum=0.5),
 }
 
 

@@ -360,3 +360,34 @@ def test_sparse_fast_path_matches_the_lazy_sparse_rule(name, kwargs, sparse_op):
     assert sparse_op in fast_types and sparse_op not in plain_types
     for a, b in zip(plain, fast, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-13)
+
+
+def _run_traced(name, kwargs, use_fused, steps=40):
+    """``_run`` in float32 with every step inside one ``tf.function`` (Grappler's rewrites apply)."""
+    rng = np.random.default_rng(8)
+    shapes = [(16, 24), (300,), (3, 3, 4, 8)]
+    variables = [tf.Variable(rng.normal(size=s), dtype=tf.float32) for s in shapes]
+    grads = [tf.constant(rng.normal(size=(steps,) + s) * rng.uniform(0.1, 3.0), tf.float32) for s in shapes]
+    opt = optimlab.get(name, fused=use_fused, **kwargs)
+
+    @tf.function
+    def train():
+        for t in tf.range(steps):
+            opt.apply_gradients(zip([g[t] for g in grads], variables))
+
+    train()
+    return [v.numpy() for v in variables] + [opt.get_slot(v, s).numpy() for v in variables for s in opt.get_slot_names()]
+
+
+# The native paths whose plain path divides by a square root (epsilon inside it), which Grappler rewrites.
+TRACED_CONFIGS = [(n, kw) for n, kw in NATIVE_CONFIGS if n in ("rmsprop", "adagrad") and kw.get("epsilon_inside_sqrt", True)]
+
+
+@pytest.mark.parametrize("name,kwargs", TRACED_CONFIGS, ids=_ids(TRACED_CONFIGS))
+def test_native_path_is_bit_identical_inside_tf_function(name, kwargs, native_ops):
+    """Where users train (tf.function, fit): Grappler must not make the plain path round differently
+    (RMSprop and Adagrad with epsilon inside the square root divide by a square root)."""
+    plain = _run_traced(name, kwargs, use_fused=False)
+    native = _run_traced(name, kwargs, use_fused=None)
+    for a, b in zip(plain, native, strict=True):
+        np.testing.assert_array_equal(b, a)

@@ -80,3 +80,13 @@ def test_default_names_follow_keras(cls):
 
 def test_explicit_names_are_kept():
     assert optimlab.Adam(name="mine").name == optimlab.Adam(name="mine").name == "mine"
+
+
+def test_sparse_gradient_with_tuple_indices_is_accepted_as_in_keras():
+    """Keras's own sparse tests build ``tf.IndexedSlices(values, (0, 2, 4), (5, 10))``."""
+    values = 0.5 * tf.ones((3, 10))
+    x, y = tf.Variable(tf.ones((5, 10))), tf.Variable(tf.ones((5, 10)))
+    optimlab.Adam(0.1).apply_gradients([(tf.IndexedSlices(values, (0, 2, 4), (5, 10)), x)])
+    optimlab.Adam(0.1).apply_gradients([(tf.IndexedSlices(values, tf.constant([0, 2, 4]), tf.constant([5, 10])), y)])
+    np.testing.assert_array_equal(x.numpy(), y.numpy())
+    assert x.numpy()[0, 0] < 1.0 and x.numpy()[1, 0] == 1.0

@@ -529,3 +529,14 @@ def test_tf_train_checkpoint_restores_slots_created_after_restore(tmp_path):
     fresh.build([y])  # slots appear after the restore
     for a, b in zip(fresh.get_weights(), trained.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_apply_gradients_drops_missing_gradients_and_rejects_all_missing():
+    from optimlab.legacy import SGD
+
+    x, y = tf.Variable([1.0]), tf.Variable([2.0])
+    opt = SGD(0.5)
+    opt.apply_gradients([(tf.constant([1.0]), x), (None, y)])
+    np.testing.assert_allclose([x.numpy()[0], y.numpy()[0]], [0.5, 2.0])
+    with pytest.raises(ValueError, match="No gradients provided"):
+        SGD(0.5).apply_gradients([(None, x), (None, y)])

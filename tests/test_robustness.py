@@ -261,3 +261,26 @@ def test_saving_changes_no_wrapper_variable_and_round_trips_bit_exact(wrap, tmp_
     assert_same_state(before, [v.numpy() for v in model.optimizer.variables])
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert_same_state(before, [v.numpy() for v in loaded.optimizer.variables])
+
+
+# ------------------------------------------- wrappers with accumulation / skipping
+@pytest.mark.parametrize("wrap", [lambda o: SWA(o, average_period=2), lambda o: Lookahead(o, sync_period=2)], ids=["swa", "lookahead"])
+def test_wrappers_act_only_on_applied_inner_steps(wrap):
+    """Accumulation micro-steps and skipped non-finite steps must not average or sync again."""
+    grads = [[0.5, 1.0], [0.25, -0.5], [-0.5, 0.75], [0.125, 0.5], [1.0, -1.0], [0.5, 0.25], [-0.25, 0.5], [0.75, 0.125]]
+    means = [np.mean(grads[i : i + 2], axis=0) for i in range(0, 8, 2)]
+    runs = {}
+    for label, inner, sequence in [
+        ("reference", optimlab.SGD(0.1, momentum=0.5), means),
+        ("accumulated", optimlab.SGD(0.1, momentum=0.5, gradient_accumulation_steps=2), grads),
+        # a NaN step after each good one
+        ("skipping", optimlab.SGD(0.1, momentum=0.5, skip_nonfinite=True), [g for m in means for g in (m, [np.nan, 0.0])]),
+    ]:
+        opt, x = wrap(inner), tf.Variable([1.0, -1.0])
+        for g in sequence:
+            opt.apply_gradients([(tf.constant(g, tf.float32), x)])
+        runs[label] = [x.numpy()] + [v.numpy() for v in opt.variables if not any(k in v.path for k in ("nonfinite", "accumulator", "iteration"))]
+        assert int(opt.iterations) == len(means), label
+    for label in ("accumulated", "skipping"):
+        for a, b in zip(runs[label], runs["reference"]):
+            np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=label)

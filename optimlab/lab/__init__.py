@@ -13,16 +13,19 @@ Two labs, each in its own folder:
 
 ``commands`` is the glue between the ``optimlab`` command and both labs.
 
-The convergence lab's main entry points are re-exported here::
+The convergence lab's main entry points are re-exported here, and the
+training lab's :class:`Problem` (your own model and data)::
 
-    >>> from optimlab.lab import convergence_test, get_function
+    >>> from optimlab.lab import Problem, convergence_test, get_function
 """
 
 from optimlab.lab.convergence.functions import TestFunction, function_names, get_function
 from optimlab.lab.convergence.runner import ConvergenceResult, convergence_test, results_table, run_grid, run_table
+from optimlab.lab.training.problems import Problem
 
 __all__ = [
     "ConvergenceResult",
+    "Problem",
     "TestFunction",
     "convergence_test",
     "function_names",

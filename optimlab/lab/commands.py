@@ -91,7 +91,10 @@ def resolve_optimizers(text, option="--optimizers"):
         raise LabError(f"{option} must name at least one optimizer; got {text!r}")
     names = []
     for item in items:
-        if item.lower() == "all":
+        if ":" in item:  # package.module:Class, an optimizer class of one's own
+            with user_errors():
+                found = experiments.check_optimizers([item])
+        elif item.lower() == "all":
             found = registry.names()
         elif any(c in item for c in "*?["):
             found = registry.names(item)
@@ -117,6 +120,8 @@ def hyperparameters_of(name):
 def check_settings(names, settings):
     """Every ``--set`` key is a hyperparameter of every optimizer; LabError with a suggestion otherwise."""
     for name in names:
+        if ":" in name:  # an own class: its constructor checks its arguments
+            continue
         allowed = hyperparameters_of(name)
         for key in settings:
             if key not in allowed:
@@ -169,8 +174,44 @@ def log_command(out):
         f.write(line + "\n")
 
 
+def _value(text):
+    """``"true"`` -> True, ``"1000"`` -> 1000, ``"0.1"`` -> 0.1 (``--option`` values)."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+OPTIONS = ("batchnorm", "mixup", "label_smoothing", "schedule")
+
+
+def parse_options(items):
+    """``--option`` items -> Runner keywords, e.g. ``mixup=0.2``, ``schedule=CosineDecay:decay_steps=1000``."""
+    out = {}
+    for item in items or []:
+        key, sep, value = (t.strip() for t in item.partition("="))
+        if not sep or key not in OPTIONS or not value:
+            raise LabError(f"--option takes KEY=VALUE with KEY in {list(OPTIONS)}, e.g. --option mixup=0.2 or "
+                           f"--option schedule=CosineDecay:decay_steps=1000; got {item!r}")
+        try:
+            if key == "schedule":
+                name, _, args = value.partition(":")
+                pairs = [a.partition("=") for a in args.split(",") if a.strip()]
+                if any(not p[1] for p in pairs):
+                    raise ValueError
+                out[key] = (name.strip(), {k.strip(): _value(v.strip()) for k, _, v in pairs})
+            else:
+                out[key] = _value(value)
+        except ValueError as error:
+            raise LabError(f"--option {key}: cannot read {value!r} (schedule=Name:arg=NUMBER,...; "
+                           f"batchnorm=true|false; mixup and label_smoothing take numbers)") from error
+    return out
+
+
 def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=None, valid_fraction=0.2,
-                target=None, tensorboard=False, eval_every=None, jobs=1, ray=None):
+                target=None, tensorboard=False, eval_every=None, jobs=1, ray=None, options=None):
     """A Runner from CLI options (``batch_size`` 0 = full batch, None = the problem's), checked first."""
     with user_errors():
         problem = problems.get(task)
@@ -182,9 +223,9 @@ def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=
     check_output_folder(out)
     with user_errors():
         batch = "problem" if batch_size is None else (None if batch_size == 0 else batch_size)
-        runner = experiments.Runner(out, task, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
+        runner = experiments.Runner(out, problem, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
                                     target=target, standardize=standardize, valid_fraction=valid_fraction,
-                                    tensorboard=tensorboard, jobs=jobs, ray=ray)
+                                    tensorboard=tensorboard, jobs=jobs, ray=ray, **parse_options(options))
     _session["runner"] = runner
     return runner
 
@@ -257,6 +298,7 @@ def progress_for(runner, total, label, done=0):
             progress.update(task, **counts)
 
         def on_retry():
+            counts["running"] = max(0, counts["running"] - 1)
             counts["failed"] += 1
             progress.update(task, **counts)
 
@@ -449,6 +491,53 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
                       overflow="fold")
     else:
         console.print(f"Storage: {storage}", highlight=False, overflow="fold")
+
+
+def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
+    """Train one run and print its naive baseline, diagnostics over time, per-layer update ratios and flags."""
+    import numpy as np
+    import pandas as pd
+
+    from optimlab.lab.training.analysis import diagnostics
+
+    (name,) = resolve_optimizers(optimizer, "--optimizer")
+    settings = parse_settings(settings)
+    check_settings([name], settings)
+    with user_errors():
+        runner.data_split()
+        hyper = {**settings, "clipnorm": parse_clipnorm(clipnorm),
+                 "learning_rate": experiments.default_learning_rate(name) if lr is None else lr}
+        experiments.make_optimizer(name, hyper)
+        record = runner.run(name, hyper, seed)
+    base = (record.get("diagnostics") or {}).get("baseline")
+    if base:
+        values = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in base.items() if k != "kind")
+        console.print(f"naive baseline ({base['kind']}): {values}", highlight=False)
+    history = pd.DataFrame(record["history"])
+    shown = history.iloc[sorted(set(np.linspace(0, len(history) - 1, min(len(history), 12)).astype(int)))]
+    columns = {"epoch": "epoch", "train_loss": "train loss", "train_loss_max": "worst epoch",
+               "grad_norm": "grad norm", "update_ratio": "update/weight", "dead_units": "dead ReLU"}
+    used = [c for c in columns if c in shown]
+    show(f"{runner.problem}: {name} {analysis.config_label(record['spec']['hyperparameters'])} seed {seed} "
+         f"({record['status']})", [columns[c] for c in used],
+         [[fmt(int(v)) if c == "epoch" else fmt(float(v)) for c, v in zip(used, row)]
+          for row in shown[used].itertuples(index=False)], numeric=[columns[c] for c in used])
+    layers = (record.get("diagnostics") or {}).get("layers") or {}
+    if layers:
+        rows = []
+        for layer, ratios in layers.items():
+            ratios = [r for r in ratios[1:] if r is not None] or [math.nan]
+            rows.append([layer, fmt(ratios[0]), fmt(float(np.median(ratios))), fmt(ratios[-1])])
+        show("update / weight per layer since the previous evaluation", ["layer", "first", "median", "last"], rows,
+             numeric=["first", "median", "last"])
+    found = diagnostics.flags(record)
+    for f in found:
+        console.print(f"[bold]{f['flag']}[/bold] from epoch {f['epoch']}: {f['detail']}.\n  suggestion: "
+                      f"{f['suggestion']}", highlight=False)
+    if not found:
+        console.print("no flags: no divergence, explosion, collapse or plateau")
+    console.print(f"record: {records.record_path(runner.out, record['spec'])}", highlight=False, overflow="fold")
+    return record
 
 
 def make_report(out):

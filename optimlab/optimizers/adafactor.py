@@ -60,7 +60,7 @@ class Adafactor(Optimizer):
         relative_step: scale steps by the parameters' RMS and ``1/sqrt(t)``
             (default True).
 
-    Conventions: with ``relative_step=True`` identical to
+    Conventions: with ``relative_step=True`` equal up to float32 rounding to
     ``keras.optimizers.Adafactor`` (for either value of Keras's ``relative_step``,
     which always applies the relative step). ``relative_step=False`` is the
     paper's plain step size ``alpha_t = lr``; Keras has no such mode. Keras also

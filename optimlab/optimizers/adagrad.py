@@ -38,7 +38,9 @@ class Adagrad(Optimizer):
         epsilon: stabilizer (default 1e-7).
         epsilon_inside_sqrt: where epsilon goes (default True, Keras's).
 
-    Conventions: identical to ``keras.optimizers.Adagrad``. ``torch.optim.Adagrad``
+    Conventions: ``keras.optimizers.Adagrad``'s arithmetic (bit-equal eagerly; inside
+    ``tf.function`` Grappler rewrites Keras's ``g / sqrt(a + eps)`` as
+    ``g * rsqrt(a + eps)``, so there they agree up to rounding). ``torch.optim.Adagrad``
     starts ``a`` at 0, adds epsilon (1e-10) outside the square root
     (``epsilon_inside_sqrt=False``) and defaults to lr 0.01; Optax's ``adagrad``
     starts ``a`` at 0.1 and adds epsilon (1e-7) inside the square root, as here.

@@ -48,7 +48,7 @@ class Lamb(Optimizer):
             and Optax's ``lamb`` do, instead of the base class's decoupled
             ``x <- x - lr * weight_decay * x`` before the step (default False).
 
-    Conventions: with the defaults identical to ``keras.optimizers.Lamb``,
+    Conventions: with the defaults equal up to rounding to ``keras.optimizers.Lamb``,
     whose weight decay is the generic decoupled one and so does not enter the
     trust ratio. The paper and Optax add it to ``r`` (``decay_in_trust_ratio=True``;
     Optax's epsilon default is 1e-6). The paper's optional scaling ``phi(||x||)``

@@ -8,9 +8,15 @@ from optimlab.registry import register
 
 
 def rms_denominator(mean_square, epsilon, epsilon_inside_sqrt):
-    """``sqrt(ms + eps)`` (Keras, TF) or ``sqrt(ms) + eps`` (torch, Optax's default)."""
+    """``sqrt(ms + eps)`` (Keras, TF) or ``sqrt(ms) + eps`` (torch, Optax's default).
+
+    The square root goes through a ``Snapshot`` (a copy): inside ``tf.function``
+    Grappler rewrites ``x / sqrt(y)`` as ``x * rsqrt(y)``, which rounds
+    differently (1 ulp), so the plain path would no longer equal itself run
+    eagerly, nor the native kernels that compute ``x / sqrt(y)``.
+    """
     if epsilon_inside_sqrt:
-        return tf.sqrt(mean_square + epsilon)
+        return tf.raw_ops.Snapshot(input=tf.sqrt(mean_square + epsilon))
     return tf.sqrt(mean_square) + epsilon
 
 
@@ -47,7 +53,9 @@ class RMSprop(Optimizer):
             its second moment (Graves, 2013) (default False).
         epsilon_inside_sqrt: where epsilon goes (default True, Keras's).
 
-    Conventions: identical to ``keras.optimizers.RMSprop`` with the defaults.
+    Conventions: ``keras.optimizers.RMSprop``'s arithmetic with the defaults:
+    bit-equal eagerly; inside ``tf.function`` Grappler rewrites Keras's
+    ``g / sqrt(v + eps)`` as ``g * rsqrt(v + eps)``, so there they agree up to rounding.
     ``torch.optim.RMSprop`` adds epsilon outside the square root
     (``epsilon_inside_sqrt=False``, torch's default epsilon 1e-8, rho called
     alpha=0.99) and keeps ``lr`` outside the momentum buffer, which differs from

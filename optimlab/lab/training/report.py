@@ -12,7 +12,11 @@ The report is where a user reads the answer. In order:
    (median over seeds with the interquartile band; every configuration of a
    sweep), learning-rate sensitivity (when several rates were run) and the
    per-seed test losses (when several seeds were run);
-6. tuning history (when ``OUT/tuning.db`` exists) and performance profiles
+6. diagnostics (:func:`section_diagnostics`): per problem the naive
+   baseline, which configurations beat it, every configuration's training
+   curve with explosions marked and the baseline dashed, and the runs' flags
+   (:mod:`optimlab.lab.training.analysis.diagnostics`);
+7. tuning history (when ``OUT/tuning.db`` exists) and performance profiles
    (when there are several problems).
 
 Each section is one function returning HTML (empty when it does not apply), so
@@ -34,9 +38,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from optimlab.lab.training import analysis, records  # noqa: E402
-from optimlab.lab.training.analysis import stats, verdict  # noqa: E402
+from optimlab.lab.training.analysis import diagnostics, stats, verdict  # noqa: E402
 
 COLORS = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
 
@@ -260,7 +265,7 @@ def section_context(ctx):
         batch = "full batch" if spec["batch_size"] is None else f"{spec['batch_size']} rows"
         rows.append((problem, meta.get("description", ""), f"{spec['epochs']} epochs", batch,
                      "standardized" if spec["standardize"] else "raw", f"{spec['valid_fraction']:.0%}",
-                     f"{spec['target']:g}", int(group["seed"].nunique()), len(group)))
+                     "-" if spec["target"] is None else f"{spec['target']:g}", int(group["seed"].nunique()), len(group)))
     versions = ctx.recs[0].get("versions", {})
     text = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
     commands_file = ctx.out / "commands.txt"
@@ -344,6 +349,82 @@ def section_problems(ctx):
     return "".join(parts)
 
 
+def plot_all_curves(recs, problem, baseline, path):
+    """Training loss of every configuration (median over seeds), each explosion marked, the naive baseline dashed."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    groups = {}
+    for r in recs:
+        if r["spec"]["problem"] == problem:
+            label = f"{r['spec']['optimizer']} {analysis.config_label(r['spec']['hyperparameters'])}"
+            groups.setdefault(label, []).append(r)
+    colors = _colors(sorted(groups))
+    for label, runs in sorted(groups.items()):
+        frame = pd.concat([pd.DataFrame(r["history"]).astype(float) for r in runs])
+        per_epoch = frame.groupby("epoch")["train_loss"].median()
+        ax.plot(per_epoch.index, per_epoch.values, color=colors[label], label=f"{label} ({len(runs)} seeds)")
+        for r in runs:
+            found = [f for f in diagnostics.flags(r) if f["flag"] == "exploding"]
+            if found and "train_loss_max" in r["history"]:
+                peak = np.nanmax(np.array(r["history"]["train_loss_max"], dtype=float))
+                ax.scatter([found[0]["epoch"]], [peak], marker="^", color=colors[label], s=40)
+    if baseline and baseline.get("train_loss") is not None:
+        ax.axhline(baseline["train_loss"], color="black", linestyle="--", linewidth=1,
+                   label=f"naive baseline {baseline['train_loss']:.4g}")
+    if ax.has_data():
+        ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="training loss (median over seeds, log scale)",
+           title=f"{problem}: every configuration (^: explosion peak)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+_DIAGNOSTICS_NOTE = ("Per run: final losses against the naive baseline (the best constant prediction), the largest "
+                     "epoch training loss and its epoch, the largest gradient norm, the share of dead ReLU units at "
+                     "the end, and the flags (diverged, exploding, collapsed to a constant, plateau) with the epoch "
+                     "where each began.")
+
+
+def section_diagnostics(ctx):
+    """Per problem: the naive baseline, who beat it, every configuration's curve, the runs' flags explained."""
+    table = diagnostics.runs(ctx.recs)
+    bases = diagnostics.baselines(ctx.recs)
+    parts = ['<section id="diagnostics"><h2>Diagnostics</h2>', f"<p class='note'>{html.escape(_DIAGNOSTICS_NOTE)}</p>"]
+    for problem in sorted(table["problem"].unique()):
+        parts.append(f"<h3>{html.escape(problem)}</h3>")
+        base = bases.get(problem)
+        rows = table[table["problem"] == problem].drop(columns=["problem"])
+        if base:
+            values = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in base.items() if k != "kind")
+            parts.append(f"<p>Naive baseline ({html.escape(base['kind'])}): {html.escape(values)}.</p>")
+            for answer, words in (("yes", "Beat the naive baseline's test loss"), ("no", "Did not beat it")):
+                who = sorted({f"{o} {c}" for o, c in rows[rows["beats_baseline"] == answer][["optimizer", "config"]]
+                              .itertuples(index=False)})
+                if who:
+                    parts.append(f"<p>{words}: {html.escape(', '.join(who))}.</p>")
+        else:
+            parts.append("<p>Naive baseline: none (the model computes its own loss, or the records predate it).</p>")
+        path = plot_all_curves(ctx.recs, problem, base, ctx.figures / f"{problem}_all_curves.png")
+        parts.append(_img(path, f"{problem}: training loss of every configuration, explosions marked, "
+                                "the naive baseline dashed"))
+        shown = {"optimizer": "optimizer", "config": "config", "seed": "seed", "status": "status",
+                 "train_loss": "train loss", "test_loss": "test loss", "beats_baseline": "beats baseline",
+                 "peak_train_loss": "worst epoch loss", "peak_epoch": "at epoch", "dead_units": "dead ReLU",
+                 "flags": "flags"}
+        parts.append(_table(tuple(shown.values()), rows[list(shown)].astype(object).itertuples(index=False),
+                            {"dead ReLU": "percent"}))
+        notes = {}
+        for r in ctx.recs:
+            if r["spec"]["problem"] == problem:
+                for f in diagnostics.flags(r):
+                    notes.setdefault(f["flag"], (f, r))
+        for name, (f, r) in notes.items():
+            who = f"{r['spec']['optimizer']} {analysis.config_label(r['spec']['hyperparameters'])} seed {r['spec']['seed']}"
+            parts.append(f"<p><b>{html.escape(name)}</b> ({html.escape(who)}, from epoch {f['epoch']}): "
+                         f"{html.escape(f['detail'])}. Suggestion: {html.escape(f['suggestion'])}.</p>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def section_tuning(ctx):
     db = ctx.out / "tuning.db"
     if not db.exists():
@@ -372,8 +453,8 @@ def section_profiles(ctx):
                    "share of problems on which each optimizer is within tau of the best") + "</section>")
 
 
-SECTIONS = [section_answer, section_context, section_summary, section_tests, section_problems, section_tuning,
-            section_profiles]
+SECTIONS = [section_answer, section_context, section_summary, section_tests, section_problems, section_diagnostics,
+            section_tuning, section_profiles]
 
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:0 12px;line-height:1.4}"
           ".table{max-width:100%}table{border-collapse:collapse;font-size:12px;width:100%}"

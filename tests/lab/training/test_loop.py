@@ -65,7 +65,8 @@ def test_history_columns_and_time_to_target():
                             epochs=40, eval_every=4, target=0.6)
     h = result.history
     assert list(h.columns) == ["epoch", "train_loss", "valid_loss", "valid_accuracy", "test_loss",
-                               "test_accuracy", "wall_time"]
+                               "test_accuracy", "wall_time", "train_loss_max", "peak_epoch", "grad_norm",
+                               "update_ratio", "dead_units"]
     assert h["epoch"].tolist() == list(range(0, 41, 4))
     assert h["wall_time"].is_monotonic_increasing
     hit = result.time_to_target
@@ -139,3 +140,6 @@ def test_runs_reuse_one_traced_program_and_match_a_fresh_one():
         loop.train(problem, data, optimlab.get("sgd", learning_rate=0.05, clipnorm=1.0),
                    seed=2, epochs=2, batch_size=batch)
         assert loop.TRACES == traces + 2  # clipping is not a variable: a new trace
+    iris = problems.get("iris")  # the same optimizer settings on another model: its own fresh state
+    other = loop.train_named(iris, problems.load(iris), "sgd", {"learning_rate": 0.05, "momentum": 0.5}, 2, epochs=3)
+    assert other.status == "ok" and len(other.history) == 4

@@ -20,13 +20,15 @@ def test_report_is_self_contained_with_every_figure(folder):
     path = report.write_report(folder)
     text = path.read_text()
     figures = sorted(p.name for p in (folder / "figures").glob("*.png"))
-    expected = [f"{p}_{kind}.png" for p in ("iris", "wine") for kind in ("boxes", "curves")] + ["iris_lr_sensitivity.png"]
+    expected = [f"{p}_{kind}.png" for p in ("iris", "wine") for kind in ("all_curves", "boxes", "curves")]
+    expected += ["iris_lr_sensitivity.png"]
     assert figures == sorted(expected + ["performance_profile.png"])
     assert text.count("data:image/png;base64,") == len(figures)
     assert "src=\"figures" not in text  # nothing linked from outside the file
     first = text.split("data:image/png;base64,")[1].split('"')[0]
     assert base64.b64decode(first).startswith(b"\x89PNG")
-    for word in ("Answer", "Context", "Ranked summary", "Statistical tests", "Performance profiles", "iris", "wine", "adam"):
+    for word in ("Answer", "Context", "Ranked summary", "Statistical tests", "Performance profiles", "iris", "wine", "adam",
+                 "Diagnostics", "Naive baseline (majority class"):
         assert word in text
 
 

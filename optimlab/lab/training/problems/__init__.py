@@ -17,6 +17,11 @@ Problems:
   design and noisy targets: the loss is a quadratic bowl, minibatches make the
   gradient noisy).
 * ``classification``: ``sklearn.datasets.make_classification``.
+* the DeepOBS problems (:mod:`.deepobs`): ``quadratic_deep``, ``two_d_*``,
+  ``mnist_*``, ``fmnist_*``, ``cifar10_3c3d``.
+
+Your own model and data: ``Problem(model=..., data=..., loss=...)`` (checked
+and loaded by :mod:`.custom`), or ``--task package.module:attribute``.
 """
 
 import dataclasses
@@ -34,38 +39,84 @@ BOSTON_ENV = "OPTIMLAB_BOSTON"
 _SPLIT_SEED = 0  # fixed: the split never depends on the run's seed
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
-    """What a run trains: data, model, loss, metric and default budget.
+    """What a run trains: model, data, loss, metrics, budget and training options.
 
-    ``model`` is ``mlp``, ``linear`` (one Dense layer: linear or logistic
-    regression) or ``cnn``; ``loss`` is ``mse`` or ``crossentropy`` (sparse, from
-    logits); ``metric`` is ``mae`` or ``accuracy``; ``batch_size`` None means
-    full-batch gradient descent; ``target`` is the validation loss that counts as
-    "reached" for time-to-target.
+    Built-in problems are registered by name (:func:`get`); your own is one
+    call (see :mod:`optimlab.lab.training.problems.custom` and the README,
+    "Your own problem")::
+
+        Problem(model=build_model, data=keras.datasets.mnist.load_data,
+                loss="crossentropy", metrics=["accuracy"], epochs=5, batch_size=128, name="my_mnist")
+
+    Args:
+        model: ``"mlp"``, ``"linear"`` (one Dense layer: linear or logistic
+            regression) or ``"cnn"`` (built from ``hidden`` and ``outputs``), or
+            a function of no arguments returning a fresh ``keras.Model``; it is
+            called after the run's seed is set, so paired runs start from the
+            same weights.
+        data: None for the built-in data of ``name``; otherwise NumPy arrays
+            ``((x_train, y_train), (x_test, y_test))`` (the ``keras.datasets``
+            layout), ``(train, valid, test)`` pairs, a dict with ``train``,
+            ``test`` and optionally ``valid``, any of whose splits may be a
+            finite ``tf.data.Dataset`` of ``(x, y)``, or a function of no
+            arguments returning one of these.
+        loss: ``"mse"``, ``"crossentropy"`` (sparse labels, logits),
+            ``"mean_output"`` (the model outputs its per-example loss, as in
+            DeepOBS's quadratic and 2-D problems) or a function
+            ``loss(y_true, y_pred)`` (a Keras loss object works).
+        metrics: ``"mae"``, ``"accuracy"`` or functions ``metric(y_true, y_pred)``;
+            the first is the one summaries show.
+        epochs, batch_size: the default budget (``batch_size`` None: full batch).
+        standardize: scale inputs with the training statistics.
+        target: validation loss that counts as "reached" (None: no target).
+        batchnorm: batch normalization after each hidden layer (built-in MLP/CNN).
+        mixup: mixup's Beta(alpha, alpha) parameter (0: off), Zhang et al. 2018.
+        label_smoothing: for ``crossentropy`` (0: off).
+
+    Problems compare by identity (traced programs are reused per problem object).
     """
 
-    name: str
-    description: str
-    model: str
-    hidden: tuple
-    loss: str
-    metric: str
-    epochs: int
-    batch_size: int | None
-    standardize: bool
-    target: float
-    outputs: int
+    name: str = "custom"
+    model: object = "mlp"
+    data: object = None
+    loss: object = "mse"
+    metrics: tuple = ("mae",)
+    epochs: int = 10
+    batch_size: int | None = 32
+    standardize: bool = False
+    target: float | None = None
+    hidden: tuple = ()
+    outputs: int = 1
+    description: str = ""
     needs_data: bool = False
+    batchnorm: bool = False
+    mixup: float = 0.0
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        from optimlab.lab.training.problems import custom
+
+        custom.check_problem(self)
+
+    @property
+    def metric(self):
+        """The name of the first metric (None when there is none)."""
+        from optimlab.lab.training.problems import custom
+
+        return custom.metric_name(self.metrics[0]) if self.metrics else None
 
     def meta(self):
-        """JSON-able metadata stored in every record."""
-        return dataclasses.asdict(self)
+        """JSON-able metadata stored in every record (functions by ``module:name``, no arrays)."""
+        from optimlab.lab.training.problems import custom
+
+        return custom.describe(self)
 
 
 @dataclasses.dataclass
 class Data:
-    """Float32 inputs, targets (float32 column for regression, int32 labels otherwise)."""
+    """Inputs (float32, any shape) and targets (float32 columns for regression, int32 labels otherwise)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -75,27 +126,44 @@ class Data:
     y_test: np.ndarray
 
 
+def _builtin(name, description, model, hidden, loss, metric, epochs, batch_size, standardize, target, outputs,
+             needs_data=False):
+    return Problem(name=name, description=description, model=model, hidden=hidden, loss=loss, metrics=(metric,),
+                   epochs=epochs, batch_size=batch_size, standardize=standardize, target=target, outputs=outputs,
+                   needs_data=needs_data)
+
+
 PROBLEMS = {
     p.name: p
     for p in (
-        Problem("boston", "Boston housing prices (keras split; the b column encodes a racial statistic)",
-                "mlp", (4,), "mse", "mae", 1000, None, True, 25.0, 1, needs_data=True),
-        Problem("diabetes", "scikit-learn diabetes progression (442 patients, 10 features)",
-                "mlp", (16,), "mse", "mae", 500, None, True, 4000.0, 1),
-        Problem("digits", "scikit-learn 8x8 handwritten digits, small CNN",
-                "cnn", (8,), "crossentropy", "accuracy", 5, 64, True, 0.2, 10),
-        Problem("breast_cancer", "scikit-learn breast cancer (logistic regression)",
-                "linear", (), "crossentropy", "accuracy", 300, None, True, 0.15, 2),
-        Problem("wine", "scikit-learn wine cultivars (MLP)",
-                "mlp", (16,), "crossentropy", "accuracy", 300, None, True, 0.1, 3),
-        Problem("iris", "scikit-learn iris (logistic regression)",
-                "linear", (), "crossentropy", "accuracy", 300, None, True, 0.2, 3),
-        Problem("quadratic", "noisy quadratic: ill-conditioned least squares, minibatch noise",
-                "linear", (), "mse", "mae", 30, 32, False, 0.02, 1),
-        Problem("classification", "sklearn make_classification (20 features, 2 classes)",
-                "mlp", (32,), "crossentropy", "accuracy", 30, 32, True, 0.35, 2),
+        _builtin("boston", "Boston housing prices (keras split; the b column encodes a racial statistic)",
+                 "mlp", (4,), "mse", "mae", 1000, None, True, 25.0, 1, needs_data=True),
+        _builtin("diabetes", "scikit-learn diabetes progression (442 patients, 10 features)",
+                 "mlp", (16,), "mse", "mae", 500, None, True, 4000.0, 1),
+        _builtin("digits", "scikit-learn 8x8 handwritten digits, small CNN",
+                 "cnn", (8,), "crossentropy", "accuracy", 5, 64, True, 0.2, 10),
+        _builtin("breast_cancer", "scikit-learn breast cancer (logistic regression)",
+                 "linear", (), "crossentropy", "accuracy", 300, None, True, 0.15, 2),
+        _builtin("wine", "scikit-learn wine cultivars (MLP)",
+                 "mlp", (16,), "crossentropy", "accuracy", 300, None, True, 0.1, 3),
+        _builtin("iris", "scikit-learn iris (logistic regression)",
+                 "linear", (), "crossentropy", "accuracy", 300, None, True, 0.2, 3),
+        _builtin("quadratic", "noisy quadratic: ill-conditioned least squares, minibatch noise",
+                 "linear", (), "mse", "mae", 30, 32, False, 0.02, 1),
+        _builtin("classification", "sklearn make_classification (20 features, 2 classes)",
+                 "mlp", (32,), "crossentropy", "accuracy", 30, 32, True, 0.35, 2),
     )
 }
+
+
+def _register_deepobs():
+    from optimlab.lab.training.problems import deepobs
+
+    for problem in deepobs.problems():
+        PROBLEMS[problem.name] = problem
+
+
+_register_deepobs()
 
 
 def names():
@@ -103,7 +171,17 @@ def names():
 
 
 def get(name):
-    """The :class:`Problem` called ``name``."""
+    """The :class:`Problem` called ``name``, or the one at ``"package.module:attribute"``.
+
+    The attribute may be a :class:`Problem` or a function of no arguments
+    returning one (``optimlab compare --task mypkg.problems:cifar_resnet``).
+    """
+    if isinstance(name, Problem):
+        return name
+    if isinstance(name, str) and ":" in name:
+        from optimlab.lab.training.problems import custom
+
+        return custom.resolve_task(name)
     check_choice("task", name, PROBLEMS)
     return PROBLEMS[name]
 
@@ -203,6 +281,10 @@ def load(problem, data=None, standardize=None, valid_fraction=0.2):
     """
     problem = get(problem) if isinstance(problem, str) else problem
     check_range("valid_fraction", valid_fraction, 0.0, 1.0, high_open=True)
+    if problem.data is not None:  # your own data, or a DeepOBS loader
+        from optimlab.lab.training.problems import custom
+
+        return custom.load(problem, valid_fraction, problem.standardize if standardize is None else standardize)
     if problem.name == "boston":
         (x_tr, y_tr), (x_te, y_te) = _load_boston(data)
     else:

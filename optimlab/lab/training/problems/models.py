@@ -1,4 +1,4 @@
-"""Models of the training lab: seed 002's MLP, linear/logistic regression, a small CNN.
+"""Models of the training lab: seed 002's MLP, linear/logistic regression, a small CNN, users' builders.
 
 :func:`build` creates a problem's model with its weights fixed by ``seed``, so
 that every optimizer of a paired comparison starts from the same point.
@@ -15,6 +15,8 @@ class MLP(keras.Model):
         num_hidden_units: an int or a list of ints (one hidden layer each).
         num_targets: outputs of the last (linear) layer.
         hidden_activation: activation of the hidden layers (default ``relu``).
+        batchnorm: batch normalization between each hidden layer's Dense and
+            its activation (Ioffe & Szegedy 2015; seed 004). Default False.
 
     Example:
         >>> import numpy as np
@@ -22,13 +24,18 @@ class MLP(keras.Model):
         TensorShape([2, 1])
     """
 
-    def __init__(self, num_hidden_units, num_targets, hidden_activation="relu", **kwargs):
+    def __init__(self, num_hidden_units, num_targets, hidden_activation="relu", batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(num_hidden_units, int):
             num_hidden_units = [num_hidden_units]
-        self.feature_extractor = keras.Sequential(
-            [keras.layers.Dense(units, activation=hidden_activation) for units in num_hidden_units]
-        )
+        layers = []
+        for units in num_hidden_units:
+            if batchnorm:
+                layers += [keras.layers.Dense(units), keras.layers.BatchNormalization(),
+                           keras.layers.Activation(hidden_activation)]
+            else:
+                layers.append(keras.layers.Dense(units, activation=hidden_activation))
+        self.feature_extractor = keras.Sequential(layers)
         self.last_linear = keras.layers.Dense(num_targets, activation="linear")
 
     def call(self, x):
@@ -40,27 +47,41 @@ def linear(num_outputs):
     return keras.Sequential([keras.layers.Dense(num_outputs)])
 
 
-def small_cnn(num_classes, filters=8, side=8):
+def small_cnn(num_classes, filters=8, side=8, batchnorm=False):
     """A small CNN for ``side x side`` grey images given as flat rows (scikit-learn's digits)."""
-    return keras.Sequential([
-        keras.layers.Reshape((side, side, 1)),
-        keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(num_classes),
-    ])
+    conv = [keras.layers.Conv2D(filters, 3, padding="same")]
+    conv += [keras.layers.BatchNormalization()] if batchnorm else []
+    return keras.Sequential([keras.layers.Reshape((side, side, 1)), *conv, keras.layers.Activation("relu"),
+                             keras.layers.MaxPooling2D(2), keras.layers.Flatten(), keras.layers.Dense(num_classes)])
 
 
-def build(problem, num_features, seed):
-    """The model of ``problem`` for inputs of ``num_features``, initialized from ``seed``."""
+def _from_builder(problem):
+    """The user's (or DeepOBS's) model: ``problem.model()``, with ``batchnorm=True`` when asked."""
+    try:
+        model = problem.model(batchnorm=True) if problem.batchnorm else problem.model()
+    except TypeError as error:
+        if problem.batchnorm and "batchnorm" in str(error):
+            raise ValueError(f"batchnorm=True needs a model function that takes batchnorm=...; "
+                             f"{problem.model!r} does not (add BatchNormalization layers to your model)") from error
+        raise
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must return a keras.Model; {problem.model!r} returned {type(model).__name__}")
+    return model
+
+
+def build(problem, input_shape, seed):
+    """The model of ``problem`` for inputs of ``input_shape`` (an int: flat features), initialized from ``seed``."""
     keras.utils.set_random_seed(int(seed))
-    if problem.model == "mlp":
-        model = MLP(list(problem.hidden), problem.outputs)
+    input_shape = (int(input_shape),) if np.isscalar(input_shape) else tuple(input_shape)
+    if callable(problem.model):
+        model = _from_builder(problem)
+    elif problem.model == "mlp":
+        model = MLP(list(problem.hidden), problem.outputs, batchnorm=problem.batchnorm)
     elif problem.model == "linear":
         model = linear(problem.outputs)
     elif problem.model == "cnn":
-        model = small_cnn(problem.outputs, filters=problem.hidden[0])
+        model = small_cnn(problem.outputs, filters=problem.hidden[0], batchnorm=problem.batchnorm)
     else:
-        raise ValueError(f"model must be one of ['cnn', 'linear', 'mlp']; got {problem.model!r}")
-    model(np.zeros((1, num_features), "float32"))  # creates the weights now, from the seed
+        raise ValueError(f"model must be one of ['cnn', 'linear', 'mlp'] or a function; got {problem.model!r}")
+    model(np.zeros((1, *input_shape), "float32"))  # creates the weights now, from the seed
     return model

@@ -1,2 +1,3 @@
-"""How the training lab trains: compiled loops (``loop``), experiments at
-deterministic keys (``experiments``) and hyperparameter tuning (``tuning``)."""
+"""How the training lab trains: compiled loops (``loop``), measurements per
+evaluation (``probes``), experiments at deterministic keys (``experiments``)
+and hyperparameter tuning (``tuning``)."""

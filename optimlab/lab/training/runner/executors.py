@@ -67,9 +67,11 @@ def compute(problem, data, spec):
 
     data = _DATA.setdefault(_fingerprint(data), data)
     started = time.time()
+    schedule = spec.get("schedule")
     result = loop.train_named(problem, data, spec["optimizer"], spec["hyperparameters"], spec["seed"],
                               epochs=spec["epochs"], batch_size=spec["batch_size"], eval_every=spec["eval_every"],
-                              target=spec["target"])
+                              target=spec["target"], schedule=None if schedule is None else
+                              (schedule["name"], schedule["args"]))
     return {
         "schema": records.SCHEMA,
         "key": records.run_key(spec),
@@ -79,6 +81,7 @@ def compute(problem, data, spec):
         "final": result.final,
         "time_to_target": result.time_to_target,
         "history": result.history.to_dict(orient="list"),
+        "diagnostics": result.diagnostics,
         "started": started,
         "versions": {"optimlab": optimlab.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
     }
@@ -156,17 +159,13 @@ class Processes:
                     tries[i] += 1
                     if tries[i] > MAX_RETRIES:
                         raise RuntimeError(f"run {specs[i]} lost its worker {MAX_RETRIES + 1} times") from None
-                    if on_retry is not None and futures_index_started(i, futures, started):
+                    if on_retry is not None and any(futures[f] == i for f in started):
                         on_retry(specs[i])
 
     def close(self):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-
-def futures_index_started(i, futures, started):
-    return any(futures[f] == i for f in started)
 
 
 def _as_completed_with_start(futures, started, on_start):
@@ -197,11 +196,17 @@ class Ray:
     """One Ray task per run on the cluster at ``address`` (``auto``: the one this machine belongs to)."""
 
     def __init__(self, address, threads=1, gpus_per_run=None):
-        import ray
-
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("ray: Ray is not installed; pip install 'ray>=2.9' (on every machine of the cluster)") from None
         self.ray = ray
         if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=False, include_dashboard=False, configure_logging=False)
+            try:
+                ray.init(address=address, log_to_driver=False, include_dashboard=False, configure_logging=False)
+            except ConnectionError as error:
+                raise ValueError(f"ray: no Ray cluster at {address!r} ({error}); start one with `ray start --head` "
+                                 "and pass its address, or auto") from None
         gpus = ray.cluster_resources().get("GPU", 0)
         self.gpus = (0.25 if gpus else 0) if gpus_per_run is None else gpus_per_run
         self.threads = threads
@@ -212,13 +217,18 @@ class Ray:
         """Yield ``(index, record)`` as tasks finish; Ray recomputes a task whose worker or node died."""
         data_ref = self.ray.put(data)
         refs = {self.task.remote(self.threads, problem, data_ref, spec): i for i, spec in enumerate(specs)}
-        if on_start is not None:
-            for _ in refs:
-                on_start(None)
+        # Ray runs as many tasks as the cluster has CPUs; the others wait in its queue.
+        slots = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        started = min(slots, len(refs))
+        for _ in range(started if on_start is not None else 0):
+            on_start(None)
         remaining = list(refs)
         while remaining:
             done, remaining = self.ray.wait(remaining, num_returns=1)
             for ref in done:
+                if on_start is not None and started < len(refs):
+                    started += 1
+                    on_start(None)
                 yield refs[ref], self.ray.get(ref)
 
     def close(self):

@@ -16,6 +16,7 @@ import math
 import time
 from pathlib import Path
 
+import keras
 import pandas as pd
 
 import optimlab
@@ -26,14 +27,74 @@ from optimlab.lab.training.runner import executors, loop
 TUNING_SEED = 0
 
 
+def optimizer_class(name):
+    """The class behind ``package.module:Class`` (a Keras or optimlab optimizer); ValueError/TypeError otherwise."""
+    from optimlab.lab.training.problems.custom import import_object
+
+    cls = import_object(name, "optimizer")
+    if not (isinstance(cls, type) and issubclass(cls, keras.optimizers.Optimizer)):
+        raise TypeError(f"optimizer {name!r} must be a keras.optimizers.Optimizer subclass (optimlab's included); "
+                        f"got {cls!r}")
+    return cls
+
+
 def check_optimizers(optimizer_names):
-    """Resolve names (aliases allowed) to registered names; ValueError naming the bad one."""
+    """Resolve names (aliases allowed) to registered names; ``package.module:Class`` names stay as they are."""
     if not optimizer_names:
         raise ValueError("optimizers must name at least one optimizer; got an empty list")
-    return [registry.info(name).name for name in optimizer_names]
+    out = []
+    for name in optimizer_names:
+        if ":" in name:
+            optimizer_class(name)
+            out.append(name)
+        else:
+            out.append(registry.info(name).name)
+    return out
+
+
+def make_optimizer(name, hyperparameters, schedule=None):
+    """A fresh optimizer: a registered name or ``package.module:Class`` with ``hyperparameters``.
+
+    With ``schedule = (ScheduleName, {args})``, the learning rate becomes that
+    Keras or optimlab schedule started at ``hyperparameters["learning_rate"]``.
+    """
+    hyper = {k: v for k, v in hyperparameters.items() if v is not None}
+    if schedule is not None and "learning_rate" in hyper:
+        hyper["learning_rate"] = make_schedule(schedule[0], hyper["learning_rate"], schedule[1])
+    if ":" in name:
+        cls = optimizer_class(name)
+        try:
+            return cls(**hyper)
+        except TypeError as error:
+            raise TypeError(f"optimizer {name!r} does not take {sorted(hyper)}: {error}") from error
+    return optimlab.get(name, **hyper)
+
+
+def make_schedule(name, learning_rate, args):
+    """``keras.optimizers.schedules.<name>`` or ``optimlab.schedules.<name>`` from ``learning_rate`` and ``args``."""
+    from optimlab import schedules
+
+    for module in (schedules, keras.optimizers.schedules):
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and issubclass(cls, keras.optimizers.schedules.LearningRateSchedule):
+            try:
+                return cls(learning_rate, **args)
+            except TypeError as error:
+                raise ValueError(f"schedule {name!r} does not take {sorted(args)} after the learning rate: {error}") from error
+    known = sorted({n for m in (schedules, keras.optimizers.schedules) for n in dir(m)
+                    if isinstance(getattr(m, n), type)
+                    and issubclass(getattr(m, n), keras.optimizers.schedules.LearningRateSchedule)
+                    and not n.startswith("_") and n != "LearningRateSchedule"})
+    raise ValueError(f"schedule must be one of {known}; got {name!r}")
 
 
 def default_learning_rate(optimizer):
+    if ":" in optimizer:
+        import inspect
+
+        default = inspect.signature(optimizer_class(optimizer)).parameters.get("learning_rate")
+        value = getattr(default, "default", None)
+        return float(value) if isinstance(value, (int, float)) else 1e-3
     return float(registry.info(optimizer).defaults.get("learning_rate", 1e-3))
 
 
@@ -43,13 +104,18 @@ class Runner:
 
     Args:
         out: output folder (records go to ``out/records``).
-        problem: a problem name.
+        problem: a problem name, ``"package.module:attribute"`` or a
+            :class:`~optimlab.lab.training.problems.Problem` (with ``jobs`` > 1 or
+            Ray, its model and data functions must be importable: module-level).
         data: data path (Boston only).
         epochs, batch_size, eval_every, target: the budget (defaults: the problem's);
             ``batch_size=None`` is full-batch.
         standardize: standardize inputs (default: the problem's choice).
         valid_fraction: validation share of the training rows.
         tensorboard: also write TensorBoard logs under ``out/tensorboard``.
+        batchnorm, mixup, label_smoothing: override the problem's options (None: keep).
+        schedule: ``(name, {args})``: every run's learning rate follows this Keras
+            or optimlab schedule, started at the run's learning rate.
         jobs: worker processes on this machine (1: in this process).
         ray: address of a Ray cluster (``auto``: the one this machine belongs to) to run on instead.
         on_run: called as ``on_run(record, computed)`` after every run.
@@ -72,6 +138,10 @@ class Runner:
     standardize: bool | None = None
     valid_fraction: float = 0.2
     tensorboard: bool = False
+    batchnorm: bool | None = None
+    mixup: float | None = None
+    label_smoothing: float | None = None
+    schedule: tuple | None = None
     jobs: int = 1
     ray: str | None = None
     on_run: object = None
@@ -82,7 +152,14 @@ class Runner:
 
     def __post_init__(self):
         self.out = Path(self.out)
-        self._problem = problems.get(self.problem)
+        problem = problems.get(self.problem)
+        options = {k: getattr(self, k) for k in ("batchnorm", "mixup", "label_smoothing") if getattr(self, k) is not None}
+        self._problem = dataclasses.replace(problem, **options) if options else problem
+        self.problem = self._problem.name
+        if self.schedule is not None:
+            name, args = self.schedule
+            make_schedule(name, 1e-3, dict(args))  # a bad name or argument fails before any run
+            self.schedule = (name, dict(args))
         self._data = None
         if self.ray is None:
             executors.make(self.jobs)  # validates jobs before any work
@@ -104,7 +181,7 @@ class Runner:
         epochs = p.epochs if self.epochs is None else int(self.epochs)
         return {
             "problem": p.name,
-            "optimizer": registry.info(optimizer).name,
+            "optimizer": check_optimizers([optimizer])[0],
             "hyperparameters": {k: float(v) for k, v in sorted(hyperparameters.items()) if v is not None},
             "seed": int(seed),
             "epochs": epochs,
@@ -113,7 +190,21 @@ class Runner:
             "target": p.target if self.target is None else float(self.target),
             "standardize": p.standardize if self.standardize is None else bool(self.standardize),
             "valid_fraction": float(self.valid_fraction),
+            **self._options(),
         }
+
+    def _options(self):
+        """The training options that differ from the defaults (absent otherwise: older keys stay valid)."""
+        p, out = self._problem, {}
+        if p.batchnorm:
+            out["batchnorm"] = True
+        if p.mixup:
+            out["mixup"] = float(p.mixup)
+        if p.label_smoothing:
+            out["label_smoothing"] = float(p.label_smoothing)
+        if self.schedule is not None:
+            out["schedule"] = {"name": self.schedule[0], "args": self.schedule[1]}
+        return out
 
     def run(self, optimizer, hyperparameters, seed):
         """The record of one run: read if it exists, else trained and written."""
@@ -232,7 +323,7 @@ def sweep(runner, optimizer, learning_rates, seeds=1, clipnorms=(None,), extra=N
     _check_lrs(learning_rates)
     _check_seeds(seeds)
     runner.data_split()
-    optimlab.get(optimizer, **{k: v for k, v in (extra or {}).items() if v is not None})  # fail before training
+    make_optimizer(optimizer, extra or {})  # bad hyperparameters fail before training
     runs = [(optimizer, {**(extra or {}), "learning_rate": lr, "clipnorm": clipnorm}, seed)
             for clipnorm in clipnorms for lr in learning_rates for seed in range(seeds)]
     return runner.run_many(runs)
@@ -254,7 +345,7 @@ def compare(runner, optimizer_names, seeds, learning_rates=None, extra=None):
         _check_lrs(learning_rates)
     runner.data_split()
     for name in names:  # bad hyperparameters fail before any training
-        optimlab.get(name, **{k: v for k, v in (extra or {}).items() if v is not None})
+        make_optimizer(name, extra or {})
     configs = {name: [{**(extra or {}), "learning_rate": lr} for lr in learning_rates or [default_learning_rate(name)]]
                for name in names}
     # Two batches of independent runs (selection, then the winners' seeds), so workers share them out.

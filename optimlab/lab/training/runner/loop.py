@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from optimlab.lab.training.problems import models
+from optimlab.lab.training.problems import custom, models
+from optimlab.lab.training.runner import probes
 
 
 @dataclasses.dataclass
@@ -40,28 +41,64 @@ class Result:
     status: str
     final: dict
     time_to_target: dict
+    diagnostics: dict = dataclasses.field(default_factory=dict)
 
 
-def loss_fn(kind):
-    """Mean-squared error or sparse softmax crossentropy from logits, averaged over rows."""
+def loss_fn(problem, training=False):
+    """The problem's loss ``loss(y, out)`` averaged over rows (``problem`` may also be a loss name).
+
+    ``mse``; ``crossentropy``: sparse softmax crossentropy from logits, with the
+    problem's label smoothing when ``training``; ``mean_output``: the mean of
+    the model's output (models that compute their own per-row loss); or the
+    problem's own function.
+    """
+    kind = getattr(problem, "loss", problem)
+    smoothing = getattr(problem, "label_smoothing", 0.0) if training else 0.0
+    if callable(kind):
+        return lambda y, out: tf.reduce_mean(kind(y, out))
     if kind == "mse":
         return lambda y, out: tf.reduce_mean(tf.square(y - out))
+    if kind == "mean_output":
+        return lambda y, out: tf.reduce_mean(out)
+    if smoothing:
+        def smoothed(y, out):
+            labels = tf.one_hot(tf.cast(y, tf.int32), tf.shape(out)[-1])
+            return tf.reduce_mean(keras.losses.categorical_crossentropy(labels, out, from_logits=True,
+                                                                        label_smoothing=smoothing))
+        return smoothed
     return lambda y, out: tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int32), logits=out))
 
 
 def metric_fn(kind):
-    """Mean absolute error, or the fraction of rows whose largest logit is the label."""
+    """Mean absolute error, the fraction of rows whose largest logit is the label, or ``kind(y, out)`` averaged."""
+    if callable(kind):
+        return lambda y, out: tf.reduce_mean(tf.cast(kind(y, out), tf.float32))
     if kind == "mae":
         return lambda y, out: tf.reduce_mean(tf.abs(y - out))
     return lambda y, out: tf.reduce_mean(tf.cast(tf.equal(tf.argmax(out, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)), tf.float32))
 
 
+def _mixup_weight(optimizer, alpha, seed):
+    """lambda ~ Beta(alpha, alpha) from the seed and the step number (paired across optimizers)."""
+    step = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
+    draws = tf.random.stateless_gamma([2], tf.stack([tf.cast(seed, tf.int64), step]),
+                                      alpha=tf.constant(alpha, tf.float32))
+    return draws[0] / (draws[0] + draws[1])
+
+
 @tf.autograph.experimental.do_not_convert  # optimizers and models trace as plain graph code (much faster)
-def _train_step(model, optimizer, loss, x, y):
+def _train_step(model, optimizer, loss, x, y, mixup=0.0, seed=0):
+    """One step; with ``mixup`` the batch is mixed with its reverse (the batch's rows are already shuffled)."""
     with tf.GradientTape() as tape:
-        value = loss(y, model(x, training=True))
-    grads = tape.gradient(value, model.trainable_variables)
+        if mixup:
+            lam = _mixup_weight(optimizer, mixup, seed)
+            out = model(lam * x + (1 - lam) * tf.reverse(x, [0]), training=True)
+            value = lam * loss(y, out) + (1 - lam) * loss(tf.reverse(y, [0]), out)
+        else:
+            value = loss(y, model(x, training=True))
+        total = value + tf.add_n(model.losses) if model.losses else value
+    grads = tape.gradient(total, model.trainable_variables)
     optimizer.apply(grads, model.trainable_variables)
     return value
 
@@ -94,74 +131,98 @@ class Program:
     a reused program computes exactly what a new one would.
     """
 
-    def __init__(self, problem, data, optimizer, full_batch, initial_weights):
-        self.problem, self.data, self.full_batch = problem, data, full_batch
-        self.model = models.build(problem, data.x_train.shape[1], 0)  # weights replaced below
+    def __init__(self, problem, data, optimizer, full_batch, initial_weights, diagnostics=True):
+        self.problem, self.data, self.full_batch, self.diagnostics = problem, data, full_batch, diagnostics
+        self.model = models.build(problem, data.x_train.shape[1:], 0)  # weights replaced below
         self.model.set_weights(initial_weights)
         self.optimizer = optimizer
         optimizer.build(self.model.trainable_variables)
         self.structure = optimizer_structure(optimizer)
+        self.probe = probes.Probe(self.model, loss_fn(problem), data.x_train, data.y_train) if diagnostics else None
         self.function = self._trace()
         global TRACES
         TRACES += 1
 
     def _trace(self):
-        model, optimizer, full_batch = self.model, self.optimizer, self.full_batch
-        loss, metric = loss_fn(self.problem.loss), metric_fn(self.problem.metric)
+        model, optimizer, full_batch, probe = self.model, self.optimizer, self.full_batch, self.probe
+        loss, metrics = loss_fn(self.problem), [metric_fn(m) for m in self.problem.metrics]
+        train_loss = loss_fn(self.problem, training=True)
+        mixup = self.problem.mixup
         data = self.data
         x, y = tf.constant(data.x_train), tf.constant(data.y_train)
         splits = [(tf.constant(data.x_valid), tf.constant(data.y_valid)) if len(data.x_valid) else None,
                   (tf.constant(data.x_test), tf.constant(data.y_test)) if len(data.x_test) else None]
+        width = 1 + len(metrics)  # per split: loss, metrics
+        n_layers = len(probe.layers) if probe else 0
 
         @tf.autograph.experimental.do_not_convert
         def evaluate():
-            """valid loss, valid metric, test loss, test metric (NaN for an empty split)."""
+            """valid loss, valid metrics, test loss, test metrics (NaN for an empty split)."""
             values = []
             for split in splits:
                 if split is None:
-                    values += [tf.constant(math.nan), tf.constant(math.nan)]
+                    values += [tf.constant(math.nan)] * width
                 else:
                     out = model(split[0], training=False)
-                    values += [loss(split[1], out), metric(split[1], out)]
+                    values += [loss(split[1], out)] + [m(split[1], out) for m in metrics]
             return tf.stack(values)
 
-        def epoch(orders, e):
+        def measure(before):
+            if probe is None:
+                return tf.zeros([0]), tf.zeros([0])
+            return probe.measure(before)
+
+        def epoch(orders, e, seed):
             if full_batch:
-                return _train_step(model, optimizer, loss, x, y)
+                return _train_step(model, optimizer, train_loss, x, y, mixup, seed)
             total = tf.constant(0.0)
             for step in tf.range(tf.shape(orders)[1]):
                 rows = orders[e, step]
-                total += _train_step(model, optimizer, loss, tf.gather(x, rows), tf.gather(y, rows))
+                total += _train_step(model, optimizer, train_loss, tf.gather(x, rows), tf.gather(y, rows), mixup, seed)
             return total / tf.cast(tf.shape(orders)[1], tf.float32)
 
         @tf.function
-        def program(sizes, orders):
+        def program(sizes, orders, seed):
             start_loss = loss(y, model(x, training=False))
             start = evaluate()
-            watched = tf.math.is_finite(start) & tf.constant([True, False, True, False])
+            before = probe.snapshot() if probe else []
+            start_diag, _ = measure(before)
+            watched = tf.math.is_finite(start) & tf.constant(([True] + [False] * (width - 1)) * 2)
             chunks = tf.shape(sizes)[0]
             losses = tf.TensorArray(tf.float32, size=tf.reduce_sum(sizes))
-            evals = tf.TensorArray(tf.float32, size=chunks, element_shape=[4])
+            evals = tf.TensorArray(tf.float32, size=chunks, element_shape=[2 * width])
+            diags = tf.TensorArray(tf.float32, size=chunks, element_shape=[3 if probe else 0])
+            layer_ratios = tf.TensorArray(tf.float32, size=chunks, element_shape=[n_layers])
             seconds = tf.TensorArray(tf.float64, size=chunks, element_shape=[])
             done, chunk, going = 0, 0, True
             while going and chunk < chunks:
                 began = tf.timestamp()
                 with tf.control_dependencies([began]):
                     for _ in tf.range(sizes[chunk]):
-                        value = epoch(orders, done)
+                        value = epoch(orders, done, seed)
                         losses = losses.write(done, value)
                         going = going and tf.math.is_finite(value)
                         done += 1
                 with tf.control_dependencies([losses.flow]):
                     ended = tf.timestamp()
                     row = evaluate()
+                    diag, ratios = measure(before)
+                    before = probe.snapshot() if probe else []
                 seconds = seconds.write(chunk, ended - began)
                 evals = evals.write(chunk, row)
+                diags = diags.write(chunk, diag)
+                layer_ratios = layer_ratios.write(chunk, ratios)
                 going = going and not tf.reduce_any(watched & ~tf.math.is_finite(row))
                 chunk += 1
-            return start_loss, start, losses.stack(), evals.stack(), seconds.stack(), chunk
+            return (start_loss, start, losses.stack(), evals.stack(), seconds.stack(), chunk, start_diag,
+                    diags.stack(), layer_ratios.stack())
 
-        program.get_concrete_function(tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None, None], tf.int32))
+        specs = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None, None], tf.int32), tf.TensorSpec([], tf.int64))
+        if probe is None:
+            program.get_concrete_function(*specs)
+        else:
+            with probe.recording():  # ReLU outputs reach the probe in the traced program
+                program.get_concrete_function(*specs)
         return program
 
     def reset(self, initial_weights, optimizer):
@@ -212,39 +273,41 @@ _WEIGHTS = {}
 _KEEP_WEIGHTS = 64
 
 
-def initial_weights(problem, num_features, seed):
+def initial_weights(problem, input_shape, seed):
     """The weights ``models.build`` gives for ``seed`` (cached: paired runs share them)."""
-    key = (problem.name, problem.model, tuple(problem.hidden), problem.outputs, int(num_features), int(seed))
+    shape = (int(input_shape),) if np.isscalar(input_shape) else tuple(int(d) for d in input_shape)
+    key = (problem.name, id(problem.model) if callable(problem.model) else problem.model, tuple(problem.hidden),
+           problem.outputs, problem.batchnorm, shape, int(seed))
     if key not in _WEIGHTS:
         if len(_WEIGHTS) >= _KEEP_WEIGHTS:
             _WEIGHTS.pop(next(iter(_WEIGHTS)))
-        _WEIGHTS[key] = models.build(problem, num_features, seed).get_weights()
+        _WEIGHTS[key] = models.build(problem, shape, seed).get_weights()
     return _WEIGHTS[key]
 
 
-def _find(problem, data, full_batch, structure):
+def _find(problem, data, full_batch, structure, diagnostics):
     for i, program in enumerate(_PROGRAMS):
-        if program.data is data and program.problem == problem and program.full_batch == full_batch \
-                and program.structure[:2] == structure[:2]:
+        if program.data is data and program.problem is problem and program.full_batch == full_batch \
+                and program.diagnostics == diagnostics and program.structure[:2] == structure[:2]:
             _PROGRAMS.append(_PROGRAMS.pop(i))
             return program
     return None
 
 
-def program_for(problem, data, optimizer, full_batch, weights):
+def program_for(problem, data, optimizer, full_batch, weights, diagnostics=True):
     """A program for this configuration, reset for a new run: reused when one exists, else traced."""
-    program = _find(problem, data, full_batch, optimizer_structure(optimizer))
+    program = _find(problem, data, full_batch, optimizer_structure(optimizer), diagnostics)
     if program is not None:
         program.reset(weights, optimizer)
         return program, False
-    program = Program(problem, data, optimizer, full_batch, weights)
+    program = Program(problem, data, optimizer, full_batch, weights, diagnostics)
     _PROGRAMS.append(program)
     if len(_PROGRAMS) > _KEEP_PROGRAMS:
         _PROGRAMS.pop(0)
     return program, True
 
 
-_FRESH = {}  # (optimizer name, hyperparameters) -> (structure, values of its variables when freshly built)
+_FRESH = {}  # (problem, input shape, optimizer, hyperparameters, schedule) -> (structure, fresh variable values)
 
 
 def _budget(problem, data, epochs, batch_size, eval_every, target):
@@ -258,7 +321,8 @@ def _budget(problem, data, epochs, batch_size, eval_every, target):
     return epochs, batch_size, eval_every, target
 
 
-def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eval_every=None, target=None):
+def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eval_every=None, target=None,
+          diagnostics=True):
     """Train ``problem``'s model on ``data`` with ``optimizer``; return a :class:`Result`.
 
     Args:
@@ -271,8 +335,13 @@ def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eva
             (default: the problem's choice).
         eval_every: epochs between evaluations (default: about 100 evaluations).
         target: validation loss that counts as reached (default: the problem's).
+        diagnostics: also record, per evaluation, the gradient norm, the largest
+            per-layer update ratio and the share of dead ReLU units
+            (:mod:`~optimlab.lab.training.runner.probes`), and the naive baseline.
 
-    The run reuses the traced program of an earlier run with the same
+    ``train_loss`` is the mean of the epochs' losses since the last
+    evaluation, ``train_loss_max`` the largest of them and ``peak_epoch`` its
+    epoch (so a one-epoch explosion shows). The run reuses the traced program of an earlier run with the same
     problem, data and optimizer structure (see :class:`Program`); ``wall_time``
     counts training seconds only (tracing and evaluation excluded).
 
@@ -285,60 +354,76 @@ def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eva
         ('ok', 21)
     """
     budget = _budget(problem, data, epochs, batch_size, eval_every, target)
-    weights = initial_weights(problem, data.x_train.shape[1], seed)
-    program, _ = program_for(problem, data, optimizer, budget[1] is None, weights)
+    weights = initial_weights(problem, data.x_train.shape[1:], seed)
+    program, _ = program_for(problem, data, optimizer, budget[1] is None, weights, diagnostics)
     return _run(program, problem, data, seed, *budget)
 
 
 def train_named(problem, data, name, hyperparameters, seed, epochs=None, batch_size="problem", eval_every=None,
-                target=None):
-    """:func:`train` with ``optimlab.get(name, **hyperparameters)``, the lab's runs.
+                target=None, schedule=None, diagnostics=True):
+    """:func:`train` with the optimizer ``name`` (registered or ``package.module:Class``), the lab's runs.
 
-    The fresh state of each optimizer configuration is kept, so further seeds
-    of a configuration neither construct nor build an optimizer: they copy
-    that state into the traced program's variables. The result is the same.
+    ``schedule`` is ``(name, {args})`` or None (see
+    :func:`~optimlab.lab.training.runner.experiments.make_optimizer`). The
+    fresh state of each optimizer configuration is kept, so further seeds of
+    a configuration neither construct nor build an optimizer: they copy that
+    state into the traced program's variables. The result is the same.
     """
     budget = _budget(problem, data, epochs, batch_size, eval_every, target)
-    weights = initial_weights(problem, data.x_train.shape[1], seed)
-    key = (name, json.dumps(hyperparameters, sort_keys=True))
+    weights = initial_weights(problem, data.x_train.shape[1:], seed)
+    key = (problem, data.x_train.shape[1:], name, json.dumps(hyperparameters, sort_keys=True),
+           json.dumps(schedule, sort_keys=True), diagnostics)
     program = None
     if key in _FRESH:
         structure, values = _FRESH[key]
-        program = _find(problem, data, budget[1] is None, structure)
+        program = _find(problem, data, budget[1] is None, structure, diagnostics)
         if program is not None:
             program.model.set_weights(weights)
             for variable, value in zip(program.optimizer.variables, values, strict=True):
                 variable.assign(value)
     if program is None:
-        import optimlab
+        from optimlab.lab.training.runner.experiments import make_optimizer
 
-        program, _ = program_for(problem, data, optimlab.get(name, **hyperparameters), budget[1] is None, weights)
+        optimizer = make_optimizer(name, hyperparameters, schedule)
+        program, _ = program_for(problem, data, optimizer, budget[1] is None, weights, diagnostics)
         _FRESH[key] = (program.structure, [v.numpy() for v in program.optimizer.variables])
     return _run(program, problem, data, seed, *budget)
 
 
 def _run(program, problem, data, seed, epochs, batch_size, eval_every, target):
-    """One call of ``program`` for the whole run, then its history and outcome."""
+    """One call of ``program`` for the whole run, then its history, outcome and naive baseline."""
     sizes = [eval_every] * (epochs // eval_every) + ([epochs % eval_every] if epochs % eval_every else [])
     if batch_size is None:
         orders = np.zeros((0, 0, 0), np.int32)
     else:
         orders = epoch_orders(np.random.default_rng(int(seed)), len(data.x_train), batch_size, epochs).astype(np.int32)
     with _fast_instantiation():
-        outputs = program.function(tf.constant(sizes, tf.int32), tf.constant(orders))
-    start_loss, start, losses, evals, seconds, chunks = (v.numpy() for v in outputs)
-    return _result(problem, target, sizes, float(start_loss), start, losses, evals, seconds, int(chunks))
+        outputs = program.function(tf.constant(sizes, tf.int32), tf.constant(orders), tf.constant(int(seed), tf.int64))
+    result = _result(problem, target, sizes, program.probe, *(v.numpy() for v in outputs))
+    if program.diagnostics:
+        metrics = [metric_fn(m) for m in problem.metrics]
+        num_outputs = int(program.model(data.x_train[:1], training=False).shape[-1])
+        result.diagnostics["baseline"] = probes.naive_baseline(
+            problem, data, _constant_evaluator(loss_fn(problem), metrics), num_outputs)
+    return result
 
 
-def _result(problem, target, sizes, start_loss, start, losses, evals, seconds, chunks):
+def _result(problem, target, sizes, probe, start_loss, start, losses, evals, seconds, chunks, start_diag, diags,
+            layer_ratios):
     """The history and outcome, row by row as the chunks of the program ran."""
-    names = ["valid_loss", f"valid_{problem.metric}", "test_loss", f"test_{problem.metric}"]
+    chunks = int(chunks)
+    names = [custom.metric_name(m) for m in problem.metrics]
+    columns = [f"{split}_{name}" for split in ("valid", "test") for name in ["loss", *names]]
 
-    def row(epoch, train_loss, values, wall):
-        return {"epoch": epoch, "train_loss": train_loss, **dict(zip(names, (float(v) for v in values))),
-                "wall_time": wall}
+    def row(epoch, train_loss, values, wall, peak, diag):
+        out = {"epoch": epoch, "train_loss": train_loss, **dict(zip(columns, (float(v) for v in values))),
+               "wall_time": wall}
+        if probe is not None:
+            out.update(train_loss_max=peak[0], peak_epoch=peak[1], **dict(zip(probe.COLUMNS, (float(v) for v in diag))))
+        return out
 
-    rows = [row(0, start_loss, start, 0.0)]
+    start_loss = float(start_loss)
+    rows = [row(0, start_loss, start, 0.0, (start_loss, 0), start_diag)]
     watched = [c for c in ("valid_loss", "test_loss") if math.isfinite(rows[0][c])]
     status, done, wall = "ok", 0, 0.0
     for chunk in range(chunks):
@@ -348,26 +433,37 @@ def _result(problem, target, sizes, start_loss, start, losses, evals, seconds, c
         bad = np.flatnonzero(~np.isfinite(chunk_losses))
         if bad.size:
             status, done = "diverged", done + int(bad[0]) + 1
-            rows.append(row(done, float(chunk_losses[bad[0]]), evals[chunk], wall))
+            value = float(chunk_losses[bad[0]])
+            rows.append(row(done, value, evals[chunk], wall, (value, done), diags[chunk]))
             break
+        peak = (float(chunk_losses.max()), done + int(chunk_losses.argmax()) + 1)
         done += k
-        rows.append(row(done, float(chunk_losses.mean()), evals[chunk], wall))
+        rows.append(row(done, float(chunk_losses.mean()), evals[chunk], wall, peak, diags[chunk]))
         if not all(math.isfinite(rows[-1][c]) for c in watched):
             status = "diverged"
             break
     history = pd.DataFrame(rows)
     final = {k: float(v) for k, v in history.iloc[-1].items() if k != "epoch"}
     final["epochs_run"] = int(history["epoch"].iloc[-1])
-    return Result(history, status, final, _first_reached(history, target))
+    extra = {}
+    if probe is not None:
+        used = layer_ratios[: len(rows) - 1]
+        extra["layers"] = {name: [0.0] + [float(v) for v in used[:, i]] for i, name in enumerate(probe.layers)}
+    return Result(history, status, final, _first_reached(history, target), extra)
 
 
-def _evaluator(model, loss, metric):
+def _evaluator(model, loss, metrics):
     @tf.function(reduce_retracing=True)
     def evaluate(x, y):
         out = model(x, training=False)
-        return loss(y, out), metric(y, out)
+        return (loss(y, out), *[m(y, out) for m in metrics])
 
     return evaluate
+
+
+def _constant_evaluator(loss, metrics):
+    """``(y, prediction)`` -> loss and metrics of a fixed prediction (the naive baseline)."""
+    return lambda y, out: (loss(tf.constant(y), tf.constant(out)), *[m(tf.constant(y), tf.constant(out)) for m in metrics])
 
 
 def fit(problem, data, optimizer, seed, epochs=None, batch_size="problem"):
@@ -378,18 +474,20 @@ def fit(problem, data, optimizer, seed, epochs=None, batch_size="problem"):
     """
     epochs = problem.epochs if epochs is None else int(epochs)
     batch_size = problem.batch_size if batch_size == "problem" else batch_size
-    model = models.build(problem, data.x_train.shape[1], seed)
-    loss, metric = loss_fn(problem.loss), metric_fn(problem.metric)
+    model = models.build(problem, data.x_train.shape[1:], seed)
+    loss, metrics = loss_fn(problem), [metric_fn(m) for m in problem.metrics]
+    names = [custom.metric_name(m) for m in problem.metrics]
     model.compile(optimizer=optimizer, loss=loss)
-    evaluate = _evaluator(model, loss, metric)
+    evaluate = _evaluator(model, loss, metrics)
     rows = []
 
     class Record(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             values = {"epoch": epoch + 1, "train_loss": float(logs["loss"])}
             for split, x, y in (("valid", data.x_valid, data.y_valid), ("test", data.x_test, data.y_test)):
-                split_loss, split_metric = (float(v) for v in evaluate(x, y)) if len(x) else (math.nan, math.nan)
-                values[f"{split}_loss"], values[f"{split}_{problem.metric}"] = split_loss, split_metric
+                scores = [float(v) for v in evaluate(x, y)] if len(x) else [math.nan] * (1 + len(names))
+                values[f"{split}_loss"] = scores[0]
+                values.update({f"{split}_{name}": score for name, score in zip(names, scores[1:])})
             values["wall_time"] = time.perf_counter() - start
             rows.append(values)
 

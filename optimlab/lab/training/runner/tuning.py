@@ -17,7 +17,9 @@ study.
 
 import math
 import os
+import random
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +105,26 @@ def _retry_interrupted(study):
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
 
 
+def _create_study(study_name, storage, sampler, attempts=6):
+    """``optuna.create_study`` (or load), retried a few times.
+
+    Workers started together on an empty database race to create Optuna's
+    tables and the study; the losers get an integrity error, and a moment
+    later find both in place.
+    """
+    import sqlalchemy.exc
+
+    races = (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, optuna.exceptions.DuplicatedStudyError)
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
+                                       load_if_exists=True, sampler=sampler)
+        except races:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
+
+
 def _optimize(study, objective, trials):
     """Run trials until the study holds ``trials`` counted ones, safely beside other workers.
 
@@ -162,8 +184,7 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     optuna.logging.set_verbosity(max(optuna.logging.get_verbosity(), optuna.logging.WARNING))  # never louder
     results = {}
     for name in names:
-        study = optuna.create_study(study_name=study_name(runner.problem, name, sampler), storage=storage, direction="minimize",
-                                    load_if_exists=True, sampler=_sampler(sampler, low, high, trials, seed))
+        study = _create_study(study_name(runner.problem, name, sampler), storage, _sampler(sampler, low, high, trials, seed))
         _retry_interrupted(study)
         done = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
         if sampler != "grid":

@@ -1,0 +1,248 @@
+"""Your own problem: check it, describe it for records, load its data.
+
+A :class:`~optimlab.lab.training.problems.Problem` needs three things, and
+gets a ``ValueError``/``TypeError`` naming what is wrong when one is missing:
+
+* ``model``: a built-in name or a function of no arguments returning a fresh
+  ``keras.Model`` (called after the run's seed is set: paired initial weights);
+* ``data``: train and test splits as NumPy arrays or finite
+  ``tf.data.Dataset`` s of ``(x, y)``, or a function returning them (a
+  validation split is cut from the training rows when none is given);
+* ``loss``: ``mse``, ``crossentropy``, ``mean_output`` or a function
+  ``loss(y_true, y_pred)``.
+
+``metrics``, the budget (``epochs``, ``batch_size``) and the options have
+defaults. From the command line, ``--task package.module:attribute`` names a
+Problem or a function returning one (:func:`resolve_task`); ``--optimizers
+package.module:Class`` names an optimizer class the same way.
+
+Example:
+    >>> import keras, numpy as np
+    >>> from optimlab.lab import Problem
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.normal(size=(200, 3)).astype("float32"), rng.normal(size=(200, 1)).astype("float32")
+    >>> p = Problem(name="toy", model=lambda: keras.Sequential([keras.layers.Dense(1)]),
+    ...             data=((x[:150], y[:150]), (x[150:], y[150:])), loss="mse", epochs=3)
+    >>> load(p, 0.2, False).x_valid.shape
+    (30, 3)
+"""
+
+import dataclasses
+import functools
+import importlib
+import math
+import numbers
+
+import numpy as np
+
+LOSSES = ("mse", "crossentropy", "mean_output")
+METRICS = ("mae", "accuracy")
+BUILTIN_MODELS = ("mlp", "linear", "cnn")
+_SPLIT_SEED = 1  # the validation rows cut from a user's training split (fixed, independent of the run's seed)
+
+
+def import_object(path, what):
+    """``"package.module:attribute"`` -> the attribute; ValueError naming ``what`` when it cannot be found."""
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"{what} must be 'package.module:attribute'; got {path!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"{what} {path!r}: cannot import module {module_name!r} ({error})") from error
+    target = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"{what} {path!r}: module {module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    return target
+
+
+def resolve_task(path):
+    """The Problem at ``path`` (a Problem or a function of no arguments returning one)."""
+    from optimlab.lab.training.problems import Problem
+
+    target = import_object(path, "task")
+    problem = target() if callable(target) and not isinstance(target, Problem) else target
+    if not isinstance(problem, Problem):
+        raise TypeError(f"task {path!r} must be an optimlab.lab.Problem or a function returning one; "
+                        f"got {type(problem).__name__}")
+    if problem.name == "custom":  # name the records' folder after the attribute
+        problem = dataclasses.replace(problem, name=path.rpartition(":")[2].replace(".", "_"))
+    return problem
+
+
+def metric_name(metric):
+    return metric if isinstance(metric, str) else getattr(metric, "__name__", type(metric).__name__)
+
+
+def _name_of(value):
+    """A JSON-able name: strings as they are, functions and classes as ``module:qualname``."""
+    if value is None or isinstance(value, (str, bool, numbers.Number)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_name_of(v) for v in value]
+    if isinstance(value, functools.partial):
+        args = [repr(a) for a in value.args] + [f"{k}={v!r}" for k, v in value.keywords.items()]
+        return f"{_name_of(value.func)}({', '.join(args)})"
+    module = getattr(value, "__module__", None)
+    name = getattr(value, "__qualname__", None) or type(value).__qualname__
+    return f"{module}:{name}" if module else name
+
+
+def describe(problem):
+    """JSON-able metadata of ``problem`` (no arrays: data given as arrays shows as ``"arrays"``)."""
+    meta = {}
+    for field in dataclasses.fields(problem):
+        value = getattr(problem, field.name)
+        if field.name == "data" and value is not None and not callable(value):
+            value = "arrays"
+        meta[field.name] = _name_of(value)
+    meta["metric"] = problem.metric
+    meta["metrics"] = [metric_name(m) for m in problem.metrics]
+    return meta
+
+
+def check_problem(problem):
+    """Raise ValueError/TypeError naming the first missing or bad part of ``problem``."""
+    if not isinstance(problem.name, str) or not problem.name or "/" in problem.name or ":" in problem.name:
+        raise ValueError(f"name must be a non-empty string without '/' or ':' (it names the records' folder); "
+                         f"got {problem.name!r}")
+    if isinstance(problem.model, str):
+        if problem.model not in BUILTIN_MODELS:
+            raise ValueError(f"model must be one of {list(BUILTIN_MODELS)} or a function returning a keras.Model; "
+                             f"got {problem.model!r}")
+    elif not callable(problem.model):
+        raise TypeError(f"model must be a function of no arguments returning a keras.Model "
+                        f"(or one of {list(BUILTIN_MODELS)}); got {type(problem.model).__name__}")
+    if isinstance(problem.loss, str):
+        if problem.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {list(LOSSES)} or a function loss(y_true, y_pred); "
+                             f"got {problem.loss!r}")
+    elif not callable(problem.loss):
+        raise TypeError(f"loss must be one of {list(LOSSES)} or a function loss(y_true, y_pred); got {problem.loss!r}")
+    if isinstance(problem.metrics, (str, bytes)) or not isinstance(problem.metrics, (list, tuple)):
+        raise TypeError(f"metrics must be a list of names {list(METRICS)} or functions; got {problem.metrics!r}")
+    for metric in problem.metrics:
+        if isinstance(metric, str) and metric not in METRICS:
+            raise ValueError(f"metrics must hold names in {list(METRICS)} or functions; got {metric!r}")
+        if not isinstance(metric, str) and not callable(metric):
+            raise TypeError(f"metrics must hold names in {list(METRICS)} or functions; got {metric!r}")
+    if isinstance(problem.epochs, bool) or not isinstance(problem.epochs, numbers.Integral) or problem.epochs < 1:
+        raise ValueError(f"epochs must be a positive integer; got {problem.epochs!r}")
+    batch = problem.batch_size
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1):
+        raise ValueError(f"batch_size must be a positive integer or None (full batch); got {batch!r}")
+    if not (isinstance(problem.mixup, numbers.Real) and math.isfinite(problem.mixup) and problem.mixup >= 0):
+        raise ValueError(f"mixup must be a finite number >= 0 (the Beta(alpha, alpha) parameter; 0: off); "
+                         f"got {problem.mixup!r}")
+    smoothing = problem.label_smoothing
+    if not (isinstance(smoothing, numbers.Real) and 0 <= smoothing < 1):
+        raise ValueError(f"label_smoothing must be in [0, 1); got {smoothing!r}")
+    if smoothing and problem.loss != "crossentropy":
+        raise ValueError(f"label_smoothing needs loss='crossentropy'; got loss={problem.loss!r}")
+    if problem.batchnorm not in (True, False):
+        raise TypeError(f"batchnorm must be True or False; got {problem.batchnorm!r}")
+    if problem.batchnorm and problem.model == "linear":
+        raise ValueError("batchnorm needs hidden layers; the 'linear' model has none (use an 'mlp' or 'cnn' problem)")
+    if problem.mixup and problem.loss == "mean_output":
+        raise ValueError("mixup needs targets to mix; loss='mean_output' problems have none")
+    if problem.batchnorm and problem.loss == "mean_output":
+        raise ValueError("batchnorm needs hidden layers; loss='mean_output' problems (the model is the loss) have none")
+
+
+# ------------------------------------------------------------------ data
+def _dataset_arrays(dataset, split):
+    """A finite ``tf.data.Dataset`` of ``(x, y)`` (batched or not) as two NumPy arrays."""
+    import tensorflow as tf
+
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        raise ValueError(f"data: the {split} tf.data.Dataset must yield (x, y) pairs; got elements {spec}")
+    if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(f"data: the {split} tf.data.Dataset is infinite (drop .repeat()); the lab needs every row "
+                         "in memory to give each optimizer the same data order")
+    batched = spec[0].shape.rank is not None and spec[0].shape.rank > 0 and spec[0].shape[0] is None
+    rows = dataset.unbatch() if batched else dataset
+    xs, ys = [], []
+    for x, y in rows.batch(4096).as_numpy_iterator():
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise ValueError(f"data: the {split} tf.data.Dataset is empty")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _pair(value, split):
+    """``(x, y)`` arrays from a pair of arrays or a Dataset."""
+    if hasattr(value, "element_spec"):
+        return _dataset_arrays(value, split)
+    if not (isinstance(value, (list, tuple)) and len(value) == 2):
+        raise ValueError(f"data: the {split} split must be an (x, y) pair of arrays or a tf.data.Dataset of (x, y); "
+                         f"got {type(value).__name__}")
+    x, y = (np.asarray(v) for v in value)
+    if len(x) != len(y):
+        raise ValueError(f"data: the {split} split has {len(x)} inputs but {len(y)} targets")
+    if len(x) == 0:
+        raise ValueError(f"data: the {split} split is empty")
+    return x, y
+
+
+def splits(data):
+    """``{"train": (x, y), "valid": (x, y) or None, "test": (x, y)}`` from any accepted layout."""
+    if callable(data) and not hasattr(data, "element_spec"):
+        data = data()
+    if isinstance(data, dict):
+        unknown = set(data) - {"train", "valid", "validation", "test"}
+        if unknown or "train" not in data or "test" not in data:
+            raise ValueError(f"data dict needs keys 'train' and 'test' (optionally 'valid'); got {sorted(data)}")
+        valid = data.get("valid", data.get("validation"))
+        return {"train": _pair(data["train"], "train"), "valid": None if valid is None else _pair(valid, "valid"),
+                "test": _pair(data["test"], "test")}
+    if hasattr(data, "element_spec"):
+        raise ValueError("data: a single tf.data.Dataset has no test split; pass {'train': ds, 'test': ds_test} "
+                         "(optionally 'valid')")
+    if isinstance(data, (list, tuple)):
+        if len(data) == 4 and not any(isinstance(d, (list, tuple)) for d in data):
+            data = ((data[0], data[1]), (data[2], data[3]))
+        if len(data) == 2:
+            return {"train": _pair(data[0], "train"), "valid": None, "test": _pair(data[1], "test")}
+        if len(data) == 3:
+            return {"train": _pair(data[0], "train"), "valid": _pair(data[1], "valid"), "test": _pair(data[2], "test")}
+    raise ValueError("data must be ((x_train, y_train), (x_test, y_test)), (train, valid, test) pairs, "
+                     "a dict with 'train' and 'test', or a function returning one of these; "
+                     f"got {type(data).__name__}")
+
+
+def _targets(problem, y):
+    if problem.loss == "mse":
+        return np.asarray(y, np.float32).reshape(len(y), -1)
+    if problem.loss == "crossentropy":
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] > 1:  # one-hot rows -> labels
+            y = y.argmax(axis=1)
+        return y.reshape(-1).astype(np.int32)
+    y = np.asarray(y)
+    return y.astype(np.int32) if np.issubdtype(y.dtype, np.integer) else y.astype(np.float32)
+
+
+def load(problem, valid_fraction, standardize):
+    """The :class:`~optimlab.lab.training.problems.Data` of a problem that carries its own ``data``."""
+    from optimlab.lab.training.problems import Data, _holdout
+
+    parts = splits(problem.data)
+    (x_tr, y_tr), (x_te, y_te) = parts["train"], parts["test"]
+    if parts["valid"] is None:
+        (x_tr, y_tr), (x_va, y_va) = _holdout(x_tr, y_tr, valid_fraction, _SPLIT_SEED)
+    else:
+        x_va, y_va = parts["valid"]
+    if x_tr.shape[1:] != x_te.shape[1:] or (len(x_va) and x_va.shape[1:] != x_tr.shape[1:]):
+        raise ValueError(f"data: inputs of the splits differ in shape: train {x_tr.shape[1:]}, "
+                         f"valid {x_va.shape[1:]}, test {x_te.shape[1:]}")
+    inputs = [np.asarray(x, np.float32) for x in (x_tr, x_va, x_te)]
+    if standardize:
+        mean, std = inputs[0].mean(axis=0), inputs[0].std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        inputs = [((x - mean) / std).astype(np.float32) for x in inputs]
+    targets = [_targets(problem, y) for y in (y_tr, y_va, y_te)]
+    return Data(inputs[0], targets[0], inputs[1], targets[1], inputs[2], targets[2])
