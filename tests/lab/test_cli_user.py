@@ -167,6 +167,8 @@ def test_every_command_fits_80_columns_and_prints_whole_numbers(tmp_path, narrow
     _invoke("report", str(tmp_path / "tu"))
     tuned = (tmp_path / "tu" / "report.html").read_text()
     assert "optuna-dashboard" in tuned and "final validation loss per trial" in tuned
+    assert "naive baseline" in _invoke("diagnose", "--task", "iris", "--optimizer", "adam", "--epochs", "5",
+                                       "--out", str(tmp_path / "dg"))
     bench = _invoke("bench", "--optimizers", "sgd", "--shapes", "small", "--repeats", "1", "--steps", "1",
                     "--no-isolate", "--pause", "0", "--out", str(tmp_path / "bench"))
     assert "x best peer" in bench or "x best" in bench.replace("\n", " ")
