@@ -82,7 +82,9 @@ def _interrupt_then_resume(args, out, expected_records):
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-3000:]
     for noise in ("absl", "oneDNN", "cuda", "cuInit", "retracing", "Trial"):  # no library log lines
         assert noise not in stderr, stderr[-3000:]
-    assert stopped_in < 15, stopped_in  # one evaluation interval of a run, plus a loaded machine's slack
+    # The stop comes at the next run boundary: a run is one compiled call (tracing included for a new
+    # configuration), so the bound is one such run on a loaded 2-core machine, not the 1-2 s of a short run.
+    assert stopped_in < 60, stopped_in
     assert 0 < saved < expected_records
     again = _optimlab(*args)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -94,7 +96,7 @@ def _interrupt_then_resume(args, out, expected_records):
 def test_ctrl_c_stops_compare_cleanly_and_the_rerun_completes(tmp_path):
     out = tmp_path / "cmp"
     args = ["compare", "--task", "iris", "--optimizers", "sgd,adam", "--lrs", "0.1", "--seeds", "6",
-            "--epochs", "150", "--eval-every", "1", "--out", str(out)]
+            "--epochs", "600", "--out", str(out)]
     saved, again = _interrupt_then_resume(args, out, 12)
     assert f"{12 - saved} runs computed, {saved} reused" in again.stdout.replace("\n", " ")
 
@@ -104,7 +106,7 @@ def test_ctrl_c_stops_tune_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
 
     out = tmp_path / "tune"
     args = ["tune", "--task", "iris", "--optimizers", "adam", "--trials", "3", "--sampler", "random",
-            "--epochs", "150", "--eval-every", "1", "--out", str(out)]
+            "--epochs", "600", "--out", str(out)]
     _, again = _interrupt_then_resume(args, out, 3)
     assert "3/3" in again.stderr and "1/3" not in again.stderr.splitlines()[-1]  # the bar counts earlier trials
     study = optuna.load_study(study_name="iris-adam-random", storage=f"sqlite:///{out / 'tuning.db'}")
@@ -165,6 +167,8 @@ def test_every_command_fits_80_columns_and_prints_whole_numbers(tmp_path, narrow
     _invoke("report", str(tmp_path / "tu"))
     tuned = (tmp_path / "tu" / "report.html").read_text()
     assert "optuna-dashboard" in tuned and "final validation loss per trial" in tuned
+    assert "naive baseline" in _invoke("diagnose", "--task", "iris", "--optimizer", "adam", "--epochs", "5",
+                                       "--out", str(tmp_path / "dg"))
     bench = _invoke("bench", "--optimizers", "sgd", "--shapes", "small", "--repeats", "1", "--steps", "1",
                     "--no-isolate", "--pause", "0", "--out", str(tmp_path / "bench"))
     assert "x best peer" in bench or "x best" in bench.replace("\n", " ")
