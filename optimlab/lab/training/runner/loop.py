@@ -448,7 +448,8 @@ def _result(problem, target, sizes, probe, start_loss, start, losses, evals, sec
     extra = {}
     if probe is not None:
         used = layer_ratios[: len(rows) - 1]
-        extra["layers"] = {name: [0.0] + [float(v) for v in used[:, i]] for i, name in enumerate(probe.layers)}
+        stable = probes.stable_layer_names(probe.variables)
+        extra["layers"] = {stable[name]: [0.0] + [float(v) for v in used[:, i]] for i, name in enumerate(probe.layers)}
     return Result(history, status, final, _first_reached(history, target), extra)
 
 

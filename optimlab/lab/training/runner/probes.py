@@ -20,6 +20,7 @@ a :class:`Probe` at every evaluation; the values land in the run's history and r
 
 import contextlib
 import math
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -63,6 +64,22 @@ def layer_name(variable):
     """``sequential/dense/kernel`` -> ``sequential/dense``."""
     path = getattr(variable, "path", None) or variable.name
     return path.rpartition("/")[0] or path
+
+
+def stable_layer_names(variables):
+    """``{layer path: name}`` without Keras's process-wide counters (``sequential_3/dense_7`` -> ``sequential/dense``).
+
+    Keras numbers layers by how many were built before in the process, so the
+    raw paths of one model differ between processes; records must not. Layers
+    whose names then coincide get ``#1``, ``#2``, ... in build order.
+    """
+    order = list(dict.fromkeys(layer_name(v) for v in variables))
+    base = {p: re.sub(r"_\d+(?=/|$)", "", p) for p in order}
+    names = {}
+    for p in order:
+        same = [q for q in order if base[q] == base[p]]
+        names[p] = base[p] if len(same) == 1 else f"{base[p]}#{same.index(p) + 1}"
+    return names
 
 
 class Probe:
