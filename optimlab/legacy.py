@@ -93,7 +93,7 @@ class Optimizer(_ModernOptimizer):
     _HAS_AGGREGATE_GRAD = False
 
     def __init__(self, name, gradient_aggregator=None, gradient_transformers=None, **kwargs):
-        allowed = set(_LEGACY_KWARGS) | set(_KERAS3_EXTRAS) | {"learning_rate"}
+        allowed = set(_LEGACY_KWARGS) | set(_KERAS3_EXTRAS) | {"learning_rate", "skip_nonfinite"}
         for key, value in kwargs.items():
             if key not in allowed:
                 raise TypeError(

@@ -151,7 +151,7 @@ def test_fit_under_mirrored_strategy_matches_one_device_with_the_global_batch(fa
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
     assert distributed.optimizer.iterations.numpy() == single.optimizer.iterations.numpy() > 0
     for a, b in zip(distributed.optimizer.variables, single.optimizer.variables):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-5, atol=2e-6, err_msg=a.path)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-5, atol=2e-6, err_msg=getattr(a, "path", a.name))  # legacy: tf.Variables, as in Keras 2
     for var in distributed.trainable_variables:  # the replicas agree
         replicas = [component.numpy() for component in var.value.values]
         np.testing.assert_array_equal(replicas[0], replicas[1])

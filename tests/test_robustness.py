@@ -284,3 +284,14 @@ def test_wrappers_act_only_on_applied_inner_steps(wrap):
     for label in ("accumulated", "skipping"):
         for a, b in zip(runs[label], runs["reference"]):
             np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=label)
+
+
+def test_skip_nonfinite_on_a_legacy_optimizer():
+    """Keras 2 style optimizers take the option too (it was refused as an unknown keyword)."""
+    from optimlab import legacy
+
+    skipping = legacy.Adam(0.1, skip_nonfinite=True)
+    x = _apply_sequence(skipping, GRADS, compiled=False)
+    expected = _apply_sequence(legacy.Adam(0.1), FINITE, compiled=False)
+    np.testing.assert_array_equal(x.numpy(), expected.numpy())
+    assert int(skipping.nonfinite_steps) == 2

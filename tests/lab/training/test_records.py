@@ -44,7 +44,7 @@ def test_load_all_ignores_temporary_files(tmp_path):
 def test_resume_after_kill_9(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "optimlab.cli", "compare", "--task", "iris", "--optimizers", "gd,adam",
-               "--seeds", "6", "--epochs", "20", "--out", str(out)]
+               "--seeds", "6", "--epochs", "20", "--lrs", "default", "--out", str(out)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 240

@@ -161,7 +161,7 @@ def test_three_tune_workers_on_postgres_complete_exactly_the_trials(tmp_path, po
     workers = [subprocess.Popen([*command, "--out", str(tmp_path / f"w{i}")], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, env=env) for i in range(3)]
     outputs = [w.communicate(timeout=400)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), outputs
+    assert all(w.returncode == 0 for w in workers), [out[-3000:] for out in outputs]
     study = optuna.load_study(study_name="iris-adam-random", storage=postgres)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     counted = [t for t in study.trials if t.state.is_finished() and not t.user_attrs.get("surplus")]

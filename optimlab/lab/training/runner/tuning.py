@@ -48,11 +48,15 @@ def study_name(problem, optimizer, sampler):
 
 def finished_trials(name, storage):
     """Finished trials of study ``name`` that count toward the budget (0 if there is no such study)."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:  # no such study yet
-        return 0
-    return sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+
+    def count():
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # no such study yet
+            return 0
+        return sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+
+    return _retry_races(count)
 
 
 def default_storage(out):
@@ -105,24 +109,29 @@ def _retry_interrupted(study):
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
 
 
-def _create_study(study_name, storage, sampler, attempts=6):
-    """``optuna.create_study`` (or load), retried a few times.
+def _retry_races(call, attempts=6):
+    """``call()``, retried a few times when it loses a race on a shared database.
 
     Workers started together on an empty database race to create Optuna's
-    tables and the study; the losers get an integrity error, and a moment
-    later find both in place.
+    tables (opening the storage does that) and the study; the losers get an
+    integrity or programming error, and a moment later find both in place.
     """
     import sqlalchemy.exc
 
     races = (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, optuna.exceptions.DuplicatedStudyError)
     for attempt in range(attempts):
         try:
-            return optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
-                                       load_if_exists=True, sampler=sampler)
+            return call()
         except races:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
+
+
+def _create_study(study_name, storage, sampler):
+    """``optuna.create_study`` (or load), safe beside other workers starting at once."""
+    return _retry_races(lambda: optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
+                                                    load_if_exists=True, sampler=sampler))
 
 
 def _optimize(study, objective, trials):
