@@ -114,6 +114,32 @@ def test_bad_batch_size():
         loop.train(problem, problems.load(problem), optimlab.get("gd"), seed=0, epochs=1, batch_size=10_000)
 
 
+def test_a_hyperparameter_that_changes_the_slots_gets_its_own_program():
+    """SGD keeps momentum slots only for momentum != 0: a program traced with them must not be
+    reused without them (the README's seed-002 commands, run in one process, hit a zip() error)."""
+    problem = problems.get("diabetes")
+    data = problems.load(problem)
+
+    def run(momentum):
+        r = loop.train_named(problem, data, "sgd", {"learning_rate": 0.01, "momentum": momentum}, 1, epochs=3,
+                             batch_size=64, eval_every=1)
+        return r.history.drop(columns="wall_time")
+
+    loop._PROGRAMS.clear()
+    loop._FRESH.clear()
+    fresh = run(0.0)
+    loop._PROGRAMS.clear()
+    loop._FRESH.clear()
+    run(0.9)
+    assert run(0.0).equals(fresh)
+    with_momentum = loop.train(problem, data, optimlab.get("sgd", learning_rate=0.01, momentum=0.9), seed=1,
+                               epochs=3, batch_size=64, eval_every=1)
+    plain = loop.train(problem, data, optimlab.get("sgd", learning_rate=0.01), seed=1, epochs=3, batch_size=64,
+                       eval_every=1)
+    assert plain.history.drop(columns="wall_time").equals(fresh)
+    assert not with_momentum.history.drop(columns="wall_time").equals(fresh)
+
+
 def test_runs_reuse_one_traced_program_and_match_a_fresh_one():
     """Issue 17 item 1: seeds, learning rates and variable-held hyperparameters share one trace, exactly."""
     problem = problems.get("diabetes")

@@ -286,18 +286,39 @@ def initial_weights(problem, input_shape, seed):
 
 
 def _find(problem, data, full_batch, structure, diagnostics):
+    """The most recent program for this problem, data and structure (variables compared once known)."""
+    known = structure[2] != repr(None)
     for i, program in enumerate(_PROGRAMS):
         if program.data is data and program.problem is problem and program.full_batch == full_batch \
-                and program.diagnostics == diagnostics and program.structure[:2] == structure[:2]:
+                and program.diagnostics == diagnostics \
+                and (program.structure == structure if known else program.structure[:2] == structure[:2]):
             _PROGRAMS.append(_PROGRAMS.pop(i))
             return program
     return None
 
 
+def _same_variables(optimizer, program):
+    """Whether ``optimizer``, built on ``program``'s model, has the variables of the program's optimizer.
+
+    A hyperparameter held in a variable can still decide which slots exist
+    (SGD has momentum slots only for a momentum other than 0), so a copy of
+    the optimizer is built to see. An optimizer that cannot be copied from its
+    config gets a program of its own.
+    """
+    if optimizer.built:
+        return optimizer_structure(optimizer) == program.structure
+    try:
+        copy = type(optimizer).from_config(optimizer.get_config())
+        copy.build(program.model.trainable_variables)
+    except Exception:  # noqa: BLE001 - any failure means: do not share
+        return False
+    return optimizer_structure(copy) == program.structure
+
+
 def program_for(problem, data, optimizer, full_batch, weights, diagnostics=True):
     """A program for this configuration, reset for a new run: reused when one exists, else traced."""
     program = _find(problem, data, full_batch, optimizer_structure(optimizer), diagnostics)
-    if program is not None:
+    if program is not None and _same_variables(optimizer, program):
         program.reset(weights, optimizer)
         return program, False
     program = Program(problem, data, optimizer, full_batch, weights, diagnostics)
