@@ -11,12 +11,14 @@
   run as slow tests (``-m slow``) with reduced budgets as well.
 """
 
+import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -28,23 +30,6 @@ SHARED = ROOT.parent / "shared"
 REDUCED = {"--epochs": "3", "--seeds": "2", "--max-iters": "100", "--repeats": "1", "--shapes": "small",
            "--optimizers@bench": "sgd"}
 EXTRA = {"compare": [["--epochs", "3"]], "bench": [["--steps", "1"], ["--no-isolate"], ["--pause", "0"]]}
-
-
-# Blocks and lines that fail today, each with the defect; strict, so a fix turns the test red until the
-# entry is removed. Keyed by a snippet of the block or command. (Reported to the lead, issue 15.)
-KNOWN_FAILURES = {
-    "skip_nonfinite=True": "fragment: model, x, y undefined (README section of another branch)",
-    "MultiWorkerMirroredStrategy": "fragment: make_model undefined, needs TF_CONFIG (README section of another branch)",
-    "from optimlab.lab import Problem": "downloads MNIST (no network in tests)",
-    "mypkg.problems:cifar_resnet": "illustrative package mypkg does not exist",
-    "runs/seed002-compare": "compare of sgd,momentum,adam with --clipnorm 2 fails in the loop's program reuse "
-                            "(zip() argument 2 is shorter than argument 1)",
-}
-
-
-def _known(text):
-    reasons = [r for key, r in KNOWN_FAILURES.items() if key in text]
-    return [pytest.mark.xfail(strict=True, reason=reasons[0])] if reasons else []
 
 
 def blocks(language):
@@ -68,12 +53,33 @@ def test_every_python_block_is_collected():
     assert "registry.register(" in writing and "paper=" in writing and "rosenbrock=" in writing
 
 
-@pytest.mark.parametrize("chain", [pytest.param(c, marks=_known("".join(code for _, code in c)))
-                                   for c in _python_chains()], ids=lambda c: f"python-block-{c[0][0]}")
+OWN_PROCESS = "# runs in a process of its own"
+
+
+def _small_mnist():
+    """A few MNIST-shaped rows: ``keras.datasets.mnist.load_data`` without the network."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(400, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=400).astype(np.uint8)
+    return (images[:300], labels[:300]), (images[300:], labels[300:])
+
+
+@pytest.mark.parametrize("chain", _python_chains(), ids=lambda c: f"python-block-{c[0][0]}")
 def test_python_block_runs(chain, tmp_path, monkeypatch):
+    """Each block as pasted; ``keras.datasets.mnist.load_data`` gives small random arrays (no network),
+    and a block starting with ``# runs in a process of its own`` runs in a fresh interpreter."""
+    import keras
+
     from optimlab import registry
 
     monkeypatch.chdir(tmp_path)
+    if chain[0][1].startswith(OWN_PROCESS):
+        code = "\n".join(c for _, c in chain)
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        return
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", _small_mnist)
     registry.names()  # every optimizer registered before the snapshot
     saved = dict(registry._REGISTRY), dict(registry._ALIASES)
     namespace = {}
@@ -142,9 +148,52 @@ def scratch(tmp_path_factory):
     return tmp_path_factory.mktemp("readme")
 
 
-@pytest.mark.parametrize("index, words", [pytest.param(i, w, marks=_known(" ".join(w))) for i, w in OPTIMLAB],
-                         ids=[" ".join(w[:2]) + f"-{n}" for n, (_, w) in enumerate(OPTIMLAB)])
-def test_optimlab_line_runs_with_reduced_budget(index, words, scratch, monkeypatch):
+MYPKG = {
+    "__init__.py": "",
+    "problems.py": """
+import numpy as np
+import keras
+from optimlab.lab import Problem
+
+
+def _model():
+    return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)])
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 10, size=80)
+    return (x[:60], y[:60]), (x[60:], y[60:])
+
+
+def cifar_resnet():
+    return Problem(name="cifar_resnet", model=_model, data=_data, loss="crossentropy", metrics=["accuracy"],
+                   epochs=3, batch_size=20)
+""",
+    "opt.py": """
+import optimlab
+
+
+class MyAdam(optimlab.Adam):
+    pass
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def mypkg(scratch):
+    """The README's illustrative ``mypkg`` (a tiny problem and an Adam subclass), importable from ``scratch``."""
+    for name, text in MYPKG.items():
+        (scratch / "mypkg").mkdir(exist_ok=True)
+        (scratch / "mypkg" / name).write_text(text)
+    sys.path.insert(0, str(scratch))
+    yield
+    sys.path.remove(str(scratch))
+
+
+@pytest.mark.parametrize("index, words", OPTIMLAB, ids=[" ".join(w[:2]) + f"-{n}" for n, (_, w) in enumerate(OPTIMLAB)])
+def test_optimlab_line_runs_with_reduced_budget(index, words, scratch, mypkg, monkeypatch):
     from optimlab.cli import app
 
     monkeypatch.chdir(scratch)
