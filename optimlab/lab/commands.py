@@ -144,18 +144,23 @@ def parse_settings(items):
     return settings
 
 
-def parse_list(name, text, convert=str):
-    """``"a,b"`` -> ``[a, b]`` converted; ``none`` stays None (for ``--clipnorm none,2``)."""
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    if not items:
-        raise LabError(f"{name} must hold at least one value; got {text!r}")
+def parse_list(name, text, convert=str, none_ok=True, allowed="positive numbers or 'none'"):
+    """``"a,b"`` -> ``[a, b]`` converted; ``none`` stays None where ``none_ok`` (``--clipnorm none,2``).
+
+    ``allowed`` is what the error messages say the option takes.
+    """
+    items = [t.strip() for t in str(text).split(",")]
+    if not any(items):
+        raise LabError(f"{name} must hold at least one value ({allowed}); got {text!r}")
+    if not all(items):
+        raise LabError(f"{name} has an empty item; give {allowed} separated by single commas; got {text!r}")
     try:
-        values = [None if t.lower() == "none" else convert(t) for t in items]
+        values = [None if none_ok and t.lower() == "none" else convert(t) for t in items]
     except ValueError as error:
-        raise LabError(f"{name} must be a comma-separated list of numbers or 'none'; got {text!r}") from error
+        raise LabError(f"{name} must be a comma-separated list of {allowed}; got {text!r}") from error
     for v in values:
         if isinstance(v, float) and not (math.isfinite(v) and v > 0):
-            raise LabError(f"{name} values must be positive numbers or 'none'; got {text!r}")
+            raise LabError(f"{name} values must be {allowed}; got {text!r}")
     return values
 
 
@@ -419,9 +424,8 @@ def compare(runner, optimizers, seeds, lrs, clipnorm, settings=None):
     extra = parse_settings(settings)
     check_settings(names, extra)
     clip = parse_clipnorm(clipnorm)
-    learning_rates = None if str(lrs).strip().lower() == "default" else parse_list("--lrs", lrs, float)
-    if None in (learning_rates or []):
-        raise LabError(f"--lrs must be numbers (or 'default'); got {lrs!r}")
+    learning_rates = None if str(lrs).strip().lower() == "default" else \
+        parse_list("--lrs", lrs, float, none_ok=False, allowed="positive numbers or 'default'")
     with user_errors():
         runner.data_split()
     log_command(runner.out)
@@ -437,9 +441,7 @@ def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None):
         raise LabError(f"--optimizer takes one optimizer for a sweep; {optimizer!r} names {len(names)}")
     extra = parse_settings(settings)
     check_settings(names, extra)
-    learning_rates = parse_list("--lrs", lrs, float)
-    if None in learning_rates:
-        raise LabError(f"--lrs must be numbers; got {lrs!r}")
+    learning_rates = parse_list("--lrs", lrs, float, none_ok=False, allowed="positive numbers")
     clips = parse_list("--clipnorm", clipnorms, float)
     with user_errors():
         runner.data_split()

@@ -210,6 +210,18 @@ def test_errors_suggest_and_name_what_is_wrong(tmp_path):
     assert not (tmp_path / "o" / "records").exists()
 
 
+def test_lrs_errors_say_what_the_option_takes(tmp_path):
+    """Found by a user test: compare's errors offered 'none' (refused a moment later) and an empty item passed."""
+    out = ["--out", str(tmp_path / "o")]
+    for bad in ("abc", "-1", "none", "1e-3,,1e-2"):
+        message = _error("compare", "--task", "iris", "--optimizers", "adam", "--lrs", bad, *out)
+        assert "'default'" in message and "'none'" not in message.replace(repr(bad), ""), message
+    message = _error("sweep", "--task", "iris", "--optimizer", "adam", "--lrs", "1e-3,none", *out)
+    assert "positive numbers" in message and "or 'none'" not in message
+    assert "empty item" in _error("sweep", "--task", "iris", "--optimizer", "adam", "--clipnorm", "none,,2", *out)
+    assert not (tmp_path / "o" / "records").exists()
+
+
 def test_outputs_are_checked_before_any_work(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
