@@ -20,7 +20,7 @@ from pathlib import Path
 from rich import box
 from rich.console import Console
 from rich.measure import Measurement
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from optimlab import registry
@@ -289,12 +289,14 @@ def progress_for(runner, total, label, done=0):
     """One progress bar (on stderr) for all runs, here, in worker processes or on a cluster.
 
     It starts at ``done`` (work finished by an earlier, interrupted command) and
-    shows runs done of the total, how many are running and how many failed
-    (diverged, or lost a worker and were retried).
+    shows runs done of the total, how many are running, how many diverged (a
+    result, not a fault) and how many were retried after losing their worker,
+    the time spent and the time left. It fits 80 columns.
     """
-    columns = (TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-               TextColumn("run {task.fields[running]} fail {task.fields[failed]}"), TimeElapsedColumn())
-    counts = {"running": 0, "failed": 0}
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
+               TextColumn("run {task.fields[running]} div {task.fields[diverged]} retry {task.fields[retried]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    counts = {"running": 0, "diverged": 0, "retried": 0}
     with Progress(*columns, console=progress_console, transient=False) as progress:
         task = progress.add_task(label, total=total, completed=done, **counts)
 
@@ -304,13 +306,13 @@ def progress_for(runner, total, label, done=0):
 
         def on_retry():
             counts["running"] = max(0, counts["running"] - 1)
-            counts["failed"] += 1
+            counts["retried"] += 1
             progress.update(task, **counts)
 
         def on_run(record, computed):
             if computed:
                 counts["running"] = max(0, counts["running"] - 1)
-            counts["failed"] += record["status"] != "ok"
+            counts["diverged"] += record["status"] != "ok"
             progress.update(task, advance=1, description=f"{label} {record['spec']['optimizer']}"[:22], **counts)
 
         runner.on_run, runner.on_start, runner.on_retry = on_run, on_start, on_retry

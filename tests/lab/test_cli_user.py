@@ -222,6 +222,30 @@ def test_lrs_errors_say_what_the_option_takes(tmp_path):
     assert not (tmp_path / "o" / "records").exists()
 
 
+def test_progress_bar_tells_diverged_from_retried_and_the_time_left(monkeypatch):
+    """Found by a user test: diverged runs were counted as 'fail'; the README promises the time left."""
+    import io
+
+    screen = io.StringIO()
+    monkeypatch.setattr(commands, "progress_console", Console(file=screen, width=80, force_terminal=True))
+
+    class FakeRunner:
+        def close(self):
+            pass
+
+    runner = FakeRunner()
+    with commands.progress_for(runner, 4, "compare"):
+        for status in ("ok", "diverged"):
+            runner.on_start()
+            runner.on_run({"status": status, "spec": {"optimizer": "sgd"}}, True)
+        runner.on_start()
+        runner.on_retry()
+    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
+    assert "2/4" in last and "run 0 div 1 retry 1" in last, last
+    assert re.search(r"\d:\d\d:\d\d\s+(-:--:--|\d:\d\d:\d\d)\s*$", last), last  # elapsed, then time left
+    assert len(last.rstrip()) <= 80
+
+
 def test_outputs_are_checked_before_any_work(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
