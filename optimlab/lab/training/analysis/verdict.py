@@ -27,11 +27,42 @@ def _num(value, digits=4):
 
 
 def _spread(row):
-    return f"{_num(row.get('test_loss_mean'))} +/- {_num(row.get('test_loss_std'), 3)}"
+    """``"3604 +/- 105"``, or the mean alone where one seed gives no spread."""
+    std = row.get("test_loss_std")
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return _num(row.get("test_loss_mean"))
+    return f"{_num(row.get('test_loss_mean'))} +/- {_num(std, 3)}"
+
+
+def _seeds(n):
+    return "1 seed" if int(n) == 1 else f"{int(n)} seeds"
 
 
 def _who(row):
     return f"{row['optimizer']} {row['config']}".strip()
+
+
+def _names(names):
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _sweep_sentence(problem_runs, best, problem, loss):
+    """One optimizer: which of its configurations won, and whether it sits at the edge of the grid."""
+    tried = problem_runs.drop_duplicates("hyperparameters")
+    if len(tried) == 1:
+        return (f"{_who(best)} on {problem}: {loss} {_spread(best)} over {_seeds(best['seeds'])}; "
+                f"the only configuration run, so nothing to compare.")
+    sentence = (f"{_who(best)} is the best of {len(tried)} configurations of {best['optimizer']} on {problem} "
+                f"(lowest final validation loss): {loss} {_spread(best)} over {_seeds(best['seeds'])}.")
+    rates = sorted(set(tried["learning_rate"].dropna()))
+    chosen = problem_runs.loc[problem_runs["config"] == best["config"], "learning_rate"].dropna()
+    if len(rates) > 2 and len(chosen):
+        if chosen.iloc[0] == rates[0]:
+            sentence += " It is the smallest learning rate tried: a smaller one may do better."
+        elif chosen.iloc[0] == rates[-1]:
+            sentence += " It is the largest learning rate tried: a larger one may do better."
+    return sentence
 
 
 def headline(problem_runs, alpha=0.05):
@@ -43,14 +74,15 @@ def headline(problem_runs, alpha=0.05):
     if "test_loss_mean" not in ranked or math.isnan(best.get("test_loss_mean", math.nan)):
         return f"On {problem}, every run diverged: no optimizer finished."
     if len(ranked) == 1:
-        return (f"{_who(best)} on {problem}: {loss} {_spread(best)} (mean +/- sd) over {best['seeds']} seeds; "
-                f"the only optimizer run, so nothing to compare.")
+        return _sweep_sentence(problem_runs, best, problem, loss)
     second = ranked.iloc[1]
     tests = tables.tests(problem_runs, alpha=alpha)
     test = tests[(tests["best"] == best["optimizer"]) & (tests["other"] == second["optimizer"])]
     if math.isnan(second.get("test_loss_mean", math.nan)):
-        return (f"{_who(best)} beats {_who(second)} on {problem}: every run of {second['optimizer']} diverged; "
-                f"{best['optimizer']} reached {loss} {_spread(best)} (mean +/- sd) over {best['seeds']} seeds.")
+        lost = [r["optimizer"] for _, r in ranked.iloc[1:].iterrows() if math.isnan(r.get("test_loss_mean", math.nan))]
+        every = "every run of " + _names(lost) + " diverged"
+        return (f"{best['optimizer']} {best['config']} beats {_names(lost)} on {problem}: {every}; "
+                f"{best['optimizer']} reached {loss} {_spread(best)} (mean +/- sd) over {_seeds(best['seeds'])}.")
     t = test.iloc[0]
     p, pairs, d = t.get("wilcoxon_p_holm"), int(t["pairs"]), t.get("cohens_d")
     both = f"{loss} {_spread(best)} vs {_spread(second)} (mean +/- sd)"

@@ -1,0 +1,43 @@
+"""The report's answer sentence on the cases a user test found wrong (issue 15)."""
+
+import json
+import math
+
+import pandas as pd
+
+from optimlab.lab.training.analysis import verdict
+
+
+def _runs(rows):
+    """A runs table (the columns of ``analysis.runs_table``) from (optimizer, lr, seed, test_loss) tuples."""
+    table = []
+    for optimizer, lr, seed, test_loss in rows:
+        diverged = test_loss is None
+        table.append({
+            "problem": "diabetes", "optimizer": optimizer, "config": f"lr={lr:g}",
+            "hyperparameters": json.dumps({"learning_rate": lr}), "learning_rate": lr, "clipnorm": math.nan,
+            "seed": seed, "status": "diverged" if diverged else "ok", "diverged": diverged,
+            "selection_loss": math.inf if diverged else test_loss, "metric": "mae", "loss": "mse",
+            "train_loss": math.nan, "valid_loss": math.nan if diverged else test_loss,
+            "test_loss": math.nan if diverged else test_loss, "test_metric": math.nan, "epochs_run": 3,
+            "epochs_to_target": math.nan, "seconds_to_target": math.nan, "wall_time": 1.0, "key": f"{optimizer}{lr}{seed}",
+        })
+    return pd.DataFrame(table)
+
+
+def test_every_optimizer_that_always_diverged_is_named():
+    runs = _runs([("adam", 0.1, s, 3700.0 + s) for s in range(3)]
+                 + [(name, lr, s, None) for name in ("momentum", "sgd") for lr in (0.01, 0.1) for s in range(3)])
+    sentence = verdict.headline(runs)
+    assert sentence.startswith("adam lr=0.1 beats momentum and sgd on diabetes")
+    assert "every run of momentum and sgd diverged" in sentence and "over 3 seeds" in sentence
+
+
+def test_a_sweep_names_the_best_configuration_and_the_edge_of_the_grid():
+    runs = _runs([("gd", 0.01, 0, 0.9), ("gd", 0.1, 0, 0.5), ("gd", 1.0, 0, 0.17)])
+    sentence = verdict.headline(runs)
+    assert sentence.startswith("gd lr=1 is the best of 3 configurations of gd on diabetes")
+    assert "test MSE 0.17 over 1 seed." in sentence and "+/- -" not in sentence
+    assert "largest learning rate tried" in sentence
+    middle = verdict.headline(_runs([("gd", 0.01, 0, 0.9), ("gd", 0.1, 0, 0.1), ("gd", 1.0, 0, 0.5)]))
+    assert "learning rate tried" not in middle
