@@ -157,6 +157,7 @@ def plot_curves(curves, shown, problem, path, runs):
         positive = data[column][np.isfinite(data[column])]
         if len(positive) and (positive > 0).all():
             ax.set_yscale("log")
+        _focus_on_finished(ax, data, runs, problem, column)
         split = column.split("_")[0]
         ax.set(xlabel="epoch", ylabel=_loss_label(runs, problem, split).replace(" (log scale)", "")
                + (" (log scale)" if ax.get_yscale() == "log" else ""),
@@ -168,6 +169,23 @@ def plot_curves(curves, shown, problem, path, runs):
     return _save(fig, path)
 
 
+def _focus_on_finished(ax, data, runs, problem, column):
+    """Keep the y range on the runs that finished: a diverged run's climb to 1e21 would flatten them.
+
+    Diverged curves then leave the top of the axes; their x markers are drawn where they left.
+    """
+    done = runs[(runs["problem"] == problem) & ~runs["diverged"]]
+    finished = data.merge(done[["optimizer", "config", "seed"]], on=["optimizer", "config", "seed"])[column]
+    finished = finished[np.isfinite(finished)]
+    if len(finished) == 0 or len(finished) == np.isfinite(data[column]).sum():
+        return
+    low, high = float(finished.min()), float(finished.max())
+    if ax.get_yscale() == "log":
+        ax.set_ylim(low / 1.5, high * 3)
+    else:
+        ax.set_ylim(low - 0.1 * (high - low), high + 0.5 * (high - low) + 1e-12)
+
+
 def plot_lr_sensitivity(runs, problem, path):
     """Median final selection loss per learning rate; an x above the curve where every seed diverged."""
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
@@ -176,6 +194,7 @@ def plot_lr_sensitivity(runs, problem, path):
     colors = _colors([k for k, _ in groups])
     finite_all = data["selection_loss"][np.isfinite(data["selection_loss"])]
     ceiling = float(finite_all.max()) * 1.5 if len(finite_all) else 1.0
+    any_failed = False
     for (optimizer, clipnorm), group in groups:
         per_lr = group.groupby("learning_rate")["selection_loss"].median().sort_index()
         label = optimizer if clipnorm < 0 else f"{optimizer} clipnorm={clipnorm:g}"
@@ -184,12 +203,13 @@ def plot_lr_sensitivity(runs, problem, path):
         ax.plot(finite.index, finite.values, marker="o", color=color, label=label)
         failed = per_lr[~np.isfinite(per_lr)]
         if len(failed):
+            any_failed = True
             ax.scatter(failed.index, [ceiling] * len(failed), marker="x", s=80, color=color, zorder=5,
                        linewidths=2, label=f"{label}: diverged")
     selection = "validation" if data["valid_loss"].notna().any() else "training"
     ax.set(xscale="log", yscale="log", xlabel="learning rate (log scale)",
            ylabel=f"final {selection} loss, median over seeds (log scale)",
-           title=f"{problem}: learning-rate sensitivity (x: every seed diverged)")
+           title=f"{problem}: learning-rate sensitivity" + (" (x: every seed diverged)" if any_failed else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)

@@ -131,3 +131,41 @@ def test_report_renders_in_headless_chromium(folder, tmp_path, width):
     assert result["page_overflow"] <= 0, result
     assert max(result["table_overflow"]) <= 1, result
     assert "on iris" in result["answer"]
+
+
+def _figure_of(monkeypatch):
+    """Capture the figure a plot function saves (its axes hold what the reader sees)."""
+    captured = {}
+
+    def keep(fig, path):
+        captured["fig"] = fig
+        return path
+
+    monkeypatch.setattr(report, "_save", keep)
+    return captured
+
+
+def test_diverged_curves_do_not_flatten_the_finished_ones(monkeypatch, tmp_path):
+    """Found by a user test: a diverged run's loss of 1e21 squeezed adam's curve into a line at the bottom."""
+    import pandas as pd
+
+    rows, runs = [], []
+    for optimizer, diverged in (("adam", False), ("sgd", True)):
+        for seed in (0, 1):
+            for epoch in range(5):
+                loss = 1e21 ** (epoch / 4) if diverged else 5000.0 - 500 * epoch
+                rows.append({"problem": "p", "optimizer": optimizer, "config": "lr=0.1", "seed": seed, "epoch": epoch,
+                             "train_loss": loss, "valid_loss": loss, "test_loss": loss})
+            runs.append({"problem": "p", "optimizer": optimizer, "config": "lr=0.1", "seed": seed,
+                         "diverged": diverged, "learning_rate": 0.1, "clipnorm": float("nan"),
+                         "selection_loss": float("inf") if diverged else 3000.0, "valid_loss": 3000.0, "loss": "mse"})
+    curves, runs = pd.DataFrame(rows), pd.DataFrame(runs)
+    captured = _figure_of(monkeypatch)
+    report.plot_curves(curves, runs, "p", tmp_path / "c.png", runs)
+    for ax in captured["fig"].axes:
+        low, high = ax.get_ylim()
+        assert high < 1e5 and low > 1000, (low, high)  # adam's 3000..5000 fill the axes
+    report.plot_lr_sensitivity(runs[runs["optimizer"] == "adam"], "p", tmp_path / "s.png")
+    assert "diverged" not in captured["fig"].axes[0].get_title()  # nothing diverged in this plot
+    report.plot_lr_sensitivity(runs, "p", tmp_path / "s.png")
+    assert "every seed diverged" in captured["fig"].axes[0].get_title()
