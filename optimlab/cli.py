@@ -76,8 +76,18 @@ def _command_line(ctx):
     return shlex.join(words)
 
 
-def _run(ctx, work):
-    """Run ``work(commands)``: bad input -> one line + exit 2; Ctrl-C -> clean stop + exit 130."""
+def _run(ctx, work, **checks):
+    """Run ``work(commands)``: bad input -> one line + exit 2; Ctrl-C -> clean stop + exit 130.
+
+    ``checks`` go to :func:`optimlab.lab.arguments.precheck` first, before TensorFlow is imported.
+    """
+    from optimlab.lab import arguments
+
+    try:
+        arguments.precheck(**checks)
+    except arguments.LabError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     commands = _commands()
     commands.COMMAND_LINE = _command_line(ctx)
     from optimlab import _interrupt
@@ -117,7 +127,7 @@ def bench_command(
     out: str = typer.Option("runs/bench", help="folder for bench.csv, summary.csv and bench.png"),
 ):
     """Time optimizer steps against Keras 3, TF fused kernels, torch.optim and Optax."""
-    _run(ctx, lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out))
+    _run(ctx, lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out), out=out)
 
 
 # ---------------------------------------------------------------- training lab
@@ -161,7 +171,8 @@ def compare_command(
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
                      jobs, ray, options)
-    _run(ctx, lambda c: c.compare(c.make_runner(out or f"runs/{task}", **budget), optimizers, seeds, lrs, clipnorm, settings))
+    _run(ctx, lambda c: c.compare(c.make_runner(out or f"runs/{task}", **budget), optimizers, seeds, lrs, clipnorm, settings),
+         out=out or f"runs/{task}", lrs=lrs, clipnorm=clipnorm, settings=settings, data=data)
 
 
 @app.command("sweep")
@@ -181,7 +192,8 @@ def sweep_command(
     """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
                      jobs, ray, options)
-    _run(ctx, lambda c: c.sweep(c.make_runner(out or f"runs/{task}-sweep", **budget), optimizer, lrs, seeds, clipnorm, settings))
+    _run(ctx, lambda c: c.sweep(c.make_runner(out or f"runs/{task}-sweep", **budget), optimizer, lrs, seeds, clipnorm, settings),
+         out=out or f"runs/{task}-sweep", lrs=lrs, lrs_default=False, clipnorms=clipnorm, settings=settings, data=data)
 
 
 @app.command("tune")
@@ -201,7 +213,8 @@ def tune_command(
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
                      options=options)
     _run(ctx, lambda c: c.tune(c.make_runner(out or f"runs/{task}-tune", **budget), optimizers, trials, sampler,
-                          lr_low, lr_high, storage, clipnorm, settings))
+                          lr_low, lr_high, storage, clipnorm, settings),
+         out=out or f"runs/{task}-tune", clipnorm=clipnorm, settings=settings, data=data)
 
 
 @app.command("diagnose")
@@ -225,7 +238,7 @@ def diagnose_command(
             runner.epochs = min(runner.meta["epochs"], 200)
         c.diagnose(runner, optimizer, lr, clipnorm, seed, settings)
 
-    _run(ctx, work)
+    _run(ctx, work, out=out or f"runs/{task}-diagnose", clipnorm=clipnorm, settings=settings, data=data)
 
 
 @app.command("report")
@@ -241,7 +254,7 @@ def report_command(
     if not (folder or out):
         typer.echo("error: name the folder: optimlab report runs/diabetes (or --out runs/diabetes)", err=True)
         raise typer.Exit(2)
-    _run(ctx, lambda c: c.make_report(folder or out))
+    _run(ctx, lambda c: c.make_report(folder or out), report_folder=folder or out)
 
 
 # ---------------------------------------------------------------- convergence lab
@@ -274,7 +287,7 @@ def converge_command(
     """Seed 000's convergence test: status and iterations per optimizer and learning rate."""
     options = dict(init=init, max_iters=max_iters, dim=dim, step_tol=step_tol, grad_tol=grad_tol,
                    optimum_tol=optimum_tol, explosion=explosion, tune=tune, plot=plot, svg=svg, eager=eager)
-    _run(ctx, lambda c: c.converge(function, optimizers, lrs, **options))
+    _run(ctx, lambda c: c.converge(function, optimizers, lrs, **options), plot=plot)
 
 
 def main():

@@ -19,18 +19,32 @@ training lab's :class:`Problem` (your own model and data)::
     >>> from optimlab.lab import Problem, convergence_test, get_function
 """
 
-from optimlab.lab.convergence.functions import TestFunction, function_names, get_function
-from optimlab.lab.convergence.runner import ConvergenceResult, convergence_test, results_table, run_grid, run_table
-from optimlab.lab.training.problems import Problem
+import importlib
 
-__all__ = [
-    "ConvergenceResult",
-    "Problem",
-    "TestFunction",
-    "convergence_test",
-    "function_names",
-    "get_function",
-    "results_table",
-    "run_grid",
-    "run_table",
-]
+# Loaded on first use, so that light modules of the lab (``optimlab.lab.arguments``, used by the
+# command line before anything heavy) do not import TensorFlow with the package.
+_EXPORTS = {
+    "TestFunction": "optimlab.lab.convergence.functions",
+    "function_names": "optimlab.lab.convergence.functions",
+    "get_function": "optimlab.lab.convergence.functions",
+    "ConvergenceResult": "optimlab.lab.convergence.runner",
+    "convergence_test": "optimlab.lab.convergence.runner",
+    "results_table": "optimlab.lab.convergence.runner",
+    "run_grid": "optimlab.lab.convergence.runner",
+    "run_table": "optimlab.lab.convergence.runner",
+    "Problem": "optimlab.lab.training.problems",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'optimlab.lab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

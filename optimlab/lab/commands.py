@@ -25,6 +25,15 @@ from rich.table import Table
 
 from optimlab import registry
 from optimlab._checks import did_you_mean
+from optimlab.lab.arguments import (  # noqa: F401 - part of this module's interface
+    LabError,
+    check_output_file,
+    check_output_folder,
+    check_writable,
+    parse_clipnorm,
+    parse_list,
+    parse_settings,
+)
 from optimlab.lab.training import analysis, problems, records, report
 from optimlab.lab.training.analysis import verdict
 from optimlab.lab.training.runner import experiments, tuning
@@ -35,10 +44,6 @@ BOSTON_NOTE = ("Note: Boston housing's b column encodes a racial statistic; it i
                "compare with the literature.")
 _session = {"runner": None}
 COMMAND_LINE = None  # set by the CLI: the running command with every option spelled out
-
-
-class LabError(Exception):
-    """Bad input or missing data, with a message for the user."""
 
 
 @contextlib.contextmanager
@@ -58,32 +63,6 @@ def saved_runs():
 
 
 # ------------------------------------------------------------------ checks
-def check_output_folder(path, option="--out"):
-    """Create ``path`` if needed and prove it writable, before any work; LabError naming it."""
-    folder = Path(path)
-    try:
-        if folder.exists() and not folder.is_dir():
-            raise LabError(f"{option} {str(path)!r} is a file, not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".optimlab-write-test-{uuid.uuid4().hex}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise LabError(f"{option} {str(path)!r} is not writable: {error.strerror or error}") from None
-    return folder
-
-
-def check_output_file(path, option, suffixes):
-    """``path`` has one of ``suffixes`` and its folder is writable; LabError naming it otherwise."""
-    target = Path(path)
-    if target.suffix.lower() not in suffixes:
-        raise LabError(f"{option} {str(path)!r} must end in {' or '.join(suffixes)}")
-    if target.exists() and target.is_dir():
-        raise LabError(f"{option} {str(path)!r} is a folder; give a file name")
-    check_output_folder(target.parent if str(target.parent) else ".", option)
-    return target
-
-
 def resolve_optimizers(text, option="--optimizers"):
     """Registered names from ``"adam,sgd"``, wildcards (``"adam*"``) or ``"all"``; LabError otherwise."""
     items = [t.strip() for t in str(text).split(",") if t.strip()]
@@ -128,48 +107,6 @@ def check_settings(names, settings):
                 own = sorted(set(inspect.signature(registry.info(name).cls.__init__).parameters) - {"self", "name", "kwargs"})
                 raise LabError(f"--set {key}: {name} has no hyperparameter {key!r}{did_you_mean(key, allowed)} "
                                f"{name}'s own: {', '.join(own)}")
-
-
-def parse_settings(items):
-    """``["momentum=0.98", "epsilon=1e-8"]`` -> ``{"momentum": 0.98, "epsilon": 1e-8}`` (``--set``)."""
-    settings = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        try:
-            if not sep or not key.strip():
-                raise ValueError
-            settings[key.strip()] = float(value)
-        except ValueError as error:
-            raise LabError(f"--set takes KEY=NUMBER, e.g. --set momentum=0.98; got {item!r}") from error
-    return settings
-
-
-def parse_list(name, text, convert=str, none_ok=True, allowed="positive numbers or 'none'"):
-    """``"a,b"`` -> ``[a, b]`` converted; ``none`` stays None where ``none_ok`` (``--clipnorm none,2``).
-
-    ``allowed`` is what the error messages say the option takes.
-    """
-    items = [t.strip() for t in str(text).split(",")]
-    if not any(items):
-        raise LabError(f"{name} must hold at least one value ({allowed}); got {text!r}")
-    if not all(items):
-        raise LabError(f"{name} has an empty item; give {allowed} separated by single commas; got {text!r}")
-    try:
-        values = [None if none_ok and t.lower() == "none" else convert(t) for t in items]
-    except ValueError as error:
-        raise LabError(f"{name} must be a comma-separated list of {allowed}; got {text!r}") from error
-    for v in values:
-        if isinstance(v, float) and not (math.isfinite(v) and v > 0):
-            raise LabError(f"{name} values must be {allowed}; got {text!r}")
-    return values
-
-
-def parse_clipnorm(text):
-    """One ``--clipnorm`` value: a positive number or ``none``."""
-    values = parse_list("--clipnorm", text, float)
-    if len(values) != 1:
-        raise LabError(f"--clipnorm takes one value here (a number or 'none'); got {text!r}")
-    return values[0]
 
 
 def log_command(out):

@@ -291,3 +291,29 @@ def test_records_name_the_command_for_the_report(tmp_path, narrow):
             "--out", str(tmp_path))
     assert "--task iris" in (tmp_path / "commands.txt").read_text()
     assert json.loads(next(tmp_path.glob("records/*/*/*.json")).read_text())["spec"]["problem"] == "iris"
+
+
+def test_bad_values_are_answered_before_tensorflow_is_imported(tmp_path):
+    """Found by a user test: every error waited for the TensorFlow import (30-110 s on a busy machine)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cases = [
+        (["compare", "--lrs", "abc"], "--lrs"),
+        (["sweep", "--lrs", "1e-3,none"], "--lrs"),
+        (["compare", "--clipnorm", "-2"], "--clipnorm"),
+        (["tune", "--set", "momentum"], "--set"),
+        (["compare", "--out", str(blocker / "sub")], "is not writable"),
+        (["diagnose", "--data", str(tmp_path / "missing.csv")], "does not exist"),
+        (["report", str(tmp_path / "nowhere")], "does not exist"),
+        (["converge", "--plot", str(tmp_path / "paths.txt")], "must end in .png or .svg"),
+    ]
+    for args, expected in cases:
+        code = (f"import sys; sys.argv = ['optimlab', *{args!r}]\n"
+                "import optimlab.cli\n"
+                "try:\n    optimlab.cli.main()\nexcept SystemExit as e:\n    print('EXIT', e.code)\n"
+                "print('LOADED', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60,
+                              cwd=tmp_path)
+        assert "EXIT 2" in done.stdout and "LOADED []" in done.stdout, (args, done.stdout, done.stderr)
+        assert expected in done.stderr, (args, done.stderr)
+    assert list(tmp_path.iterdir()) == [blocker]  # nothing written: no runs/ folder for a bad command

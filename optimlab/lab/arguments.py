@@ -1,0 +1,124 @@
+"""Checks of the command line's values that need no TensorFlow: they answer bad input at once.
+
+The CLI runs :func:`precheck` before it imports the labs (which takes seconds),
+so a typo in ``--lrs``, an unwritable ``--out`` or a missing report folder is
+one line within a second. The same functions serve :mod:`optimlab.lab.commands`.
+"""
+
+import math
+import os
+import uuid
+from pathlib import Path
+
+
+class LabError(Exception):
+    """Bad input or missing data, with a message for the user."""
+
+
+def check_writable(path, option="--out"):
+    """``path`` is a folder or can become one, and we may write there; changes nothing on disk."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise LabError(f"{option} {str(path)!r} is a file, not a folder")
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise LabError(f"{option} {str(path)!r} is not writable: {str(existing)!r} does not accept new files")
+    return target
+
+
+def check_output_folder(path, option="--out"):
+    """Create ``path`` if needed and prove it writable, before any work; LabError naming it."""
+    folder = Path(path)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise LabError(f"{option} {str(path)!r} is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".optimlab-write-test-{uuid.uuid4().hex}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise LabError(f"{option} {str(path)!r} is not writable: {error.strerror or error}") from None
+    return folder
+
+
+def check_output_file(path, option, suffixes):
+    """``path`` has one of ``suffixes`` and its folder is writable; LabError naming it otherwise."""
+    target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        raise LabError(f"{option} {str(path)!r} must end in {' or '.join(suffixes)}")
+    if target.exists() and target.is_dir():
+        raise LabError(f"{option} {str(path)!r} is a folder; give a file name")
+    check_output_folder(target.parent if str(target.parent) else ".", option)
+    return target
+
+
+def parse_settings(items):
+    """``["momentum=0.98", "epsilon=1e-8"]`` -> ``{"momentum": 0.98, "epsilon": 1e-8}`` (``--set``)."""
+    settings = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError
+            settings[key.strip()] = float(value)
+        except ValueError as error:
+            raise LabError(f"--set takes KEY=NUMBER, e.g. --set momentum=0.98; got {item!r}") from error
+    return settings
+
+
+def parse_list(name, text, convert=str, none_ok=True, allowed="positive numbers or 'none'"):
+    """``"a,b"`` -> ``[a, b]`` converted; ``none`` stays None where ``none_ok`` (``--clipnorm none,2``).
+
+    ``allowed`` is what the error messages say the option takes.
+    """
+    items = [t.strip() for t in str(text).split(",")]
+    if not any(items):
+        raise LabError(f"{name} must hold at least one value ({allowed}); got {text!r}")
+    if not all(items):
+        raise LabError(f"{name} has an empty item; give {allowed} separated by single commas; got {text!r}")
+    try:
+        values = [None if none_ok and t.lower() == "none" else convert(t) for t in items]
+    except ValueError as error:
+        raise LabError(f"{name} must be a comma-separated list of {allowed}; got {text!r}") from error
+    for v in values:
+        if isinstance(v, float) and not (math.isfinite(v) and v > 0):
+            raise LabError(f"{name} values must be {allowed}; got {text!r}")
+    return values
+
+
+def parse_clipnorm(text):
+    """One ``--clipnorm`` value: a positive number or ``none``."""
+    values = parse_list("--clipnorm", text, float)
+    if len(values) != 1:
+        raise LabError(f"--clipnorm takes one value here (a number or 'none'); got {text!r}")
+    return values[0]
+
+
+def precheck(out=None, lrs=None, lrs_default=True, clipnorm=None, clipnorms=None, settings=None, data=None,
+             plot=None, report_folder=None):
+    """Every check that needs no library, in the order a user reads the command; LabError on the first.
+
+    ``lrs_default``: whether ``--lrs default`` is allowed (compare) or not (sweep).
+    """
+    if lrs is not None and not (lrs_default and str(lrs).strip().lower() == "default"):
+        parse_list("--lrs", lrs, float, none_ok=False,
+                   allowed="positive numbers" + (" or 'default'" if lrs_default else ""))
+    if clipnorm is not None:
+        parse_clipnorm(clipnorm)
+    if clipnorms is not None:
+        parse_list("--clipnorm", clipnorms, float)
+    parse_settings(settings)
+    if data is not None and not Path(data).exists():
+        raise LabError(f"--data {str(data)!r} does not exist")
+    if out is not None:
+        check_writable(out)
+    if plot is not None:
+        suffix = Path(plot).suffix.lower()
+        if suffix not in (".png", ".svg"):
+            raise LabError(f"--plot {str(plot)!r} must end in .png or .svg")
+        check_writable(Path(plot).parent if str(Path(plot).parent) else ".", "--plot")
+    if report_folder is not None and not Path(report_folder).is_dir():
+        raise LabError(f"report folder {str(report_folder)!r} does not exist; "
+                       f"run compare, sweep or tune with --out {report_folder}")
