@@ -145,7 +145,7 @@ def load_all(out):
 def _owner_gone(name, mtime, timeout):
     """True when the process named in ``<pid>-<host>`` is dead here, or the file is old (other machine)."""
     try:
-        pid, host = name.split("-")
+        pid, host = name.split("-", 1)  # host names may hold dashes
         pid = int(pid)
     except ValueError:
         return time.time() - mtime > timeout

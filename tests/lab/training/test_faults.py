@@ -182,3 +182,23 @@ def test_trials_left_running_by_kill_9_are_retried_not_counted(tmp_path):
     assert trials[0].state == optuna.trial.TrialState.FAIL
     assert stale.params["learning_rate"] in _tried_rates(tmp_path)  # the interrupted rate was measured
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3
+
+
+def test_a_run_another_process_finishes_while_we_claim_it_is_not_computed_again(tmp_path, monkeypatch):
+    """The race behind a rare 13-for-12 in the two-process test: the record appears between our
+    look and our claim (the other process wrote it and released its claim)."""
+    experiments.sweep(experiments.Runner(tmp_path, "iris", epochs=2), "adam", [1e-3], seeds=1)
+    (path,) = tmp_path.glob("records/*/*/*.json")
+    content = path.read_text()
+    path.unlink()
+    real_claim = records.claim
+
+    def claim_just_after_the_other_finished(target):
+        path.write_text(content)
+        return real_claim(target)
+
+    monkeypatch.setattr(records, "claim", claim_just_after_the_other_finished)
+    runner = experiments.Runner(tmp_path, "iris", epochs=2)
+    experiments.sweep(runner, "adam", [1e-3], seeds=1)
+    assert runner.computed == 0 and runner.reused == 1
+    assert not list(tmp_path.glob("records/*/*/*.claim"))

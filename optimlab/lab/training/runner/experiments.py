@@ -232,7 +232,13 @@ class Runner:
                     found[path] = record
                     self._done(record, computed=False)
                 elif len(mine) < self._batch() and records.claim(path):
-                    mine.append(path)
+                    record = records.read(path)  # another process may have finished it since we looked
+                    if record is None:
+                        mine.append(path)
+                    else:
+                        records.release(path)
+                        found[path] = record
+                        self._done(record, computed=False)
                 else:
                     waiting.append(path)
             self._compute(mine, spec_of, found)
