@@ -156,6 +156,23 @@ def test_resumed_grid_tune_tries_exactly_the_grid(tmp_path):
     assert result["adam"]["trials"] == 6 and resumed.computed == 3
 
 
+def test_resumed_random_tune_does_not_replay_the_interrupted_first_draw(tmp_path):
+    """Ctrl-C during the first trial, after its run was saved: the resumed study must not draw that
+    learning rate again (it did: reseeded with the same seed, 2 records for 3 trials)."""
+    runner = experiments.Runner(tmp_path, "iris", epochs=2)
+
+    def interrupt(record, computed):
+        raise KeyboardInterrupt
+
+    runner.on_run = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        tuning.tune(runner, ["adam"], trials=3, sampler="random")
+    resumed = experiments.Runner(tmp_path, "iris", epochs=2)
+    result = tuning.tune(resumed, ["adam"], trials=3, sampler="random")
+    assert result["adam"]["trials"] == 3
+    assert len(set(_tried_rates(tmp_path))) == 3 and resumed.computed == 2
+
+
 KILLED = textwrap.dedent("""
     import os, signal, socket, sys
     import optuna

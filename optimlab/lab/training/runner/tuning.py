@@ -195,11 +195,11 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     for name in names:
         study = _create_study(study_name(runner.problem, name, sampler), storage, _sampler(sampler, low, high, trials, seed))
         _retry_interrupted(study)
-        done = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
         if sampler != "grid":
-            # A resumed random or TPE study gets a sampler seeded past the trials it has, so it does not
-            # replay their draws; the grid sampler keeps its seed and picks the grid points not yet tried.
-            study.sampler = _sampler(sampler, low, high, trials, seed + done)
+            # A resumed random or TPE study gets a sampler seeded past every trial it holds (interrupted
+            # ones included: their draws were made too), so it does not replay earlier draws; the grid
+            # sampler keeps its seed and picks the grid points not yet tried.
+            study.sampler = _sampler(sampler, low, high, trials, seed + len(study.get_trials(deepcopy=False)))
 
         def objective(trial, name=name):
             lr = trial.suggest_float("learning_rate", low, high, log=True)
