@@ -10,6 +10,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from optimlab._names import did_you_mean  # noqa: F401 - TensorFlow-free, for the command line too
+
 
 _KINDS = "a number, a scalar tensor, a zero-argument callable or a LearningRateSchedule"
 
@@ -102,23 +104,3 @@ def check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False; got {value!r}")
     return value
-
-
-def _edit_distance(a, b):
-    """Optimal string alignment distance: insertions, deletions, substitutions, swaps of neighbours."""
-    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[len(a)][len(b)]
-
-
-def did_you_mean(value, allowed):
-    """``"; did you mean 'adam'?"`` for the closest of ``allowed`` to ``value`` (typos, swaps), else ``""``."""
-    text = str(value).lower()
-    scored = sorted((_edit_distance(text, str(a).lower()), str(a)) for a in allowed)
-    if scored and scored[0][0] <= max(2, len(text) // 3):
-        return f"; did you mean {scored[0][1]!r}?"
-    return ""

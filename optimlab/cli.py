@@ -112,7 +112,7 @@ def optimizers_command(
     markdown: bool = typer.Option(False, "--markdown", help="print the README's table of all optimizers"),
 ):
     """List registered optimizers (one line each; --details or one name for the full entry)."""
-    _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown))
+    _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown), pattern=None if markdown else pattern)
 
 
 @app.command("bench")
@@ -127,7 +127,8 @@ def bench_command(
     out: str = typer.Option("runs/bench", help="folder for bench.csv, summary.csv and bench.png"),
 ):
     """Time optimizer steps against Keras 3, TF fused kernels, torch.optim and Optax."""
-    _run(ctx, lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out), out=out)
+    _run(ctx, lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out), optimizers=optimizers,
+         out=out)
 
 
 # ---------------------------------------------------------------- training lab
@@ -172,7 +173,8 @@ def compare_command(
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
                      jobs, ray, options)
     _run(ctx, lambda c: c.compare(c.make_runner(out or f"runs/{task}", **budget), optimizers, seeds, lrs, clipnorm, settings),
-         out=out or f"runs/{task}", lrs=lrs, clipnorm=clipnorm, settings=settings, data=data)
+         task=task, optimizers=optimizers, out=out or f"runs/{task}", lrs=lrs, clipnorm=clipnorm, settings=settings,
+         data=data)
 
 
 @app.command("sweep")
@@ -193,7 +195,7 @@ def sweep_command(
     budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
                      jobs, ray, options)
     _run(ctx, lambda c: c.sweep(c.make_runner(out or f"runs/{task}-sweep", **budget), optimizer, lrs, seeds, clipnorm, settings),
-         out=out or f"runs/{task}-sweep", lrs=lrs, lrs_default=False, clipnorms=clipnorm, settings=settings, data=data)
+         task=task, optimizer=optimizer, out=out or f"runs/{task}-sweep", lrs=lrs, lrs_default=False, clipnorms=clipnorm, settings=settings, data=data)
 
 
 @app.command("tune")
@@ -214,7 +216,7 @@ def tune_command(
                      options=options)
     _run(ctx, lambda c: c.tune(c.make_runner(out or f"runs/{task}-tune", **budget), optimizers, trials, sampler,
                           lr_low, lr_high, storage, clipnorm, settings),
-         out=out or f"runs/{task}-tune", clipnorm=clipnorm, settings=settings, data=data)
+         task=task, optimizers=optimizers, out=out or f"runs/{task}-tune", clipnorm=clipnorm, settings=settings, data=data)
 
 
 @app.command("diagnose")
@@ -238,7 +240,7 @@ def diagnose_command(
             runner.epochs = min(runner.meta["epochs"], 200)
         c.diagnose(runner, optimizer, lr, clipnorm, seed, settings)
 
-    _run(ctx, work, out=out or f"runs/{task}-diagnose", clipnorm=clipnorm, settings=settings, data=data)
+    _run(ctx, work, task=task, optimizer=optimizer, out=out or f"runs/{task}-diagnose", clipnorm=clipnorm, settings=settings, data=data)
 
 
 @app.command("report")
@@ -287,7 +289,8 @@ def converge_command(
     """Seed 000's convergence test: status and iterations per optimizer and learning rate."""
     options = dict(init=init, max_iters=max_iters, dim=dim, step_tol=step_tol, grad_tol=grad_tol,
                    optimum_tol=optimum_tol, explosion=explosion, tune=tune, plot=plot, svg=svg, eager=eager)
-    _run(ctx, lambda c: c.converge(function, optimizers, lrs, **options), plot=plot)
+    _run(ctx, lambda c: c.converge(function, optimizers, lrs, **options), function=function, optimizers=optimizers,
+         plot=plot)
 
 
 def main():

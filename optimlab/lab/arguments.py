@@ -1,14 +1,20 @@
 """Checks of the command line's values that need no TensorFlow: they answer bad input at once.
 
 The CLI runs :func:`precheck` before it imports the labs (which takes seconds),
-so a typo in ``--lrs``, an unwritable ``--out`` or a missing report folder is
-one line within a second. The same functions serve :mod:`optimlab.lab.commands`.
+so a typo in ``--lrs``, an unwritable ``--out``, a missing report folder or a
+misspelt ``--task``, ``--optimizers`` or ``--function`` (checked against
+:mod:`optimlab._names`) is one line within a second. The same functions serve
+:mod:`optimlab.lab.commands`.
 """
 
+import fnmatch
 import math
 import os
 import uuid
 from pathlib import Path
+
+from optimlab import _names
+from optimlab._names import did_you_mean
 
 
 class LabError(Exception):
@@ -96,12 +102,79 @@ def parse_clipnorm(text):
     return values[0]
 
 
-def precheck(out=None, lrs=None, lrs_default=True, clipnorm=None, clipnorms=None, settings=None, data=None,
-             plot=None, report_folder=None):
+def check_task(task):
+    """``--task`` is a built-in task or ``package.module:attribute`` (resolved later); LabError otherwise."""
+    if ":" not in task and task not in _names.TASKS:
+        raise LabError(f"--task must be one of {', '.join(_names.TASKS)} or package.module:attribute (your own "
+                       f"Problem); got {task!r}{did_you_mean(task, _names.TASKS)}")
+
+
+def optimizer_names(text, option="--optimizers"):
+    """The built-in optimizers that ``text`` names: ``"adam,sgd"``, wildcards (``"adam*"``), ``"all"``, aliases.
+
+    Items with a colon (``package.module:Class``, your own class) are kept as
+    given, to be imported later. LabError for an unknown name or a wildcard
+    that matches nothing, e.g. ``optimizer_names("adma")`` -> "... did you mean 'adam'?".
+    """
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise LabError(f"{option} must name at least one optimizer; got {text!r}")
+    names = []
+    for item in items:
+        key = item.lower()
+        if ":" in item:
+            found = [item]
+        elif key == "all":
+            found = list(_names.OPTIMIZERS)
+        elif any(c in item for c in "*?["):
+            found = fnmatch.filter(_names.OPTIMIZERS, key)
+            if not found:
+                raise LabError(f"{option}: no optimizer matches {item!r} (see optimlab optimizers)")
+        elif _names.OPTIMIZER_ALIASES.get(key, key) in _names.OPTIMIZERS:
+            found = [_names.OPTIMIZER_ALIASES.get(key, key)]
+        else:
+            known = [*_names.OPTIMIZERS, *_names.OPTIMIZER_ALIASES]
+            raise LabError(f"{option}: unknown optimizer {item!r}{did_you_mean(key, known)}; "
+                           f"valid names: {', '.join(_names.OPTIMIZERS)}")
+        names += [n for n in found if n not in names]
+    return names
+
+
+def check_pattern(pattern):
+    """``optimlab optimizers PATTERN`` matches at least one optimizer; LabError with a suggestion otherwise."""
+    if not fnmatch.filter(_names.OPTIMIZERS, pattern.lower()):
+        raise LabError(f"no optimizer matches {pattern!r}{did_you_mean(pattern, _names.OPTIMIZERS)} "
+                       f"(try 'adam*' or see optimlab optimizers)")
+
+
+def check_function(function):
+    """``--function`` names a test function of the convergence lab (any case); LabError otherwise."""
+    if function.lower() not in _names.FUNCTIONS:
+        raise LabError(f"--function: unknown function {function!r}{did_you_mean(function, _names.FUNCTIONS)}; "
+                       f"valid names: {', '.join(_names.FUNCTIONS)}")
+
+
+def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=None, out=None, lrs=None,
+             lrs_default=True, clipnorm=None, clipnorms=None, settings=None, data=None, plot=None,
+             report_folder=None):
     """Every check that needs no library, in the order a user reads the command; LabError on the first.
 
-    ``lrs_default``: whether ``--lrs default`` is allowed (compare) or not (sweep).
+    ``optimizers`` is a list option (``--optimizers``), ``optimizer`` the
+    option of one optimizer (``--optimizer``), ``pattern`` the argument of
+    ``optimlab optimizers``. ``lrs_default``: whether ``--lrs default`` is
+    allowed (compare) or not (sweep).
     """
+    if task is not None:
+        check_task(task)
+    if function is not None:
+        check_function(function)
+    if optimizers is not None:
+        optimizer_names(optimizers)
+    if optimizer is not None and len(optimizer_names(optimizer, "--optimizer")) != 1:
+        raise LabError(f"--optimizer takes one optimizer; {optimizer!r} names "
+                       f"{len(optimizer_names(optimizer, '--optimizer'))}")
+    if pattern is not None:
+        check_pattern(pattern)
     if lrs is not None and not (lrs_default and str(lrs).strip().lower() == "default"):
         parse_list("--lrs", lrs, float, none_ok=False,
                    allowed="positive numbers" + (" or 'default'" if lrs_default else ""))

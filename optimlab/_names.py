@@ -1,0 +1,57 @@
+"""The built-in names (optimizers, tasks, test functions) and "did you mean", without TensorFlow.
+
+The registries that hold these names import TensorFlow, which takes seconds;
+the ``optimlab`` command checks ``--task``, ``--optimizers`` and ``--function``
+against the lists here first, so a typo is answered at once, with a
+suggestion. The registries stay the source of truth: a test
+(tests/lab/test_cli_names.py) asserts that each list equals its registry, so
+adding an optimizer, a problem or a function means adding its name here too,
+and that test says which name is missing. Example::
+
+    >>> did_you_mean("adma", OPTIMIZERS)
+    "; did you mean 'adam'?"
+"""
+
+# optimlab.registry.names(): every registered optimizer, sorted.
+OPTIMIZERS = (
+    "adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "adan", "ademamix", "adopt",
+    "cocob", "conditional_gradient", "ftrl", "gd", "lamb", "lars", "lazy_adam", "lion", "momentum", "muon",
+    "nadam", "novograd", "prodigy", "proximal_adagrad", "rectified_adam", "rmsprop", "schedule_free_adamw",
+    "schedule_free_sgd", "sgd", "sophia", "yogi",
+)
+# The aliases given to optimlab.registry.register(...): alias -> registered name.
+OPTIMIZER_ALIASES = {
+    "frank_wolfe": "conditional_gradient", "gradient_descent": "gd", "gradientdescent": "gd",
+    "lazyadam": "lazy_adam", "radam": "rectified_adam", "sfadamw": "schedule_free_adamw",
+    "sfsgd": "schedule_free_sgd",
+}
+# optimlab.lab.training.problems.PROBLEMS: the built-in tasks, then the DeepOBS ones.
+TASKS = (
+    "boston", "diabetes", "digits", "breast_cancer", "wine", "iris", "quadratic", "classification",
+    "quadratic_deep", "two_d_rosenbrock", "two_d_beale", "two_d_branin", "mnist_logreg", "mnist_mlp", "mnist_2c2d",
+    "fmnist_logreg", "fmnist_mlp", "fmnist_2c2d", "cifar10_3c3d",
+)
+# optimlab.lab.convergence.functions.FUNCTION_NAMES: the convergence lab's test functions.
+FUNCTIONS = (
+    "quartic", "rosenbrock", "beale", "booth", "himmelblau", "rastrigin", "ackley", "quadratic", "noisy_quadratic",
+)
+
+
+def _edit_distance(a, b):
+    """Optimal string alignment distance: insertions, deletions, substitutions, swaps of neighbours."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+def did_you_mean(value, allowed):
+    """``"; did you mean 'adam'?"`` for the closest of ``allowed`` to ``value`` (typos, swaps), else ``""``."""
+    text = str(value).lower()
+    scored = sorted((_edit_distance(text, str(a).lower()), str(a)) for a in allowed)
+    if scored and scored[0][0] <= max(2, len(text) // 3):
+        return f"; did you mean {scored[0][1]!r}?"
+    return ""

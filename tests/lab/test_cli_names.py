@@ -1,0 +1,118 @@
+"""Names on the command line: a typo in --task, --optimizers or --function is answered before TensorFlow loads.
+
+The CLI checks names against the TensorFlow-free lists of :mod:`optimlab._names`;
+the first test keeps those lists equal to the registries, the others drive the
+command in a fresh interpreter and check that TensorFlow was never imported.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from optimlab import _names, registry
+from optimlab.lab import arguments
+from optimlab.lab.convergence import functions
+from optimlab.lab.training import problems
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_static_names_equal_the_registries():
+    """If this fails, add the new optimizer, alias, problem or function to optimlab/_names.py."""
+    assert list(_names.OPTIMIZERS) == registry.names()
+    assert _names.OPTIMIZER_ALIASES == {a: e.name for e in registry.entries() for a in e.aliases}
+    assert list(_names.TASKS) == list(problems.PROBLEMS)
+    assert list(_names.FUNCTIONS) == functions.function_names()
+    # The TensorFlow-free expansion of --optimizers gives what the registry gives.
+    for pattern in ("adam*", "*sgd*", "ada?", "[lm]*", "all", "ADAM", "radam", "sfsgd,gd,gradient_descent"):
+        expected = []
+        for item in pattern.split(","):
+            found = registry.names() if item == "all" else registry.names(item) if "*" in item or "?" in item \
+                or "[" in item else [registry.info(item).name]
+            expected += [n for n in found if n not in expected]
+        assert arguments.optimizer_names(pattern) == expected, pattern
+    assert arguments.optimizer_names("mypkg.opt:MyAdam,adam") == ["mypkg.opt:MyAdam", "adam"]
+
+
+# Each case: arguments, the words the one-line error must hold.
+MISTYPED = [
+    (["compare", "--task", "diabets"], ["--task", "'diabets'", "did you mean 'diabetes'?"]),
+    (["sweep", "--task", "fmnist_mpl"], ["--task", "did you mean 'fmnist_mlp'?"]),
+    (["tune", "--task", "irsi"], ["--task", "did you mean 'iris'?"]),
+    (["diagnose", "--task", "wien"], ["--task", "did you mean 'wine'?"]),
+    (["compare", "--task", "iris", "--optimizers", "sgd,adma"], ["--optimizers", "'adma'", "did you mean 'adam'?"]),
+    (["tune", "--optimizers", "lamb,nothing*"], ["--optimizers", "no optimizer matches 'nothing*'"]),
+    (["sweep", "--optimizer", "momentun"], ["--optimizer", "did you mean 'momentum'?"]),
+    (["sweep", "--optimizer", "adam*"], ["--optimizer takes one optimizer", "'adam*' names 3"]),
+    (["diagnose", "--optimizer", "sgd,adam"], ["--optimizer takes one optimizer"]),
+    (["converge", "--optimizers", "yogy"], ["--optimizers", "did you mean 'yogi'?"]),
+    (["converge", "--function", "rosenbrok"], ["--function", "did you mean 'rosenbrock'?"]),
+    (["bench", "--optimizers", "rmsporp"], ["--optimizers", "did you mean 'rmsprop'?"]),
+    (["optimizers", "nothing*"], ["no optimizer matches 'nothing*'"]),
+    (["optimizers", "adma"], ["no optimizer matches 'adma'", "did you mean 'adam'?"]),
+]
+
+# Runs each case through optimlab.cli.main() in one fresh interpreter, then says what it imported.
+DRIVER = """
+import contextlib, io, json, sys, time
+import optimlab.cli
+results = []
+for args in json.loads(sys.argv[1]):
+    sys.argv = ["optimlab", *args]
+    err = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stderr(err):
+        try:
+            optimlab.cli.main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+    results.append({"code": code, "stderr": err.getvalue(), "seconds": time.perf_counter() - started})
+print(json.dumps({"results": results, "loaded": [m for m in ("tensorflow", "keras") if m in sys.modules]}))
+"""
+
+
+def _drive(cases, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
+    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_mistyped_names_are_answered_before_tensorflow_is_imported(tmp_path):
+    """Found by a user test: `--task diabets` or `--optimizers adma` waited 5-30 s for TensorFlow to say so."""
+    started = time.perf_counter()
+    report = _drive([args for args, _ in MISTYPED], tmp_path)
+    assert time.perf_counter() - started < 20  # importing TensorFlow alone takes longer on a busy CI core
+    assert report["loaded"] == []
+    for (args, words), result in zip(MISTYPED, report["results"]):
+        assert result["code"] == 2, (args, result)
+        lines = result["stderr"].strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, result)
+        for word in words:
+            assert word in lines[0], (args, word, lines[0])
+        assert result["seconds"] < 2, (args, result)
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder for a bad command
+
+
+@pytest.mark.parametrize("args", [
+    ["compare", "--task", "iris", "--optimizers", "adam*,all,radam,GD"],
+    ["sweep", "--task", "mnist_mlp", "--optimizer", "sfsgd"],
+    ["diagnose", "--task", "nowhere_pkg.problems:mine", "--optimizer", "nowhere_pkg.opt:Mine"],
+    ["converge", "--function", "Rosenbrock", "--optimizers", "all"],
+    ["optimizers", "adam*"],
+])
+def test_good_names_pass_the_names_check(args):
+    """Wildcards, 'all', aliases, any case and package.module:Attr forms are not refused by the early check."""
+    options = dict(zip(args[1::2], args[2::2]))
+    names = {"--task": "task", "--optimizers": "optimizers", "--optimizer": "optimizer", "--function": "function"}
+    if args[0] == "optimizers":
+        arguments.precheck(pattern=args[1])
+    else:
+        arguments.precheck(**{names[k]: v for k, v in options.items()})
