@@ -15,7 +15,10 @@ import sys
 
 import typer
 
+# Plain (click) help: at 80 columns Rich's option panels cut option names and defaults ("--optim…") and
+# Typer's panels show a type after each flag ("--svg <bool>"); the plain layout wraps every line whole.
 app = typer.Typer(
+    rich_markup_mode=None,
     help="optimlab: optimizers on TensorFlow/Keras 3 and a lab to test and compare them.",
     no_args_is_help=True,
     add_completion=False,
@@ -104,7 +107,7 @@ def _run(ctx, work, **checks):
 
 
 # ---------------------------------------------------------------- library
-@app.command("optimizers")
+@app.command("optimizers", short_help="List the registered optimizers, or one in full.")
 def optimizers_command(
     ctx: typer.Context,
     pattern: str = typer.Argument("*", help="name or wildcard, e.g. 'adam*'"),
@@ -115,7 +118,7 @@ def optimizers_command(
     _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown), pattern=None if markdown else pattern)
 
 
-@app.command("bench")
+@app.command("bench", short_help="Time optimizer steps against Keras, TF, torch and Optax.")
 def bench_command(
     ctx: typer.Context,
     optimizers: str = typer.Option("adam,sgd,rmsprop", help="comma-separated names or wildcards ('all')"),
@@ -157,7 +160,7 @@ def _budget(task, data, epochs, batch_size, standardize, valid_fraction, target,
                 jobs=jobs, ray=ray, options=options)
 
 
-@app.command("compare")
+@app.command("compare", short_help="Compare optimizers over paired seeds, each at its best lr.")
 def compare_command(
     ctx: typer.Context,
     task: str = _TASK, optimizers: str = _OPTIMIZERS,
@@ -177,7 +180,7 @@ def compare_command(
          data=data)
 
 
-@app.command("sweep")
+@app.command("sweep", short_help="Sweep the learning rate (and clipping) of one optimizer.")
 def sweep_command(
     ctx: typer.Context,
     task: str = _TASK,
@@ -198,7 +201,7 @@ def sweep_command(
          task=task, optimizer=optimizer, out=out or f"runs/{task}-sweep", lrs=lrs, lrs_default=False, clipnorms=clipnorm, settings=settings, data=data)
 
 
-@app.command("tune")
+@app.command("tune", short_help="Tune each optimizer's learning rate with Optuna; resumable.")
 def tune_command(
     ctx: typer.Context,
     task: str = _TASK, optimizers: str = _OPTIMIZERS,
@@ -219,7 +222,7 @@ def tune_command(
          task=task, optimizers=optimizers, out=out or f"runs/{task}-tune", clipnorm=clipnorm, settings=settings, data=data)
 
 
-@app.command("diagnose")
+@app.command("diagnose", short_help="Train one run briefly and explain what happened.")
 def diagnose_command(
     ctx: typer.Context,
     task: str = _TASK, optimizer: str = typer.Option("gd", "--optimizer", help="a registered name or package.module:Class"),
@@ -243,7 +246,7 @@ def diagnose_command(
     _run(ctx, work, task=task, optimizer=optimizer, out=out or f"runs/{task}-diagnose", clipnorm=clipnorm, settings=settings, data=data)
 
 
-@app.command("report")
+@app.command("report", short_help="Write OUT/report.html and PNG figures from the records.")
 def report_command(
     ctx: typer.Context,
     folder: str = typer.Argument(None, help="folder written by compare, sweep or tune (or use --out)"),
@@ -260,7 +263,7 @@ def report_command(
 
 
 # ---------------------------------------------------------------- convergence lab
-@app.command("functions")
+@app.command("functions", short_help="List the convergence lab's analytic test functions.")
 def functions_command(
     ctx: typer.Context,
 ):
@@ -268,7 +271,7 @@ def functions_command(
     _run(ctx, lambda c: c.list_functions())
 
 
-@app.command("converge")
+@app.command("converge", short_help="Seed 000's convergence test per optimizer and rate.")
 def converge_command(
     ctx: typer.Context,
     function: str = typer.Option("quartic", help="test function (see `optimlab functions`)"),

@@ -170,9 +170,10 @@ def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=
         check_function(function)
     if optimizers is not None:
         optimizer_names(optimizers)
-    if optimizer is not None and len(optimizer_names(optimizer, "--optimizer")) != 1:
-        raise LabError(f"--optimizer takes one optimizer; {optimizer!r} names "
-                       f"{len(optimizer_names(optimizer, '--optimizer'))}")
+    if optimizer is not None:
+        count = len(optimizer_names(optimizer, "--optimizer"))
+        if count != 1:
+            raise LabError(f"--optimizer takes one optimizer; {optimizer!r} names {count}")
     if pattern is not None:
         check_pattern(pattern)
     if lrs is not None and not (lrs_default and str(lrs).strip().lower() == "default"):

@@ -1,0 +1,42 @@
+"""``optimlab --help`` and each command's ``--help`` at 80 columns: whole, and no type after a flag."""
+
+import re
+
+import typer
+from typer.testing import CliRunner
+
+from optimlab import cli
+
+runner = CliRunner()
+
+
+def _help(*args):
+    result = runner.invoke(cli.app, [*args, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_help_at_80_columns_is_whole_and_shows_no_type_after_a_flag():
+    """Found by a user test: `--svg <bool>` in every command's help; Rich's panels also cut `--optim…` and defaults."""
+    group = typer.main.get_command(cli.app)
+    top = _help()
+    for name, command in group.commands.items():
+        line = next(line for line in top.splitlines() if line.strip().startswith(name + " "))
+        assert not line.rstrip().endswith("..."), line  # the summary is not cut
+        text = _help(name)
+        assert max(len(line) for line in text.splitlines()) <= 80, (name, text)
+        assert "…" not in text and "<bool>" not in text and "<bool " not in text, (name, text)
+        whole = " ".join(text.split())
+        for param in command.params:
+            if param.param_type_name != "option":
+                continue
+            for opt in param.opts + param.secondary_opts:
+                assert re.search(rf"(^|[\s,/]){re.escape(opt)}([\s,/]|$)", whole), (name, opt)
+            if param.is_flag:
+                # Options and help only: "--svg  also write every plot as SVG", no type word between.
+                long = max(param.opts, key=len)
+                flag_line = next(line for line in text.splitlines()
+                                 if re.match(rf"\s+(-\w, )?{re.escape(long)}(\s|$)", line))
+                assert "<" not in flag_line and "bool" not in flag_line.lower(), (name, flag_line)
+            elif param.default is not None and not isinstance(param.default, (list, tuple)):
+                assert f"default: {param.default}" in whole, (name, param.opts, param.default)
