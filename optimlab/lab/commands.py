@@ -20,8 +20,10 @@ from pathlib import Path
 from rich import box
 from rich.console import Console
 from rich.measure import Measurement
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from optimlab import registry
 from optimlab._checks import did_you_mean
@@ -199,7 +201,8 @@ def show(title, headers, rows, numeric=(), out=None):
 
     ``numeric`` names the columns that hold numbers (never wrapped). When the
     table does not fit the console's width, each row is printed as a block of
-    ``header: value`` lines instead (the detail view).
+    ``header  value`` lines instead (the detail view), where a long value
+    wraps inside its own column.
     """
     out = out or console
     table = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False,
@@ -216,9 +219,12 @@ def show(title, headers, rows, numeric=(), out=None):
     out.print(title, overflow="fold")
     for row in rows:
         out.print("")
-        width = max(len(h) for h in headers)
+        block = Table.grid(padding=(0, 2))  # a long value wraps inside its column, under itself
+        block.add_column(no_wrap=True)
+        block.add_column(overflow="fold")
         for header, cell in zip(headers, row):
-            out.print(f"  {header:<{width}}  {cell}", overflow="fold", soft_wrap=False)
+            block.add_row(Text(header), Text(str(cell)))
+        out.print(Padding(block, (0, 0, 0, 2), expand=False))
 
 
 @contextlib.contextmanager

@@ -40,3 +40,39 @@ def test_every_help_at_80_columns_is_whole_and_shows_no_type_after_a_flag():
                 assert "<" not in flag_line and "bool" not in flag_line.lower(), (name, flag_line)
             elif param.default is not None and not isinstance(param.default, (list, tuple)):
                 assert f"default: {param.default}" in whole, (name, param.opts, param.default)
+
+
+def test_functions_at_80_columns_wraps_long_values_inside_their_column(monkeypatch):
+    """Found by a user test: in `optimlab functions` piped at 80 columns, himmelblau's minima wrapped to column 0."""
+    from rich.console import Console
+
+    from optimlab.lab import commands
+    from optimlab.lab.convergence.functions import describe_functions
+
+    monkeypatch.setattr(commands, "console", Console(width=80))
+    result = runner.invoke(cli.app, ["functions"])
+    assert result.exit_code == 0, result.output
+    title, *body = result.output.splitlines()
+    headers = ("name", "dim", "minima", "min_value", "start", "domain")
+    indent = 2 + max(map(len, headers)) + 2
+    blocks, continued = [], 0
+    for line in body:
+        assert len(line) <= 80, line
+        if not line.strip():
+            blocks.append({})
+            continue
+        match = re.match(rf"  ({'|'.join(headers)}) +(\S.*)$", line)
+        if match:  # "  header     value", the value starting in its column
+            assert match.start(2) == indent, line
+            key = match.group(1)
+            blocks[-1][key] = match.group(2).rstrip()
+        else:  # the rest of a long value: under the value, never from column 0
+            assert re.match(rf" {{{indent}}}\S", line), line
+            blocks[-1][key] += " " + line.strip()
+            continued += 1
+    assert continued, "no value was long enough to wrap: the test no longer tests wrapping"
+    expected = describe_functions()
+    assert len(blocks) == len(expected)
+    for block, row in zip(blocks, expected):
+        for header in headers:  # every value whole, in its block
+            assert block[header].split() == str(row[header]).split(), (header, block[header], row[header])
