@@ -422,8 +422,8 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
         runner.data_split()
     log_command(runner.out)
     url = storage or tuning.default_storage(runner.out)
-    done = sum(min(trials, tuning.finished_trials(tuning.study_name(runner.problem, n, sampler), url)) for n in names)
-    with progress_for(runner, trials * len(names), "tune", done=done), user_errors():
+    earlier = [tuning.finished_trials(tuning.study_name(runner.problem, n, sampler), url) for n in names]
+    with progress_for(runner, trials * len(names), "tune", done=sum(min(trials, n) for n in earlier)), user_errors():
         result = tuning.tune(runner, names, trials, sampler, (lr_low, lr_high), storage,
                              extra={**extra, "clipnorm": clip})
     rows = [(name, fmt(r["best_learning_rate"]), fmt(r["best_value"]), str(r["complete"]), str(r["diverged"]))
@@ -431,13 +431,26 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
     show(f"{runner.problem}: tuning ({sampler}, {trials} trials each)",
          ("optimizer", "best learning rate", "validation loss", "complete trials", "diverged trials"), rows,
          numeric=("best learning rate", "validation loss", "complete trials", "diverged trials"))
-    console.print(f"{runner.computed} runs computed, {runner.reused} reused. Report: optimlab report {runner.out}",
-                  highlight=False)
+    console.print(f"{trial_counts(result, runner, sum(earlier))}. Report: optimlab report {runner.out}", highlight=False)
     if storage is None:
         console.print(f"Browse the studies: optuna-dashboard {runner.out / 'tuning.db'}", highlight=False,
                       overflow="fold")
     else:
         console.print(f"Storage: {storage}", highlight=False, overflow="fold")
+
+
+def trial_counts(result, runner, earlier):
+    """``"3 trials: 2 runs computed, 0 reused, 1 from an earlier command"``: the parts add up to the trials.
+
+    A trial run by this command is one run, computed or read from its record;
+    ``earlier`` trials were finished before it started (an interrupted or
+    shorter tune); the rest were run meanwhile by other processes sharing the storage.
+    """
+    total = sum(r["trials"] for r in result.values())
+    others = total - runner.computed - runner.reused - earlier
+    text = (f"{total} trials: {runner.computed} runs computed, {runner.reused} reused, "
+            f"{earlier} from an earlier command")
+    return text + (f", {others} by other processes" if others > 0 else "")
 
 
 def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):

@@ -107,7 +107,11 @@ def test_ctrl_c_stops_tune_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
     out = tmp_path / "tune"
     args = ["tune", "--task", "iris", "--optimizers", "adam", "--trials", "3", "--sampler", "random",
             "--epochs", "600", "--out", str(out)]
-    _, again = _interrupt_then_resume(args, out, 3)
+    saved, again = _interrupt_then_resume(args, out, 3)
+    # The closing line adds up: trials run now (computed or read from a record) plus those finished before.
+    counts = re.search(r"3 trials: (\d+) runs computed, (\d+) reused, (\d+) from an earlier command\.",
+                       " ".join(again.stdout.split()))
+    assert counts and sum(map(int, counts.groups())) == 3 and int(counts.group(3)) <= saved, again.stdout
     assert "3/3" in again.stderr and "1/3" not in again.stderr.splitlines()[-1]  # the bar counts earlier trials
     study = optuna.load_study(study_name="iris-adam-random", storage=f"sqlite:///{out / 'tuning.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
