@@ -12,6 +12,7 @@ Example::
 """
 
 import sys
+from typing import Annotated, Optional
 
 import typer
 
@@ -41,8 +42,9 @@ def _version(value: bool):
 
 @app.callback()
 def main_options(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="show TensorFlow, absl and Optuna log lines"),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version and exit"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show TensorFlow, absl and Optuna log lines")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
 ):
     """optimlab: optimizers on TensorFlow/Keras 3 and a lab to test and compare them."""
     _state["verbose"] = verbose
@@ -106,13 +108,61 @@ def _run(ctx, work, **checks):
         raise typer.Exit(130) from None
 
 
+# ---------------------------------------------------------------- options
+# Each option that several commands take is defined once here, with its name, type and help; a command
+# lists it with its default, e.g. ``epochs: Epochs = None`` (Typer's Annotated style).
+Task = Annotated[str, typer.Option("--task", help=f"problem: {TASKS}")]
+Optimizers = Annotated[str, typer.Option("--optimizers", help="comma-separated names or wildcards ('adam*', 'all'), or "
+                                         "package.module:Class (your own Keras/optimlab optimizer class)")]
+Clipnorm = Annotated[str, typer.Option("--clipnorm", help="clip each gradient to this L2 norm; 'none' for no clipping")]
+Epochs = Annotated[Optional[int], typer.Option("--epochs", min=1, help="epochs per run (default: the problem's budget)")]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=0,
+                                                  help="minibatch size; 0 = full batch (default: the problem's)")]
+Standardize = Annotated[Optional[bool], typer.Option("--standardize/--raw", help="standardize inputs, or raw features "
+                                                     "as in seed 002 (default: the problem's)")]
+ValidFraction = Annotated[float, typer.Option("--valid-fraction",
+                                              help="share of training rows held out for selection (0: none)")]
+Target = Annotated[Optional[float], typer.Option("--target",
+                                                 help="validation loss counted as reached (default: the problem's)")]
+Data = Annotated[Optional[str], typer.Option("--data", help="Boston CSV or Keras .npz (boston only; default: "
+                                             "$OPTIMLAB_BOSTON, the Keras cache, a download)")]
+TensorBoard = Annotated[bool, typer.Option("--tensorboard", help="also write TensorBoard logs under OUT/tensorboard "
+                                           "(needs tensorboard)")]
+EvalEvery = Annotated[Optional[int], typer.Option("--eval-every", min=1,
+                                                  help="epochs between evaluations (default: ~100 per run)")]
+Settings = Annotated[Optional[list[str]], typer.Option("--set", help="optimizer hyperparameter KEY=NUMBER, repeatable "
+                                                       "(e.g. --set momentum=0.98)")]
+Jobs = Annotated[int, typer.Option("--jobs", min=1, help="worker processes on this machine (see README: Running at "
+                                   "scale)")]
+Ray = Annotated[Optional[str], typer.Option("--ray", help="run on a Ray cluster: its ADDRESS, or auto (see README: "
+                                            "Running at scale)")]
+TrainingOptions = Annotated[Optional[list[str]], typer.Option(
+    "--option", help="training option KEY=VALUE, repeatable: batchnorm=true, mixup=ALPHA, label_smoothing=EPS, "
+    "schedule=Name:arg=NUMBER,... (a Keras or optimlab schedule from each run's learning rate)")]
+
+
+def _out(folder):
+    """The ``--out`` option of a command whose records go to ``runs/{folder}`` by default."""
+    return Annotated[Optional[str], typer.Option("--out", help=f"output folder (records, report); default runs/{folder}")]
+
+
+# The options that set up a training run: the keywords of optimlab.lab.commands.make_runner.
+_RUNNER_OPTIONS = ("task", "data", "epochs", "batch_size", "standardize", "valid_fraction", "target", "tensorboard",
+                   "eval_every", "jobs", "ray", "options")
+
+
+def _runner_options(ctx):
+    """The runner's keywords among the command's options (``ctx.params``); those it lacks keep make_runner's defaults."""
+    return {name: ctx.params[name] for name in _RUNNER_OPTIONS if name in ctx.params}
+
+
 # ---------------------------------------------------------------- library
 @app.command("optimizers", short_help="List the registered optimizers, or one in full.")
 def optimizers_command(
     ctx: typer.Context,
-    pattern: str = typer.Argument("*", help="name or wildcard, e.g. 'adam*'"),
-    details: bool = typer.Option(False, "--details", help="paper, link, capabilities and defaults of each match"),
-    markdown: bool = typer.Option(False, "--markdown", help="print the README's table of all optimizers"),
+    pattern: Annotated[str, typer.Argument(help="name or wildcard, e.g. 'adam*'")] = "*",
+    details: Annotated[bool, typer.Option("--details", help="paper, link, capabilities and defaults of each match")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="print the README's table of all optimizers")] = False,
 ):
     """List registered optimizers (one line each; --details or one name for the full entry)."""
     _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown), pattern=None if markdown else pattern)
@@ -121,13 +171,13 @@ def optimizers_command(
 @app.command("bench", short_help="Time optimizer steps against Keras, TF, torch and Optax.")
 def bench_command(
     ctx: typer.Context,
-    optimizers: str = typer.Option("adam,sgd,rmsprop", help="comma-separated names or wildcards ('all')"),
-    shapes: str = typer.Option("large,small", help="shape sets: large (ResNet-50-like, ~25M params), small (MLP)"),
-    repeats: int = typer.Option(7, min=1, help="interleaved repetitions; the median is reported"),
-    steps: int = typer.Option(3, min=1, help="optimizer steps per timed repetition"),
-    pause: float = typer.Option(0.05, min=0.0, help="idle seconds before each timed repetition"),
-    isolate: bool = typer.Option(True, help="measure each optimizer in a fresh process (bounded memory)"),
-    out: str = typer.Option("runs/bench", help="folder for bench.csv, summary.csv and bench.png"),
+    optimizers: Annotated[str, typer.Option(help="comma-separated names or wildcards ('all')")] = "adam,sgd,rmsprop",
+    shapes: Annotated[str, typer.Option(help="shape sets: large (ResNet-50-like, ~25M params), small (MLP)")] = "large,small",
+    repeats: Annotated[int, typer.Option(min=1, help="interleaved repetitions; the median is reported")] = 7,
+    steps: Annotated[int, typer.Option(min=1, help="optimizer steps per timed repetition")] = 3,
+    pause: Annotated[float, typer.Option(min=0.0, help="idle seconds before each timed repetition")] = 0.05,
+    isolate: Annotated[bool, typer.Option(help="measure each optimizer in a fresh process (bounded memory)")] = True,
+    out: Annotated[str, typer.Option(help="folder for bench.csv, summary.csv and bench.png")] = "runs/bench",
 ):
     """Time optimizer steps against Keras 3, TF fused kernels, torch.optim and Optax."""
     _run(ctx, lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out), optimizers=optimizers,
@@ -135,122 +185,105 @@ def bench_command(
 
 
 # ---------------------------------------------------------------- training lab
-_TASK = typer.Option("diabetes", "--task", help=f"problem: {TASKS}")
-_OPTIMIZERS = typer.Option("sgd,momentum,adam", "--optimizers", help="comma-separated names or wildcards ('adam*', 'all'), or package.module:Class (your own Keras/optimlab optimizer class)")
-_OPTION = typer.Option(None, "--option", help="training option KEY=VALUE, repeatable: batchnorm=true, mixup=ALPHA, label_smoothing=EPS, schedule=Name:arg=NUMBER,... (a Keras or optimlab schedule from each run's learning rate)")
-_OUT_HELP = "output folder (records, report); default runs/{}"
-_DATA = typer.Option(None, "--data", help="Boston CSV or Keras .npz (boston only; default: $OPTIMLAB_BOSTON, the Keras cache, a download)")
-_EPOCHS = typer.Option(None, "--epochs", min=1, help="epochs per run (default: the problem's budget)")
-_BATCH = typer.Option(None, "--batch-size", min=0, help="minibatch size; 0 = full batch (default: the problem's)")
-_STD = typer.Option(None, "--standardize/--raw", help="standardize inputs, or raw features as in seed 002 (default: the problem's)")
-_VALID = typer.Option(0.2, "--valid-fraction", help="share of training rows held out for selection (0: none)")
-_TARGET = typer.Option(None, "--target", help="validation loss counted as reached (default: the problem's)")
-_CLIP = typer.Option("none", "--clipnorm", help="clip each gradient to this L2 norm; 'none' for no clipping")
-_SET = typer.Option(None, "--set", help="optimizer hyperparameter KEY=NUMBER, repeatable (e.g. --set momentum=0.98)")
-_TB = typer.Option(False, "--tensorboard", help="also write TensorBoard logs under OUT/tensorboard (needs tensorboard)")
-_EVAL = typer.Option(None, "--eval-every", min=1, help="epochs between evaluations (default: ~100 per run)")
-_JOBS = typer.Option(1, "--jobs", min=1, help="worker processes on this machine (see README: Running at scale)")
-_RAY = typer.Option(None, "--ray", help="run on a Ray cluster: its ADDRESS, or auto (see README: Running at scale)")
-
-
-def _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every, jobs=1,
-            ray=None, options=None):
-    return dict(task=task, data=data, epochs=epochs, batch_size=batch_size, standardize=standardize,
-                valid_fraction=valid_fraction, target=target, tensorboard=tensorboard, eval_every=eval_every,
-                jobs=jobs, ray=ray, options=options)
-
-
 @app.command("compare", short_help="Compare optimizers over paired seeds, each at its best lr.")
 def compare_command(
     ctx: typer.Context,
-    task: str = _TASK, optimizers: str = _OPTIMIZERS,
-    seeds: int = typer.Option(10, min=1, help="paired seeds per optimizer (at least 6 for a Wilcoxon p < 0.05)"),
-    lrs: str = typer.Option("1e-3,1e-2,1e-1", "--lrs", "--lr", help="learning rates to select from on the validation split; 'default' for each optimizer's own"),
-    clipnorm: str = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
-    valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA,
-    out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK")),
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
-    options: list[str] = _OPTION,
+    task: Task = "diabetes",
+    optimizers: Optimizers = "sgd,momentum,adam",
+    seeds: Annotated[int, typer.Option(min=1, help="paired seeds per optimizer (at least 6 for a Wilcoxon p < 0.05)")] = 10,
+    lrs: Annotated[str, typer.Option("--lrs", "--lr", help="learning rates to select from on the validation split; "
+                                     "'default' for each optimizer's own")] = "1e-3,1e-2,1e-1",
+    clipnorm: Clipnorm = "none",
+    epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
+    valid_fraction: ValidFraction = 0.2, target: Target = None, data: Data = None, out: _out("TASK") = None,
+    tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None, jobs: Jobs = 1,
+    ray: Ray = None, options: TrainingOptions = None,
 ):
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
-    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
-                     jobs, ray, options)
-    _run(ctx, lambda c: c.compare(c.make_runner(out or f"runs/{task}", **budget), optimizers, seeds, lrs, clipnorm, settings),
-         task=task, optimizers=optimizers, out=out or f"runs/{task}", lrs=lrs, clipnorm=clipnorm, settings=settings,
-         data=data)
+    folder = out or f"runs/{task}"
+    _run(ctx, lambda c: c.compare(c.make_runner(folder, **_runner_options(ctx)), optimizers, seeds, lrs, clipnorm,
+                                  settings),
+         task=task, optimizers=optimizers, out=folder, lrs=lrs, clipnorm=clipnorm, settings=settings, data=data)
 
 
 @app.command("sweep", short_help="Sweep the learning rate (and clipping) of one optimizer.")
 def sweep_command(
     ctx: typer.Context,
-    task: str = _TASK,
-    optimizer: str = typer.Option("gd", "--optimizer", "--optimizers", help="registered name"),
-    lrs: str = typer.Option("1e-3,1e-4,1e-5,1e-6,1e-7,1e-8,1e-9", "--lrs", "--lr", help="comma-separated learning rates"),
-    clipnorm: str = typer.Option("none", help="comma-separated clipnorm values, 'none' for no clipping, e.g. none,2"),
-    seeds: int = typer.Option(1, min=1, help="seeds per setting"),
-    epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD, valid_fraction: float = _VALID,
-    target: float = _TARGET, data: str = _DATA,
-    out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK-sweep")),
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, jobs: int = _JOBS, ray: str = _RAY,
-    options: list[str] = _OPTION,
+    task: Task = "diabetes",
+    optimizer: Annotated[str, typer.Option("--optimizer", "--optimizers", help="registered name")] = "gd",
+    lrs: Annotated[str, typer.Option("--lrs", "--lr", help="comma-separated learning rates")] = \
+        "1e-3,1e-4,1e-5,1e-6,1e-7,1e-8,1e-9",
+    clipnorm: Annotated[str, typer.Option(help="comma-separated clipnorm values, 'none' for no clipping, e.g. "
+                                          "none,2")] = "none",
+    seeds: Annotated[int, typer.Option(min=1, help="seeds per setting")] = 1,
+    epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
+    valid_fraction: ValidFraction = 0.2, target: Target = None, data: Data = None, out: _out("TASK-sweep") = None,
+    tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None, jobs: Jobs = 1,
+    ray: Ray = None, options: TrainingOptions = None,
 ):
     """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
-    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
-                     jobs, ray, options)
-    _run(ctx, lambda c: c.sweep(c.make_runner(out or f"runs/{task}-sweep", **budget), optimizer, lrs, seeds, clipnorm, settings),
-         task=task, optimizer=optimizer, out=out or f"runs/{task}-sweep", lrs=lrs, lrs_default=False, clipnorms=clipnorm, settings=settings, data=data)
+    folder = out or f"runs/{task}-sweep"
+    _run(ctx, lambda c: c.sweep(c.make_runner(folder, **_runner_options(ctx)), optimizer, lrs, seeds, clipnorm,
+                                settings),
+         task=task, optimizer=optimizer, out=folder, lrs=lrs, lrs_default=False, clipnorms=clipnorm,
+         settings=settings, data=data)
 
 
 @app.command("tune", short_help="Tune each optimizer's learning rate with Optuna; resumable.")
 def tune_command(
     ctx: typer.Context,
-    task: str = _TASK, optimizers: str = _OPTIMIZERS,
-    trials: int = typer.Option(10, min=1, help="trials per optimizer (the same budget for each)"),
-    sampler: str = typer.Option("tpe", help="grid, random or tpe"),
-    lr_low: float = typer.Option(1e-5, help="smallest learning rate"), lr_high: float = typer.Option(1.0, help="largest learning rate"),
-    storage: str = typer.Option(None, help="Optuna storage URL shared by several tune processes, e.g. postgresql://... (default: sqlite OUT/tuning.db)"),
-    clipnorm: str = _CLIP, epochs: int = _EPOCHS, batch_size: int = _BATCH, standardize: bool = _STD,
-    valid_fraction: float = _VALID, target: float = _TARGET, data: str = _DATA,
-    out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK-tune")),
-    tensorboard: bool = _TB, eval_every: int = _EVAL, settings: list[str] = _SET, options: list[str] = _OPTION,
+    task: Task = "diabetes",
+    optimizers: Optimizers = "sgd,momentum,adam",
+    trials: Annotated[int, typer.Option(min=1, help="trials per optimizer (the same budget for each)")] = 10,
+    sampler: Annotated[str, typer.Option(help="grid, random or tpe")] = "tpe",
+    lr_low: Annotated[float, typer.Option(help="smallest learning rate")] = 1e-5,
+    lr_high: Annotated[float, typer.Option(help="largest learning rate")] = 1.0,
+    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL shared by several tune processes, e.g. "
+                                                   "postgresql://... (default: sqlite OUT/tuning.db)")] = None,
+    clipnorm: Clipnorm = "none",
+    epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
+    valid_fraction: ValidFraction = 0.2, target: Target = None, data: Data = None, out: _out("TASK-tune") = None,
+    tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None,
+    options: TrainingOptions = None,
 ):
     """Tune each optimizer's learning rate with Optuna (grid, random, TPE); resumable."""
-    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, target, tensorboard, eval_every,
-                     options=options)
-    _run(ctx, lambda c: c.tune(c.make_runner(out or f"runs/{task}-tune", **budget), optimizers, trials, sampler,
-                          lr_low, lr_high, storage, clipnorm, settings),
-         task=task, optimizers=optimizers, out=out or f"runs/{task}-tune", clipnorm=clipnorm, settings=settings, data=data)
+    folder = out or f"runs/{task}-tune"
+    _run(ctx, lambda c: c.tune(c.make_runner(folder, **_runner_options(ctx)), optimizers, trials, sampler,
+                               lr_low, lr_high, storage, clipnorm, settings),
+         task=task, optimizers=optimizers, out=folder, clipnorm=clipnorm, settings=settings, data=data)
 
 
 @app.command("diagnose", short_help="Train one run briefly and explain what happened.")
 def diagnose_command(
     ctx: typer.Context,
-    task: str = _TASK, optimizer: str = typer.Option("gd", "--optimizer", help="a registered name or package.module:Class"),
-    lr: float = typer.Option(None, "--lr", help="learning rate (default: the optimizer's)"),
-    clipnorm: str = _CLIP, seed: int = typer.Option(0, min=0, help="seed (initial weights, data order)"),
-    epochs: int = typer.Option(None, "--epochs", min=1, help="epochs (default: the problem's budget, at most 200)"),
-    batch_size: int = _BATCH, standardize: bool = _STD, valid_fraction: float = _VALID, data: str = _DATA,
-    out: str = typer.Option(None, "--out", help=_OUT_HELP.format("TASK-diagnose")),
-    eval_every: int = _EVAL, settings: list[str] = _SET, options: list[str] = _OPTION,
+    task: Task = "diabetes",
+    optimizer: Annotated[str, typer.Option("--optimizer", help="a registered name or package.module:Class")] = "gd",
+    lr: Annotated[Optional[float], typer.Option("--lr", help="learning rate (default: the optimizer's)")] = None,
+    clipnorm: Clipnorm = "none",
+    seed: Annotated[int, typer.Option(min=0, help="seed (initial weights, data order)")] = 0,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="epochs (default: the problem's budget, at "
+                                                  "most 200)")] = None,
+    batch_size: BatchSize = None, standardize: Standardize = None, valid_fraction: ValidFraction = 0.2,
+    data: Data = None, out: _out("TASK-diagnose") = None, eval_every: EvalEvery = None, settings: Settings = None,
+    options: TrainingOptions = None,
 ):
     """Train one run briefly and explain it: naive baseline, gradient norm, update ratios, dead ReLU units, flags."""
-    budget = _budget(task, data, epochs, batch_size, standardize, valid_fraction, None, False, eval_every,
-                     options=options)
+    folder = out or f"runs/{task}-diagnose"
 
     def work(c):
-        runner = c.make_runner(out or f"runs/{task}-diagnose", **budget)
+        runner = c.make_runner(folder, **_runner_options(ctx))
         if epochs is None:
             runner.epochs = min(runner.meta["epochs"], 200)
         c.diagnose(runner, optimizer, lr, clipnorm, seed, settings)
 
-    _run(ctx, work, task=task, optimizer=optimizer, out=out or f"runs/{task}-diagnose", clipnorm=clipnorm, settings=settings, data=data)
+    _run(ctx, work, task=task, optimizer=optimizer, out=folder, clipnorm=clipnorm, settings=settings, data=data)
 
 
 @app.command("report", short_help="Write OUT/report.html and PNG figures from the records.")
 def report_command(
     ctx: typer.Context,
-    folder: str = typer.Argument(None, help="folder written by compare, sweep or tune (or use --out)"),
-    out: str = typer.Option(None, "--out", help="the same folder, as the other commands name it"),
+    folder: Annotated[Optional[str], typer.Argument(help="folder written by compare, sweep or tune (or use --out)")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="the same folder, as the other commands name it")] = None,
 ):
     """Write OUT/report.html (self-contained) and PNG figures from the run records."""
     if folder and out and folder != out:
@@ -274,20 +307,28 @@ def functions_command(
 @app.command("converge", short_help="Seed 000's convergence test per optimizer and rate.")
 def converge_command(
     ctx: typer.Context,
-    function: str = typer.Option("quartic", help="test function (see `optimlab functions`)"),
-    optimizers: str = typer.Option("gd,momentum,adam", help="comma-separated names or wildcards ('adam*', 'all')"),
-    lrs: str = typer.Option("1e-3,1e-2,1e-1", "--lrs", "--lr", help="comma-separated learning rates"),
-    init: str = typer.Option(None, help="start: a number (every coordinate) or comma-separated coordinates; default: the function's standard start"),
-    max_iters: int = typer.Option(2000, min=1, help="maximum iterations"),
-    dim: int = typer.Option(None, help="dimension of an N-D function (default 2)"),
-    step_tol: float = typer.Option(0.0, min=0.0, help="converged when the step norm is <= this (0: unchanged parameter, the seed's test)"),
-    grad_tol: float = typer.Option(None, min=0.0, help="also converged when the gradient norm is <= this"),
-    optimum_tol: float = typer.Option(None, min=0.0, help="also converged within this distance of a known minimum"),
-    explosion: str = typer.Option("seed", help="seed (NaN gradient or non-finite parameter) or immediate (any non-finite gradient)"),
-    tune: bool = typer.Option(False, "--tune", help="first tune each optimizer's learning rate on the function (the --lrs values are the grid)"),
-    plot: str = typer.Option(None, help="write the path plots to this PNG (see README: Convergence lab)"),
-    svg: bool = typer.Option(False, "--svg", help="also write every plot as SVG"),
-    eager: bool = typer.Option(False, "--eager", help="run the seed's loop eagerly instead of compiled"),
+    function: Annotated[str, typer.Option(help="test function (see `optimlab functions`)")] = "quartic",
+    optimizers: Annotated[str, typer.Option(help="comma-separated names or wildcards ('adam*', 'all')")] = \
+        "gd,momentum,adam",
+    lrs: Annotated[str, typer.Option("--lrs", "--lr", help="comma-separated learning rates")] = "1e-3,1e-2,1e-1",
+    init: Annotated[Optional[str], typer.Option(help="start: a number (every coordinate) or comma-separated "
+                                                "coordinates; default: the function's standard start")] = None,
+    max_iters: Annotated[int, typer.Option(min=1, help="maximum iterations")] = 2000,
+    dim: Annotated[Optional[int], typer.Option(help="dimension of an N-D function (default 2)")] = None,
+    step_tol: Annotated[float, typer.Option(min=0.0, help="converged when the step norm is <= this (0: unchanged "
+                                            "parameter, the seed's test)")] = 0.0,
+    grad_tol: Annotated[Optional[float], typer.Option(min=0.0, help="also converged when the gradient norm is <= "
+                                                      "this")] = None,
+    optimum_tol: Annotated[Optional[float], typer.Option(min=0.0, help="also converged within this distance of a "
+                                                         "known minimum")] = None,
+    explosion: Annotated[str, typer.Option(help="seed (NaN gradient or non-finite parameter) or immediate (any "
+                                           "non-finite gradient)")] = "seed",
+    tune: Annotated[bool, typer.Option("--tune", help="first tune each optimizer's learning rate on the function "
+                                       "(the --lrs values are the grid)")] = False,
+    plot: Annotated[Optional[str], typer.Option(help="write the path plots to this PNG (see README: Convergence "
+                                                "lab)")] = None,
+    svg: Annotated[bool, typer.Option("--svg", help="also write every plot as SVG")] = False,
+    eager: Annotated[bool, typer.Option("--eager", help="run the seed's loop eagerly instead of compiled")] = False,
 ):
     """Seed 000's convergence test: status and iterations per optimizer and learning rate."""
     options = dict(init=init, max_iters=max_iters, dim=dim, step_tol=step_tol, grad_tol=grad_tol,

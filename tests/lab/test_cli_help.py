@@ -76,3 +76,21 @@ def test_functions_at_80_columns_wraps_long_values_inside_their_column(monkeypat
     for block, row in zip(blocks, expected):
         for header in headers:  # every value whole, in its block
             assert block[header].split() == str(row[header]).split(), (header, block[header], row[header])
+
+
+def test_an_option_shared_by_several_commands_has_one_default():
+    """Options defined once in optimlab.cli (``epochs: Epochs = None``) carry their default per command: they agree."""
+    import inspect
+    from typing import Annotated, get_origin
+
+    aliases = {name: value for name, value in vars(cli).items() if get_origin(value) is Annotated}
+    defaults = {}
+    for command in typer.main.get_command(cli.app).commands.values():
+        for param in inspect.signature(command.callback).parameters.values():
+            alias = next((name for name, value in aliases.items() if param.annotation is value), None)
+            if alias:
+                defaults.setdefault(alias, {})[command.name] = param.default
+    assert {"Task", "Epochs", "Settings", "TrainingOptions"} <= set(defaults)
+    assert len(defaults["Task"]) == 4 and len(defaults["Epochs"]) == 3  # compare, sweep, tune (diagnose: its own)
+    for alias, per_command in defaults.items():
+        assert len(set(map(repr, per_command.values()))) == 1, (alias, per_command)
