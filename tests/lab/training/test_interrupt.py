@@ -25,11 +25,14 @@ LONG = "3000000"  # epochs of iris: minutes of training on any machine
 
 
 def _start_long_compare(out, *extra):
+    return _start(out, "compare", "--task", "iris", "--optimizers", "adam", "--lrs", "0.1", "--seeds", "2",
+                  "--epochs", LONG, "--out", str(out), *extra)
+
+
+def _start(out, *args):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "optimlab", "compare", "--task", "iris", "--optimizers", "adam", "--lrs", "0.1",
-         "--seeds", "2", "--epochs", LONG, "--out", str(out), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    process = subprocess.Popen([sys.executable, "-m", "optimlab", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     deadline = time.time() + 240
     while not list(out.glob("records/*/*/*.claim")):  # a run has been claimed: it is being traced or trained
         assert process.poll() is None, process.communicate()
@@ -55,6 +58,17 @@ def _interrupt_and_check(process, out):
 def test_ctrl_c_inside_a_long_run_stops_at_once(tmp_path):
     out = tmp_path / "long"
     _interrupt_and_check(_start_long_compare(out), out)
+
+
+def test_ctrl_c_inside_a_long_tune_trial_stops_at_once_and_the_trial_does_not_count(tmp_path):
+    import optuna
+
+    out = tmp_path / "tune"
+    process = _start(out, "tune", "--task", "iris", "--optimizers", "adam", "--trials", "2", "--sampler", "random",
+                     "--epochs", LONG, "--out", str(out))
+    _interrupt_and_check(process, out)
+    study = optuna.load_study(study_name="iris-adam-random", storage=f"sqlite:///{out / 'tuning.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]
 
 
 def test_ctrl_c_inside_long_runs_of_worker_processes_stops_them_at_once(tmp_path):
