@@ -526,7 +526,7 @@ def _result(problem, target, sizes, probe, start_loss, start, losses, evals, sec
         if not all(math.isfinite(rows[-1][c]) for c in watched):
             status = "diverged"
             break
-    history = pd.DataFrame(rows)
+    history = pd.DataFrame({column: [r[column] for r in rows] for column in rows[0]})  # by columns: faster
     final = {k: float(v) for k, v in history.iloc[-1].items() if k != "epoch"}
     final["epochs_run"] = int(history["epoch"].iloc[-1])
     extra = {}
