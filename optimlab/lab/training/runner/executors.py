@@ -225,7 +225,7 @@ class Ray:
         try:
             import ray
         except ImportError:
-            raise ValueError("ray: Ray is not installed; pip install 'ray>=2.9' (on every machine of the cluster)") from None
+            raise ValueError("ray: Ray is not installed; pip install 'optimlab[cluster]' (on every machine of the cluster)") from None
         self.ray = ray
         if not ray.is_initialized():
             try:
