@@ -99,7 +99,7 @@ def _run(ctx, work, **checks):
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        typer.echo(f"interrupted: {commands.saved_runs()} runs saved; rerun the same command to resume", err=True)
+        typer.echo(commands.interrupted_message(), err=True)
         raise typer.Exit(130) from None
 
 
