@@ -11,6 +11,7 @@ Example::
     optimlab compare --task iris --optimizers adam,sgd --lrs 1e-2,1e-1
 """
 
+import contextlib
 import sys
 
 import typer
@@ -76,10 +77,12 @@ def _command_line(ctx):
     return shlex.join(words)
 
 
-def _run(ctx, work, **checks):
+def _run(ctx, work, safe_points=True, **checks):
     """Run ``work(commands)``: bad input -> one line + exit 2; Ctrl-C -> clean stop + exit 130.
 
     ``checks`` go to :func:`optimlab.lab.arguments.precheck` first, before TensorFlow is imported.
+    With ``safe_points`` the work checks for a Ctrl-C itself (between runs, and inside
+    compiled loops: :mod:`optimlab._interrupt`); without, a Ctrl-C interrupts it where it is.
     """
     from optimlab.lab import arguments
 
@@ -93,7 +96,7 @@ def _run(ctx, work, **checks):
     from optimlab import _interrupt
 
     try:
-        with _interrupt.graceful():
+        with _interrupt.graceful() if safe_points else contextlib.nullcontext():
             work(commands)
     except commands.LabError as error:
         typer.echo(f"error: {error}", err=True)
@@ -112,7 +115,7 @@ def optimizers_command(
     markdown: bool = typer.Option(False, "--markdown", help="print the README's table of all optimizers"),
 ):
     """List registered optimizers (one line each; --details or one name for the full entry)."""
-    _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown))
+    _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown), safe_points=False)
 
 
 @app.command("bench")
@@ -254,7 +257,7 @@ def report_command(
     if not (folder or out):
         typer.echo("error: name the folder: optimlab report runs/diabetes (or --out runs/diabetes)", err=True)
         raise typer.Exit(2)
-    _run(ctx, lambda c: c.make_report(folder or out), report_folder=folder or out)
+    _run(ctx, lambda c: c.make_report(folder or out), safe_points=False, report_folder=folder or out)
 
 
 # ---------------------------------------------------------------- convergence lab
@@ -263,7 +266,7 @@ def functions_command(
     ctx: typer.Context,
 ):
     """List the analytic test functions (minima, start, domain) of the convergence lab."""
-    _run(ctx, lambda c: c.list_functions())
+    _run(ctx, lambda c: c.list_functions(), safe_points=False)
 
 
 @app.command("converge")

@@ -160,3 +160,33 @@ def test_an_interrupted_run_is_discarded_and_the_program_computes_as_before():
     after = run(40)  # the same traced program, its stop flag cleared
     assert loop.TRACES == traces  # one program served all three runs
     assert before.history.drop(columns="wall_time").equals(after.history.drop(columns="wall_time"))
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+@pytest.mark.parametrize("safe_points", [True, False])
+def test_the_command_line_stops_work_with_and_without_safe_points(monkeypatch, capsys, safe_points):
+    """Work that checks for a stop (runs) ends at its next check; other work (a report) where it is."""
+    import typer
+
+    from optimlab import cli
+    from optimlab.lab import commands
+
+    monkeypatch.setattr(cli, "_command_line", lambda ctx: "optimlab test")
+    checked = []
+
+    def work(_):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            time.sleep(0.01)
+            if safe_points:
+                checked.append(1)
+                _interrupt.check()
+
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.time()
+    with pytest.raises(typer.Exit) as stop:
+        cli._run(None, work, safe_points=safe_points)
+    assert stop.value.exit_code == 130 and time.time() - started < 10
+    assert capsys.readouterr().err.strip() == commands.interrupted_message() == "interrupted"
+    assert bool(checked) == safe_points
