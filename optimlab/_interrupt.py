@@ -65,3 +65,64 @@ def graceful():
         signal.signal(signal.SIGINT, previous)
         _requested.clear()
         _watching.clear()
+
+
+def call(function, *args, stop=None):
+    """``function(*args)``, stopped early by a Ctrl-C even while it runs one long native call.
+
+    Python handles a signal only between bytecodes, so a compiled TensorFlow
+    loop would hold a Ctrl-C until it returns. Inside :func:`graceful` (in the
+    main thread) the call runs in a helper thread while this thread waits and
+    watches for a stop request; on one, ``stop`` (a boolean ``tf.Variable``
+    that the compiled loop checks each step) is set, the call is awaited and
+    :class:`Interrupted` is raised: the call's result is discarded. ``stop`` is
+    cleared again either way. Elsewhere the call is direct.
+    """
+    if not watching() or threading.current_thread() is not threading.main_thread():
+        return function(*args)
+    box = {}
+
+    def run():
+        try:
+            box["value"] = function(*args)
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = error
+
+    thread = threading.Thread(target=run, name="optimlab-call", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+            check()
+    except KeyboardInterrupt:
+        if stop is not None:
+            stop.assign(True)
+            thread.join()
+            stop.assign(False)
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def terminate(pool):
+    """End a ``ProcessPoolExecutor``'s workers now (a Ctrl-C does not wait for their work), then close it."""
+    for process in list((pool._processes or {}).values()):  # no public terminate before Python 3.14
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def result(future, pool):
+    """``future.result()`` from ``pool``, watching for a Ctrl-C; on one the pool's workers are ended."""
+    import concurrent.futures
+
+    try:
+        while True:
+            check()
+            try:
+                return future.result(timeout=0.2)
+            except concurrent.futures.TimeoutError:
+                continue
+    except KeyboardInterrupt:
+        terminate(pool)
+        raise

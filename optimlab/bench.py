@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 import optimlab
+from optimlab import _interrupt, _quiet
 
 
 def resnet50_like_shapes():
@@ -310,8 +311,9 @@ def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), re
             args = (name, set_name, repeats, steps, pause)
             if isolate:
                 context = multiprocessing.get_context("spawn")
-                with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-                    results.extend(pool.submit(measure, *args).result())
+                with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_quiet.child_process,
+                                                            initargs=(_quiet.quiet(),)) as pool:
+                    results.extend(_interrupt.result(pool.submit(measure, *args), pool))  # Ctrl-C ends the child
             else:
                 results.extend(measure(*args))
             if progress:
@@ -335,6 +337,7 @@ def measure(name, set_name, repeats, steps, pause):
         runners.append((label, fn, state, note, block))
     samples = {label: [] for label, *_ in runners}
     for _ in range(repeats):
+        _interrupt.check()  # a Ctrl-C (inside the command line) stops between repetitions
         for label, fn, _, _, block in order.sample(runners, len(runners)):
             time.sleep(pause)
             fn(1)

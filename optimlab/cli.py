@@ -11,6 +11,7 @@ Example::
     optimlab compare --task iris --optimizers adam,sgd --lrs 1e-2,1e-1
 """
 
+import contextlib
 import sys
 from typing import Annotated, Optional
 
@@ -81,10 +82,12 @@ def _command_line(ctx):
     return shlex.join(words)
 
 
-def _run(ctx, work, **checks):
+def _run(ctx, work, safe_points=True, **checks):
     """Run ``work(commands)``: bad input -> one line + exit 2; Ctrl-C -> clean stop + exit 130.
 
     ``checks`` go to :func:`optimlab.lab.arguments.precheck` first, before TensorFlow is imported.
+    With ``safe_points`` the work checks for a Ctrl-C itself (between runs, and inside
+    compiled loops: :mod:`optimlab._interrupt`); without, a Ctrl-C interrupts it where it is.
     """
     from optimlab.lab import arguments
 
@@ -98,13 +101,13 @@ def _run(ctx, work, **checks):
     from optimlab import _interrupt
 
     try:
-        with _interrupt.graceful():
+        with _interrupt.graceful() if safe_points else contextlib.nullcontext():
             work(commands)
     except commands.LabError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        typer.echo(f"interrupted: {commands.saved_runs()} runs saved; rerun the same command to resume", err=True)
+        typer.echo(commands.interrupted_message(), err=True)
         raise typer.Exit(130) from None
 
 
@@ -165,7 +168,8 @@ def optimizers_command(
     markdown: Annotated[bool, typer.Option("--markdown", help="print the README's table of all optimizers")] = False,
 ):
     """List registered optimizers (one line each; --details or one name for the full entry)."""
-    _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown), pattern=None if markdown else pattern)
+    _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown), safe_points=False,
+         pattern=None if markdown else pattern)
 
 
 @app.command("bench", short_help="Time optimizer steps against Keras, TF, torch and Optax.")
@@ -292,7 +296,7 @@ def report_command(
     if not (folder or out):
         typer.echo("error: name the folder: optimlab report runs/diabetes (or --out runs/diabetes)", err=True)
         raise typer.Exit(2)
-    _run(ctx, lambda c: c.make_report(folder or out), report_folder=folder or out)
+    _run(ctx, lambda c: c.make_report(folder or out), safe_points=False, report_folder=folder or out)
 
 
 # ---------------------------------------------------------------- convergence lab
@@ -301,7 +305,7 @@ def functions_command(
     ctx: typer.Context,
 ):
     """List the analytic test functions (minima, start, domain) of the convergence lab."""
-    _run(ctx, lambda c: c.list_functions())
+    _run(ctx, lambda c: c.list_functions(), safe_points=False)
 
 
 @app.command("converge", short_help="Seed 000's convergence test per optimizer and rate.")

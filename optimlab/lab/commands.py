@@ -64,6 +64,13 @@ def saved_runs():
     return runner.computed if runner is not None else 0
 
 
+def interrupted_message():
+    """What a Ctrl-C tells: runs saved and how to resume for commands that save runs, else just the stop."""
+    if _session["runner"] is None:  # converge, bench, report, listings: nothing to resume
+        return "interrupted"
+    return f"interrupted: {saved_runs()} runs saved; rerun the same command to resume"
+
+
 # ------------------------------------------------------------------ checks
 def resolve_optimizers(text, option="--optimizers"):
     """Registered names from ``"adam,sgd"``, wildcards (``"adam*"``) or ``"all"``; LabError otherwise."""
@@ -555,5 +562,5 @@ def converge(function, optimizers, lrs, init=None, max_iters=2000, dim=None, ste
                 console.print(f"wrote {path}", highlight=False, overflow="fold")
 
 
-__all__ = ["LabError", "bench", "compare", "converge", "list_functions", "list_optimizers", "make_report",
-           "make_runner", "saved_runs", "show", "sweep", "tune"]
+__all__ = ["LabError", "bench", "compare", "converge", "interrupted_message", "list_functions", "list_optimizers",
+           "make_report", "make_runner", "saved_runs", "show", "sweep", "tune"]

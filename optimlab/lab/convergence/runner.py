@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from optimlab import registry
+from optimlab import _interrupt, registry
 from optimlab._checks import check_bool, check_choice, check_nonnegative
 from optimlab.lab.convergence.functions import as_function
 from optimlab.lab.training.runner.loop import optimizer_structure
@@ -210,20 +210,34 @@ def _eager_loop(step, x, max_iters):
     path = [x.numpy()]
     t, code = 0, RUNNING
     while code == RUNNING and t < max_iters:
+        _interrupt.check()  # a Ctrl-C (inside the command line's graceful block) stops here
         t += 1
         code = int(step())
         path.append(x.numpy())
     return t, code, np.stack(path)
 
 
+_STOP = []  # [tf.Variable(False)]: set to end a running compiled loop early (Ctrl-C)
+
+
+def _stop_flag():
+    if not _STOP:
+        _STOP.append(tf.Variable(False, trainable=False, name="stop"))
+    return _STOP[0]
+
+
 def _compiled_program(step, x, max_iters, jit_compile):
+    """The seed's loop as one ``tf.function``; it also ends when the stop flag is set (not under XLA,
+    which reads the flag once: there a Ctrl-C waits for the loop's end)."""
+    stop = _stop_flag()
+
     @tf.function(jit_compile=jit_compile, autograph=False)
     def loop():
         path = tf.TensorArray(x.dtype, size=max_iters + 1, element_shape=x.shape)
         path = path.write(0, x.read_value())
 
         def keep_going(t, code, path):
-            return tf.logical_and(tf.equal(code, RUNNING), t < max_iters)
+            return tf.equal(code, RUNNING) & (t < max_iters) & ~stop.read_value()
 
         def body(t, code, path):
             code = step()
@@ -419,7 +433,7 @@ def convergence_test(
                 _programs[key] = (x, program, optimizer, g0)
     if compiled and not note:
         with _eager_arithmetic():
-            t, code, path = (np.asarray(v) for v in program())
+            t, code, path = (np.asarray(v) for v in _interrupt.call(program, stop=_stop_flag()))
         t, code, path = int(t), int(code), path[: int(t) + 1]
     else:
         t, code, path = _eager_loop(step, x, int(max_iters))
@@ -476,12 +490,12 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, **kwargs):
     """
     factories = optimizer_factories(optimizers)
     rates = _rates_per_optimizer(learning_rates, factories)
-    as_function(function)
     results = {}
     programs = {}  # traced programs, reused across the learning rates of an optimizer
     fn = as_function(function)
     for label, factory in factories.items():
         for lr in rates[label]:
+            _interrupt.check()  # between runs: a Ctrl-C stops here
             result = convergence_test(factory(float(lr)), fn, _programs=programs, **kwargs)
             results[(label, float(lr))] = result
             if on_result is not None:

@@ -28,7 +28,7 @@ import os
 import pickle
 import time
 
-from optimlab import _quiet
+from optimlab import _interrupt, _quiet
 
 MAX_RETRIES = 3
 _DATA = {}  # fingerprint -> Data: one object per data set in a worker, so its traced programs are reused
@@ -95,8 +95,6 @@ class Serial:
 
     def run(self, problem, data, specs, on_start=None, on_retry=None):
         """Yield ``(index, record)`` for every spec, as each finishes."""
-        from optimlab import _interrupt
-
         for i, spec in enumerate(specs):
             _interrupt.check()  # a Ctrl-C stops before the next run (one in progress stops within a step: loop.py)
             if on_start is not None:
@@ -113,14 +111,7 @@ def _worker_init(threads, quiet, payload):
     The problem and data come pickled, so that TensorFlow is imported here
     under :mod:`optimlab._quiet`, not while the arguments are unpickled.
     """
-    import pickle
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle (it stops cleanly)
-    if quiet:
-        from optimlab import _quiet
-
-        _quiet.import_libraries(verbose=False)
+    _quiet.child_process(quiet)
     set_threads(threads)
     _worker_init.problem, _worker_init.data = pickle.loads(payload)
 
@@ -186,15 +177,12 @@ class Processes:
     def stop(self):
         """End the workers now; their unfinished runs are lost (the driver writes records, so nothing else is)."""
         if self._pool is not None:
-            for process in list((self._pool._processes or {}).values()):  # no public terminate before Python 3.14
-                process.terminate()
-            self.close()
+            _interrupt.terminate(self._pool)
+            self._pool = None
 
 
 def _as_completed_with_start(futures, started, on_start):
     """``as_completed`` that also reports runs as they start (a future turns running)."""
-    from optimlab import _interrupt
-
     remaining = set(futures)
     while remaining:
         _interrupt.check()  # every 0.2 s: a Ctrl-C stops the wait (and, in the caller, the workers)
@@ -225,7 +213,7 @@ class Ray:
         try:
             import ray
         except ImportError:
-            raise ValueError("ray: Ray is not installed; pip install 'ray>=2.9' (on every machine of the cluster)") from None
+            raise ValueError("ray: Ray is not installed; pip install 'optimlab[cluster]' (on every machine of the cluster)") from None
         self.ray = ray
         if not ray.is_initialized():
             try:
@@ -248,8 +236,6 @@ class Ray:
         started = min(slots, len(refs))
         for _ in range(started if on_start is not None else 0):
             on_start(None)
-        from optimlab import _interrupt
-
         remaining = list(refs)
         try:
             while remaining:

@@ -23,7 +23,6 @@ import copy
 import dataclasses
 import json
 import math
-import threading
 import time
 
 import keras
@@ -443,7 +442,7 @@ def _run(program, problem, data, seed, epochs, batch_size, eval_every, target):
         orders = epoch_orders(np.random.default_rng(int(seed)), len(data.x_train), batch_size, epochs).astype(np.int32)
     arguments = (tf.constant(sizes, tf.int32), tf.constant(orders), tf.constant(int(seed), tf.int64))
     with _fast_instantiation():
-        outputs = _call_interruptibly(program, arguments)
+        outputs = _interrupt.call(program.function, *arguments, stop=program.stop)  # Ctrl-C: within a step
     result = _result(problem, target, sizes, program.probe, *(v.numpy() for v in outputs))
     if program.diagnostics:
         if program.baseline is None:  # the same for every run of the program: computed once
@@ -453,43 +452,6 @@ def _run(program, problem, data, seed, epochs, batch_size, eval_every, target):
                 problem, data, _constant_evaluator(loss_fn(problem), metrics), num_outputs)]
         result.diagnostics["baseline"] = copy.deepcopy(program.baseline[0])
     return result
-
-
-def _call_interruptibly(program, arguments):
-    """``program.function(*arguments)``, ended within a training step by a Ctrl-C (inside ``graceful``).
-
-    A run is one long TensorFlow call, and Python handles a signal only when
-    that call returns. So the call runs in a helper thread while this thread
-    waits and watches for a stop request; on one it sets the program's ``stop``
-    variable, which every loop of the program checks, waits for the call to
-    end and raises :class:`~optimlab._interrupt.Interrupted`: the partial run is
-    discarded (its record is never written). Outside ``graceful`` the call is direct.
-    """
-    if not _interrupt.watching() or threading.current_thread() is not threading.main_thread():
-        return program.function(*arguments)
-    box = {}
-
-    def call():
-        try:
-            box["outputs"] = program.function(*arguments)
-        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
-            box["error"] = error
-
-    thread = threading.Thread(target=call, name="optimlab-run", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.05)
-            if _interrupt.requested():
-                raise _interrupt.Interrupted()
-    except KeyboardInterrupt:
-        program.stop.assign(True)
-        thread.join()
-        program.stop.assign(False)
-        raise
-    if "error" in box:
-        raise box["error"]
-    return box["outputs"]
 
 
 def _result(problem, target, sizes, probe, start_loss, start, losses, evals, seconds, chunks, start_diag, diags,
@@ -526,7 +488,7 @@ def _result(problem, target, sizes, probe, start_loss, start, losses, evals, sec
         if not all(math.isfinite(rows[-1][c]) for c in watched):
             status = "diverged"
             break
-    history = pd.DataFrame(rows)
+    history = pd.DataFrame({column: [r[column] for r in rows] for column in rows[0]})  # by columns: faster
     final = {k: float(v) for k, v in history.iloc[-1].items() if k != "epoch"}
     final["epochs_run"] = int(history["epoch"].iloc[-1])
     extra = {}

@@ -1,0 +1,192 @@
+"""Ctrl-C (issue 15): the first press stops every command within a couple of seconds, not at a run's end.
+
+A training run or a convergence test is one compiled TensorFlow call; these
+tests interrupt work that would take minutes and check that the stop comes at
+once, with the message and exit status 130, that nothing of the interrupted
+run is saved, and that the program computes exactly as before afterwards.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from optimlab import _interrupt
+from optimlab.lab.training import problems
+from optimlab.lab.training.runner import loop
+
+ROOT = Path(__file__).resolve().parents[1]
+LONG = "3000000"  # epochs of iris: minutes of training on any machine
+
+
+def _start_long_compare(out, *extra):
+    return _claimed(out, _spawn("compare", "--task", "iris", "--optimizers", "adam", "--lrs", "0.1", "--seeds", "2",
+                                "--epochs", LONG, "--out", str(out), *extra))
+
+
+def _claimed(out, process):
+    """Wait until ``process`` has claimed a run in ``out`` (and is 3 s into it)."""
+    deadline = time.time() + 240
+    while not list(out.glob("records/*/*/*.claim")):  # a run has been claimed: it is being traced or trained
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, "no run started in time"
+        time.sleep(0.1)
+    time.sleep(3)  # well inside the run
+    return process
+
+
+def _spawn(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
+    return subprocess.Popen([sys.executable, "-m", "optimlab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def _cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _working(process, cpu_seconds, pid=None):
+    """Wait until ``pid`` (default: the process) has computed ``cpu_seconds``: past TensorFlow's import, working.
+
+    CPU time, not wall time, so that a loaded machine does not make the signal come too early.
+    """
+    deadline = time.time() + 300
+    while _cpu_seconds(pid or process.pid) < cpu_seconds:
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, "the command did not get going in time"
+        time.sleep(0.2)
+    return process
+
+
+def _children(process):
+    listing = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(process.pid)], capture_output=True,
+                             text=True)
+    return [int(line.split()[0]) for line in listing.stdout.splitlines() if "spawn_main" in line]
+
+
+def _interrupt_and_check(process, out, message="interrupted: 0 runs saved; rerun the same command to resume"):
+    process.send_signal(signal.SIGINT)
+    sent = time.time()
+    stdout, stderr = process.communicate(timeout=120)
+    stopped_in = time.time() - sent
+    assert process.returncode == 130, stderr[-3000:]
+    assert stderr.rstrip().endswith(message), stderr[-3000:]
+    for noise in ("Traceback", "Exception ignored", "absl", "oneDNN", "cuda"):
+        assert noise not in stderr, stderr[-3000:]
+    assert stopped_in < 20, stopped_in  # about 2 s here (most of it is the process exiting); the run takes minutes
+    assert not list(out.glob("records/**/*.json")) and not list(out.glob("records/**/*.claim"))
+    return stdout
+
+
+def test_ctrl_c_inside_a_long_convergence_test_stops_at_once(tmp_path):
+    process = _working(_spawn("converge", "--function", "rosenbrock", "--optimizers", "adam,sgd", "--lrs", "1e-5",
+                              "--max-iters", "5000000", "--plot", str(tmp_path / "paths.png")), 15)
+    stdout = _interrupt_and_check(process, tmp_path, message="interrupted")
+    assert "converged" not in stdout and not (tmp_path / "paths.png").exists()
+
+
+def test_ctrl_c_stops_bench_and_its_measuring_process_at_once(tmp_path):
+    process = _spawn("bench", "--optimizers", "adam", "--shapes", "small", "--repeats", "100000",
+                     "--out", str(tmp_path / "bench"))
+    deadline = time.time() + 300
+    while not _children(process):
+        assert process.poll() is None and time.time() < deadline, "no measuring process"
+        time.sleep(0.2)
+    pids = _children(process)
+    _working(process, 8, pid=pids[0])
+    _interrupt_and_check(process, tmp_path, message="interrupted")
+    assert not list((tmp_path / "bench").glob("*.csv"))
+    time.sleep(1)
+    assert not [pid for pid in pids if _running(pid)], "the measuring process is still running"
+
+
+def test_ctrl_c_inside_a_long_run_stops_at_once(tmp_path):
+    out = tmp_path / "long"
+    _interrupt_and_check(_start_long_compare(out), out)
+
+
+def test_ctrl_c_inside_a_long_tune_trial_stops_at_once_and_the_trial_does_not_count(tmp_path):
+    import optuna
+
+    out = tmp_path / "tune"
+    process = _claimed(out, _spawn("tune", "--task", "iris", "--optimizers", "adam", "--trials", "2",
+                                   "--sampler", "random", "--epochs", LONG, "--out", str(out)))
+    _interrupt_and_check(process, out)
+    study = optuna.load_study(study_name="iris-adam-random", storage=f"sqlite:///{out / 'tuning.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]
+
+
+def test_ctrl_c_inside_long_runs_of_worker_processes_stops_them_at_once(tmp_path):
+    out = tmp_path / "jobs"
+    process = _start_long_compare(out, "--jobs", "2")
+    pids = _children(process)
+    assert len(pids) == 2, pids
+    _interrupt_and_check(process, out)
+    time.sleep(1)
+    assert not [pid for pid in pids if _running(pid)], "worker processes still running"
+
+
+def _running(pid):
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+def test_an_interrupted_run_is_discarded_and_the_program_computes_as_before():
+    problem = problems.get("iris")
+    data = problems.load(problem)
+
+    def run(epochs):
+        return loop.train_named(problem, data, "adam", {"learning_rate": 0.05}, seed=3, epochs=epochs)
+
+    before = run(40)
+    traces = loop.TRACES
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.perf_counter()
+    with _interrupt.graceful():
+        timer.start()
+        with pytest.raises(_interrupt.Interrupted):
+            run(int(LONG))
+    assert time.perf_counter() - started < 15
+    after = run(40)  # the same traced program, its stop flag cleared
+    assert loop.TRACES == traces  # one program served all three runs
+    assert before.history.drop(columns="wall_time").equals(after.history.drop(columns="wall_time"))
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+@pytest.mark.parametrize("safe_points", [True, False])
+def test_the_command_line_stops_work_with_and_without_safe_points(monkeypatch, capsys, safe_points):
+    """Work that checks for a stop (runs) ends at its next check; other work (a report) where it is."""
+    import typer
+
+    from optimlab import cli
+    from optimlab.lab import commands
+
+    monkeypatch.setattr(cli, "_command_line", lambda ctx: "optimlab test")
+    checked = []
+
+    def work(_):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            time.sleep(0.01)
+            if safe_points:
+                checked.append(1)
+                _interrupt.check()
+
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.time()
+    with pytest.raises(typer.Exit) as stop:
+        cli._run(None, work, safe_points=safe_points)
+    assert stop.value.exit_code == 130 and time.time() - started < 10
+    assert capsys.readouterr().err.strip() == commands.interrupted_message() == "interrupted"
+    assert bool(checked) == safe_points
