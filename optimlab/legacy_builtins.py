@@ -43,21 +43,55 @@ def _register(cls):
     return keras.saving.register_keras_serializable("optimlab_legacy")(cls)
 
 
+class _Builtin(_legacy.Optimizer):
+    """Keras 2's constructor and ``get_config``, shared by the built-ins and declared per class.
+
+    ``_HYPERS`` names the hyperparameters a class has besides ``learning_rate`` and
+    ``decay``; ``__init__`` takes their values positionally, in that order, and sets
+    them with ``_set_hyper``. ``_CONFIG`` lists what ``get_config`` adds after
+    ``learning_rate`` and ``decay``, in Keras 2's key order: a name in ``_HYPERS`` is
+    serialized; any other names an attribute, whose key drops a leading underscore
+    (``_initial_accumulator_value`` gives ``initial_accumulator_value``). Example::
+
+        class Adadelta(_Builtin):
+            _HYPERS = ("rho",)
+            _CONFIG = ("rho", "epsilon")
+    """
+
+    _HAS_AGGREGATE_GRAD = True
+    _LR_ALIAS = True  # the deprecated ``lr`` keyword overrides ``learning_rate`` (Keras 2's Ftrl ignores it)
+    _HYPERS = ()
+    _CONFIG = ()
+
+    def __init__(self, name, learning_rate, *hypers, **kwargs):
+        super().__init__(name, **kwargs)
+        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate) if self._LR_ALIAS else learning_rate)
+        self._set_hyper("decay", self._initial_decay)
+        for hyper, value in zip(self._HYPERS, hypers, strict=True):
+            self._set_hyper(hyper, value)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(learning_rate=self._serialize_hyperparameter("learning_rate"), decay=self._initial_decay)
+        for attribute in self._CONFIG:
+            value = self._serialize_hyperparameter(attribute) if attribute in self._HYPERS else getattr(self, attribute)
+            config[attribute.lstrip("_")] = value
+        return config
+
+
 @_register
-class SGD(_legacy.Optimizer):
+class SGD(_Builtin):
     """Keras 2's SGD: plain, momentum (``v <- m v - lr g; x <- x + v``) or Nesterov.
 
     ``apply_state`` keys: ``lr_t``, ``momentum``. Slot: ``momentum`` (only when momentum > 0).
     """
 
-    _HAS_AGGREGATE_GRAD = True
+    _HYPERS = ("momentum",)
+    _CONFIG = ("momentum", "nesterov")
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
+        super().__init__(name, learning_rate, momentum, **kwargs)
         self._momentum = _check_momentum(momentum)
-        self._set_hyper("momentum", momentum)
         self.nesterov = nesterov
 
     def _create_slots(self, var_list):
@@ -104,28 +138,15 @@ class SGD(_legacy.Optimizer):
             use_nesterov=self.nesterov,
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            momentum=self._serialize_hyperparameter("momentum"),
-            nesterov=self.nesterov,
-        )
-        return config
 
+class _AdamFamily(_Builtin):
+    """Constructor and config shared by Adam, Adamax and Nadam; the betas of Adam's and Adamax's ``_prepare_local``."""
 
-class _AdamFamily(_legacy.Optimizer):
-    """Constructor, config and ``_prepare_local`` shared by Adam and Adamax."""
-
-    _HAS_AGGREGATE_GRAD = True
+    _HYPERS = ("beta_1", "beta_2")
+    _CONFIG = ("beta_1", "beta_2", "epsilon")
 
     def __init__(self, learning_rate, beta_1, beta_2, epsilon, name, **kwargs):
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("beta_1", beta_1)
-        self._set_hyper("beta_2", beta_2)
+        super().__init__(name, learning_rate, beta_1, beta_2, **kwargs)
         self.epsilon = epsilon or _EPSILON
 
     def _betas(self, var_dtype):
@@ -133,17 +154,6 @@ class _AdamFamily(_legacy.Optimizer):
         beta_1_t = tf.identity(self._get_hyper("beta_1", var_dtype))
         beta_2_t = tf.identity(self._get_hyper("beta_2", var_dtype))
         return local_step, beta_1_t, beta_2_t
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            beta_1=self._serialize_hyperparameter("beta_1"),
-            beta_2=self._serialize_hyperparameter("beta_2"),
-            epsilon=self.epsilon,
-        )
-        return config
 
 
 @_register
@@ -154,6 +164,8 @@ class Adam(_AdamFamily):
     ``beta_1_power``, ``one_minus_beta_1_t``, ``beta_2_t``, ``beta_2_power``,
     ``one_minus_beta_2_t``. Slots: ``m``, ``v`` (and ``vhat`` with ``amsgrad``).
     """
+
+    _CONFIG = (*_AdamFamily._CONFIG, "amsgrad")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, name="Adam", **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, name, **kwargs)
@@ -221,11 +233,6 @@ class Adam(_AdamFamily):
         var.assign_sub(c["lr"] * m_t / (tf.sqrt(v_t) + c["epsilon"]))
         return tf.group(var, m, v)
 
-    def get_config(self):
-        config = super().get_config()
-        config["amsgrad"] = self.amsgrad
-        return config
-
 
 @_register
 class Adamax(_AdamFamily):
@@ -285,20 +292,18 @@ class Adamax(_AdamFamily):
 
 
 @_register
-class Adagrad(_legacy.Optimizer):
+class Adagrad(_Builtin):
     """Keras 2's Adagrad: ``a <- a + g^2; x <- x - lr g / (sqrt(a) + eps)``.
 
     ``apply_state`` keys: ``lr_t``, ``epsilon``, ``neg_lr_t``, ``zero``. Slot: ``accumulator``.
     """
 
-    _HAS_AGGREGATE_GRAD = True
+    _CONFIG = ("_initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, name="Adagrad", **kwargs):
         if initial_accumulator_value < 0.0:
             raise ValueError(f"initial_accumulator_value must be non-negative: {initial_accumulator_value}")
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
+        super().__init__(name, learning_rate, **kwargs)
         self._initial_accumulator_value = initial_accumulator_value
         self.epsilon = epsilon or _EPSILON
 
@@ -350,31 +355,19 @@ class Adagrad(_legacy.Optimizer):
             use_locking=self._use_locking,
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            initial_accumulator_value=self._initial_accumulator_value,
-            epsilon=self.epsilon,
-        )
-        return config
-
 
 @_register
-class Adadelta(_legacy.Optimizer):
+class Adadelta(_Builtin):
     """Keras 2's Adadelta (TensorFlow's ``ResourceApplyAdadelta``; note the default ``learning_rate=0.001``).
 
     ``apply_state`` keys: ``lr_t``, ``epsilon``, ``rho``. Slots: ``accum_grad``, ``accum_var``.
     """
 
-    _HAS_AGGREGATE_GRAD = True
+    _HYPERS = ("rho",)
+    _CONFIG = ("rho", "epsilon")
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, name="Adadelta", **kwargs):
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("rho", rho)
+        super().__init__(name, learning_rate, rho, **kwargs)
         self.epsilon = epsilon or _EPSILON
 
     def _create_slots(self, var_list):
@@ -414,25 +407,20 @@ class Adadelta(_legacy.Optimizer):
             grad=grad, indices=indices, **self._slots_and_coefficients(var, apply_state)
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            rho=self._serialize_hyperparameter("rho"),
-            epsilon=self.epsilon,
-        )
-        return config
-
 
 @_register
-class Ftrl(_legacy.Optimizer):
+class Ftrl(_Builtin):
     """Keras 2's FTRL-Proximal (``ResourceApplyFtrl``, ``...FtrlV2`` with L2 shrinkage).
 
     ``beta`` enters as ``l2 + beta / (2 lr)``. ``apply_state`` keys: ``lr_t``,
     ``learning_rate_power``, ``l1_regularization_strength``, ``l2_regularization_strength``,
     ``beta``, ``l2_shrinkage_regularization_strength``. Slots: ``accumulator``, ``linear``.
     """
+
+    _HAS_AGGREGATE_GRAD = False  # as in Keras 2
+    _LR_ALIAS = False
+    _HYPERS = ("learning_rate_power", "l1_regularization_strength", "l2_regularization_strength", "beta")
+    _CONFIG = ("_initial_accumulator_value", *_HYPERS, "_l2_shrinkage_regularization_strength")
 
     def __init__(
         self,
@@ -457,13 +445,9 @@ class Ftrl(_legacy.Optimizer):
                 raise ValueError(f"`{arg}` needs to be {allowed}. Received: {arg}={value}.")
         if learning_rate_power > 0.0:
             raise ValueError(f"`learning_rate_power` needs to be negative or zero. Received: {learning_rate_power}.")
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", learning_rate)
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("learning_rate_power", learning_rate_power)
-        self._set_hyper("l1_regularization_strength", l1_regularization_strength)
-        self._set_hyper("l2_regularization_strength", l2_regularization_strength)
-        self._set_hyper("beta", beta)
+        super().__init__(
+            name, learning_rate, learning_rate_power, l1_regularization_strength, l2_regularization_strength, beta, **kwargs
+        )
         self._initial_accumulator_value = initial_accumulator_value
         self._l2_shrinkage_regularization_strength = l2_shrinkage_regularization_strength
 
@@ -474,9 +458,8 @@ class Ftrl(_legacy.Optimizer):
 
     def _prepare_local(self, var_device, var_dtype, apply_state):
         super()._prepare_local(var_device, var_dtype, apply_state)
-        names = ("learning_rate_power", "l1_regularization_strength", "l2_regularization_strength", "beta")
         state = apply_state[(var_device, var_dtype)]
-        state.update({n: tf.identity(self._get_hyper(n, var_dtype)) for n in names})
+        state.update({n: tf.identity(self._get_hyper(n, var_dtype)) for n in self._HYPERS})
         state["l2_shrinkage_regularization_strength"] = tf.cast(self._l2_shrinkage_regularization_strength, var_dtype)
 
     def _ftrl_args(self, var, apply_state):
@@ -505,23 +488,9 @@ class Ftrl(_legacy.Optimizer):
         op = tf.raw_ops.ResourceSparseApplyFtrlV2 if "l2_shrinkage" in args else tf.raw_ops.ResourceSparseApplyFtrl
         return op(grad=grad, indices=indices, **args)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            initial_accumulator_value=self._initial_accumulator_value,
-            learning_rate_power=self._serialize_hyperparameter("learning_rate_power"),
-            l1_regularization_strength=self._serialize_hyperparameter("l1_regularization_strength"),
-            l2_regularization_strength=self._serialize_hyperparameter("l2_regularization_strength"),
-            beta=self._serialize_hyperparameter("beta"),
-            l2_shrinkage_regularization_strength=self._l2_shrinkage_regularization_strength,
-        )
-        return config
-
 
 @_register
-class Nadam(_legacy.Optimizer):
+class Nadam(_AdamFamily):
     """Keras 2's Nadam (Dozat 2016) with its momentum schedule ``beta_1 (1 - 0.5 * 0.96^(0.004 t))``.
 
     ``decay`` here is the schedule's decay (``schedule_decay``, default 0.004), not a
@@ -532,19 +501,12 @@ class Nadam(_legacy.Optimizer):
     ``one_minus_m_schedule_new``, ``one_minus_m_schedule_next``, ``v_t_prime_denominator``.
     """
 
-    _HAS_AGGREGATE_GRAD = True
-
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name="Nadam", **kwargs):
         kwargs["decay"] = kwargs.pop("schedule_decay", 0.004)
         learning_rate = kwargs.get("lr", learning_rate)
         if isinstance(learning_rate, LearningRateSchedule):
             raise ValueError(f"The Nadam optimizer does not support LearningRateSchedules; got {learning_rate!r}")
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", learning_rate)
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("beta_1", beta_1)
-        self._set_hyper("beta_2", beta_2)
-        self.epsilon = epsilon or _EPSILON
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, name, **kwargs)
         self._m_cache = None
 
     def _create_slots(self, var_list):
@@ -612,20 +574,9 @@ class Nadam(_legacy.Optimizer):
         self._resource_scatter_add(var, indices, c["neg_lr_t"] * m_t_bar / denominator)
         return tf.group(var, m, v)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            beta_1=self._serialize_hyperparameter("beta_1"),
-            beta_2=self._serialize_hyperparameter("beta_2"),
-            epsilon=self.epsilon,
-        )
-        return config
-
 
 @_register
-class RMSprop(_legacy.Optimizer):
+class RMSprop(_Builtin):
     """Keras 2's RMSprop: ``ms <- rho ms + (1 - rho) g^2``, epsilon outside the square root;
     ``momentum`` and ``centered`` use TensorFlow's fused kernels as Keras 2 did.
 
@@ -633,17 +584,14 @@ class RMSprop(_legacy.Optimizer):
     ``one_minus_rho``. Slots: ``rms``, then ``momentum`` and ``mg`` when used.
     """
 
-    _HAS_AGGREGATE_GRAD = True
+    _HYPERS = ("rho", "momentum")
+    _CONFIG = ("rho", "momentum", "epsilon", "centered")
 
     def __init__(
         self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, name="RMSprop", **kwargs
     ):
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("rho", rho)
+        super().__init__(name, learning_rate, rho, momentum, **kwargs)
         self._momentum = _check_momentum(momentum)
-        self._set_hyper("momentum", momentum)
         self.epsilon = epsilon or _EPSILON
         self.centered = centered
 
@@ -714,15 +662,3 @@ class RMSprop(_legacy.Optimizer):
         if len(self.weights) == len(weights) + 1:
             weights = [np.array(0)] + list(weights)
         super().set_weights(weights)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            rho=self._serialize_hyperparameter("rho"),
-            momentum=self._serialize_hyperparameter("momentum"),
-            epsilon=self.epsilon,
-            centered=self.centered,
-        )
-        return config
