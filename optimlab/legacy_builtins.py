@@ -44,14 +44,16 @@ def _register(cls):
 
 
 class _Builtin(_legacy.Optimizer):
-    """Keras 2's constructor and ``get_config``, shared by the built-ins and declared per class.
+    """Keras 2's constructor, ``get_config`` and ``set_weights``, shared by the built-ins and declared per class.
 
     ``_HYPERS`` names the hyperparameters a class has besides ``learning_rate`` and
     ``decay``; ``__init__`` takes their values positionally, in that order, and sets
     them with ``_set_hyper``. ``_CONFIG`` lists what ``get_config`` adds after
     ``learning_rate`` and ``decay``, in Keras 2's key order: a name in ``_HYPERS`` is
     serialized; any other names an attribute, whose key drops a leading underscore
-    (``_initial_accumulator_value`` gives ``initial_accumulator_value``). Example::
+    (``_initial_accumulator_value`` gives ``initial_accumulator_value``).
+    ``_WEIGHTS_WITHOUT_COUNTER``: ``set_weights`` also takes weights saved without the
+    iteration counter (Keras 2's Adagrad, Adadelta and RMSprop). Example::
 
         class Adadelta(_Builtin):
             _HYPERS = ("rho",)
@@ -60,6 +62,7 @@ class _Builtin(_legacy.Optimizer):
 
     _HAS_AGGREGATE_GRAD = True
     _LR_ALIAS = True  # the deprecated ``lr`` keyword overrides ``learning_rate`` (Keras 2's Ftrl ignores it)
+    _WEIGHTS_WITHOUT_COUNTER = False  # set_weights takes weights saved before the counter was listed
     _HYPERS = ()
     _CONFIG = ()
 
@@ -77,6 +80,11 @@ class _Builtin(_legacy.Optimizer):
             value = self._serialize_hyperparameter(attribute) if attribute in self._HYPERS else getattr(self, attribute)
             config[attribute.lstrip("_")] = value
         return config
+
+    def set_weights(self, weights):
+        if self._WEIGHTS_WITHOUT_COUNTER and len(self.weights) == len(weights) + 1:
+            weights = [np.array(0)] + list(weights)  # the counter restarts at 0, as in Keras 2
+        super().set_weights(weights)
 
 
 @_register
@@ -298,6 +306,7 @@ class Adagrad(_Builtin):
     ``apply_state`` keys: ``lr_t``, ``epsilon``, ``neg_lr_t``, ``zero``. Slot: ``accumulator``.
     """
 
+    _WEIGHTS_WITHOUT_COUNTER = True
     _CONFIG = ("_initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, name="Adagrad", **kwargs):
@@ -320,11 +329,6 @@ class Adagrad(_Builtin):
             neg_lr_t=-state["lr_t"],
             zero=tf.zeros((), dtype=tf.int64),
         )
-
-    def set_weights(self, weights):
-        if len(self.weights) == len(weights) + 1:  # saved before the iteration counter was listed
-            weights = [np.array(0)] + list(weights)
-        super().set_weights(weights)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -363,6 +367,7 @@ class Adadelta(_Builtin):
     ``apply_state`` keys: ``lr_t``, ``epsilon``, ``rho``. Slots: ``accum_grad``, ``accum_var``.
     """
 
+    _WEIGHTS_WITHOUT_COUNTER = True
     _HYPERS = ("rho",)
     _CONFIG = ("rho", "epsilon")
 
@@ -381,11 +386,6 @@ class Adadelta(_Builtin):
             epsilon=tf.convert_to_tensor(self.epsilon, var_dtype),
             rho=tf.identity(self._get_hyper("rho", var_dtype)),
         )
-
-    def set_weights(self, weights):
-        if len(self.weights) == len(weights) + 1:
-            weights = [np.array(0)] + list(weights)
-        super().set_weights(weights)
 
     def _slots_and_coefficients(self, var, apply_state):
         c = _coefficients(self, var, apply_state)
@@ -584,6 +584,7 @@ class RMSprop(_Builtin):
     ``one_minus_rho``. Slots: ``rms``, then ``momentum`` and ``mg`` when used.
     """
 
+    _WEIGHTS_WITHOUT_COUNTER = True
     _HYPERS = ("rho", "momentum")
     _CONFIG = ("rho", "momentum", "epsilon", "centered")
 
@@ -657,8 +658,3 @@ class RMSprop(_Builtin):
             denominator = denominator - tf.square(mg_rows)
         self._resource_scatter_add(var, indices, c["neg_lr_t"] * grad / (tf.sqrt(denominator) + c["epsilon"]))
         return tf.group(var, rms)
-
-    def set_weights(self, weights):
-        if len(self.weights) == len(weights) + 1:
-            weights = [np.array(0)] + list(weights)
-        super().set_weights(weights)

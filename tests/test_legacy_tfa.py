@@ -204,3 +204,27 @@ def test_keras2_builtin_config_and_hyperparameters_match_tf_keras(name, kwargs):
         assert config[key] == pytest.approx(value, rel=1e-7) if isinstance(value, float) else config[key] == value, key
     assert sorted(ours._hyper) == sorted(theirs._hyper)
     assert type(ours)._HAS_AGGREGATE_GRAD == type(theirs)._HAS_AGGREGATE_GRAD
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "Adagrad", "Adadelta", "Adamax", "Ftrl", "Nadam", "RMSprop"])
+def test_keras2_builtin_takes_weights_saved_without_the_counter_where_tf_keras_does(name):
+    """Keras 2's Adagrad, Adadelta and RMSprop accept weights listed without the iteration
+    counter (saved by older versions; the counter restarts at 0); the others refuse them."""
+    import tf_keras
+
+    def outcome(module):
+        var = tf.Variable([1.0, 2.0])
+        opt = getattr(module, name)(0.1)
+        opt.apply_gradients([(tf.constant([0.5, -0.5]), var)])
+        try:
+            opt.set_weights(opt.get_weights()[1:])
+        except ValueError:
+            return None
+        return opt.get_weights()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = outcome(optimlab.legacy), outcome(tf_keras.optimizers.legacy)
+    assert (ours is None) == (theirs is None)
+    for a, b in zip(ours or [], theirs or [], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
