@@ -148,7 +148,7 @@ class SGD(_Builtin):
 
 
 class _AdamFamily(_Builtin):
-    """Constructor and config shared by Adam, Adamax and Nadam; the betas of Adam's and Adamax's ``_prepare_local``."""
+    """Constructor and config shared by Adam, Adamax and Nadam; coefficients and kernel arguments shared by Adam and Adamax."""
 
     _HYPERS = ("beta_1", "beta_2")
     _CONFIG = ("beta_1", "beta_2", "epsilon")
@@ -157,11 +157,33 @@ class _AdamFamily(_Builtin):
         super().__init__(name, learning_rate, beta_1, beta_2, **kwargs)
         self.epsilon = epsilon or _EPSILON
 
-    def _betas(self, var_dtype):
+    def _shared_coefficients(self, var_dtype):
+        """``(local_step, entries)``: the step number and the ``apply_state`` entries Adam and Adamax share."""
         local_step = tf.cast(self.iterations + 1, var_dtype)
         beta_1_t = tf.identity(self._get_hyper("beta_1", var_dtype))
         beta_2_t = tf.identity(self._get_hyper("beta_2", var_dtype))
-        return local_step, beta_1_t, beta_2_t
+        return local_step, dict(
+            epsilon=tf.convert_to_tensor(self.epsilon, var_dtype),
+            beta_1_t=beta_1_t,
+            beta_1_power=tf.pow(beta_1_t, local_step),
+            one_minus_beta_1_t=1 - beta_1_t,
+            beta_2_t=beta_2_t,
+        )
+
+    def _kernel_args(self, grad, var, c):
+        """The arguments ``ResourceApplyAdam`` and ``ResourceApplyAdaMax`` share."""
+        return dict(
+            var=var.handle,
+            m=self.get_slot(var, "m").handle,
+            v=self.get_slot(var, "v").handle,
+            beta1_power=c["beta_1_power"],
+            lr=c["lr_t"],
+            beta1=c["beta_1_t"],
+            beta2=c["beta_2_t"],
+            epsilon=c["epsilon"],
+            grad=grad,
+            use_locking=self._use_locking,
+        )
 
 
 @_register
@@ -187,19 +209,14 @@ class Adam(_AdamFamily):
 
     def _prepare_local(self, var_device, var_dtype, apply_state):
         super()._prepare_local(var_device, var_dtype, apply_state)
-        local_step, beta_1_t, beta_2_t = self._betas(var_dtype)
-        beta_1_power = tf.pow(beta_1_t, local_step)
-        beta_2_power = tf.pow(beta_2_t, local_step)
+        local_step, shared = self._shared_coefficients(var_dtype)
+        beta_2_power = tf.pow(shared["beta_2_t"], local_step)
         state = apply_state[(var_device, var_dtype)]
         state.update(
-            lr=state["lr_t"] * (tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)),
-            epsilon=tf.convert_to_tensor(self.epsilon, var_dtype),
-            beta_1_t=beta_1_t,
-            beta_1_power=beta_1_power,
-            one_minus_beta_1_t=1 - beta_1_t,
-            beta_2_t=beta_2_t,
+            shared,
+            lr=state["lr_t"] * (tf.sqrt(1 - beta_2_power) / (1 - shared["beta_1_power"])),
             beta_2_power=beta_2_power,
-            one_minus_beta_2_t=1 - beta_2_t,
+            one_minus_beta_2_t=1 - shared["beta_2_t"],
         )
 
     def set_weights(self, weights):
@@ -211,19 +228,7 @@ class Adam(_AdamFamily):
 
     def _resource_apply_dense(self, grad, var, apply_state=None):
         c = _coefficients(self, var, apply_state)
-        args = dict(
-            var=var.handle,
-            m=self.get_slot(var, "m").handle,
-            v=self.get_slot(var, "v").handle,
-            beta1_power=c["beta_1_power"],
-            beta2_power=c["beta_2_power"],
-            lr=c["lr_t"],
-            beta1=c["beta_1_t"],
-            beta2=c["beta_2_t"],
-            epsilon=c["epsilon"],
-            grad=grad,
-            use_locking=self._use_locking,
-        )
+        args = dict(self._kernel_args(grad, var, c), beta2_power=c["beta_2_power"])
         if self.amsgrad:
             return tf.raw_ops.ResourceApplyAdamWithAmsgrad(vhat=self.get_slot(var, "vhat").handle, **args)
         return tf.raw_ops.ResourceApplyAdam(**args)
@@ -260,33 +265,17 @@ class Adamax(_AdamFamily):
 
     def _prepare_local(self, var_device, var_dtype, apply_state):
         super()._prepare_local(var_device, var_dtype, apply_state)
-        local_step, beta_1_t, beta_2_t = self._betas(var_dtype)
-        beta_1_power = tf.pow(beta_1_t, local_step)
+        _, shared = self._shared_coefficients(var_dtype)
         state = apply_state[(var_device, var_dtype)]
         state.update(
-            neg_scaled_lr=-state["lr_t"] / (1 - beta_1_power),
-            epsilon=tf.convert_to_tensor(self.epsilon, var_dtype),
-            beta_1_t=beta_1_t,
-            beta_1_power=beta_1_power,
-            one_minus_beta_1_t=1 - beta_1_t,
-            beta_2_t=beta_2_t,
+            shared,
+            neg_scaled_lr=-state["lr_t"] / (1 - shared["beta_1_power"]),
             zero=tf.zeros((), dtype=tf.int64),
         )
 
     def _resource_apply_dense(self, grad, var, apply_state=None):
         c = _coefficients(self, var, apply_state)
-        return tf.raw_ops.ResourceApplyAdaMax(
-            var=var.handle,
-            m=self.get_slot(var, "m").handle,
-            v=self.get_slot(var, "v").handle,
-            beta1_power=c["beta_1_power"],
-            lr=c["lr_t"],
-            beta1=c["beta_1_t"],
-            beta2=c["beta_2_t"],
-            epsilon=c["epsilon"],
-            grad=grad,
-            use_locking=self._use_locking,
-        )
+        return tf.raw_ops.ResourceApplyAdaMax(**self._kernel_args(grad, var, c))
 
     def _resource_apply_sparse(self, grad, var, indices, apply_state=None):
         c = _coefficients(self, var, apply_state)
