@@ -3,9 +3,11 @@
 Python's default SIGINT handler raises ``KeyboardInterrupt`` wherever the main
 thread happens to be, including inside finalizers and library callbacks,
 where it is printed as "Exception ignored" and lost. Inside :func:`graceful`,
-the first Ctrl-C only sets a flag; the training loop calls :func:`check` after
-every chunk of epochs (a fraction of a second) and between runs, which raises
-:class:`Interrupted` there. A second Ctrl-C raises ``KeyboardInterrupt`` at once.
+the first Ctrl-C only sets a flag; the lab calls :func:`check` between runs,
+which raises :class:`Interrupted` there, and a run in progress watches
+:func:`requested` while its compiled program runs (see
+``optimlab.lab.training.runner.loop``), so it ends within a training step.
+A second Ctrl-C raises ``KeyboardInterrupt`` at once.
 
 Example::
 
@@ -20,6 +22,7 @@ import signal
 import threading
 
 _requested = threading.Event()
+_watching = threading.Event()  # set inside graceful(): Ctrl-C is ours to handle
 
 
 class Interrupted(KeyboardInterrupt):
@@ -28,6 +31,11 @@ class Interrupted(KeyboardInterrupt):
 
 def requested():
     return _requested.is_set()
+
+
+def watching():
+    """Whether a :func:`graceful` block is active (so a Ctrl-C will be a request, not an exception)."""
+    return _watching.is_set()
 
 
 def check(*_):
@@ -50,8 +58,10 @@ def graceful():
 
     previous = signal.signal(signal.SIGINT, handler)
     _requested.clear()
+    _watching.set()
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
         _requested.clear()
+        _watching.clear()

@@ -17,6 +17,13 @@ import os
 import sys
 import warnings
 
+_QUIET = []  # [True] once import_libraries silenced the libraries
+
+
+def quiet():
+    """Whether this process silenced the libraries (worker processes then do the same)."""
+    return bool(_QUIET)
+
 
 @contextlib.contextmanager
 def silenced_stderr():
@@ -41,6 +48,7 @@ def import_libraries(verbose=False):
 
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    _QUIET[:] = [True]
     with silenced_stderr():
         import keras  # noqa: F401
         import tensorflow as tf

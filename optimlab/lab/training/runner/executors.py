@@ -25,7 +25,10 @@ import concurrent.futures
 import hashlib
 import multiprocessing
 import os
+import pickle
 import time
+
+from optimlab import _quiet
 
 MAX_RETRIES = 3
 _DATA = {}  # fingerprint -> Data: one object per data set in a worker, so its traced programs are reused
@@ -95,7 +98,7 @@ class Serial:
         from optimlab import _interrupt
 
         for i, spec in enumerate(specs):
-            _interrupt.check()  # a Ctrl-C stops before the next run (a run in progress finishes first)
+            _interrupt.check()  # a Ctrl-C stops before the next run (one in progress stops within a step: loop.py)
             if on_start is not None:
                 on_start(spec)
             yield i, compute(problem, data, spec)
@@ -104,13 +107,22 @@ class Serial:
         pass
 
 
-def _worker_init(threads, problem, data):
+def _worker_init(threads, quiet, payload):
+    """Set up a worker: Ctrl-C ignored, TensorFlow loaded (silently when the driver is), the problem and data.
+
+    The problem and data come pickled, so that TensorFlow is imported here
+    under :mod:`optimlab._quiet`, not while the arguments are unpickled.
+    """
+    import pickle
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle (it stops cleanly)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if quiet:
+        from optimlab import _quiet
+
+        _quiet.import_libraries(verbose=False)
     set_threads(threads)
-    _worker_init.problem, _worker_init.data = problem, data
+    _worker_init.problem, _worker_init.data = pickle.loads(payload)
 
 
 def _worker_compute(spec):
@@ -133,7 +145,8 @@ class Processes:
             self.close()
             context = multiprocessing.get_context("spawn")
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                self.jobs, mp_context=context, initializer=_worker_init, initargs=(self.threads, problem, data))
+                self.jobs, mp_context=context, initializer=_worker_init,
+                initargs=(self.threads, _quiet.quiet(), pickle.dumps((problem, data))))
             self._for = (problem, id(data))
         return self._pool
 
@@ -153,6 +166,9 @@ class Processes:
                     record = future.result()
                     del pending[i]
                     yield i, record
+            except KeyboardInterrupt:  # Ctrl-C (or Interrupted): the runs in progress are dropped, not waited for
+                self.stop()
+                raise
             except concurrent.futures.process.BrokenProcessPool:
                 self.close()  # a worker died: every unfinished run goes to a fresh pool
                 for i in pending:
@@ -167,11 +183,21 @@ class Processes:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def stop(self):
+        """End the workers now; their unfinished runs are lost (the driver writes records, so nothing else is)."""
+        if self._pool is not None:
+            for process in list((self._pool._processes or {}).values()):  # no public terminate before Python 3.14
+                process.terminate()
+            self.close()
+
 
 def _as_completed_with_start(futures, started, on_start):
     """``as_completed`` that also reports runs as they start (a future turns running)."""
+    from optimlab import _interrupt
+
     remaining = set(futures)
     while remaining:
+        _interrupt.check()  # every 0.2 s: a Ctrl-C stops the wait (and, in the caller, the workers)
         for f in remaining:
             if f not in started and (f.running() or f.done()):
                 started.add(f)
@@ -199,7 +225,7 @@ class Ray:
         try:
             import ray
         except ImportError:
-            raise ValueError("ray: Ray is not installed; pip install 'ray>=2.9' (on every machine of the cluster)") from None
+            raise ValueError("ray: Ray is not installed; pip install 'optimlab[cluster]' (on every machine of the cluster)") from None
         self.ray = ray
         if not ray.is_initialized():
             try:
@@ -222,14 +248,22 @@ class Ray:
         started = min(slots, len(refs))
         for _ in range(started if on_start is not None else 0):
             on_start(None)
+        from optimlab import _interrupt
+
         remaining = list(refs)
-        while remaining:
-            done, remaining = self.ray.wait(remaining, num_returns=1)
-            for ref in done:
-                if on_start is not None and started < len(refs):
-                    started += 1
-                    on_start(None)
-                yield refs[ref], self.ray.get(ref)
+        try:
+            while remaining:
+                _interrupt.check()
+                done, remaining = self.ray.wait(remaining, num_returns=1, timeout=0.2)
+                for ref in done:
+                    if on_start is not None and started < len(refs):
+                        started += 1
+                        on_start(None)
+                    yield refs[ref], self.ray.get(ref)
+        except KeyboardInterrupt:  # Ctrl-C: cancel the tasks still queued or running on the cluster
+            for ref in remaining:
+                self.ray.cancel(ref, force=True)
+            raise
 
     def close(self):
         pass

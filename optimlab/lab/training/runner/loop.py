@@ -19,9 +19,11 @@ A run whose loss becomes non-finite stops and gets ``status="diverged"``.
 """
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
+import threading
 import time
 
 import keras
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from optimlab import _interrupt
 from optimlab.lab.training.problems import custom, models
 from optimlab.lab.training.runner import probes
 
@@ -139,6 +142,8 @@ class Program:
         optimizer.build(self.model.trainable_variables)
         self.structure = optimizer_structure(optimizer)
         self.probe = probes.Probe(self.model, loss_fn(problem), data.x_train, data.y_train) if diagnostics else None
+        self.stop = tf.Variable(False, trainable=False)  # set from outside to end a running call early (Ctrl-C)
+        self.baseline = None  # [naive baseline], computed by the first run
         self.function = self._trace()
         global TRACES
         TRACES += 1
@@ -154,6 +159,7 @@ class Program:
                   (tf.constant(data.x_test), tf.constant(data.y_test)) if len(data.x_test) else None]
         width = 1 + len(metrics)  # per split: loss, metrics
         n_layers = len(probe.layers) if probe else 0
+        stop = self.stop
 
         @tf.autograph.experimental.do_not_convert
         def evaluate():
@@ -173,15 +179,30 @@ class Program:
             return probe.measure(before)
 
         def epoch(orders, e, seed):
+            """Train epoch ``e``; its mean loss. A minibatch epoch stops early once a stop is requested."""
             if full_batch:
                 return _train_step(model, optimizer, train_loss, x, y, mixup, seed)
-            total = tf.constant(0.0)
-            for step in tf.range(tf.shape(orders)[1]):
-                rows = orders[e, step]
-                total += _train_step(model, optimizer, train_loss, tf.gather(x, rows), tf.gather(y, rows), mixup, seed)
-            return total / tf.cast(tf.shape(orders)[1], tf.float32)
+            steps = tf.shape(orders)[1]
 
-        @tf.function
+            def step(i, total):
+                rows = orders[e, i]
+                return i + 1, total + _train_step(model, optimizer, train_loss, tf.gather(x, rows), tf.gather(y, rows),
+                                                  mixup, seed)
+
+            _, total = tf.while_loop(lambda i, _: (i < steps) & ~stop.read_value(), step,
+                                     (tf.constant(0), tf.constant(0.0)))
+            return total / tf.cast(steps, tf.float32)
+
+        def chunk_of_epochs(orders, seed, size, done, going, losses):
+            """``size`` epochs from epoch ``done``: each epoch's loss written, ``going`` false after a non-finite one."""
+            def body(i, done, going, losses):
+                value = epoch(orders, done, seed)
+                return i + 1, done + 1, going & tf.math.is_finite(value), losses.write(done, value)
+
+            return tf.while_loop(lambda i, *_: (i < size) & ~stop.read_value(), body,
+                                 (tf.constant(0), done, going, losses))[1:]
+
+        @tf.function(autograph=False)  # explicit loops: tracing skips AutoGraph's source rewriting (seconds)
         def program(sizes, orders, seed):
             start_loss = loss(y, model(x, training=False))
             start = evaluate()
@@ -189,31 +210,33 @@ class Program:
             start_diag, _ = measure(before)
             watched = tf.math.is_finite(start) & tf.constant(([True] + [False] * (width - 1)) * 2)
             chunks = tf.shape(sizes)[0]
-            losses = tf.TensorArray(tf.float32, size=tf.reduce_sum(sizes))
-            evals = tf.TensorArray(tf.float32, size=chunks, element_shape=[2 * width])
-            diags = tf.TensorArray(tf.float32, size=chunks, element_shape=[3 if probe else 0])
-            layer_ratios = tf.TensorArray(tf.float32, size=chunks, element_shape=[n_layers])
-            seconds = tf.TensorArray(tf.float64, size=chunks, element_shape=[])
-            done, chunk, going = 0, 0, True
-            while going and chunk < chunks:
+            arrays = (tf.TensorArray(tf.float32, size=tf.reduce_sum(sizes)),  # epoch losses
+                      tf.TensorArray(tf.float32, size=chunks, element_shape=[2 * width]),  # evaluations
+                      tf.TensorArray(tf.float32, size=chunks, element_shape=[3 if probe else 0]),  # diagnostics
+                      tf.TensorArray(tf.float32, size=chunks, element_shape=[n_layers]),  # per-layer ratios
+                      tf.TensorArray(tf.float64, size=chunks, element_shape=[]))  # training seconds
+
+            def body(chunk, done, going, before, arrays):
+                losses, evals, diags, layer_ratios, seconds = arrays
                 began = tf.timestamp()
                 with tf.control_dependencies([began]):
-                    for _ in tf.range(sizes[chunk]):
-                        value = epoch(orders, done, seed)
-                        losses = losses.write(done, value)
-                        going = going and tf.math.is_finite(value)
-                        done += 1
+                    done, going, losses = chunk_of_epochs(orders, seed, sizes[chunk], done, going, losses)
                 with tf.control_dependencies([losses.flow]):
                     ended = tf.timestamp()
                     row = evaluate()
                     diag, ratios = measure(before)
-                    before = probe.snapshot() if probe else []
-                seconds = seconds.write(chunk, ended - began)
-                evals = evals.write(chunk, row)
-                diags = diags.write(chunk, diag)
-                layer_ratios = layer_ratios.write(chunk, ratios)
-                going = going and not tf.reduce_any(watched & ~tf.math.is_finite(row))
-                chunk += 1
+                    after = probe.snapshot() if probe else []
+                going = going & ~tf.reduce_any(watched & ~tf.math.is_finite(row))
+                arrays = (losses, evals.write(chunk, row), diags.write(chunk, diag),
+                          layer_ratios.write(chunk, ratios), seconds.write(chunk, ended - began))
+                return chunk + 1, done, going, after, arrays
+
+            def more(chunk, done, going, before, arrays):
+                return going & (chunk < chunks) & ~stop.read_value()
+
+            chunk, _, _, _, arrays = tf.while_loop(more, body, (tf.constant(0), tf.constant(0), tf.constant(True),
+                                                                before, arrays))
+            losses, evals, diags, layer_ratios, seconds = arrays
             return (start_loss, start, losses.stack(), evals.stack(), seconds.stack(), chunk, start_diag,
                     diags.stack(), layer_ratios.stack())
 
@@ -418,15 +441,55 @@ def _run(program, problem, data, seed, epochs, batch_size, eval_every, target):
         orders = np.zeros((0, 0, 0), np.int32)
     else:
         orders = epoch_orders(np.random.default_rng(int(seed)), len(data.x_train), batch_size, epochs).astype(np.int32)
+    arguments = (tf.constant(sizes, tf.int32), tf.constant(orders), tf.constant(int(seed), tf.int64))
     with _fast_instantiation():
-        outputs = program.function(tf.constant(sizes, tf.int32), tf.constant(orders), tf.constant(int(seed), tf.int64))
+        outputs = _call_interruptibly(program, arguments)
     result = _result(problem, target, sizes, program.probe, *(v.numpy() for v in outputs))
     if program.diagnostics:
-        metrics = [metric_fn(m) for m in problem.metrics]
-        num_outputs = int(program.model(data.x_train[:1], training=False).shape[-1])
-        result.diagnostics["baseline"] = probes.naive_baseline(
-            problem, data, _constant_evaluator(loss_fn(problem), metrics), num_outputs)
+        if program.baseline is None:  # the same for every run of the program: computed once
+            metrics = [metric_fn(m) for m in problem.metrics]
+            num_outputs = int(program.model(data.x_train[:1], training=False).shape[-1])
+            program.baseline = [probes.naive_baseline(
+                problem, data, _constant_evaluator(loss_fn(problem), metrics), num_outputs)]
+        result.diagnostics["baseline"] = copy.deepcopy(program.baseline[0])
     return result
+
+
+def _call_interruptibly(program, arguments):
+    """``program.function(*arguments)``, ended within a training step by a Ctrl-C (inside ``graceful``).
+
+    A run is one long TensorFlow call, and Python handles a signal only when
+    that call returns. So the call runs in a helper thread while this thread
+    waits and watches for a stop request; on one it sets the program's ``stop``
+    variable, which every loop of the program checks, waits for the call to
+    end and raises :class:`~optimlab._interrupt.Interrupted`: the partial run is
+    discarded (its record is never written). Outside ``graceful`` the call is direct.
+    """
+    if not _interrupt.watching() or threading.current_thread() is not threading.main_thread():
+        return program.function(*arguments)
+    box = {}
+
+    def call():
+        try:
+            box["outputs"] = program.function(*arguments)
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = error
+
+    thread = threading.Thread(target=call, name="optimlab-run", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+            if _interrupt.requested():
+                raise _interrupt.Interrupted()
+    except KeyboardInterrupt:
+        program.stop.assign(True)
+        thread.join()
+        program.stop.assign(False)
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["outputs"]
 
 
 def _result(problem, target, sizes, probe, start_loss, start, losses, evals, seconds, chunks, start_diag, diags,
@@ -463,7 +526,7 @@ def _result(problem, target, sizes, probe, start_loss, start, losses, evals, sec
         if not all(math.isfinite(rows[-1][c]) for c in watched):
             status = "diverged"
             break
-    history = pd.DataFrame(rows)
+    history = pd.DataFrame({column: [r[column] for r in rows] for column in rows[0]})  # by columns: faster
     final = {k: float(v) for k, v in history.iloc[-1].items() if k != "epoch"}
     final["epochs_run"] = int(history["epoch"].iloc[-1])
     extra = {}
