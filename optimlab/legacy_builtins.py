@@ -43,21 +43,63 @@ def _register(cls):
     return keras.saving.register_keras_serializable("optimlab_legacy")(cls)
 
 
+class _Builtin(_legacy.Optimizer):
+    """Keras 2's constructor, ``get_config`` and ``set_weights``, shared by the built-ins and declared per class.
+
+    ``_HYPERS`` names the hyperparameters a class has besides ``learning_rate`` and
+    ``decay``; ``__init__`` takes their values positionally, in that order, and sets
+    them with ``_set_hyper``. ``_CONFIG`` lists what ``get_config`` adds after
+    ``learning_rate`` and ``decay``, in Keras 2's key order: a name in ``_HYPERS`` is
+    serialized; any other names an attribute, whose key drops a leading underscore
+    (``_initial_accumulator_value`` gives ``initial_accumulator_value``).
+    ``_WEIGHTS_WITHOUT_COUNTER``: ``set_weights`` also takes weights saved without the
+    iteration counter (Keras 2's Adagrad, Adadelta and RMSprop). Example::
+
+        class Adadelta(_Builtin):
+            _HYPERS = ("rho",)
+            _CONFIG = ("rho", "epsilon")
+    """
+
+    _HAS_AGGREGATE_GRAD = True
+    _LR_ALIAS = True  # the deprecated ``lr`` keyword overrides ``learning_rate`` (Keras 2's Ftrl ignores it)
+    _WEIGHTS_WITHOUT_COUNTER = False  # set_weights takes weights saved before the counter was listed
+    _HYPERS = ()
+    _CONFIG = ()
+
+    def __init__(self, name, learning_rate, *hypers, **kwargs):
+        super().__init__(name, **kwargs)
+        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate) if self._LR_ALIAS else learning_rate)
+        self._set_hyper("decay", self._initial_decay)
+        for hyper, value in zip(self._HYPERS, hypers, strict=True):
+            self._set_hyper(hyper, value)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(learning_rate=self._serialize_hyperparameter("learning_rate"), decay=self._initial_decay)
+        for attribute in self._CONFIG:
+            value = self._serialize_hyperparameter(attribute) if attribute in self._HYPERS else getattr(self, attribute)
+            config[attribute.lstrip("_")] = value
+        return config
+
+    def set_weights(self, weights):
+        if self._WEIGHTS_WITHOUT_COUNTER and len(self.weights) == len(weights) + 1:
+            weights = [np.array(0)] + list(weights)  # the counter restarts at 0, as in Keras 2
+        super().set_weights(weights)
+
+
 @_register
-class SGD(_legacy.Optimizer):
+class SGD(_Builtin):
     """Keras 2's SGD: plain, momentum (``v <- m v - lr g; x <- x + v``) or Nesterov.
 
     ``apply_state`` keys: ``lr_t``, ``momentum``. Slot: ``momentum`` (only when momentum > 0).
     """
 
-    _HAS_AGGREGATE_GRAD = True
+    _HYPERS = ("momentum",)
+    _CONFIG = ("momentum", "nesterov")
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
+        super().__init__(name, learning_rate, momentum, **kwargs)
         self._momentum = _check_momentum(momentum)
-        self._set_hyper("momentum", momentum)
         self.nesterov = nesterov
 
     def _create_slots(self, var_list):
@@ -104,46 +146,44 @@ class SGD(_legacy.Optimizer):
             use_nesterov=self.nesterov,
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            momentum=self._serialize_hyperparameter("momentum"),
-            nesterov=self.nesterov,
-        )
-        return config
 
+class _AdamFamily(_Builtin):
+    """Constructor and config shared by Adam, Adamax and Nadam; coefficients and kernel arguments shared by Adam and Adamax."""
 
-class _AdamFamily(_legacy.Optimizer):
-    """Constructor, config and ``_prepare_local`` shared by Adam and Adamax."""
-
-    _HAS_AGGREGATE_GRAD = True
+    _HYPERS = ("beta_1", "beta_2")
+    _CONFIG = ("beta_1", "beta_2", "epsilon")
 
     def __init__(self, learning_rate, beta_1, beta_2, epsilon, name, **kwargs):
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("beta_1", beta_1)
-        self._set_hyper("beta_2", beta_2)
+        super().__init__(name, learning_rate, beta_1, beta_2, **kwargs)
         self.epsilon = epsilon or _EPSILON
 
-    def _betas(self, var_dtype):
+    def _shared_coefficients(self, var_dtype):
+        """``(local_step, entries)``: the step number and the ``apply_state`` entries Adam and Adamax share."""
         local_step = tf.cast(self.iterations + 1, var_dtype)
         beta_1_t = tf.identity(self._get_hyper("beta_1", var_dtype))
         beta_2_t = tf.identity(self._get_hyper("beta_2", var_dtype))
-        return local_step, beta_1_t, beta_2_t
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            beta_1=self._serialize_hyperparameter("beta_1"),
-            beta_2=self._serialize_hyperparameter("beta_2"),
-            epsilon=self.epsilon,
+        return local_step, dict(
+            epsilon=tf.convert_to_tensor(self.epsilon, var_dtype),
+            beta_1_t=beta_1_t,
+            beta_1_power=tf.pow(beta_1_t, local_step),
+            one_minus_beta_1_t=1 - beta_1_t,
+            beta_2_t=beta_2_t,
         )
-        return config
+
+    def _kernel_args(self, grad, var, c):
+        """The arguments ``ResourceApplyAdam`` and ``ResourceApplyAdaMax`` share."""
+        return dict(
+            var=var.handle,
+            m=self.get_slot(var, "m").handle,
+            v=self.get_slot(var, "v").handle,
+            beta1_power=c["beta_1_power"],
+            lr=c["lr_t"],
+            beta1=c["beta_1_t"],
+            beta2=c["beta_2_t"],
+            epsilon=c["epsilon"],
+            grad=grad,
+            use_locking=self._use_locking,
+        )
 
 
 @_register
@@ -154,6 +194,8 @@ class Adam(_AdamFamily):
     ``beta_1_power``, ``one_minus_beta_1_t``, ``beta_2_t``, ``beta_2_power``,
     ``one_minus_beta_2_t``. Slots: ``m``, ``v`` (and ``vhat`` with ``amsgrad``).
     """
+
+    _CONFIG = (*_AdamFamily._CONFIG, "amsgrad")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, name="Adam", **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, name, **kwargs)
@@ -167,19 +209,14 @@ class Adam(_AdamFamily):
 
     def _prepare_local(self, var_device, var_dtype, apply_state):
         super()._prepare_local(var_device, var_dtype, apply_state)
-        local_step, beta_1_t, beta_2_t = self._betas(var_dtype)
-        beta_1_power = tf.pow(beta_1_t, local_step)
-        beta_2_power = tf.pow(beta_2_t, local_step)
+        local_step, shared = self._shared_coefficients(var_dtype)
+        beta_2_power = tf.pow(shared["beta_2_t"], local_step)
         state = apply_state[(var_device, var_dtype)]
         state.update(
-            lr=state["lr_t"] * (tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)),
-            epsilon=tf.convert_to_tensor(self.epsilon, var_dtype),
-            beta_1_t=beta_1_t,
-            beta_1_power=beta_1_power,
-            one_minus_beta_1_t=1 - beta_1_t,
-            beta_2_t=beta_2_t,
+            shared,
+            lr=state["lr_t"] * (tf.sqrt(1 - beta_2_power) / (1 - shared["beta_1_power"])),
             beta_2_power=beta_2_power,
-            one_minus_beta_2_t=1 - beta_2_t,
+            one_minus_beta_2_t=1 - shared["beta_2_t"],
         )
 
     def set_weights(self, weights):
@@ -191,19 +228,7 @@ class Adam(_AdamFamily):
 
     def _resource_apply_dense(self, grad, var, apply_state=None):
         c = _coefficients(self, var, apply_state)
-        args = dict(
-            var=var.handle,
-            m=self.get_slot(var, "m").handle,
-            v=self.get_slot(var, "v").handle,
-            beta1_power=c["beta_1_power"],
-            beta2_power=c["beta_2_power"],
-            lr=c["lr_t"],
-            beta1=c["beta_1_t"],
-            beta2=c["beta_2_t"],
-            epsilon=c["epsilon"],
-            grad=grad,
-            use_locking=self._use_locking,
-        )
+        args = dict(self._kernel_args(grad, var, c), beta2_power=c["beta_2_power"])
         if self.amsgrad:
             return tf.raw_ops.ResourceApplyAdamWithAmsgrad(vhat=self.get_slot(var, "vhat").handle, **args)
         return tf.raw_ops.ResourceApplyAdam(**args)
@@ -220,11 +245,6 @@ class Adam(_AdamFamily):
             v_t = vhat.assign(tf.maximum(vhat, v_t))
         var.assign_sub(c["lr"] * m_t / (tf.sqrt(v_t) + c["epsilon"]))
         return tf.group(var, m, v)
-
-    def get_config(self):
-        config = super().get_config()
-        config["amsgrad"] = self.amsgrad
-        return config
 
 
 @_register
@@ -245,33 +265,17 @@ class Adamax(_AdamFamily):
 
     def _prepare_local(self, var_device, var_dtype, apply_state):
         super()._prepare_local(var_device, var_dtype, apply_state)
-        local_step, beta_1_t, beta_2_t = self._betas(var_dtype)
-        beta_1_power = tf.pow(beta_1_t, local_step)
+        _, shared = self._shared_coefficients(var_dtype)
         state = apply_state[(var_device, var_dtype)]
         state.update(
-            neg_scaled_lr=-state["lr_t"] / (1 - beta_1_power),
-            epsilon=tf.convert_to_tensor(self.epsilon, var_dtype),
-            beta_1_t=beta_1_t,
-            beta_1_power=beta_1_power,
-            one_minus_beta_1_t=1 - beta_1_t,
-            beta_2_t=beta_2_t,
+            shared,
+            neg_scaled_lr=-state["lr_t"] / (1 - shared["beta_1_power"]),
             zero=tf.zeros((), dtype=tf.int64),
         )
 
     def _resource_apply_dense(self, grad, var, apply_state=None):
         c = _coefficients(self, var, apply_state)
-        return tf.raw_ops.ResourceApplyAdaMax(
-            var=var.handle,
-            m=self.get_slot(var, "m").handle,
-            v=self.get_slot(var, "v").handle,
-            beta1_power=c["beta_1_power"],
-            lr=c["lr_t"],
-            beta1=c["beta_1_t"],
-            beta2=c["beta_2_t"],
-            epsilon=c["epsilon"],
-            grad=grad,
-            use_locking=self._use_locking,
-        )
+        return tf.raw_ops.ResourceApplyAdaMax(**self._kernel_args(grad, var, c))
 
     def _resource_apply_sparse(self, grad, var, indices, apply_state=None):
         c = _coefficients(self, var, apply_state)
@@ -285,20 +289,19 @@ class Adamax(_AdamFamily):
 
 
 @_register
-class Adagrad(_legacy.Optimizer):
+class Adagrad(_Builtin):
     """Keras 2's Adagrad: ``a <- a + g^2; x <- x - lr g / (sqrt(a) + eps)``.
 
     ``apply_state`` keys: ``lr_t``, ``epsilon``, ``neg_lr_t``, ``zero``. Slot: ``accumulator``.
     """
 
-    _HAS_AGGREGATE_GRAD = True
+    _WEIGHTS_WITHOUT_COUNTER = True
+    _CONFIG = ("_initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, name="Adagrad", **kwargs):
         if initial_accumulator_value < 0.0:
             raise ValueError(f"initial_accumulator_value must be non-negative: {initial_accumulator_value}")
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
+        super().__init__(name, learning_rate, **kwargs)
         self._initial_accumulator_value = initial_accumulator_value
         self.epsilon = epsilon or _EPSILON
 
@@ -315,11 +318,6 @@ class Adagrad(_legacy.Optimizer):
             neg_lr_t=-state["lr_t"],
             zero=tf.zeros((), dtype=tf.int64),
         )
-
-    def set_weights(self, weights):
-        if len(self.weights) == len(weights) + 1:  # saved before the iteration counter was listed
-            weights = [np.array(0)] + list(weights)
-        super().set_weights(weights)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -350,31 +348,20 @@ class Adagrad(_legacy.Optimizer):
             use_locking=self._use_locking,
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            initial_accumulator_value=self._initial_accumulator_value,
-            epsilon=self.epsilon,
-        )
-        return config
-
 
 @_register
-class Adadelta(_legacy.Optimizer):
+class Adadelta(_Builtin):
     """Keras 2's Adadelta (TensorFlow's ``ResourceApplyAdadelta``; note the default ``learning_rate=0.001``).
 
     ``apply_state`` keys: ``lr_t``, ``epsilon``, ``rho``. Slots: ``accum_grad``, ``accum_var``.
     """
 
-    _HAS_AGGREGATE_GRAD = True
+    _WEIGHTS_WITHOUT_COUNTER = True
+    _HYPERS = ("rho",)
+    _CONFIG = ("rho", "epsilon")
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, name="Adadelta", **kwargs):
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("rho", rho)
+        super().__init__(name, learning_rate, rho, **kwargs)
         self.epsilon = epsilon or _EPSILON
 
     def _create_slots(self, var_list):
@@ -388,11 +375,6 @@ class Adadelta(_legacy.Optimizer):
             epsilon=tf.convert_to_tensor(self.epsilon, var_dtype),
             rho=tf.identity(self._get_hyper("rho", var_dtype)),
         )
-
-    def set_weights(self, weights):
-        if len(self.weights) == len(weights) + 1:
-            weights = [np.array(0)] + list(weights)
-        super().set_weights(weights)
 
     def _slots_and_coefficients(self, var, apply_state):
         c = _coefficients(self, var, apply_state)
@@ -414,25 +396,20 @@ class Adadelta(_legacy.Optimizer):
             grad=grad, indices=indices, **self._slots_and_coefficients(var, apply_state)
         )
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            rho=self._serialize_hyperparameter("rho"),
-            epsilon=self.epsilon,
-        )
-        return config
-
 
 @_register
-class Ftrl(_legacy.Optimizer):
+class Ftrl(_Builtin):
     """Keras 2's FTRL-Proximal (``ResourceApplyFtrl``, ``...FtrlV2`` with L2 shrinkage).
 
     ``beta`` enters as ``l2 + beta / (2 lr)``. ``apply_state`` keys: ``lr_t``,
     ``learning_rate_power``, ``l1_regularization_strength``, ``l2_regularization_strength``,
     ``beta``, ``l2_shrinkage_regularization_strength``. Slots: ``accumulator``, ``linear``.
     """
+
+    _HAS_AGGREGATE_GRAD = False  # as in Keras 2
+    _LR_ALIAS = False
+    _HYPERS = ("learning_rate_power", "l1_regularization_strength", "l2_regularization_strength", "beta")
+    _CONFIG = ("_initial_accumulator_value", *_HYPERS, "_l2_shrinkage_regularization_strength")
 
     def __init__(
         self,
@@ -457,13 +434,9 @@ class Ftrl(_legacy.Optimizer):
                 raise ValueError(f"`{arg}` needs to be {allowed}. Received: {arg}={value}.")
         if learning_rate_power > 0.0:
             raise ValueError(f"`learning_rate_power` needs to be negative or zero. Received: {learning_rate_power}.")
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", learning_rate)
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("learning_rate_power", learning_rate_power)
-        self._set_hyper("l1_regularization_strength", l1_regularization_strength)
-        self._set_hyper("l2_regularization_strength", l2_regularization_strength)
-        self._set_hyper("beta", beta)
+        super().__init__(
+            name, learning_rate, learning_rate_power, l1_regularization_strength, l2_regularization_strength, beta, **kwargs
+        )
         self._initial_accumulator_value = initial_accumulator_value
         self._l2_shrinkage_regularization_strength = l2_shrinkage_regularization_strength
 
@@ -474,9 +447,8 @@ class Ftrl(_legacy.Optimizer):
 
     def _prepare_local(self, var_device, var_dtype, apply_state):
         super()._prepare_local(var_device, var_dtype, apply_state)
-        names = ("learning_rate_power", "l1_regularization_strength", "l2_regularization_strength", "beta")
         state = apply_state[(var_device, var_dtype)]
-        state.update({n: tf.identity(self._get_hyper(n, var_dtype)) for n in names})
+        state.update({n: tf.identity(self._get_hyper(n, var_dtype)) for n in self._HYPERS})
         state["l2_shrinkage_regularization_strength"] = tf.cast(self._l2_shrinkage_regularization_strength, var_dtype)
 
     def _ftrl_args(self, var, apply_state):
@@ -505,23 +477,9 @@ class Ftrl(_legacy.Optimizer):
         op = tf.raw_ops.ResourceSparseApplyFtrlV2 if "l2_shrinkage" in args else tf.raw_ops.ResourceSparseApplyFtrl
         return op(grad=grad, indices=indices, **args)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            initial_accumulator_value=self._initial_accumulator_value,
-            learning_rate_power=self._serialize_hyperparameter("learning_rate_power"),
-            l1_regularization_strength=self._serialize_hyperparameter("l1_regularization_strength"),
-            l2_regularization_strength=self._serialize_hyperparameter("l2_regularization_strength"),
-            beta=self._serialize_hyperparameter("beta"),
-            l2_shrinkage_regularization_strength=self._l2_shrinkage_regularization_strength,
-        )
-        return config
-
 
 @_register
-class Nadam(_legacy.Optimizer):
+class Nadam(_AdamFamily):
     """Keras 2's Nadam (Dozat 2016) with its momentum schedule ``beta_1 (1 - 0.5 * 0.96^(0.004 t))``.
 
     ``decay`` here is the schedule's decay (``schedule_decay``, default 0.004), not a
@@ -532,19 +490,12 @@ class Nadam(_legacy.Optimizer):
     ``one_minus_m_schedule_new``, ``one_minus_m_schedule_next``, ``v_t_prime_denominator``.
     """
 
-    _HAS_AGGREGATE_GRAD = True
-
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name="Nadam", **kwargs):
         kwargs["decay"] = kwargs.pop("schedule_decay", 0.004)
         learning_rate = kwargs.get("lr", learning_rate)
         if isinstance(learning_rate, LearningRateSchedule):
             raise ValueError(f"The Nadam optimizer does not support LearningRateSchedules; got {learning_rate!r}")
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", learning_rate)
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("beta_1", beta_1)
-        self._set_hyper("beta_2", beta_2)
-        self.epsilon = epsilon or _EPSILON
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, name, **kwargs)
         self._m_cache = None
 
     def _create_slots(self, var_list):
@@ -612,20 +563,9 @@ class Nadam(_legacy.Optimizer):
         self._resource_scatter_add(var, indices, c["neg_lr_t"] * m_t_bar / denominator)
         return tf.group(var, m, v)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            beta_1=self._serialize_hyperparameter("beta_1"),
-            beta_2=self._serialize_hyperparameter("beta_2"),
-            epsilon=self.epsilon,
-        )
-        return config
-
 
 @_register
-class RMSprop(_legacy.Optimizer):
+class RMSprop(_Builtin):
     """Keras 2's RMSprop: ``ms <- rho ms + (1 - rho) g^2``, epsilon outside the square root;
     ``momentum`` and ``centered`` use TensorFlow's fused kernels as Keras 2 did.
 
@@ -633,17 +573,15 @@ class RMSprop(_legacy.Optimizer):
     ``one_minus_rho``. Slots: ``rms``, then ``momentum`` and ``mg`` when used.
     """
 
-    _HAS_AGGREGATE_GRAD = True
+    _WEIGHTS_WITHOUT_COUNTER = True
+    _HYPERS = ("rho", "momentum")
+    _CONFIG = ("rho", "momentum", "epsilon", "centered")
 
     def __init__(
         self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, name="RMSprop", **kwargs
     ):
-        super().__init__(name, **kwargs)
-        self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-        self._set_hyper("decay", self._initial_decay)
-        self._set_hyper("rho", rho)
+        super().__init__(name, learning_rate, rho, momentum, **kwargs)
         self._momentum = _check_momentum(momentum)
-        self._set_hyper("momentum", momentum)
         self.epsilon = epsilon or _EPSILON
         self.centered = centered
 
@@ -709,20 +647,3 @@ class RMSprop(_legacy.Optimizer):
             denominator = denominator - tf.square(mg_rows)
         self._resource_scatter_add(var, indices, c["neg_lr_t"] * grad / (tf.sqrt(denominator) + c["epsilon"]))
         return tf.group(var, rms)
-
-    def set_weights(self, weights):
-        if len(self.weights) == len(weights) + 1:
-            weights = [np.array(0)] + list(weights)
-        super().set_weights(weights)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            learning_rate=self._serialize_hyperparameter("learning_rate"),
-            decay=self._initial_decay,
-            rho=self._serialize_hyperparameter("rho"),
-            momentum=self._serialize_hyperparameter("momentum"),
-            epsilon=self.epsilon,
-            centered=self.centered,
-        )
-        return config

@@ -1,6 +1,7 @@
 """One worker of test_multiworker.py: ``python multiworker_job.py INDEX PORT0,PORT1 OUT.npz [fit]``.
 
-Trains each optimizer family of ``families()`` with MultiWorkerMirroredStrategy
+Trains each optimizer family of ``families()`` (those test_distribute.py also
+covers come from ``distribute_families.py``) with MultiWorkerMirroredStrategy
 in a custom loop (each worker feeds its half of every global batch) and saves
 the final weights; with ``fit`` it also tries ``model.fit`` and saves the
 outcome. ``reference()`` is the single-process run on whole global batches.
@@ -12,41 +13,27 @@ import sys
 
 import numpy as np
 
+import distribute_families
+
 GLOBAL_BATCH = 8
-
-
-def _seed_adam():
-    from test_legacy import SeedAdam  # a Keras 2 style optimizer on optimlab.legacy
-
-    return SeedAdam(learning_rate=0.05)
 
 
 def families():
     import optimlab
 
     return {
-        "native-kernel": lambda: optimlab.Adam(0.05, fused=True),
-        "tf-kernel": lambda: optimlab.registry.get("adamax", learning_rate=0.05, fused=True),
-        "plain": lambda: optimlab.registry.get("adabelief", learning_rate=0.05),
-        "legacy-style": _seed_adam,
-        "wrapper": lambda: optimlab.wrappers.Lookahead(optimlab.SGD(0.1, momentum=0.5), sync_period=2),
-        "sam": lambda: optimlab.SGD(0.1),
+        **distribute_families.families(),
         "accumulation": lambda: optimlab.registry.get("lamb", learning_rate=0.05, gradient_accumulation_steps=2, weight_decay=0.1),
-        "ema": lambda: optimlab.SGD(0.1, use_ema=True, ema_momentum=0.5),
         "skip-nonfinite": lambda: optimlab.Adam(0.05, skip_nonfinite=True),
     }
 
 
 def data():
-    rng = np.random.default_rng(5)
-    inputs = rng.normal(size=(32, 3)).astype("float32")
-    targets = (inputs @ np.array([[1.0], [-1.0], [2.0]]) + 0.5).astype("float32")
-    return inputs, targets
+    return distribute_families.data(seed=5)
 
 
 def train(strategy, family, make, rows, compiled=True):
     """Custom loop; ``rows(batch_start)`` are the rows this process feeds from each global batch."""
-    import keras
     import tensorflow as tf
 
     import optimlab
@@ -55,8 +42,7 @@ def train(strategy, family, make, rows, compiled=True):
     if family == "skip-nonfinite":
         inputs[8:16] = np.nan
     with strategy.scope():
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+        model = distribute_families.model()
         opt = make()
         opt.build(model.trainable_variables)  # in the scope, before the loop
 

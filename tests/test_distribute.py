@@ -9,6 +9,7 @@ import tensorflow as tf
 import keras
 
 import optimlab
+import distribute_families
 
 
 def strategy():
@@ -98,42 +99,22 @@ def test_fit_under_mirrored_strategy_matches_one_device():
 
 
 # ------------------------------------------------------- optimizer families
-def _seed_adam():
-    from test_legacy import SeedAdam
-
-    return SeedAdam(learning_rate=0.05)
-
-
 FAMILIES = {
-    "native-kernel": lambda: optimlab.Adam(0.05, fused=True),
-    "tf-kernel": lambda: optimlab.registry.get("adamax", learning_rate=0.05, fused=True),
-    "plain": lambda: optimlab.registry.get("adabelief", learning_rate=0.05),
-    "legacy-style": _seed_adam,
-    "wrapper": lambda: optimlab.wrappers.Lookahead(optimlab.SGD(0.1, momentum=0.5), sync_period=2),
-    "sam": lambda: optimlab.SGD(0.1),
+    **distribute_families.families(),
     "accumulation": lambda: optimlab.Adam(0.05, gradient_accumulation_steps=2, weight_decay=0.1),
     "accumulation-self-decaying": lambda: optimlab.registry.get("lamb", learning_rate=0.05, gradient_accumulation_steps=2, weight_decay=0.1, decay_in_trust_ratio=True),
-    "ema": lambda: optimlab.SGD(0.1, use_ema=True, ema_momentum=0.5),
     "skip-nonfinite": lambda: optimlab.Adam(0.05, skip_nonfinite=True, gradient_accumulation_steps=2, use_ema=True, ema_momentum=0.5),
 }
 
 
-def _data():
-    rng = np.random.default_rng(3)
-    inputs = rng.normal(size=(32, 3)).astype("float32")
-    targets = (inputs @ np.array([[1.0], [-1.0], [2.0]]) + 0.5).astype("float32")
-    return inputs, targets
-
-
 def _model(family):
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+    model = distribute_families.model()
     return optimlab.SAMModel(model, rho=0.05) if family == "sam" else model
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_fit_under_mirrored_strategy_matches_one_device_with_the_global_batch(family, mirrored):
-    inputs, targets = _data()
+    inputs, targets = distribute_families.data(seed=3)
     if family == "skip-nonfinite":
         inputs = inputs.copy()
         inputs[8:16] = np.nan  # the second global batch: skipped on both replicas
@@ -159,7 +140,7 @@ def test_fit_under_mirrored_strategy_matches_one_device_with_the_global_batch(fa
 
 def test_accumulation_of_a_keras_model_in_a_custom_loop_under_mirrored_strategy(mirrored):
     """Item 1: a Keras model's variables (not plain tf.Variables) under accumulation, custom loop."""
-    inputs, targets = _data()
+    inputs, targets = distribute_families.data(seed=3)
 
     def train(strategy):
         with strategy.scope():

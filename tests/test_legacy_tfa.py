@@ -172,3 +172,59 @@ def test_keras2_builtin_follows_tf_keras(name, keras2_reference):
         warnings.simplefilter("ignore")
         result = tfa_harness.trajectory(tf, None, optimlab.legacy, name)
     compare_with_keras2(result, keras2_reference, name)
+
+
+KERAS2_CONFIG_CASES = [
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, nesterov=True, decay=0.01, clipnorm=1.0)),
+    ("Adam", dict(learning_rate=0.02, beta_1=0.8, epsilon=None, amsgrad=True, name="A")),
+    ("Adamax", dict(lr=0.3, beta_2=0.9)),
+    ("Adagrad", dict(initial_accumulator_value=0.0, epsilon=1e-5, global_clipnorm=2.0)),
+    ("Adadelta", dict(learning_rate=1.0, rho=0.9)),
+    ("Ftrl", dict(lr=0.7, learning_rate_power=-0.3, l1_regularization_strength=1e-3, beta=0.1,
+                  l2_shrinkage_regularization_strength=1e-3)),
+    ("Nadam", dict(learning_rate=0.01, beta_1=0.7, schedule_decay=0.01)),
+    ("RMSprop", dict(learning_rate=0.01, rho=0.8, momentum=0.5, centered=True, clipvalue=0.5)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs", KERAS2_CONFIG_CASES, ids=[c[0] for c in KERAS2_CONFIG_CASES])
+def test_keras2_builtin_config_and_hyperparameters_match_tf_keras(name, kwargs):
+    """Same constructor arguments, same ``get_config`` and hyperparameters
+    as tf_keras' legacy class (Ftrl ignores the deprecated ``lr``, as Keras 2's does)."""
+    import tf_keras
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = getattr(optimlab.legacy, name)(**kwargs)
+        theirs = getattr(tf_keras.optimizers.legacy, name)(**kwargs)
+    expected = {k: v for k, v in theirs.get_config().items() if k != "is_legacy_optimizer"}
+    config = ours.get_config()
+    assert sorted(config) == sorted(expected)
+    for key, value in expected.items():
+        assert config[key] == pytest.approx(value, rel=1e-7) if isinstance(value, float) else config[key] == value, key
+    assert sorted(ours._hyper) == sorted(theirs._hyper)
+    assert type(ours)._HAS_AGGREGATE_GRAD == type(theirs)._HAS_AGGREGATE_GRAD
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "Adagrad", "Adadelta", "Adamax", "Ftrl", "Nadam", "RMSprop"])
+def test_keras2_builtin_takes_weights_saved_without_the_counter_where_tf_keras_does(name):
+    """Keras 2's Adagrad, Adadelta and RMSprop accept weights listed without the iteration
+    counter (saved by older versions; the counter restarts at 0); the others refuse them."""
+    import tf_keras
+
+    def outcome(module):
+        var = tf.Variable([1.0, 2.0])
+        opt = getattr(module, name)(0.1)
+        opt.apply_gradients([(tf.constant([0.5, -0.5]), var)])
+        try:
+            opt.set_weights(opt.get_weights()[1:])
+        except ValueError:
+            return None
+        return opt.get_weights()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = outcome(optimlab.legacy), outcome(tf_keras.optimizers.legacy)
+    assert (ours is None) == (theirs is None)
+    for a, b in zip(ours or [], theirs or [], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -60,7 +60,11 @@ class _EvaluationSwap:
             beta = self._get_hyper("beta_1", var.dtype)
             var.assign(point(self.get_slot(var, "z"), self.get_slot(var, "x"), beta))
 
-    def _build_averages(self, var_list):
+    def build(self, var_list):
+        """The optimizer's own variables, then ``z``, ``x``, ``lr_max`` and ``weight_sum`` of each variable."""
+        if self.built:
+            return
+        super().build(var_list)
         for var in var_list:
             self.add_slot(var, "z")
             self.add_slot(var, "x")
@@ -170,12 +174,6 @@ class ScheduleFreeSGD(_EvaluationSwap, Optimizer):
         self._set_hyper("beta_1", beta_1, check=check_unit_interval)
         self.warmup_steps = _check_warmup_steps(warmup_steps)
 
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._build_averages(var_list)
-
     def update_step(self, gradient, variable, learning_rate):
         self._averaged_step(variable, lambda: gradient, learning_rate)
 
@@ -251,8 +249,7 @@ class ScheduleFreeAdamW(_EvaluationSwap, Optimizer):
     def build(self, var_list):
         if self.built:
             return
-        super().build(var_list)
-        self._build_averages(var_list)
+        super().build(var_list)  # the averages first
         for var in var_list:
             self.add_slot(var, "v")
 

@@ -103,31 +103,38 @@ def describe(problem):
     return meta
 
 
+def _check_name_or_function(value, names, allowed, not_callable=None):
+    """Raise unless ``value`` is one of ``names`` or callable.
+
+    ``allowed`` begins both messages (``"; got <value>"`` follows); ``not_callable``,
+    when given, is the whole TypeError message instead. Example::
+
+        _check_name_or_function("hinge", LOSSES, "loss must be one of [...]")  # ValueError
+    """
+    if isinstance(value, str):
+        if value not in names:
+            raise ValueError(f"{allowed}; got {value!r}")
+    elif not callable(value):
+        raise TypeError(not_callable or f"{allowed}; got {value!r}")
+
+
 def check_problem(problem):
     """Raise ValueError/TypeError naming the first missing or bad part of ``problem``."""
     if not isinstance(problem.name, str) or not problem.name or "/" in problem.name or ":" in problem.name:
         raise ValueError(f"name must be a non-empty string without '/' or ':' (it names the records' folder); "
                          f"got {problem.name!r}")
-    if isinstance(problem.model, str):
-        if problem.model not in BUILTIN_MODELS:
-            raise ValueError(f"model must be one of {list(BUILTIN_MODELS)} or a function returning a keras.Model; "
-                             f"got {problem.model!r}")
-    elif not callable(problem.model):
-        raise TypeError(f"model must be a function of no arguments returning a keras.Model "
-                        f"(or one of {list(BUILTIN_MODELS)}); got {type(problem.model).__name__}")
-    if isinstance(problem.loss, str):
-        if problem.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {list(LOSSES)} or a function loss(y_true, y_pred); "
-                             f"got {problem.loss!r}")
-    elif not callable(problem.loss):
-        raise TypeError(f"loss must be one of {list(LOSSES)} or a function loss(y_true, y_pred); got {problem.loss!r}")
+    _check_name_or_function(
+        problem.model,
+        BUILTIN_MODELS,
+        f"model must be one of {list(BUILTIN_MODELS)} or a function returning a keras.Model",
+        f"model must be a function of no arguments returning a keras.Model (or one of {list(BUILTIN_MODELS)}); "
+        f"got {type(problem.model).__name__}",
+    )
+    _check_name_or_function(problem.loss, LOSSES, f"loss must be one of {list(LOSSES)} or a function loss(y_true, y_pred)")
     if isinstance(problem.metrics, (str, bytes)) or not isinstance(problem.metrics, (list, tuple)):
         raise TypeError(f"metrics must be a list of names {list(METRICS)} or functions; got {problem.metrics!r}")
     for metric in problem.metrics:
-        if isinstance(metric, str) and metric not in METRICS:
-            raise ValueError(f"metrics must hold names in {list(METRICS)} or functions; got {metric!r}")
-        if not isinstance(metric, str) and not callable(metric):
-            raise TypeError(f"metrics must hold names in {list(METRICS)} or functions; got {metric!r}")
+        _check_name_or_function(metric, METRICS, f"metrics must hold names in {list(METRICS)} or functions")
     if isinstance(problem.epochs, bool) or not isinstance(problem.epochs, numbers.Integral) or problem.epochs < 1:
         raise ValueError(f"epochs must be a positive integer; got {problem.epochs!r}")
     batch = problem.batch_size
