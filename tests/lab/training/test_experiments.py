@@ -25,7 +25,18 @@ def test_compare_selects_on_validation_and_reruns_the_winner(compared):
         assert chosen["hyperparameters"]["learning_rate"] == mine.idxmin()
         assert [r["spec"]["seed"] for r in chosen["records"]] == [0, 1]
     assert runner.computed == 2 * (3 + 1)  # 3 rates with seed 0, then seed 1 of the winner (seed 0 reused)
-    assert runner.reused == 2
+    assert runner.reused == 0  # the winner's seed 0 is its selection run: one run, counted once
+
+
+def test_a_rerun_of_compare_counts_each_record_once(compared):
+    """Found by a user test: a fresh compare said "3 reused", its rerun "39 reused" of 36 records."""
+    out, _, _ = compared
+    again = experiments.Runner(out, "diabetes", epochs=15)
+    seen = []
+    again.on_run = lambda record, computed: seen.append(record["key"])
+    experiments.compare(again, ["gd", "adam"], seeds=2, learning_rates=[1e-3, 0.5, 1e3])
+    assert again.computed == 0 and again.reused == len(records.load_all(out)) == 8
+    assert len(seen) == len(set(seen)) == 8  # the progress bar advances once per run
 
 
 def test_diverged_runs_are_recorded_not_raised(compared):

@@ -149,6 +149,7 @@ class Runner:
     on_retry: object = None
     computed: int = 0
     reused: int = 0
+    _counted: set = dataclasses.field(default_factory=set, init=False, repr=False)  # record paths counted
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -230,7 +231,7 @@ class Runner:
                 record = None if len(mine) >= self._batch() else records.read(path)
                 if record is not None:
                     found[path] = record
-                    self._done(record, computed=False)
+                    self._done(path, record, computed=False)
                 elif len(mine) < self._batch() and records.claim(path):
                     record = records.read(path)  # another process may have finished it since we looked
                     if record is None:
@@ -238,7 +239,7 @@ class Runner:
                     else:
                         records.release(path)
                         found[path] = record
-                        self._done(record, computed=False)
+                        self._done(path, record, computed=False)
                 else:
                     waiting.append(path)
             self._compute(mine, spec_of, found)
@@ -271,14 +272,22 @@ class Runner:
                                            self.out / "tensorboard" / spec["problem"] / spec["optimizer"] / record["key"])
                 found[paths[i]] = record
                 self.computed += 1
-                self._done(record, computed=True)
+                self._done(paths[i], record, computed=True)
         finally:
             for path in paths:
                 if path not in found:
                     records.release(path)
 
-    def _done(self, record, computed):
+    def _done(self, path, record, computed):
+        """Count a run once per runner: a record this runner computed or read before is not counted again.
+
+        (compare's seed-0 run of a selected learning rate is its selection run:
+        one run, computed once, not "computed" and then "reused".)
+        """
         _interrupt.check()  # after a Ctrl-C: stop here, with this run's record written
+        if path in self._counted:
+            return
+        self._counted.add(path)
         if not computed:
             self.reused += 1
         if self.on_run is not None:
