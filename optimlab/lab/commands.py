@@ -234,6 +234,12 @@ def show(title, headers, rows, numeric=(), out=None):
         out.print(Padding(block, (0, 0, 0, 2), expand=False))
 
 
+def _counts(running, diverged, retried):
+    """``"2 running, 1 diverged"`` (``", 1 retried"`` after a lost worker): the progress bar's counts in words."""
+    text = f"{running} running, {diverged} diverged"
+    return text + (f", {retried} retried" if retried else "")
+
+
 @contextlib.contextmanager
 def progress_for(runner, total, label, done=0):
     """One progress bar (on stderr) for all runs, here, in worker processes or on a cluster.
@@ -241,29 +247,32 @@ def progress_for(runner, total, label, done=0):
     It starts at ``done`` (work finished by an earlier, interrupted command) and
     shows runs done of the total, how many are running, how many diverged (a
     result, not a fault) and how many were retried after losing their worker,
-    the time spent and the time left. It fits 80 columns.
+    and the time left. It fits 80 columns, e.g.
+    ``compare adam  ━━━━━━━━ 12/36 2 running, 1 diverged 0:00:41``.
     """
-    columns = (TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
-               TextColumn("run {task.fields[running]} div {task.fields[diverged]} retry {task.fields[retried]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=8), MofNCompleteColumn(),
+               TextColumn("{task.fields[counts]}"), TimeRemainingColumn())
     counts = {"running": 0, "diverged": 0, "retried": 0}
     with Progress(*columns, console=progress_console, transient=False) as progress:
-        task = progress.add_task(label, total=total, completed=done, **counts)
+        task = progress.add_task(label, total=total, completed=done, counts=_counts(**counts))
+
+        def update(**fields):
+            progress.update(task, counts=_counts(**counts), **fields)
 
         def on_start():
             counts["running"] += 1
-            progress.update(task, **counts)
+            update()
 
         def on_retry():
             counts["running"] = max(0, counts["running"] - 1)
             counts["retried"] += 1
-            progress.update(task, **counts)
+            update()
 
         def on_run(record, computed):
             if computed:
                 counts["running"] = max(0, counts["running"] - 1)
             counts["diverged"] += record["status"] != "ok"
-            progress.update(task, advance=1, description=f"{label} {record['spec']['optimizer']}"[:22], **counts)
+            update(advance=1, description=f"{label} {record['spec']['optimizer']}"[:14])
 
         runner.on_run, runner.on_start, runner.on_retry = on_run, on_start, on_retry
         try:
@@ -365,10 +374,17 @@ def print_summary(runner, keys):
              numeric=("pairs", "Wilcoxon p", "Welch p", "Cohen's d"))
     for sentence in verdict.headlines(runs):
         console.print(sentence, highlight=False)
-    console.print(f"{runner.computed} runs computed, {runner.reused} reused from {runner.out}/records. "
-                  f"Report: optimlab report {runner.out}", highlight=False)
+    console.print(f"{runner.computed} runs computed, {runner.reused} reused from {runner.out}/records.",
+                  highlight=False)
+    report_hint(runner.out)
     if runner.problem == "boston":
         console.print(BOSTON_NOTE)
+
+
+def report_hint(out):
+    """The command that writes the report, on its own line and never wrapped (so it copies whole)."""
+    console.print("Report:", highlight=False)
+    console.print(f"  optimlab report {shlex.quote(str(out))}", soft_wrap=True, highlight=False, markup=False)
 
 
 def compare(runner, optimizers, seeds, lrs, clipnorm, settings=None):
@@ -381,7 +397,9 @@ def compare(runner, optimizers, seeds, lrs, clipnorm, settings=None):
     with user_errors():
         runner.data_split()
     log_command(runner.out)
-    per_optimizer = (len(learning_rates) if learning_rates and len(learning_rates) > 1 else 0) + seeds
+    # Selection runs with seed 0, then the winner's seeds; the winner's seed 0 is its selection run (one run).
+    selecting = learning_rates is not None and len(learning_rates) > 1
+    per_optimizer = (len(learning_rates) - 1 if selecting else 0) + seeds
     with progress_for(runner, per_optimizer * len(names), "compare"), user_errors():
         result = experiments.compare(runner, names, seeds, learning_rates, extra={**extra, "clipnorm": clip})
     print_summary(runner, {r["key"] for v in result.values() for r in v["records"]})
@@ -409,8 +427,8 @@ def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None):
     show(f"{runner.problem}, {names[0]}: final losses (medians over seeds)",
          ("config", "seeds", "diverged", "train loss", "validation loss", "test loss"), rows,
          numeric=("seeds", "diverged", "train loss", "validation loss", "test loss"))
-    console.print(f"{runner.computed} runs computed, {runner.reused} reused. Report: optimlab report {runner.out}",
-                  highlight=False)
+    console.print(f"{runner.computed} runs computed, {runner.reused} reused.", highlight=False)
+    report_hint(runner.out)
     if runner.problem == "boston":
         console.print(BOSTON_NOTE)
 
@@ -438,7 +456,8 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
     show(f"{runner.problem}: tuning ({sampler}, {trials} trials each)",
          ("optimizer", "best learning rate", "validation loss", "complete trials", "diverged trials"), rows,
          numeric=("best learning rate", "validation loss", "complete trials", "diverged trials"))
-    console.print(f"{trial_counts(result, runner, sum(earlier))}. Report: optimlab report {runner.out}", highlight=False)
+    console.print(f"{trial_counts(result, runner, sum(earlier))}.", highlight=False)
+    report_hint(runner.out)
     if storage is None:
         console.print(f"Browse the studies: optuna-dashboard {runner.out / 'tuning.db'}", highlight=False,
                       overflow="fold")

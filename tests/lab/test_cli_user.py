@@ -123,8 +123,11 @@ NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def _whole(output):
-    """Every line fits 80 columns, nothing is cut with an ellipsis, no number lost its exponent."""
-    lines = output.splitlines()
+    """Every line fits 80 columns, nothing is cut with an ellipsis, no number lost its exponent.
+
+    A command to copy (``  optimlab report PATH``) is one line, never wrapped, however long.
+    """
+    lines = [line for line in output.splitlines() if not line.startswith("  optimlab ")]
     assert lines, "no output"
     assert max(len(line) for line in lines) <= 80, max(lines, key=len)
     assert "…" not in output
@@ -245,9 +248,33 @@ def test_progress_bar_tells_diverged_from_retried_and_the_time_left(monkeypatch)
         runner.on_start()
         runner.on_retry()
     last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
-    assert "2/4" in last and "run 0 div 1 retry 1" in last, last
-    assert re.search(r"\d:\d\d:\d\d\s+(-:--:--|\d:\d\d:\d\d)\s*$", last), last  # elapsed, then time left
+    assert "2/4" in last and "0 running, 1 diverged, 1 retried" in last, last
+    assert re.search(r"(-:--:--|\d:\d\d:\d\d)\s*$", last), last  # the time left
     assert len(last.rstrip()) <= 80
+
+
+def test_progress_bar_speaks_words_and_fits_80_columns_with_large_counts(monkeypatch):
+    """Found by a user test: "run 0 div 4 retry 0" was cryptic; words must still fit 80 columns."""
+    import io
+
+    screen = io.StringIO()
+    monkeypatch.setattr(commands, "progress_console", Console(file=screen, width=80, force_terminal=True))
+
+    class FakeRunner:
+        def close(self):
+            pass
+
+    runner = FakeRunner()
+    with commands.progress_for(runner, 1000, "compare"):
+        for _ in range(150):
+            runner.on_start()
+        for _ in range(120):
+            runner.on_run({"status": "diverged", "spec": {"optimizer": "schedule_free_adamw"}}, True)
+        for _ in range(12):
+            runner.on_retry()
+    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
+    assert "120/1000" in last and "18 running, 120 diverged, 12 retried" in last, last
+    assert len(last.rstrip()) <= 80 and "…" not in last, last
 
 
 def test_outputs_are_checked_before_any_work(tmp_path):
@@ -288,6 +315,25 @@ def test_an_optimizer_that_always_diverges_is_named_not_dropped(tmp_path, narrow
     text = _invoke("compare", "--task", "diabetes", "--optimizers", "gd,adam", "--lrs", "100", "--seeds", "2",
                    "--epochs", "10", "--out", str(tmp_path))
     assert "all 2 runs of gd diverged" in text.replace("\n", " ")
+
+
+def test_compare_counts_its_runs_once_fresh_and_rerun(tmp_path, narrow, monkeypatch):
+    """Found by a user test: a fresh compare said "36 computed, 3 reused" under a "39/39" bar, its rerun "39 reused"."""
+    import io
+
+    screen = io.StringIO()
+    monkeypatch.setattr(commands, "progress_console", Console(file=screen, width=80, force_terminal=True))
+    out = tmp_path / "a folder with a long enough name to pass eighty columns when the command is printed"
+    args = ("compare", "--task", "iris", "--optimizers", "sgd,adam", "--lrs", "0.1,0.01", "--seeds", "2",
+            "--epochs", "2", "--out", str(out))
+    fresh = _invoke(*args)
+    bar = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    assert len(records.load_all(out)) == 6 and "6/6" in bar and "/8" not in bar, bar
+    assert "6 runs computed, 0 reused" in fresh.replace("\n", " ")
+    assert "6 runs computed, 0 reused" not in _invoke(*args)
+    assert "0 runs computed, 6 reused" in _invoke(*args).replace("\n", " ")
+    command = f"  optimlab report '{out}'"
+    assert command in fresh.splitlines() and len(command) > 80  # one line, never wrapped
 
 
 def test_records_name_the_command_for_the_report(tmp_path, narrow):
