@@ -9,7 +9,6 @@ the terminal (80 columns when the output is piped) is printed as one block of
 """
 
 import contextlib
-import difflib
 import inspect
 import math
 import shlex
@@ -55,7 +54,7 @@ def user_errors():
         yield
     except (ValueError, TypeError, FileNotFoundError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-        raise LabError(message) from error
+        raise LabError(" ".join(str(message).split())) from error  # one line on the terminal
 
 
 def saved_runs():
@@ -115,12 +114,13 @@ def check_settings(names, settings):
             if key not in allowed:
                 own = sorted(set(inspect.signature(registry.info(name).cls.__init__).parameters) - {"self", "name", "kwargs"})
                 raise LabError(f"--set {key}: {name} has no hyperparameter {key!r}{did_you_mean(key, allowed)} "
-                               f"{name}'s own: {', '.join(own)}")
+                               f"; {name}'s own: {', '.join(own)}")
 
 
 def log_command(out):
     """Append the command line to ``OUT/commands.txt`` (the report's context block shows it)."""
     line = COMMAND_LINE or shlex.join(["optimlab", *sys.argv[1:]])
+    Path(out).mkdir(parents=True, exist_ok=True)  # the first write of a command: every check has passed
     with open(Path(out) / "commands.txt", "a") as f:
         f.write(line + "\n")
 
@@ -171,7 +171,7 @@ def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=
         raise LabError(f"--data is only read by tasks with a data file ({reads}); task {task!r} has its data built in")
     if tensorboard and not _installed("tensorboard"):
         raise LabError("--tensorboard needs the tensorboard package: pip install 'optimlab[tensorboard]'")
-    check_output_folder(out)
+    check_writable(out)  # created by the first write, once every check has passed: a refused command leaves nothing
     with user_errors():
         batch = "problem" if batch_size is None else (None if batch_size == 0 else batch_size)
         runner = experiments.Runner(out, problem, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
@@ -288,9 +288,8 @@ def list_optimizers(pattern="*", details=False, markdown=False):
         return
     entries = registry.entries(pattern)
     if not entries:
-        close = difflib.get_close_matches(pattern.lower(), registry.names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise LabError(f"no optimizer matches {pattern!r}{hint} (try 'adam*' or see optimlab optimizers)")
+        raise LabError(f"no optimizer matches {pattern!r}{did_you_mean(pattern, registry.names())} "
+                       f"(try 'adam*' or see optimlab optimizers)")
     if details or (len(entries) == 1 and not any(c in pattern for c in "*?[")):
         for e in entries:
             console.print(f"[bold]{e.name}[/bold] ({e.cls.__name__}, {e.year})", highlight=False)

@@ -217,6 +217,21 @@ def test_errors_suggest_and_name_what_is_wrong(tmp_path):
     assert not (tmp_path / "o" / "records").exists()
 
 
+def test_a_refused_command_writes_nothing(tmp_path):
+    """Found by a user test: errors found after TensorFlow loaded (--set, --data) left an empty output folder."""
+    out = tmp_path / "o"
+    for args in (["compare", "--task", "iris", "--optimizers", "adam", "--set", "betta=0.8"],
+                 ["sweep", "--task", "iris", "--optimizer", "gd", "--set", "betta=0.8"],
+                 ["diagnose", "--task", "iris", "--optimizer", "adam", "--set", "betta=0.8"],
+                 ["diagnose", "--task", "boston", "--data", "/etc/passwd"]):
+        result = runner.invoke(cli.app, [*args, "--out", str(out)])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert not out.exists(), args
+    assert "'/etc/passwd'" in result.output and "not a readable CSV" in result.output
+    assert "; gd's own: learning_rate" in _error("sweep", "--task", "iris", "--set", "betta=0.8", "--out", str(out))
+
+
 def test_lrs_errors_say_what_the_option_takes(tmp_path):
     """Found by a user test: compare's errors offered 'none' (refused a moment later) and an empty item passed."""
     out = ["--out", str(tmp_path / "o")]

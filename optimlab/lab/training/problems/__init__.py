@@ -200,7 +200,8 @@ def _boston_raw(path):
     try:
         table = pd.read_csv(path)
     except (ValueError, OSError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
-        raise ValueError(f"data path {str(path)!r} is not a readable CSV ({error})") from None
+        reason = " ".join(str(error).split())  # one line: pandas' messages end in a newline
+        raise ValueError(f"data path {str(path)!r} is not a readable CSV ({reason})") from None
     if list(table.columns[:-1]) != list(BOSTON_COLUMNS):
         raise ValueError(f"data path {str(path)!r} is not the Boston CSV; columns {list(table.columns)}")
     table = table.to_numpy(dtype=np.float64)
