@@ -254,7 +254,8 @@ def tune_command(
     folder = out or f"runs/{task}-tune"
     _run(ctx, lambda c: c.tune(c.make_runner(folder, **_runner_options(ctx)), optimizers, trials, sampler,
                                lr_low, lr_high, storage, clipnorm, settings),
-         task=task, optimizers=optimizers, out=folder, clipnorm=clipnorm, settings=settings, data=data)
+         task=task, optimizers=optimizers, out=folder, clipnorm=clipnorm, settings=settings, data=data,
+         storage=storage)
 
 
 @app.command("diagnose", short_help="Train one run briefly and explain what happened.")

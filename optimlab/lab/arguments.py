@@ -154,9 +154,41 @@ def check_function(function):
                        f"valid names: {', '.join(_names.FUNCTIONS)}")
 
 
+# SQLAlchemy's own dialects: what Optuna's RDB storage takes without a plugin (``dialect+driver://...``).
+STORAGE_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
+
+
+def check_storage(url):
+    """``--storage`` is a SQLAlchemy URL whose dialect SQLAlchemy knows (Optuna's RDB storage); LabError otherwise.
+
+    Only the URL is read (SQLAlchemy, no TensorFlow, no connection): opening the
+    storage is :func:`optimlab.lab.commands.open_storage`'s work. Example::
+
+        check_storage("postgresql://user@host/optuna")  # passes
+        check_storage("foo://bar")  # LabError: --storage 'foo://bar': unknown database 'foo'; ...
+    """
+    try:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    except ImportError:  # Optuna brings SQLAlchemy; without it the tune command reports what is missing
+        return
+    allowed = (f"Optuna takes a SQLAlchemy URL: {', '.join(STORAGE_DIALECTS)} (dialect+driver allowed), "
+               f"e.g. sqlite:///tuning.db or postgresql://user@host/db")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise LabError(f"--storage {url!r} is not a database URL; {allowed}") from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        name = parsed.get_backend_name()
+        raise LabError(f"--storage {url!r}: unknown database {name!r}{did_you_mean(name, STORAGE_DIALECTS)}; "
+                       f"{allowed}") from None
+
+
 def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=None, out=None, lrs=None,
              lrs_default=True, clipnorm=None, clipnorms=None, settings=None, data=None, plot=None,
-             report_folder=None):
+             report_folder=None, storage=None):
     """Every check that needs no library, in the order a user reads the command; LabError on the first.
 
     ``optimizers`` is a list option (``--optimizers``), ``optimizer`` the
@@ -184,6 +216,8 @@ def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=
     if clipnorms is not None:
         parse_list("--clipnorm", clipnorms, float)
     parse_settings(settings)
+    if storage is not None:
+        check_storage(storage)
     if data is not None and not Path(data).exists():
         raise LabError(f"--data {str(data)!r} does not exist")
     if out is not None:

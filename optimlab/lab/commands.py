@@ -444,6 +444,8 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
         raise LabError(f"--lr-low and --lr-high must satisfy 0 < low < high; got {lr_low} and {lr_high}")
     with user_errors():
         runner.data_split()
+    if storage is not None:
+        open_storage(storage)
     log_command(runner.out)
     url = storage or tuning.default_storage(runner.out)
     earlier = [tuning.finished_trials(tuning.study_name(runner.problem, n, sampler), url) for n in names]
@@ -462,6 +464,24 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
                       overflow="fold")
     else:
         console.print(f"Storage: {storage}", highlight=False, overflow="fold")
+
+
+def open_storage(url):
+    """Open the Optuna storage at ``url`` once, before anything is written; LabError naming it and why not.
+
+    (A wrong scheme, a missing driver, a refused connection or a wrong password
+    would otherwise surface as a long SQLAlchemy traceback after the first files.)
+    """
+    import optuna
+
+    try:
+        storage = optuna.storages.RDBStorage(url)
+    except Exception as error:  # noqa: BLE001 - every failure to open it is the user's to fix, in one line
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        reason = " ".join(lines[0].split())
+        raise LabError(f"--storage {url!r} cannot be opened: {reason}") from None
+    storage.remove_session()
+    storage.engine.dispose()
 
 
 def trial_counts(result, runner, earlier):

@@ -232,6 +232,20 @@ def test_a_refused_command_writes_nothing(tmp_path):
     assert "; gd's own: learning_rate" in _error("sweep", "--task", "iris", "--set", "betta=0.8", "--out", str(out))
 
 
+def test_a_storage_that_cannot_be_opened_is_one_line_before_any_file(tmp_path):
+    """Found by a user test: --storage foo://bar or a refused connection printed a 79-line traceback, exit 1."""
+    out = tmp_path / "o"
+    for url, reason in (("postgresql://nobody@127.0.0.1:1/x", "cannot be opened"),
+                        (f"sqlite:///{tmp_path}/no/such/folder/t.db", "cannot be opened"),
+                        ("foo://bar", "unknown database 'foo'")):
+        result = runner.invoke(cli.app, ["tune", "--task", "iris", "--optimizers", "adam", "--trials", "1",
+                                         "--epochs", "2", "--storage", url, "--out", str(out)])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+        assert url in result.output and reason in result.output, result.output
+        assert not out.exists()
+    assert "sqlite, postgresql, mysql" in result.output
+
+
 def test_lrs_errors_say_what_the_option_takes(tmp_path):
     """Found by a user test: compare's errors offered 'none' (refused a moment later) and an empty item passed."""
     out = ["--out", str(tmp_path / "o")]
@@ -370,6 +384,8 @@ def test_bad_values_are_answered_before_tensorflow_is_imported(tmp_path):
         (["compare", "--out", str(blocker / "sub")], "is not writable"),
         (["diagnose", "--data", str(tmp_path / "missing.csv")], "does not exist"),
         (["report", str(tmp_path / "nowhere")], "does not exist"),
+        (["tune", "--storage", "foo://bar"], "unknown database 'foo'"),
+        (["tune", "--storage", "postgres-ql"], "is not a database URL"),
         (["converge", "--plot", str(tmp_path / "paths.txt")], "must end in .png or .svg"),
     ]
     for args, expected in cases:
