@@ -154,6 +154,17 @@ def check_function(function):
                        f"valid names: {', '.join(_names.FUNCTIONS)}")
 
 
+def check_report_folder(folder):
+    """``optimlab report FOLDER``: a folder holding run records; LabError saying which of these it is not."""
+    path, run = Path(folder), f"run compare, sweep or tune with --out {folder}"
+    if path.is_file():
+        raise LabError(f"report folder {str(folder)!r} is a file, not a folder; name the folder given to --out")
+    if not path.is_dir():
+        raise LabError(f"report folder {str(folder)!r} does not exist; {run}")
+    if next(path.glob("records/*/*/*.json"), None) is None:
+        raise LabError(f"no run records under {str(folder)!r} (expected {folder}/records/...); {run}")
+
+
 # SQLAlchemy's own dialects: what Optuna's RDB storage takes without a plugin (``dialect+driver://...``).
 STORAGE_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
 
@@ -227,6 +238,5 @@ def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=
         if suffix not in (".png", ".svg"):
             raise LabError(f"--plot {str(plot)!r} must end in .png or .svg")
         check_writable(Path(plot).parent if str(Path(plot).parent) else ".", "--plot")
-    if report_folder is not None and not Path(report_folder).is_dir():
-        raise LabError(f"report folder {str(report_folder)!r} does not exist; "
-                       f"run compare, sweep or tune with --out {report_folder}")
+    if report_folder is not None:
+        check_report_folder(report_folder)

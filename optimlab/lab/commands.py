@@ -30,6 +30,7 @@ from optimlab.lab.arguments import (  # noqa: F401 - part of this module's inter
     LabError,
     check_output_file,
     check_output_folder,
+    check_report_folder,
     check_writable,
     parse_clipnorm,
     parse_list,
@@ -547,8 +548,7 @@ def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
 
 def make_report(out):
     folder = Path(out)
-    if not folder.is_dir():
-        raise LabError(f"report folder {str(out)!r} does not exist; run compare, sweep or tune with --out {out}")
+    check_report_folder(out)
     check_output_folder(folder)
     with user_errors():
         path = report.write_report(folder)

@@ -384,6 +384,8 @@ def test_bad_values_are_answered_before_tensorflow_is_imported(tmp_path):
         (["compare", "--out", str(blocker / "sub")], "is not writable"),
         (["diagnose", "--data", str(tmp_path / "missing.csv")], "does not exist"),
         (["report", str(tmp_path / "nowhere")], "does not exist"),
+        (["report", str(blocker)], "is a file, not a folder"),
+        (["report", str(tmp_path)], "no run records under"),
         (["tune", "--storage", "foo://bar"], "unknown database 'foo'"),
         (["tune", "--storage", "postgres-ql"], "is not a database URL"),
         (["converge", "--plot", str(tmp_path / "paths.txt")], "must end in .png or .svg"),
