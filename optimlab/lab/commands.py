@@ -502,7 +502,6 @@ def trial_counts(result, runner, earlier):
 def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
     """Train one run and print its naive baseline, diagnostics over time, per-layer update ratios and flags."""
     import numpy as np
-    import pandas as pd
 
     from optimlab.lab.training.analysis import diagnostics
 
@@ -519,15 +518,12 @@ def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
     if base:
         values = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in base.items() if k != "kind")
         console.print(f"naive baseline ({base['kind']}): {values}", highlight=False)
-    history = pd.DataFrame(record["history"])
-    shown = history.iloc[sorted(set(np.linspace(0, len(history) - 1, min(len(history), 12)).astype(int)))]
-    columns = {"epoch": "epoch", "train_loss": "train loss", "train_loss_max": "worst epoch",
-               "grad_norm": "grad norm", "update_ratio": "update/weight", "dead_units": "dead ReLU"}
-    used = [c for c in columns if c in shown]
+    found = diagnostics.flags(record)
+    state = "finished" if record["status"] == "ok" else record["status"]
+    state += f"; flags: {', '.join(f['flag'] for f in found)}" if found else "; no flags"
+    headers, rows = history_rows(record["history"])
     show(f"{runner.problem}: {name} {analysis.config_label(record['spec']['hyperparameters'])} seed {seed} "
-         f"({record['status']})", [columns[c] for c in used],
-         [[fmt(int(v)) if c == "epoch" else fmt(float(v)) for c, v in zip(used, row)]
-          for row in shown[used].itertuples(index=False)], numeric=[columns[c] for c in used])
+         f"({state})", headers, rows, numeric=headers)
     layers = (record.get("diagnostics") or {}).get("layers") or {}
     if layers:
         rows = []
@@ -536,7 +532,6 @@ def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
             rows.append([layer, fmt(ratios[0]), fmt(float(np.median(ratios))), fmt(ratios[-1])])
         show("update / weight per layer since the previous evaluation", ["layer", "first", "median", "last"], rows,
              numeric=["first", "median", "last"])
-    found = diagnostics.flags(record)
     for f in found:
         console.print(f"[bold]{f['flag']}[/bold] from epoch {f['epoch']}: {f['detail']}.\n  suggestion: "
                       f"{f['suggestion']}", highlight=False)
@@ -544,6 +539,33 @@ def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
         console.print("no flags: no divergence, explosion, collapse or plateau")
     console.print(f"record: {records.record_path(runner.out, record['spec'])}", highlight=False, overflow="fold")
     return record
+
+
+def history_rows(history, shown=12):
+    """Headers and about ``shown`` rows of a run's evaluations for :func:`diagnose`'s table.
+
+    Each shown row stands for the evaluations since the previous shown row: its
+    "worst epoch" is the largest training loss of any epoch among them, so a
+    one-epoch explosion between two shown rows still shows (the other columns
+    are the values at that evaluation). "dead ReLU" is a share, printed as a percent.
+    """
+    import numpy as np
+    import pandas as pd
+
+    history = pd.DataFrame(history)
+    picks = sorted(set(np.linspace(0, len(history) - 1, min(len(history), shown)).astype(int)))
+    table = history.iloc[picks].copy()
+    if "train_loss_max" in history:
+        worst = history["train_loss_max"].astype(float).to_numpy()
+        starts = [0, *(p + 1 for p in picks[:-1])]
+        table["train_loss_max"] = [worst[a:b + 1].max() for a, b in zip(starts, picks)]  # NaN if any is NaN
+    columns = {"epoch": "epoch", "train_loss": "train loss", "train_loss_max": "worst epoch",
+               "grad_norm": "grad norm", "update_ratio": "update/weight", "dead_units": "dead ReLU"}
+    used = [c for c in columns if c in table]
+    text = {"epoch": lambda v: fmt(int(v)), "dead_units": lambda v: percent(None if v is None else float(v))}
+    rows = [[text.get(c, lambda v: fmt(float(v)))(v) for c, v in zip(used, row)]
+            for row in table[used].itertuples(index=False)]
+    return [columns[c] for c in used], rows
 
 
 def make_report(out):

@@ -400,3 +400,33 @@ def test_bad_values_are_answered_before_tensorflow_is_imported(tmp_path):
         assert "EXIT 2" in done.stdout and "LOADED []" in done.stdout, (args, done.stdout, done.stderr)
         assert expected in done.stderr, (args, done.stderr)
     assert list(tmp_path.iterdir()) == [blocker]  # nothing written: no runs/ folder for a bad command
+
+
+def test_diagnose_shows_a_peak_between_shown_rows_and_names_its_flags(tmp_path, monkeypatch):
+    """Found by a user test: a one-epoch explosion between shown rows never appeared, the title said "(ok)"."""
+    import io
+
+    from optimlab.lab.training.runner import experiments
+
+    history = [{"epoch": e, "train_loss": 1.0, "train_loss_max": 1.0, "grad_norm": 1.0, "dead_units": 0.25}
+               for e in range(40)]
+    history[5]["train_loss_max"] = 5.61e13  # between the shown rows 3 and 7
+    picks = sorted(set(np.linspace(0, 39, 12).astype(int)))
+    assert 5 not in picks and 7 in picks
+
+    class Runner(experiments.Runner):
+        def run(self, optimizer, hyperparameters, seed):
+            columns = {key: [h[key] for h in history] for key in history[0]}  # records keep columns
+            return {"status": "ok", "spec": self.spec(optimizer, hyperparameters, seed), "history": columns,
+                    "diagnostics": {}}
+
+    screen = io.StringIO()
+    monkeypatch.setattr(commands, "console", Console(file=screen, width=80))
+    commands.diagnose(Runner(tmp_path / "dg", "iris", epochs=40), "gd", 0.1, "none", 0)
+    text = screen.getvalue()
+    rows = {int(line.split()[0]): line.split() for line in text.splitlines() if re.match(r"\s*\d+\s+1\s", line)}
+    assert "5.61e+13" in rows[7] and "5.61e+13" not in rows[3] and "5.61e+13" not in rows[10], text
+    assert all(row[-1] == "25%" for row in rows.values()), text
+    assert re.search(r"\(finished; flags: [a-z, ]*exploding[a-z, ]*\)", " ".join(text.split())), text
+    assert "(ok)" not in text
+    assert not (tmp_path / "dg").exists()  # the fake run wrote nothing
