@@ -48,6 +48,19 @@ def _edit_distance(a, b):
     return d[len(a)][len(b)]
 
 
+def unknown(kind, value, allowed, suggest_from=None, also=""):
+    """The one message for a name that is not in a list: the suggestion first, then the valid names.
+
+    ``suggest_from`` (default ``allowed``) may add aliases to what is suggested;
+    ``also`` follows the list (e.g. " or package.module:attribute"). Example::
+
+        >>> unknown("task", "diabets", ("boston", "diabetes"))
+        "unknown task 'diabets'; did you mean 'diabetes'?; valid names: boston, diabetes"
+    """
+    hint = did_you_mean(value, allowed if suggest_from is None else suggest_from)
+    return f"unknown {kind} {value!r}{hint}; valid names: {', '.join(map(str, allowed))}{also}"
+
+
 def did_you_mean(value, allowed):
     """``"; did you mean 'adam'?"`` for the closest of ``allowed`` to ``value`` (typos, swaps), else ``""``."""
     text = str(value).lower()

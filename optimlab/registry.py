@@ -11,7 +11,7 @@ import inspect
 
 import keras
 
-from optimlab._checks import did_you_mean
+from optimlab._names import unknown
 
 _REGISTRY = {}
 _ALIASES = {}
@@ -122,8 +122,7 @@ def _resolve(name):
     key = name.lower()
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
-        hint = did_you_mean(key, list(_REGISTRY) + list(_ALIASES))
-        raise ValueError(f"unknown optimizer {name!r}{hint}; valid names: {', '.join(names())}")
+        raise ValueError(unknown("optimizer", name, names(), suggest_from=list(_REGISTRY) + list(_ALIASES)))
     return key
 
 

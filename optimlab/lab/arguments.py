@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from optimlab import _names
-from optimlab._names import did_you_mean
+from optimlab._names import did_you_mean, unknown
 
 
 class LabError(Exception):
@@ -105,8 +105,7 @@ def parse_clipnorm(text):
 def check_task(task):
     """``--task`` is a built-in task or ``package.module:attribute`` (resolved later); LabError otherwise."""
     if ":" not in task and task not in _names.TASKS:
-        raise LabError(f"--task must be one of {', '.join(_names.TASKS)} or package.module:attribute (your own "
-                       f"Problem); got {task!r}{did_you_mean(task, _names.TASKS)}")
+        raise LabError(f"--task: {unknown('task', task, _names.TASKS, also=' or package.module:attribute (your own Problem)')}")
 
 
 def optimizer_names(text, option="--optimizers"):
@@ -134,8 +133,7 @@ def optimizer_names(text, option="--optimizers"):
             found = [_names.OPTIMIZER_ALIASES.get(key, key)]
         else:
             known = [*_names.OPTIMIZERS, *_names.OPTIMIZER_ALIASES]
-            raise LabError(f"{option}: unknown optimizer {item!r}{did_you_mean(key, known)}; "
-                           f"valid names: {', '.join(_names.OPTIMIZERS)}")
+            raise LabError(f"{option}: {unknown('optimizer', item, _names.OPTIMIZERS, suggest_from=known)}")
         names += [n for n in found if n not in names]
     return names
 
@@ -150,8 +148,7 @@ def check_pattern(pattern):
 def check_function(function):
     """``--function`` names a test function of the convergence lab (any case); LabError otherwise."""
     if function.lower() not in _names.FUNCTIONS:
-        raise LabError(f"--function: unknown function {function!r}{did_you_mean(function, _names.FUNCTIONS)}; "
-                       f"valid names: {', '.join(_names.FUNCTIONS)}")
+        raise LabError(f"--function: {unknown('function', function, _names.FUNCTIONS)}")
 
 
 def check_report_folder(folder):

@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from optimlab import registry
-from optimlab._checks import did_you_mean
+from optimlab._names import did_you_mean, unknown
 from optimlab.lab.arguments import (  # noqa: F401 - part of this module's interface
     LabError,
     check_output_file,
@@ -309,9 +309,11 @@ def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
 
     names = resolve_optimizers(optimizers)
     sets = [s.strip() for s in shapes.split(",") if s.strip()]
-    unknown = sorted(set(sets) - set(benchmark.SHAPE_SETS))
-    if unknown or not sets:
-        raise LabError(f"--shapes: unknown shape set(s) {unknown or [shapes]}; valid: {sorted(benchmark.SHAPE_SETS)}")
+    if not sets:
+        raise LabError(f"--shapes must name at least one shape set; got {shapes!r}")
+    for name in sets:
+        if name not in benchmark.SHAPE_SETS:
+            raise LabError(f"--shapes: {unknown('shape set', name, sorted(benchmark.SHAPE_SETS))}")
     folder = check_output_folder(out)
     missing = [m for m in ("torch", "optax") if not _installed(m)]
     if missing:
@@ -439,8 +441,7 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
     check_settings(names, extra)
     clip = parse_clipnorm(clipnorm)
     if sampler not in tuning.SAMPLERS:
-        raise LabError(f"--sampler must be one of {', '.join(tuning.SAMPLERS)}; got {sampler!r}"
-                       f"{did_you_mean(sampler, tuning.SAMPLERS)}")
+        raise LabError(f"--sampler: {unknown('sampler', sampler, tuning.SAMPLERS)}")
     if not 0 < lr_low < lr_high:
         raise LabError(f"--lr-low and --lr-high must satisfy 0 < low < high; got {lr_low} and {lr_high}")
     with user_errors():

@@ -6,6 +6,7 @@ command in a fresh interpreter and check that TensorFlow was never imported.
 """
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -116,3 +117,25 @@ def test_good_names_pass_the_names_check(args):
         arguments.precheck(pattern=args[1])
     else:
         arguments.precheck(**{names[k]: v for k, v in options.items()})
+
+
+def test_every_unknown_name_has_one_message_format_suggestion_first():
+    """Found by a user test: tasks listed a Python list with quotes and suggested after it; optimizers the reverse;
+    `optimlab optimizers adma` and `--optimizers adma` suggested different names."""
+    shape = r"unknown (task|optimizer|function) '(\w+)'; did you mean '(\w+)'\?; valid names: ([a-z_0-9]+(, )?)+"
+    messages = []
+    for call in (lambda: arguments.check_task("diabets"), lambda: arguments.optimizer_names("adma"),
+                 lambda: arguments.check_function("rosenbrok")):
+        with pytest.raises(arguments.LabError) as info:
+            call()
+        messages.append(str(info.value))
+    for call in (lambda: problems.get("diabets"), lambda: registry.info("adma"),
+                 lambda: functions.get_function("rosenbrok")):
+        with pytest.raises(ValueError) as info:
+            call()
+        messages.append(str(info.value))
+    for message in messages:
+        assert re.search(shape, message) and "[" not in message and '"' not in message, message
+    assert [re.search(shape, m).group(3) for m in messages] == ["diabetes", "adam", "rosenbrock"] * 2
+    with pytest.raises(arguments.LabError, match="did you mean 'adam'"):
+        arguments.check_pattern("adma")

@@ -54,11 +54,11 @@ def test_diverged_run_is_reported_not_a_crash(tmp_path):
 
 def test_bad_input_gives_one_clear_message(tmp_path):
     out = ["--out", str(tmp_path / "o")]
-    cases = [(["compare", "--task", "mnist", *out], "task must be one of"),
+    cases = [(["compare", "--task", "mnist", *out], "--task: unknown task 'mnist'"),
              (["compare", "--task", "iris", "--optimizers", "adam,nope", *out], "unknown optimizer 'nope'"),
              (["compare", "--task", "boston", "--data", str(tmp_path / "missing.csv"), *out], "does not exist"),
              (["sweep", "--task", "iris", "--lrs", "fast", "--out", str(tmp_path / "s")], "lrs must be"),
-             (["tune", "--task", "iris", "--sampler", "bayes", "--out", str(tmp_path)], "sampler must be one of"),
+             (["tune", "--task", "iris", "--sampler", "bayes", "--out", str(tmp_path)], "unknown sampler 'bayes'"),
              (["report", str(tmp_path / "empty")], "does not exist"), (["report", str(tmp_path)], "no run records")]
     for args, message in cases:
         result = cli.invoke(app, args)

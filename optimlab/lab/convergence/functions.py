@@ -20,6 +20,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from optimlab._names import unknown
+
 
 @dataclasses.dataclass(frozen=True)
 class TestFunction:
@@ -265,7 +267,7 @@ def get_function(name, dim=None):
         raise TypeError(f"function name must be a string; got {name!r}")
     key = name.lower()
     if key not in FUNCTION_NAMES:
-        raise ValueError(f"unknown function {name!r}; valid names: {', '.join(FUNCTION_NAMES)}")
+        raise ValueError(unknown("function", name, FUNCTION_NAMES))
     if dim is None:
         dim = 2
     elif key not in N_DIMENSIONAL:

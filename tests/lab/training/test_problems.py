@@ -76,7 +76,7 @@ def test_standardization_uses_training_statistics():
 
 
 def test_bad_arguments_name_the_argument():
-    with pytest.raises(ValueError, match="task must be one of"):
+    with pytest.raises(ValueError, match="unknown task .mnist.; valid names: boston"):
         problems.get("mnist")
     with pytest.raises(ValueError, match="valid_fraction"):
         problems.load("iris", valid_fraction=1.5)

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from optimlab._checks import check_choice, check_range
+from optimlab._checks import check_range
+from optimlab._names import unknown
 
 BOSTON_COLUMNS = (
     "crim", "zn", "indus", "chas", "nox", "rm", "age", "dis", "rad", "tax", "ptratio", "b", "lstat",
@@ -182,7 +183,8 @@ def get(name):
         from optimlab.lab.training.problems import custom
 
         return custom.resolve_task(name)
-    check_choice("task", name, PROBLEMS)
+    if name not in PROBLEMS:
+        raise ValueError(unknown('task', name, PROBLEMS, also=' or package.module:attribute (your own Problem)'))
     return PROBLEMS[name]
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 import optimlab
 from optimlab import _interrupt, registry
+from optimlab._names import unknown
 from optimlab.lab.training import problems, records
 from optimlab.lab.training.runner import executors, loop
 
@@ -85,7 +86,7 @@ def make_schedule(name, learning_rate, args):
                     if isinstance(getattr(m, n), type)
                     and issubclass(getattr(m, n), keras.optimizers.schedules.LearningRateSchedule)
                     and not n.startswith("_") and n != "LearningRateSchedule"})
-    raise ValueError(f"schedule must be one of {known}; got {name!r}")
+    raise ValueError(unknown('schedule', name, known))
 
 
 def default_learning_rate(optimizer):
