@@ -294,10 +294,14 @@ def list_optimizers(pattern="*", details=False, markdown=False):
     if details or (len(entries) == 1 and not any(c in pattern for c in "*?[")):
         for e in entries:
             console.print(f"[bold]{e.name}[/bold] ({e.cls.__name__}, {e.year})", highlight=False)
+            block = Table.grid(padding=(0, 2))  # a long value wraps under itself, never from column 0
+            block.add_column(no_wrap=True, min_width=11)
+            block.add_column(overflow="fold")
             for key, value in (("paper", e.paper), ("link", e.url), ("summary", e.summary),
                                ("capabilities", ", ".join(sorted(e.capabilities)) or "-"),
                                ("defaults", ", ".join(f"{k}={v!r}" for k, v in e.defaults.items()))):
-                console.print(f"  {key:<13}{value}", overflow="fold", highlight=False)
+                block.add_row(Text(key), Text(str(value)))
+            console.print(Padding(block, (0, 0, 0, 2), expand=False))
         return
     rows = [(e.name, e.cls.__name__, str(e.year), ", ".join(sorted(e.capabilities)) or "-") for e in entries]
     show(f"{len(rows)} optimizers (optimlab optimizers NAME or --details for the paper and defaults)",

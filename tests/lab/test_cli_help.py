@@ -94,3 +94,34 @@ def test_an_option_shared_by_several_commands_has_one_default():
     assert len(defaults["Task"]) == 4 and len(defaults["Epochs"]) == 3  # compare, sweep, tune (diagnose: its own)
     for alias, per_command in defaults.items():
         assert len(set(map(repr, per_command.values()))) == 1, (alias, per_command)
+
+
+def test_optimizers_details_at_80_columns_wrap_inside_their_column(monkeypatch):
+    """Found by a user test: `optimlab optimizers adam | cat` wrapped long values back to column 0."""
+    from rich.console import Console
+
+    from optimlab import registry
+    from optimlab.lab import commands
+
+    monkeypatch.setattr(commands, "console", Console(width=80))
+    result = runner.invoke(cli.app, ["optimizers", "adam*", "--details"])
+    assert result.exit_code == 0, result.output
+    keys = ("paper", "link", "summary", "capabilities", "defaults")
+    values, continued, key = {}, 0, None
+    for line in result.output.splitlines():
+        assert len(line) <= 80, line
+        match = re.match(rf"  ({'|'.join(keys)}) +(\S.*)$", line)
+        if match:
+            assert match.start(2) == 2 + len("capabilities") + 2, line
+            key = match.group(1)
+            values.setdefault(key, []).append(match.group(2).rstrip())
+        elif line.strip() and line.startswith("  "):  # the rest of a long value, under the value
+            assert re.match(r" {16}\S", line), line
+            values[key][-1] += " " + line.strip()
+            continued += 1
+        else:  # the name line of each optimizer
+            assert re.match(r"\S+ \(\w+, \d{4}\)$", line), line
+    assert continued, "no value was long enough to wrap: the test no longer tests wrapping"
+    entries = registry.entries("adam*")
+    assert [v.split() for v in values["paper"]] == [e.paper.split() for e in entries]
+    assert [v.split() for v in values["summary"]] == [e.summary.split() for e in entries]
