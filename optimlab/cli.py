@@ -82,12 +82,14 @@ def _command_line(ctx):
     return shlex.join(words)
 
 
-def _run(ctx, work, safe_points=True, **checks):
+def _run(ctx, work, safe_points=True, static=False, **checks):
     """Run ``work(commands)``: bad input -> one line + exit 2; Ctrl-C -> clean stop + exit 130.
 
     ``checks`` go to :func:`optimlab.lab.arguments.precheck` first, before TensorFlow is imported.
     With ``safe_points`` the work checks for a Ctrl-C itself (between runs, and inside
     compiled loops: :mod:`optimlab._interrupt`); without, a Ctrl-C interrupts it where it is.
+    ``static`` work is a listing read from :mod:`optimlab._catalog`: ``work(tables, console)``,
+    without TensorFlow (:mod:`optimlab.lab.tables`).
     """
     from optimlab.lab import arguments
 
@@ -96,6 +98,17 @@ def _run(ctx, work, safe_points=True, **checks):
     except arguments.LabError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    if static:
+        from rich.console import Console
+
+        from optimlab.lab import tables
+
+        try:
+            work(tables, Console())
+        except arguments.LabError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        return
     commands = _commands()
     commands.COMMAND_LINE = _command_line(ctx)
     from optimlab import _interrupt
@@ -168,8 +181,10 @@ def optimizers_command(
     markdown: Annotated[bool, typer.Option("--markdown", help="print the README's table of all optimizers")] = False,
 ):
     """List registered optimizers (one line each; --details or one name for the full entry)."""
-    _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown), safe_points=False,
-         pattern=None if markdown else pattern)
+    if markdown:  # generated from the registry itself
+        _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown), safe_points=False)
+        return
+    _run(ctx, lambda tables, console: tables.list_optimizers(pattern, details, console), static=True, pattern=pattern)
 
 
 @app.command("bench", short_help="Time optimizer steps against Keras, TF, torch and Optax.")
@@ -306,7 +321,7 @@ def functions_command(
     ctx: typer.Context,
 ):
     """List the analytic test functions (minima, start, domain) of the convergence lab."""
-    _run(ctx, lambda c: c.list_functions(), safe_points=False)
+    _run(ctx, lambda tables, console: tables.list_functions(console), static=True)
 
 
 @app.command("converge", short_help="Seed 000's convergence test per optimizer and rate.")

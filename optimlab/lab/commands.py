@@ -13,19 +13,14 @@ import inspect
 import math
 import shlex
 import sys
-import uuid
 from pathlib import Path
 
-from rich import box
 from rich.console import Console
-from rich.measure import Measurement
-from rich.padding import Padding
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from optimlab import registry
 from optimlab._names import did_you_mean, unknown
+from optimlab.lab import tables
 from optimlab.lab.arguments import (  # noqa: F401 - part of this module's interface
     LabError,
     check_output_file,
@@ -205,34 +200,8 @@ def percent(share):
 
 
 def show(title, headers, rows, numeric=(), out=None):
-    """Print a table that never cuts a value.
-
-    ``numeric`` names the columns that hold numbers (never wrapped). When the
-    table does not fit the console's width, each row is printed as a block of
-    ``header  value`` lines instead (the detail view), where a long value
-    wraps inside its own column.
-    """
-    out = out or console
-    table = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False,
-                  pad_edge=False, collapse_padding=True)
-    for column in table.columns:
-        column.no_wrap = column.header in numeric
-        column.overflow = "fold"
-    for row in rows:
-        table.add_row(*row)
-    natural = Measurement.get(out, out.options.update_width(10**6), table).maximum
-    if natural <= out.width:
-        out.print(table)
-        return
-    out.print(title, overflow="fold")
-    for row in rows:
-        out.print("")
-        block = Table.grid(padding=(0, 2))  # a long value wraps inside its column, under itself
-        block.add_column(no_wrap=True)
-        block.add_column(overflow="fold")
-        for header, cell in zip(headers, row):
-            block.add_row(Text(header), Text(str(cell)))
-        out.print(Padding(block, (0, 0, 0, 2), expand=False))
+    """Print a table that never cuts a value, on ``out`` (default: this module's console); see :func:`tables.show`."""
+    tables.show(title, headers, rows, numeric, out or console)
 
 
 def _counts(running, diverged, retried):
@@ -287,25 +256,7 @@ def list_optimizers(pattern="*", details=False, markdown=False):
     if markdown:
         console.print(registry.markdown_table(), soft_wrap=True)
         return
-    entries = registry.entries(pattern)
-    if not entries:
-        raise LabError(f"no optimizer matches {pattern!r}{did_you_mean(pattern, registry.names())} "
-                       f"(try 'adam*' or see optimlab optimizers)")
-    if details or (len(entries) == 1 and not any(c in pattern for c in "*?[")):
-        for e in entries:
-            console.print(f"[bold]{e.name}[/bold] ({e.cls.__name__}, {e.year})", highlight=False)
-            block = Table.grid(padding=(0, 2))  # a long value wraps under itself, never from column 0
-            block.add_column(no_wrap=True, min_width=11)
-            block.add_column(overflow="fold")
-            for key, value in (("paper", e.paper), ("link", e.url), ("summary", e.summary),
-                               ("capabilities", ", ".join(sorted(e.capabilities)) or "-"),
-                               ("defaults", ", ".join(f"{k}={v!r}" for k, v in e.defaults.items()))):
-                block.add_row(Text(key), Text(str(value)))
-            console.print(Padding(block, (0, 0, 0, 2), expand=False))
-        return
-    rows = [(e.name, e.cls.__name__, str(e.year), ", ".join(sorted(e.capabilities)) or "-") for e in entries]
-    show(f"{len(rows)} optimizers (optimlab optimizers NAME or --details for the paper and defaults)",
-         ("name", "class", "year", "capabilities"), rows, numeric=("year",))
+    tables.list_optimizers(pattern, details, console)
 
 
 def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
@@ -584,12 +535,7 @@ def make_report(out):
 
 # ------------------------------------------------------------------ convergence lab
 def list_functions():
-    from optimlab.lab.convergence.functions import describe_functions
-
-    rows = describe_functions()
-    headers = ("name", "dim", "minima", "min_value", "start", "domain")
-    show("analytic test functions (optimlab converge --function NAME)", headers,
-         [tuple(str(r[h]) for h in headers) for r in rows], numeric=("dim", "min_value"))
+    tables.list_functions(console)
 
 
 def converge(function, optimizers, lrs, init=None, max_iters=2000, dim=None, step_tol=0.0, grad_tol=None,

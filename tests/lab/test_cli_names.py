@@ -139,3 +139,22 @@ def test_every_unknown_name_has_one_message_format_suggestion_first():
     assert [re.search(shape, m).group(3) for m in messages] == ["diabetes", "adam", "rosenbrock"] * 2
     with pytest.raises(arguments.LabError, match="did you mean 'adam'"):
         arguments.check_pattern("adma")
+
+
+def test_the_static_listings_equal_the_registries_and_print_without_tensorflow(tmp_path):
+    """Found by a user test: `optimlab optimizers` and `functions` waited 15-18 s for TensorFlow to print static text."""
+    from optimlab import _catalog
+
+    assert {"optimizers": _catalog.OPTIMIZERS, "functions": _catalog.FUNCTIONS} == _catalog.build(), \
+        "the stored listings drifted from the registries: run python -m optimlab._catalog"
+    code = ("import sys\nimport optimlab.cli\n"
+            "for args in (['optimizers'], ['optimizers', 'adam'], ['functions'], ['optimizers', 'adma']):\n"
+            "    sys.argv = ['optimlab', *args]\n"
+            "    try:\n        optimlab.cli.main()\n    except SystemExit as e:\n        print('EXIT', e.code)\n"
+            "print('LOADED', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+                          cwd=tmp_path)
+    assert "LOADED []" in done.stdout, done.stdout + done.stderr
+    assert "schedule_free_adamw" in done.stdout and "Kingma & Ba" in done.stdout and "himmelblau" in done.stdout
+    assert "did you mean 'adam'?" in done.stderr and done.stdout.count("EXIT 2") == 1

@@ -138,6 +138,7 @@ def _whole(output):
 
 @pytest.fixture
 def narrow(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # the listings print without the library, on a console of their own
     monkeypatch.setattr(commands, "console", Console(width=80))
     monkeypatch.setattr(commands, "progress_console", Console(width=80, stderr=True))
 
