@@ -420,51 +420,56 @@ def plot_all_curves(recs, problem, baseline, path, colors=None):
     Like the curves of :func:`plot_curves`, the y range stays on the useful
     data: it stops at ``CLIP`` times the largest starting loss (or the
     baseline), so two runs climbing to 1e9 do not squash the others. Curves
-    above it leave the top of the axes; an explosion peak above it is drawn on
-    the top edge with its value written beside it.
+    above it leave the top of the axes; a marker above it (an explosion's peak
+    ^, a diverged run's last finite loss x) is drawn on the top edge with its
+    value written beside it.
     """
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     groups = {}
     for r in _records_of(recs, problem):
         groups.setdefault((r["spec"]["optimizer"], analysis.config_label(r["spec"]["hyperparameters"])), []).append(r)
     styles = _styles(sorted(groups), colors or optimizer_colors(r["spec"]["optimizer"] for r in recs))
-    values, starts, peaks = [], [], []
+    values, starts, marks = [], [], []
     for (optimizer, config), runs in sorted(groups.items()):
         frame = pd.concat([pd.DataFrame(r["history"]).astype(float) for r in runs])
         per_epoch = frame.groupby("epoch")["train_loss"].median()
         color, linestyle = styles[(optimizer, config)]
         ax.plot(per_epoch.index, per_epoch.values, color=color, linestyle=linestyle,
-                label=f"{optimizer} {config} ({len(runs)} seeds)")
+                label=f"{optimizer} {config} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
         finite = per_epoch[np.isfinite(per_epoch)]
         values += list(finite.values)
         starts += list(finite.values[:1])
         for r in runs:
             found = [f for f in diagnostics.flags(r) if f["flag"] == "exploding"]
             if found and "train_loss_max" in r["history"]:
-                peaks.append((found[0]["epoch"], np.nanmax(np.array(r["history"]["train_loss_max"], dtype=float)),
-                              color))
+                marks.append((found[0]["epoch"], np.nanmax(np.array(r["history"]["train_loss_max"], dtype=float)),
+                              color, "^"))
+            history = pd.DataFrame(r["history"]).astype(float)
+            last = history[np.isfinite(history["train_loss"])].tail(1)
+            if r["status"] == "diverged" and len(last):
+                marks.append((last["epoch"].iloc[0], last["train_loss"].iloc[0], color, "x"))
     if baseline and baseline.get("train_loss") is not None:
         ax.axhline(baseline["train_loss"], color="black", linestyle="--", linewidth=1,
                    label=f"naive baseline {baseline['train_loss']:.4g}")
         starts.append(baseline["train_loss"])
-    positive = [v for v in values + [p for _, p, _ in peaks] + starts if v > 0]
+    positive = [v for v in values + [m[1] for m in marks] + starts if v > 0]
     top = CLIP * max(starts) if starts and max(starts) > 0 else math.inf
     clipped = False
-    for epoch, peak, color in peaks:
-        shown = min(peak, top)
-        clipped |= peak > top
-        ax.scatter([epoch], [shown], marker="^", color=color, s=40, clip_on=False, zorder=5)
-        if peak > top:
-            ax.annotate(f"{peak:.2g}", (epoch, shown), textcoords="offset points", xytext=(4, -10), fontsize=7,
-                        color=color)
+    written = {}
+    for epoch, value, color, marker in marks:
+        ax.scatter([epoch], [min(value, top)], marker=marker, color=color, s=40, clip_on=False, zorder=5)
+        if value > top and value > written.get(epoch, (0,))[0]:
+            written[epoch] = (value, color)  # one value per spot on the edge (the largest), not a pile
+    for epoch, (value, color) in written.items():
+        ax.annotate(f"{value:.2g}", (epoch, top), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
     if ax.has_data() and positive:
         ax.set_yscale("log")
     if max(positive, default=0) > top:
         clipped = True
         ax.set_ylim(min(positive) / 1.5, top)
     ax.set(xlabel="epoch", ylabel="training loss (median over seeds, log scale)",
-           title=f"{problem}: every configuration (^: explosion peak"
-                 + (f"; above {top:.3g}: on the top edge, value written" if clipped else "") + ")")
+           title=f"{problem}: every configuration (^: explosion peak, x: diverged)"
+                 + (f"\naxis cut at {top:.3g}; a mark above it sits on the top edge, its value written" if clipped else ""))
     ax.legend(fontsize=7)
     return _save(fig, path)
 
