@@ -20,6 +20,7 @@ Example::
 import contextlib
 import signal
 import threading
+import time
 
 _requested = threading.Event()
 _watching = threading.Event()  # set inside graceful(): Ctrl-C is ours to handle
@@ -126,3 +127,28 @@ def result(future, pool):
     except KeyboardInterrupt:
         terminate(pool)
         raise
+
+
+def worker_process(quiet):
+    """Set up a worker process (a process pool's initializer).
+
+    Ctrl-C is left to the parent, which stops the work; the worker ends itself
+    when the parent is gone (``kill -9`` of the command), instead of training on
+    for nobody; and the libraries load silently when the parent's did
+    (:func:`optimlab._quiet.quiet` there).
+    """
+    import os
+
+    from optimlab import _quiet
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="optimlab-parent-watch", daemon=True).start()
+    if quiet:
+        _quiet.import_libraries(verbose=False)

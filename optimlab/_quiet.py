@@ -67,13 +67,3 @@ def import_libraries(verbose=False):
         optuna.logging.set_verbosity(optuna.logging.ERROR)
     except ImportError:  # optuna is a dependency; tolerate a partial install here
         pass
-
-
-def child_process(quiet):
-    """Set up a worker process: Ctrl-C is left to the parent (it stops the work), and the libraries load
-    silently when the parent's did (``quiet()`` there). Use it as a process pool's initializer."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if quiet:
-        import_libraries(verbose=False)

@@ -311,7 +311,8 @@ def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), re
             args = (name, set_name, repeats, steps, pause)
             if isolate:
                 context = multiprocessing.get_context("spawn")
-                with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_quiet.child_process,
+                with concurrent.futures.ProcessPoolExecutor(1, mp_context=context,
+                                                            initializer=_interrupt.worker_process,
                                                             initargs=(_quiet.quiet(),)) as pool:
                     results.extend(_interrupt.result(pool.submit(measure, *args), pool))  # Ctrl-C ends the child
             else:

@@ -556,3 +556,22 @@ class _Installed(contextlib.AbstractContextManager):
         uninstall()
         return False
 
+
+
+def tensorflow_addons():
+    """TensorFlow Addons 0.23's optimizers on this base, for Keras 3: the module ``tensorflow_addons.optimizers``.
+
+    TFA cannot be imported with Keras 3; after this call ``import tensorflow_addons as tfa`` and
+    ``tfa.optimizers.AdamW(...)`` work, every optimizer a subclass of :class:`Optimizer` (see
+    :mod:`optimlab.legacy_tfa`). Needs ``pip install tensorflow-addons==0.23.0 tf_keras``.
+
+    Example:
+        >>> import optimlab.legacy
+        >>> tfa_optimizers = optimlab.legacy.tensorflow_addons()  # doctest: +SKIP
+        >>> opt = tfa_optimizers.Yogi(learning_rate=0.01)  # doctest: +SKIP
+    """
+    import sys
+
+    from optimlab import legacy_tfa
+
+    return legacy_tfa.load(sys.modules[__name__])

@@ -132,6 +132,20 @@ def test_ctrl_c_inside_long_runs_of_worker_processes_stops_them_at_once(tmp_path
     assert not [pid for pid in pids if _running(pid)], "worker processes still running"
 
 
+def test_worker_processes_end_when_the_command_is_killed(tmp_path):
+    """kill -9 of the command left its --jobs workers training for nobody (found by a user test)."""
+    out = tmp_path / "killed"
+    process = _start_long_compare(out, "--jobs", "2")
+    pids = _children(process)
+    assert len(pids) == 2, pids
+    process.kill()
+    process.communicate()
+    deadline = time.time() + 20
+    while [pid for pid in pids if _running(pid)] and time.time() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in pids if _running(pid)], "workers outlived the command"
+
+
 def _running(pid):
     """Whether ``pid`` exists and is not a zombie."""
     try:

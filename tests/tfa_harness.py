@@ -1,6 +1,7 @@
 """TensorFlow Addons 0.23's optimizers, loaded from the installed wheel, on a chosen Keras 2 base.
 
-``load_tfa(legacy)`` imports ``tensorflow_addons.optimizers`` from the wheel with
+``load_tfa`` is :func:`optimlab.legacy_tfa.load` (what users call as
+``optimlab.legacy.tensorflow_addons()``): ``load_tfa(legacy)`` imports ``tensorflow_addons.optimizers`` from the wheel with
 ``tensorflow_addons.optimizers.constants.KerasLegacyOptimizer`` set to
 ``legacy.Optimizer`` and ``optimlab.legacy.install()`` in effect while its modules
 are imported (so that ``LazyAdam``, ``AdamW`` and ``SGDW`` subclass optimlab's
@@ -19,15 +20,13 @@ Run as a script (``python tests/tfa_harness.py OUT.npz`` with ``TF_USE_LEGACY_KE
 it writes the Keras 2 trajectories of every case in ``CASES`` for the test to compare.
 """
 
-import contextlib
-import importlib
 import importlib.util
 import sys
 import time
-import types
-from pathlib import Path
 
 import numpy as np
+
+from optimlab.legacy_tfa import load as load_tfa  # noqa: F401 - the tests' entry point
 
 STEPS = 100
 TFA_OPTIMIZERS = (
@@ -58,58 +57,6 @@ FLOAT32_ONLY = {"SWA"}  # TFA's SWA mixes a float32 snapshot count into the aver
 
 def tfa_available():
     return importlib.util.find_spec("tensorflow_addons") is not None
-
-
-@contextlib.contextmanager
-def keras2_internals():
-    """While TFA's modules import, ``keras.src.{engine,utils.tf_utils,backend}`` are tf_keras's."""
-    import keras.src
-    import keras.src.utils
-    import tf_keras.src.backend as k2_backend
-    import tf_keras.src.engine.keras_tensor as k2_keras_tensor
-    import tf_keras.src.utils.tf_utils as k2_tf_utils
-
-    engine = types.ModuleType("keras.src.engine")
-    engine.__path__ = []
-    engine.keras_tensor = k2_keras_tensor
-    patched = [(keras.src, "engine", engine), (keras.src.utils, "tf_utils", k2_tf_utils), (keras.src, "backend", k2_backend)]
-    saved = [(module, name, module.__dict__.get(name)) for module, name, _ in patched]
-    modules = {"keras.src.engine": engine, "keras.src.engine.keras_tensor": k2_keras_tensor}
-    saved_modules = {name: sys.modules.get(name) for name in modules}
-    for module, name, value in patched:
-        setattr(module, name, value)
-    sys.modules.update(modules)
-    try:
-        yield
-    finally:
-        for module, name, value in saved:
-            if value is None:
-                module.__dict__.pop(name, None)
-            else:
-                setattr(module, name, value)
-        for name, value in saved_modules.items():
-            if value is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = value
-
-
-def load_tfa(legacy=None):
-    """``tensorflow_addons.optimizers`` from the wheel, on ``legacy`` (``optimlab.legacy``) or unchanged."""
-    root = Path(importlib.util.find_spec("tensorflow_addons").origin).parent
-    for name in [n for n in sys.modules if n == "tensorflow_addons" or n.startswith("tensorflow_addons.")]:
-        del sys.modules[name]
-    package = types.ModuleType("tensorflow_addons")
-    package.__path__ = [str(root)]
-    sys.modules["tensorflow_addons"] = package
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(keras2_internals())
-        if legacy is not None:
-            constants = types.ModuleType("tensorflow_addons.optimizers.constants")
-            constants.KerasLegacyOptimizer = legacy.Optimizer
-            sys.modules[constants.__name__] = constants
-            stack.enter_context(legacy.install())
-        return importlib.import_module("tensorflow_addons.optimizers")
 
 
 # ---------------------------------------------------------------- the problem

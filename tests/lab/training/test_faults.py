@@ -156,6 +156,24 @@ def test_resumed_grid_tune_tries_exactly_the_grid(tmp_path):
     assert result["adam"]["trials"] == 6 and resumed.computed == 3
 
 
+def test_resumed_grid_tune_with_one_grid_point_left_after_the_retry(tmp_path):
+    """Ctrl-C in the 2nd of 3 grid points: the resumed tune stopped with "error: grid_id" (Optuna's grid
+    sampler looked up the grid point of the queued retry, which had none) and only a third call finished."""
+    runner = experiments.Runner(tmp_path, "iris", epochs=2)
+
+    def interrupt(record, computed):
+        if runner.computed == 2:
+            raise KeyboardInterrupt
+
+    runner.on_run = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        tuning.tune(runner, ["adam"], trials=3, sampler="grid", lr_range=(1e-4, 1e-1))
+    resumed = experiments.Runner(tmp_path, "iris", epochs=2)
+    result = tuning.tune(resumed, ["adam"], trials=3, sampler="grid", lr_range=(1e-4, 1e-1))
+    assert result["adam"]["trials"] == 3 and resumed.computed == 1
+    np.testing.assert_allclose(_tried_rates(tmp_path), np.geomspace(1e-4, 1e-1, 3), rtol=1e-12)
+
+
 def test_resumed_random_tune_does_not_replay_the_interrupted_first_draw(tmp_path):
     """Ctrl-C during the first trial, after its run was saved: the resumed study must not draw that
     learning rate again (it did: reseeded with the same seed, 2 records for 3 trials)."""

@@ -8,7 +8,7 @@ import pytest
 
 from optimlab.lab.training import problems
 
-SHARED = Path(os.environ.get("OPTIMLAB_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared"))
+SHARED = Path(os.environ.get("OPTIMLAB_SHARED", Path(__file__).resolve().parents[3] / ".." / "shared"))
 BOSTON_CSV = SHARED / "data" / "boston_housing.csv"
 needs_boston = pytest.mark.skipif(not BOSTON_CSV.exists(), reason=f"Boston CSV not found at {BOSTON_CSV} (../shared/data)")
 

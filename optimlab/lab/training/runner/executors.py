@@ -111,7 +111,7 @@ def _worker_init(threads, quiet, payload):
     The problem and data come pickled, so that TensorFlow is imported here
     under :mod:`optimlab._quiet`, not while the arguments are unpickled.
     """
-    _quiet.child_process(quiet)
+    _interrupt.worker_process(quiet)
     set_threads(threads)
     _worker_init.problem, _worker_init.data = pickle.loads(payload)
 

@@ -109,6 +109,24 @@ def _retry_interrupted(study):
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
 
 
+def _give_grid_point(study, trial):
+    """A queued retry of a grid trial takes over the grid point of the trial it repeats.
+
+    Optuna's grid sampler reads the grid point of every finished trial, and a
+    queued trial has none (a KeyError after it, once one grid point is left).
+    """
+    retry_of = trial.user_attrs.get("retry_of")
+    if retry_of is None or not isinstance(study.sampler, optuna.samplers.GridSampler):
+        return
+    storage = study._storage
+    if "grid_id" in storage.get_trial_system_attrs(trial._trial_id):
+        return
+    original = storage.get_trial_system_attrs(study.get_trials(deepcopy=False)[retry_of]._trial_id)
+    for key in ("search_space", "grid_id"):
+        if key in original:
+            storage.set_trial_system_attr(trial._trial_id, key, original[key])
+
+
 def _retry_races(call, attempts=6):
     """``call()``, retried a few times when it loses a race on a shared database.
 
@@ -146,6 +164,7 @@ def _optimize(study, objective, trials):
 
     def guarded(trial):
         trial.set_user_attr("worker", _WORKER)
+        _give_grid_point(study, trial)
         before = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.number < trial.number)
         if before >= trials:
             trial.set_user_attr("surplus", True)
