@@ -19,6 +19,9 @@ The report is where a user reads the answer. In order:
 7. tuning history (when ``OUT/tuning.db`` exists) and performance profiles
    (when there are several problems).
 
+Every figure gives an optimizer the same colour (:func:`optimizer_colors`,
+built once from the sorted names); its configurations differ by line style.
+
 Each section is one function returning HTML (empty when it does not apply), so
 new sections slot in by appending to :data:`SECTIONS`. PNGs are embedded as
 base64: report.html can be mailed on its own. Example::
@@ -231,8 +234,8 @@ def plot_lr_sensitivity(runs, problem, path, colors=None):
         if len(failed):
             any_failed = True
             shift = 10 ** (step * (index - (len(groups) - 1) / 2))
-            ax.scatter(failed.index.to_numpy() * shift, [ceiling] * len(failed), marker="x", s=80, color=color, zorder=5,
-                       linewidths=2, label=f"{label}: diverged")
+            ax.scatter(failed.index.to_numpy() * shift, [ceiling] * len(failed), marker="x", s=80, color=color,
+                       zorder=5, linewidths=2, label=f"{label}: diverged")
     selection = "validation" if data["valid_loss"].notna().any() else "training"
     ax.set(xscale="log", yscale="log", xlabel="learning rate (log scale)",
            ylabel=f"final {selection} loss, median over seeds (log scale)",
@@ -405,7 +408,8 @@ def section_problems(ctx):
                                                       ctx.colors),
                               f"{problem}: final loss against the learning rate"))
         if ctx.chosen[ctx.chosen["problem"] == problem]["seed"].nunique() > 1:
-            parts.append(_img(plot_boxes(ctx.chosen, problem, ctx.figures / f"{problem}_boxes.png", ctx.runs, ctx.colors),
+            parts.append(_img(plot_boxes(ctx.chosen, problem, ctx.figures / f"{problem}_boxes.png", ctx.runs,
+                                         ctx.colors),
                               f"{problem}: final test loss per seed"))
         parts.append("</section>")
     return "".join(parts)
@@ -467,9 +471,9 @@ def plot_all_curves(recs, problem, baseline, path, colors=None):
     if max(positive, default=0) > top:
         clipped = True
         ax.set_ylim(min(positive) / 1.5, top)
+    cut = f"\naxis cut at {top:.3g}; a mark above it sits on the top edge, its value written" if clipped else ""
     ax.set(xlabel="epoch", ylabel="training loss (median over seeds, log scale)",
-           title=f"{problem}: every configuration (^: explosion peak, x: diverged)"
-                 + (f"\naxis cut at {top:.3g}; a mark above it sits on the top edge, its value written" if clipped else ""))
+           title=f"{problem}: every configuration (^: explosion peak, x: diverged){cut}")
     ax.legend(fontsize=7)
     return _save(fig, path)
 
