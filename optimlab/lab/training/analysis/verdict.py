@@ -3,10 +3,11 @@
 Reads only the runs table (:func:`optimlab.lab.training.analysis.tables.runs_table`).
 The best optimizer (lowest median final test loss of its selected configuration)
 is set against the runner-up with the paired Wilcoxon test (Holm-corrected over
-the problem's comparisons) and Cohen's d. Example output (illustrative numbers)::
+the problem's comparisons) and Cohen's d. Example output (``optimlab compare --task iris
+--optimizers sgd,adam --lrs 0.1 --seeds 6``)::
 
-    sgd lr=0.001 beats adam lr=0.1 on diabetes: median test MSE 3598 (IQR 121) vs 3871 (IQR 170),
-    Wilcoxon p=0.004 Holm, 10 paired seeds, Cohen's d=1.9.
+    adam lr=0.1 beats sgd lr=0.1 on iris: median test cross-entropy 0.02614 (IQR 0.0158) vs 0.2599
+    (IQR 0.0226), Wilcoxon p=0.031 Holm, 6 paired seeds, Cohen's d=18.
 
 The ranking is by median, so the sentence quotes medians (with the interquartile
 range): a mean could put the runner-up ahead of the winner. :func:`p_texts`
@@ -39,7 +40,7 @@ def _spread(row):
 
 
 def _median(row):
-    """``"3598 (IQR 121)"``, or the median alone where one seed gives no spread."""
+    """``"0.02614 (IQR 0.0158)"``, or the median alone where one seed gives no spread."""
     median, iqr, seeds = row.get("test_loss_median"), row.get("test_loss_iqr"), row.get("seeds", 1)
     if int(seeds) < 2 or iqr is None or (isinstance(iqr, float) and math.isnan(iqr)):
         return _num(median)
