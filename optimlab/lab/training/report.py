@@ -121,7 +121,13 @@ def optimizer_colors(names):
 
 
 def _styles(pairs, colors):
-    """``{(optimizer, variant): (colour, linestyle)}``: the optimizer's colour; its variants told apart by line style."""
+    """``{(optimizer, variant): (colour, linestyle)}``: the optimizer's colour; its variants told apart by line style.
+
+    A figure of one optimizer only (a sweep) gives each variant a colour of its own instead.
+    """
+    pairs = list(pairs)
+    if len({optimizer for optimizer, _ in pairs}) == 1:
+        return {pair: (COLORS[i % len(COLORS)], LINESTYLES[0]) for i, pair in enumerate(pairs)}
     styles, seen = {}, {}
     for optimizer, variant in pairs:
         index = seen.setdefault(optimizer, 0)

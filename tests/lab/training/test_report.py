@@ -324,3 +324,11 @@ def test_diagnostics_name_diverged_configurations_and_keep_the_curves_readable(f
     above = {c.get_offsets()[0][0] for c in marks if c.get_offsets()[0][1] >= top}
     assert len(above) == 2 and len(ax.texts) == 2  # the value written once per spot on the edge
     assert all(float(t.get_text()) > top for t in ax.texts)
+
+
+def test_a_sweep_of_one_optimizer_tells_its_configurations_apart_by_colour():
+    pairs = [("adam", f"lr={lr}") for lr in (0.001, 0.01, 0.1)]
+    styles = report._styles(pairs, report.optimizer_colors(["adam"]))
+    assert len({colour for colour, _ in styles.values()}) == 3
+    mixed = report._styles(pairs + [("sgd", "lr=0.1")], report.optimizer_colors(["adam", "sgd"]))
+    assert len({mixed[p][0] for p in pairs}) == 1 and mixed[("sgd", "lr=0.1")][0] != mixed[pairs[0]][0]
