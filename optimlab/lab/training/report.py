@@ -40,6 +40,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -291,24 +292,46 @@ def plot_profile(costs, path, colors=None):
 
 
 def plot_tuning_history(trials, title, path):
-    """Objective per trial (dots; x for diverged trials) and the best value so far (line)."""
-    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-    numbers = [t.number for t in trials if t.value is not None]
-    values = [t.value for t in trials if t.value is not None]
+    """Per trial: its final validation loss (dots) and the best so far (line); beside it, the loss per learning rate.
+
+    Diverged trials are red x at the top of both panels, trials interrupted
+    before they finished (retried later) grey circles there.
+    """
+    fig, (ax, by_rate) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    done = [t for t in trials if t.value is not None]
+    values = [t.value for t in done]
+    log = bool(values) and all(v > 0 for v in values)
     if values:
-        ax.scatter(numbers, values, s=18, label="trial")
-        ax.step(numbers, np.minimum.accumulate(values), where="post", color="black", label="best so far")
-        if all(v > 0 for v in values):
-            ax.set_yscale("log")
-    failed = [t.number for t in trials if t.user_attrs.get("diverged")]
-    if failed:
-        low, high = ax.get_ylim()
-        ax.scatter(failed, [high] * len(failed), marker="x", s=60, color="red", zorder=5, label="diverged")
-    ax.set(xlabel="trial", ylabel="final validation loss" + (" (log scale)" if ax.get_yscale() == "log" else ""),
-           title=title)
-    ax.grid(alpha=0.3)
+        ax.scatter([t.number for t in done], values, s=18, label="trial")
+        ax.step([t.number for t in done], np.minimum.accumulate(values), where="post", color="black",
+                label="best so far")
+        by_rate.scatter([t.params["learning_rate"] for t in done], values, s=18)
+    marks = (("diverged", {"marker": "x", "s": 60, "color": "red"}),
+             ("interrupted", {"marker": "o", "s": 40, "facecolors": "none", "edgecolors": "grey"}))
+    for panel in (ax, by_rate):
+        if log:
+            panel.set_yscale("log")
+        top = panel.get_ylim()[1]
+        for outcome, style in marks:
+            chosen = [t for t in trials if t.value is None and _outcome(t) == outcome and "learning_rate" in t.params]
+            if chosen:
+                x = [t.number if panel is ax else t.params["learning_rate"] for t in chosen]
+                panel.scatter(x, [top] * len(chosen), zorder=5, label=outcome, **style)
+        panel.grid(alpha=0.3)
+    ylabel = "final validation loss" + (" (log scale)" if log else "")
+    ax.set(xlabel="trial", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    by_rate.set(xscale="log", xlabel="learning rate (log scale)", ylabel=ylabel, title="loss per learning rate")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _outcome(trial):
+    """``diverged``, ``interrupted`` (stopped before it finished) or None, from a trial the tuner marked."""
+    outcome = trial.user_attrs.get("outcome")
+    if outcome is None and trial.state.name == "FAIL" and "surplus" not in trial.user_attrs:
+        return "interrupted"
+    return outcome
 
 
 def _records_of(recs, problem):
@@ -542,7 +565,8 @@ def section_tuning(ctx):
     storage = f"sqlite:///{db.resolve()}"
     parts = ['<section id="tuning"><h2>Tuning</h2>',
              f"<p>Browse the studies interactively: <code>optuna-dashboard {html.escape(str(db))}</code>. "
-             "Only the learning rate is tuned, so it carries all of the importance; x: a diverged trial.</p>"]
+             "Only the learning rate is tuned, so it carries all of the importance; x: a diverged trial, "
+             "o: a trial interrupted before it finished (run again on resume).</p>"]
     for summary in optuna.study.get_all_study_summaries(storage):
         trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
         path = ctx.figures / f"tuning_{summary.study_name}.png"

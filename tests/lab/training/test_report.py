@@ -332,3 +332,33 @@ def test_a_sweep_of_one_optimizer_tells_its_configurations_apart_by_colour():
     assert len({colour for colour, _ in styles.values()}) == 3
     mixed = report._styles(pairs + [("sgd", "lr=0.1")], report.optimizer_colors(["adam", "sgd"]))
     assert len({mixed[p][0] for p in pairs}) == 1 and mixed[("sgd", "lr=0.1")][0] != mixed[pairs[0]][0]
+
+
+def test_tuning_history_marks_diverged_and_interrupted_trials(tmp_path, monkeypatch):
+    """The diverged trials' x never showed (the plot read an attribute the tuner does not set), nor did
+    interrupted ones, and the trial axis had ticks at 0.5, 1.5, ..."""
+    import optuna
+
+    from optimlab.lab.training.runner import tuning
+
+    runner = experiments.Runner(tmp_path, "diabetes", epochs=3)
+
+    def interrupt(record, computed):
+        raise KeyboardInterrupt
+
+    runner.on_run = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        tuning.tune(runner, ["gd"], trials=3, sampler="grid", lr_range=(1e-2, 1e6))
+    tuning.tune(experiments.Runner(tmp_path, "diabetes", epochs=3), ["gd"], trials=3, sampler="grid",
+                lr_range=(1e-2, 1e6))
+    study = optuna.load_study(study_name="diabetes-gd-grid", storage=tuning.default_storage(tmp_path))
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda fig, path: figures.append(fig) or path)
+    report.plot_tuning_history(study.trials, "diabetes-gd-grid", tmp_path / "history.png")
+    trials_panel, rates_panel = figures[0].axes
+    labels = [h.get_label() for h in trials_panel.collections]
+    assert "diverged" in labels and "interrupted" in labels
+    assert all(float(t).is_integer() for t in trials_panel.get_xticks())
+    assert rates_panel.get_xscale() == "log"
+    diverged = next(c for c in rates_panel.collections if c.get_label() == "diverged")
+    assert max(diverged.get_offsets()[:, 0]) == pytest.approx(1e6)
