@@ -186,6 +186,7 @@ def test_the_command_line_stops_work_with_and_without_safe_points(monkeypatch, c
     from optimlab.lab import commands
 
     monkeypatch.setattr(cli, "_command_line", lambda ctx: "optimlab test")
+    monkeypatch.setattr(commands, "_session", {"runner": None})  # no runs: earlier tests in this process made some
     checked = []
 
     def work(_):

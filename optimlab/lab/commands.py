@@ -309,23 +309,24 @@ def print_summary(runner, keys):
     loss = verdict.loss_name(runs)
     metric = runner.meta["metric"]
     rows = [(str(i), r["optimizer"], r["config"], percent(r["diverged"]),
+             f"{fmt(r.get('test_loss_median'))} [{fmt(r.get('test_loss_iqr'), 3)}]",
              f"{fmt(r.get('test_loss_mean'))} +/- {fmt(r.get('test_loss_std'), 3)}",
              f"{fmt(r.get('ci_low'))}..{fmt(r.get('ci_high'))}", fmt(r["test_metric"]))
             for i, (_, r) in enumerate(table.iterrows(), start=1)]
-    show(f"{runner.problem}: final {loss} of each optimizer's selected configuration, best first",
-         ("#", "optimizer", "config", "diverged", "mean +/- sd", "95% CI", metric), rows,
-         numeric=("#", "diverged", "mean +/- sd", "95% CI", metric))
-    rows = [(r["optimizer"], str(r["seeds"]), f"{fmt(r.get('test_loss_median'))} [{fmt(r.get('test_loss_iqr'), 3)}]",
-             percent(r["reached"]), fmt(r["epochs_to_target"]), fmt(r["seconds_to_target"], 3))
-            for _, r in table.iterrows()]
-    show(f"seeds, spread and time to the target ({fmt(runner.meta['target'])})",
-         ("optimizer", "seeds", "median [IQR]", "reached target", "epochs", "seconds"), rows,
-         numeric=("seeds", "median [IQR]", "reached target", "epochs", "seconds"))
+    show(f"{runner.problem}: final {loss} of each optimizer's selected configuration, best (lowest median) first",
+         ("#", "optimizer", "config", "diverged", "median [IQR]", "mean +/- sd", "95% CI", metric), rows,
+         numeric=("#", "diverged", "median [IQR]", "mean +/- sd", "95% CI", metric))
+    rows = [(r["optimizer"], str(r["seeds"]), percent(r["reached"]), fmt(r["epochs_to_target"]),
+             fmt(r["seconds_to_target"], 3)) for _, r in table.iterrows()]
+    show(f"seeds and time to the target ({fmt(runner.meta['target'])})",
+         ("optimizer", "seeds", "reached target", "epochs", "seconds"), rows,
+         numeric=("seeds", "reached target", "epochs", "seconds"))
     tests = analysis.tests(runs)
     if len(tests):
-        rows = [(r["best"], r["other"], str(r["pairs"]), fmt(r.get("wilcoxon_p_holm"), 3),
-                 fmt(r.get("welch_p_holm"), 3), fmt(r.get("cohens_d"), 3), r["note"] or "")
-                for _, r in tests.iterrows()]
+        wilcoxon = verdict.p_texts([r.get("wilcoxon_p_holm") for _, r in tests.iterrows()])
+        welch = verdict.p_texts([r.get("welch_p_holm") for _, r in tests.iterrows()])
+        rows = [(r["best"], r["other"], str(r["pairs"]), w, t, fmt(r.get("cohens_d"), 3), r["note"] or "")
+                for (_, r), w, t in zip(tests.iterrows(), wilcoxon, welch)]
         show("best against each other optimizer (p-values Holm-corrected)",
              ("best", "other", "pairs", "Wilcoxon p", "Welch p", "Cohen's d", "note"), rows,
              numeric=("pairs", "Wilcoxon p", "Welch p", "Cohen's d"))

@@ -164,6 +164,9 @@ def test_every_command_fits_80_columns_and_prints_whole_numbers(tmp_path, narrow
     for name in ("sgd", "adam"):
         losses = [r["final"]["test_loss"] for r in records.load_all(out) if r["spec"]["optimizer"] == name]
         assert f"{np.mean(losses):.4g} +/- {np.std(losses, ddof=1):.3g}" in text
+        q25, median, q75 = np.percentile(losses, [25, 50, 75])
+        assert f"{median:.4g} [{q75 - q25:.3g}]" in text  # the median it ranks by, with its IQR
+    assert text.index("median [IQR]") < text.index("mean +/- sd")  # in the ranked table, next to the mean
     assert "runs computed" in text
     sweep = _invoke("sweep", "--task", "iris", "--optimizer", "adam", "--lrs", "0.1,0.001", "--epochs", "5",
                     "--out", str(tmp_path / "sw"))

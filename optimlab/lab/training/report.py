@@ -19,6 +19,9 @@ The report is where a user reads the answer. In order:
 7. tuning history (when ``OUT/tuning.db`` exists) and performance profiles
    (when there are several problems).
 
+Every figure gives an optimizer the same colour (:func:`optimizer_colors`,
+built once from the sorted names); its configurations differ by line style.
+
 Each section is one function returning HTML (empty when it does not apply), so
 new sections slot in by appending to :data:`SECTIONS`. PNGs are embedded as
 base64: report.html can be mailed on its own. Example::
@@ -37,6 +40,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -44,6 +48,7 @@ from optimlab.lab.training import analysis, records  # noqa: E402
 from optimlab.lab.training.analysis import diagnostics, stats, verdict  # noqa: E402
 
 COLORS = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 
 
 @dataclasses.dataclass
@@ -56,6 +61,7 @@ class Context:
     chosen: object
     curves: object
     figures: Path
+    colors: dict = dataclasses.field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ helpers
@@ -105,8 +111,30 @@ def _is_sweep(runs):
                for _, g in runs.groupby(["problem", "optimizer"]))
 
 
-def _colors(keys):
-    return {k: COLORS[i % len(COLORS)] for i, k in enumerate(keys)}
+def optimizer_colors(names):
+    """``{optimizer: colour}``, one colour per optimizer for every figure of a report.
+
+    Built once from the sorted names, so adam is the same blue in the curves,
+    the learning-rate sensitivity, the box plot, the diagnostics and the
+    profiles, whatever its rank. Example: ``optimizer_colors(["sgd", "adam"])["adam"] == COLORS[0]``.
+    """
+    return {name: COLORS[i % len(COLORS)] for i, name in enumerate(sorted(set(names)))}
+
+
+def _styles(pairs, colors):
+    """``{(optimizer, variant): (colour, linestyle)}``: the optimizer's colour; its variants told apart by line style.
+
+    A figure of one optimizer only (a sweep) gives each variant a colour of its own instead.
+    """
+    pairs = list(pairs)
+    if len({optimizer for optimizer, _ in pairs}) == 1:
+        return {pair: (COLORS[i % len(COLORS)], LINESTYLES[0]) for i, pair in enumerate(pairs)}
+    styles, seen = {}, {}
+    for optimizer, variant in pairs:
+        index = seen.setdefault(optimizer, 0)
+        seen[optimizer] += 1
+        styles[(optimizer, variant)] = (colors[optimizer], LINESTYLES[index % len(LINESTYLES)])
+    return styles
 
 
 # ------------------------------------------------------------------ figures
@@ -120,7 +148,7 @@ def shown_configs(shown, problem):
     return list(shown[shown["problem"] == problem].groupby(["optimizer", "config"]).groups)
 
 
-def plot_curves(curves, shown, problem, path, runs):
+def plot_curves(curves, shown, problem, path, runs, colors=None):
     """Training and validation (else test) loss per epoch of each shown configuration.
 
     Lines are the median over seeds, bands the interquartile range (never
@@ -131,7 +159,7 @@ def plot_curves(curves, shown, problem, path, runs):
     second = curve_columns(data)[1]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     configs = shown_configs(shown, problem)
-    colors = _colors(configs)
+    styles = _styles(configs, colors or optimizer_colors(runs["optimizer"]))
     for ax, column in zip(axes, ("train_loss", second)):
         for optimizer, config in configs:
             seeds = shown[(shown["problem"] == problem) & (shown["optimizer"] == optimizer)
@@ -141,8 +169,8 @@ def plot_curves(curves, shown, problem, path, runs):
             per_epoch = finite.groupby("epoch")[column].quantile([0.25, 0.5, 0.75]).unstack()
             if per_epoch.empty:
                 continue
-            color = colors[(optimizer, config)]
-            ax.plot(per_epoch.index, per_epoch[0.5], color=color,
+            color, linestyle = styles[(optimizer, config)]
+            ax.plot(per_epoch.index, per_epoch[0.5], color=color, linestyle=linestyle,
                     label=f"{optimizer} {config} ({seeds.nunique()} seed{'s' if seeds.nunique() > 1 else ''})")
             if seeds.nunique() > 1:
                 ax.fill_between(per_epoch.index, per_epoch[0.25], per_epoch[0.75], color=color, alpha=0.2)
@@ -186,26 +214,35 @@ def _focus_on_finished(ax, data, runs, problem, column):
         ax.set_ylim(low - 0.1 * (high - low), high + 0.5 * (high - low) + 1e-12)
 
 
-def plot_lr_sensitivity(runs, problem, path):
-    """Median final selection loss per learning rate; an x above the curve where every seed diverged."""
+def plot_lr_sensitivity(runs, problem, path, colors=None):
+    """Median final selection loss per learning rate; an x above the curve where every seed diverged.
+
+    The x markers of different optimizers at one learning rate are shifted
+    apart along the (log) axis, a few hundredths of a decade each, so that
+    one optimizer's divergence never hides under another's.
+    """
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     data = runs[runs["problem"] == problem]
     groups = list(data.groupby(["optimizer", data["clipnorm"].fillna(-1)]))
-    colors = _colors([k for k, _ in groups])
+    styles = _styles([k for k, _ in groups], colors or optimizer_colors(runs["optimizer"]))
     finite_all = data["selection_loss"][np.isfinite(data["selection_loss"])]
     ceiling = float(finite_all.max()) * 1.5 if len(finite_all) else 1.0
+    rates = data["learning_rate"][data["learning_rate"] > 0]
+    span = math.log10(rates.max() / rates.min()) if len(rates) else 0.0
+    step = 0.04 * max(span, 1.0)  # decades between neighbouring groups' x markers: about 20 pixels
     any_failed = False
-    for (optimizer, clipnorm), group in groups:
+    for index, ((optimizer, clipnorm), group) in enumerate(groups):
         per_lr = group.groupby("learning_rate")["selection_loss"].median().sort_index()
         label = optimizer if clipnorm < 0 else f"{optimizer} clipnorm={clipnorm:g}"
         finite = per_lr[np.isfinite(per_lr)]
-        color = colors[(optimizer, clipnorm)]
-        ax.plot(finite.index, finite.values, marker="o", color=color, label=label)
+        color, linestyle = styles[(optimizer, clipnorm)]
+        ax.plot(finite.index, finite.values, marker="o", color=color, linestyle=linestyle, label=label)
         failed = per_lr[~np.isfinite(per_lr)]
         if len(failed):
             any_failed = True
-            ax.scatter(failed.index, [ceiling] * len(failed), marker="x", s=80, color=color, zorder=5,
-                       linewidths=2, label=f"{label}: diverged")
+            shift = 10 ** (step * (index - (len(groups) - 1) / 2))
+            ax.scatter(failed.index.to_numpy() * shift, [ceiling] * len(failed), marker="x", s=80, color=color,
+                       zorder=5, linewidths=2, label=f"{label}: diverged")
     selection = "validation" if data["valid_loss"].notna().any() else "training"
     ax.set(xscale="log", yscale="log", xlabel="learning rate (log scale)",
            ylabel=f"final {selection} loss, median over seeds (log scale)",
@@ -215,31 +252,36 @@ def plot_lr_sensitivity(runs, problem, path):
     return _save(fig, path)
 
 
-def plot_boxes(chosen, problem, path, runs):
-    """Final test loss per seed for each optimizer's selected configuration (box plot, seeds as dots)."""
+def plot_boxes(chosen, problem, path, runs, colors=None):
+    """Final test loss per seed for each optimizer's selected configuration (box plot, seeds as dots), best first."""
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     data = chosen[chosen["problem"] == problem]
     names = list(analysis.ranked_summary(runs[runs["problem"] == problem])["optimizer"])
     samples = [data[data["optimizer"] == n]["test_loss"].dropna().to_numpy() for n in names]
-    ax.boxplot([s if s.size else [np.nan] for s in samples])
+    colors = colors or optimizer_colors(runs["optimizer"])
+    boxes = ax.boxplot([s if s.size else [np.nan] for s in samples], patch_artist=True,
+                       medianprops={"color": "black"})
+    for box, name in zip(boxes["boxes"], names):
+        box.set(facecolor=(*colors[name][:3], 0.25), edgecolor=colors[name])
     ax.set_xticks(range(1, len(names) + 1), names, rotation=30 if len(names) > 4 else 0,
                   ha="right" if len(names) > 4 else "center")
-    for i, s in enumerate(samples, start=1):
-        ax.scatter(np.full(s.size, i) + np.linspace(-0.08, 0.08, s.size), s, s=14, alpha=0.7, zorder=3)
+    for i, (name, s) in enumerate(zip(names, samples), start=1):
+        ax.scatter(np.full(s.size, i) + np.linspace(-0.08, 0.08, s.size), s, s=14, alpha=0.7, zorder=3,
+                   color=colors[name], label=name)
     ax.set(ylabel=_loss_label(runs, problem, "test").replace(" (log scale)", "") + ", final",
            xlabel="optimizer (best first)", title=f"{problem}: final test loss per seed")
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
 
 
-def plot_profile(costs, path):
+def plot_profile(costs, path, colors=None):
     """Performance profiles (Dolan & More) of the median final test loss across problems."""
     finite = costs.to_numpy()[np.isfinite(costs.to_numpy())]
     top = max(2.0, float(np.max(finite / np.min(finite)))) if finite.size else 2.0
     taus = np.geomspace(1, top * 1.05, 200)
     profile = stats.performance_profile(costs, taus)
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-    colors = _colors(profile.columns)
+    colors = colors or optimizer_colors(profile.columns)
     for name in profile.columns:
         ax.step(profile.index, profile[name], where="post", label=name, color=colors[name])
     ax.set(xscale="log", xlabel="tau: ratio to the best median test loss (log scale)",
@@ -250,24 +292,46 @@ def plot_profile(costs, path):
 
 
 def plot_tuning_history(trials, title, path):
-    """Objective per trial (dots; x for diverged trials) and the best value so far (line)."""
-    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-    numbers = [t.number for t in trials if t.value is not None]
-    values = [t.value for t in trials if t.value is not None]
+    """Per trial: its final validation loss (dots) and the best so far (line); beside it, the loss per learning rate.
+
+    Diverged trials are red x at the top of both panels, trials interrupted
+    before they finished (retried later) grey circles there.
+    """
+    fig, (ax, by_rate) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    done = [t for t in trials if t.value is not None]
+    values = [t.value for t in done]
+    log = bool(values) and all(v > 0 for v in values)
     if values:
-        ax.scatter(numbers, values, s=18, label="trial")
-        ax.step(numbers, np.minimum.accumulate(values), where="post", color="black", label="best so far")
-        if all(v > 0 for v in values):
-            ax.set_yscale("log")
-    failed = [t.number for t in trials if t.user_attrs.get("diverged")]
-    if failed:
-        low, high = ax.get_ylim()
-        ax.scatter(failed, [high] * len(failed), marker="x", s=60, color="red", zorder=5, label="diverged")
-    ax.set(xlabel="trial", ylabel="final validation loss" + (" (log scale)" if ax.get_yscale() == "log" else ""),
-           title=title)
-    ax.grid(alpha=0.3)
+        ax.scatter([t.number for t in done], values, s=18, label="trial")
+        ax.step([t.number for t in done], np.minimum.accumulate(values), where="post", color="black",
+                label="best so far")
+        by_rate.scatter([t.params["learning_rate"] for t in done], values, s=18)
+    marks = (("diverged", {"marker": "x", "s": 60, "color": "red"}),
+             ("interrupted", {"marker": "o", "s": 40, "facecolors": "none", "edgecolors": "grey"}))
+    for panel in (ax, by_rate):
+        if log:
+            panel.set_yscale("log")
+        top = panel.get_ylim()[1]
+        for outcome, style in marks:
+            chosen = [t for t in trials if t.value is None and _outcome(t) == outcome and "learning_rate" in t.params]
+            if chosen:
+                x = [t.number if panel is ax else t.params["learning_rate"] for t in chosen]
+                panel.scatter(x, [top] * len(chosen), zorder=5, label=outcome, **style)
+        panel.grid(alpha=0.3)
+    ylabel = "final validation loss" + (" (log scale)" if log else "")
+    ax.set(xlabel="trial", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    by_rate.set(xscale="log", xlabel="learning rate (log scale)", ylabel=ylabel, title="loss per learning rate")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _outcome(trial):
+    """``diverged``, ``interrupted`` (stopped before it finished) or None, from a trial the tuner marked."""
+    outcome = trial.user_attrs.get("outcome")
+    if outcome is None and trial.state.name == "FAIL" and "surplus" not in trial.user_attrs:
+        return "interrupted"
+    return outcome
 
 
 def _records_of(recs, problem):
@@ -317,8 +381,8 @@ def _pm(mean, spread, digits=3):
 
 def section_summary(ctx):
     table = analysis.ranked_summary(ctx.runs)
-    headers = ("problem", "rank", "optimizer", "configuration", "seeds", "diverged", "test loss, mean +/- sd",
-               "median [IQR]", "95% CI of the mean", "test metric", "reached target", "epochs to target")
+    headers = ("problem", "rank", "optimizer", "configuration", "seeds", "diverged", "test loss, median [IQR]",
+               "mean +/- sd", "95% CI of the mean", "test metric", "reached target", "epochs to target")
     rows = []
     for problem, group in table.groupby("problem", sort=True):
         for rank, (_, r) in enumerate(group.iterrows(), start=1):
@@ -328,14 +392,14 @@ def section_summary(ctx):
             low, high = r.get("ci_low"), r.get("ci_high")
             ci = None if low is None or math.isnan(low) else f"{low:.4g} to {high:.4g}"
             rows.append((problem, rank, r["optimizer"], r["config"], int(r["seeds"]), r["diverged"],
-                         _pm(r.get("test_loss_mean"), r.get("test_loss_std")), median, ci, metric, r["reached"],
+                         median, _pm(r.get("test_loss_mean"), r.get("test_loss_std")), ci, metric, r["reached"],
                          r["epochs_to_target"]))
     note = ("Per optimizer, the configuration run over the most seeds (ties: lowest mean final validation "
             "loss); ranked by median final test loss. Diverged runs count in 'diverged', not in the losses; "
             "95% CI: percentile bootstrap of the mean.")
     return ('<section id="summary"><h2>Ranked summary</h2>'
             + _table(headers, rows, {"diverged": "percent", "reached target": "percent",
-                                     "test loss, mean +/- sd": "number", "median [IQR]": "number",
+                                     "mean +/- sd": "number", "test loss, median [IQR]": "number",
                                      "95% CI of the mean": "number", "test metric": "number"})
             + f"<p class='note'>{html.escape(note)}</p></section>")
 
@@ -344,14 +408,16 @@ def section_tests(ctx):
     tests = analysis.tests(ctx.runs)
     if not len(tests):
         return ""
-    rows = [(r["problem"], r["best"], r["other"], int(r["pairs"]), r.get("wilcoxon_p_holm"), r.get("welch_p_holm"),
-             r.get("cohens_d"), r["note"] or "") for _, r in tests.iterrows()]
+    wilcoxon = verdict.p_texts([r.get("wilcoxon_p_holm") for _, r in tests.iterrows()])
+    welch = verdict.p_texts([r.get("welch_p_holm") for _, r in tests.iterrows()])
+    rows = [(r["problem"], r["best"], r["other"], int(r["pairs"]), w, t, r.get("cohens_d"), r["note"] or "")
+            for (_, r), w, t in zip(tests.iterrows(), wilcoxon, welch)]
     note = ("The best optimizer (lowest median test loss) against each other one: paired Wilcoxon signed-rank "
             "over seeds, Welch's t-test, both Holm-corrected within a problem; Cohen's d of the test losses. "
             "A p-value is left out (-) where the sample can never reach 0.05 (fewer than 6 pairs).")
     return ('<section id="tests"><h2>Statistical tests</h2>'
             + _table(("problem", "best", "other", "paired seeds", "Wilcoxon p (Holm)", "Welch p (Holm)",
-                      "Cohen's d", "note"), rows)
+                      "Cohen's d", "note"), rows, {"Wilcoxon p (Holm)": "number", "Welch p (Holm)": "number"})
             + f"<p class='note'>{html.escape(note)}</p></section>")
 
 
@@ -363,42 +429,80 @@ def section_problems(ctx):
         runs = ctx.runs[ctx.runs["problem"] == problem]
         parts.append(f'<section class="problem"><h2>{html.escape(problem)}</h2>')
         what = "every configuration" if sweep else "each optimizer's selected configuration"
-        parts.append(_img(plot_curves(ctx.curves, shown, problem, ctx.figures / f"{problem}_curves.png", ctx.runs),
+        parts.append(_img(plot_curves(ctx.curves, shown, problem, ctx.figures / f"{problem}_curves.png", ctx.runs,
+                                      ctx.colors),
                           f"{problem}: loss per epoch of {what} (median over seeds, band: interquartile range)"))
         if runs.groupby("optimizer")["learning_rate"].nunique().max() > 1:
-            parts.append(_img(plot_lr_sensitivity(ctx.runs, problem, ctx.figures / f"{problem}_lr_sensitivity.png"),
+            parts.append(_img(plot_lr_sensitivity(ctx.runs, problem, ctx.figures / f"{problem}_lr_sensitivity.png",
+                                                      ctx.colors),
                               f"{problem}: final loss against the learning rate"))
         if ctx.chosen[ctx.chosen["problem"] == problem]["seed"].nunique() > 1:
-            parts.append(_img(plot_boxes(ctx.chosen, problem, ctx.figures / f"{problem}_boxes.png", ctx.runs),
+            parts.append(_img(plot_boxes(ctx.chosen, problem, ctx.figures / f"{problem}_boxes.png", ctx.runs,
+                                         ctx.colors),
                               f"{problem}: final test loss per seed"))
         parts.append("</section>")
     return "".join(parts)
 
 
-def plot_all_curves(recs, problem, baseline, path):
-    """Training loss of every configuration (median over seeds), each explosion marked, the naive baseline dashed."""
+CLIP = 10.0  # the diagnostics curves' y axis stops at CLIP times the largest starting loss
+
+
+def plot_all_curves(recs, problem, baseline, path, colors=None):
+    """Training loss of every configuration (median over seeds), each explosion marked, the naive baseline dashed.
+
+    Like the curves of :func:`plot_curves`, the y range stays on the useful
+    data: it stops at ``CLIP`` times the largest starting loss (or the
+    baseline), so two runs climbing to 1e9 do not squash the others. Curves
+    above it leave the top of the axes; a marker above it (an explosion's peak
+    ^, a diverged run's last finite loss x) is drawn on the top edge with its
+    value written beside it.
+    """
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     groups = {}
     for r in _records_of(recs, problem):
-        label = f"{r['spec']['optimizer']} {analysis.config_label(r['spec']['hyperparameters'])}"
-        groups.setdefault(label, []).append(r)
-    colors = _colors(sorted(groups))
-    for label, runs in sorted(groups.items()):
+        groups.setdefault((r["spec"]["optimizer"], analysis.config_label(r["spec"]["hyperparameters"])), []).append(r)
+    styles = _styles(sorted(groups), colors or optimizer_colors(r["spec"]["optimizer"] for r in recs))
+    values, starts, marks = [], [], []
+    for (optimizer, config), runs in sorted(groups.items()):
         frame = pd.concat([pd.DataFrame(r["history"]).astype(float) for r in runs])
         per_epoch = frame.groupby("epoch")["train_loss"].median()
-        ax.plot(per_epoch.index, per_epoch.values, color=colors[label], label=f"{label} ({len(runs)} seeds)")
+        color, linestyle = styles[(optimizer, config)]
+        ax.plot(per_epoch.index, per_epoch.values, color=color, linestyle=linestyle,
+                label=f"{optimizer} {config} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        finite = per_epoch[np.isfinite(per_epoch)]
+        values += list(finite.values)
+        starts += list(finite.values[:1])
         for r in runs:
             found = [f for f in diagnostics.flags(r) if f["flag"] == "exploding"]
             if found and "train_loss_max" in r["history"]:
-                peak = np.nanmax(np.array(r["history"]["train_loss_max"], dtype=float))
-                ax.scatter([found[0]["epoch"]], [peak], marker="^", color=colors[label], s=40)
+                marks.append((found[0]["epoch"], np.nanmax(np.array(r["history"]["train_loss_max"], dtype=float)),
+                              color, "^"))
+            history = pd.DataFrame(r["history"]).astype(float)
+            last = history[np.isfinite(history["train_loss"])].tail(1)
+            if r["status"] == "diverged" and len(last):
+                marks.append((last["epoch"].iloc[0], last["train_loss"].iloc[0], color, "x"))
     if baseline and baseline.get("train_loss") is not None:
         ax.axhline(baseline["train_loss"], color="black", linestyle="--", linewidth=1,
                    label=f"naive baseline {baseline['train_loss']:.4g}")
-    if ax.has_data():
+        starts.append(baseline["train_loss"])
+    positive = [v for v in values + [m[1] for m in marks] + starts if v > 0]
+    top = CLIP * max(starts) if starts and max(starts) > 0 else math.inf
+    clipped = False
+    written = {}
+    for epoch, value, color, marker in marks:
+        ax.scatter([epoch], [min(value, top)], marker=marker, color=color, s=40, clip_on=False, zorder=5)
+        if value > top and value > written.get(epoch, (0,))[0]:
+            written[epoch] = (value, color)  # one value per spot on the edge (the largest), not a pile
+    for epoch, (value, color) in written.items():
+        ax.annotate(f"{value:.2g}", (epoch, top), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
+    if ax.has_data() and positive:
         ax.set_yscale("log")
+    if max(positive, default=0) > top:
+        clipped = True
+        ax.set_ylim(min(positive) / 1.5, top)
+    cut = f"\naxis cut at {top:.3g}; a mark above it sits on the top edge, its value written" if clipped else ""
     ax.set(xlabel="epoch", ylabel="training loss (median over seeds, log scale)",
-           title=f"{problem}: every configuration (^: explosion peak)")
+           title=f"{problem}: every configuration (^: explosion peak, x: diverged){cut}")
     ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -421,14 +525,16 @@ def section_diagnostics(ctx):
         if base:
             values = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in base.items() if k != "kind")
             parts.append(f"<p>Naive baseline ({html.escape(base['kind'])}): {html.escape(values)}.</p>")
-            for answer, words in (("yes", "Beat the naive baseline's test loss"), ("no", "Did not beat it")):
-                who = sorted({f"{o} {c}" for o, c in rows[rows["beats_baseline"] == answer][["optimizer", "config"]]
+            for column, answer, words in (("beats_baseline", "yes", "Beat the naive baseline's test loss"),
+                                          ("beats_baseline", "no", "Did not beat it"),
+                                          ("status", "diverged", "Did not beat it (diverged)")):
+                who = sorted({f"{o} {c}" for o, c in rows[rows[column] == answer][["optimizer", "config"]]
                               .itertuples(index=False)})
                 if who:
                     parts.append(f"<p>{words}: {html.escape(', '.join(who))}.</p>")
         else:
             parts.append("<p>Naive baseline: none (the model computes its own loss, or the records predate it).</p>")
-        path = plot_all_curves(ctx.recs, problem, base, ctx.figures / f"{problem}_all_curves.png")
+        path = plot_all_curves(ctx.recs, problem, base, ctx.figures / f"{problem}_all_curves.png", ctx.colors)
         parts.append(_img(path, f"{problem}: training loss of every configuration, explosions marked, "
                                 "the naive baseline dashed"))
         shown = {"optimizer": "optimizer", "config": "config", "seed": "seed", "status": "status",
@@ -459,7 +565,8 @@ def section_tuning(ctx):
     storage = f"sqlite:///{db.resolve()}"
     parts = ['<section id="tuning"><h2>Tuning</h2>',
              f"<p>Browse the studies interactively: <code>optuna-dashboard {html.escape(str(db))}</code>. "
-             "Only the learning rate is tuned, so it carries all of the importance; x: a diverged trial.</p>"]
+             "Only the learning rate is tuned, so it carries all of the importance; x: a diverged trial, "
+             "o: a trial interrupted before it finished (run again on resume).</p>"]
     for summary in optuna.study.get_all_study_summaries(storage):
         trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
         path = ctx.figures / f"tuning_{summary.study_name}.png"
@@ -473,7 +580,7 @@ def section_profiles(ctx):
     if len(costs) < 2:
         return ""
     return ('<section id="profiles"><h2>Performance profiles</h2>'
-            + _img(plot_profile(costs, ctx.figures / "performance_profile.png"),
+            + _img(plot_profile(costs, ctx.figures / "performance_profile.png", ctx.colors),
                    "share of problems on which each optimizer is within tau of the best") + "</section>")
 
 
@@ -497,7 +604,8 @@ def write_report(out, sections=None):
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     runs = analysis.runs_table(recs)
-    ctx = Context(out, recs, runs, analysis.selected(runs), analysis.curves(recs), figures)
+    ctx = Context(out, recs, runs, analysis.selected(runs), analysis.curves(recs), figures,
+                  optimizer_colors(runs["optimizer"]))
     problems = ", ".join(sorted(runs["problem"].unique()))
     body = "".join(section(ctx) for section in (sections or SECTIONS))
     path = out / "report.html"

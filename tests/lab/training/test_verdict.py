@@ -41,3 +41,32 @@ def test_a_sweep_names_the_best_configuration_and_the_edge_of_the_grid():
     assert "largest learning rate tried" in sentence
     middle = verdict.headline(_runs([("gd", 0.01, 0, 0.9), ("gd", 0.1, 0, 0.1), ("gd", 1.0, 0, 0.5)]))
     assert "learning rate tried" not in middle
+
+
+def test_the_sentence_quotes_the_medians_it_ranks_by():
+    """Found by a QA pass: ranked by median but quoting means, the winner showed the larger mean."""
+    import numpy as np
+
+    adam = [5000.0, 5010.0, 5020.0, 5030.0, 5040.0, 7000.0]  # lower median, higher mean (one bad seed)
+    sgd = [5100.0, 5110.0, 5120.0, 5130.0, 5140.0, 5150.0]
+    runs = _runs([("adam", 0.001, s, v) for s, v in enumerate(adam)] + [("sgd", 0.01, s, v) for s, v in enumerate(sgd)])
+    assert np.mean(adam) > np.mean(sgd) and np.median(adam) < np.median(sgd)
+    sentence = verdict.headline(runs)
+    assert sentence.index("adam lr=0.001") < sentence.index("sgd lr=0.01")
+    for values in (adam, sgd):
+        q25, median, q75 = np.percentile(values, [25, 50, 75])
+        assert f"{median:.4g} (IQR {q75 - q25:.3g})" in sentence, sentence
+    assert f"{np.mean(adam):.4g}" not in sentence and "mean +/- sd" not in sentence
+    assert f"median test MSE {np.median(adam):.4g}" in sentence
+
+
+def test_a_column_of_p_values_uses_one_notation():
+    """Found by a QA pass: "0.0005795" on one row, "5.797e-05" on the next."""
+    import re
+
+    small = verdict.p_texts([0.0005795, 5.797e-05, 0.031, None, math.nan])
+    assert small[3:] == ["-", "-"]
+    assert all(re.fullmatch(r"\d\.\de-\d\d", t) for t in small[:3]), small
+    assert [float(t) for t in small[:3]] == [5.8e-04, 5.8e-05, 3.1e-02]
+    plain = verdict.p_texts([0.031, 0.5, 0.0012])
+    assert plain == ["0.031", "0.500", "0.001"]
