@@ -40,10 +40,28 @@ def _claimed(out, process):
     return process
 
 
+_SPAWNED = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left():
+    """A failed test must not leave its command (and its workers) running for minutes."""
+    yield
+    while _SPAWNED:
+        process = _SPAWNED.pop()
+        if process.poll() is None:
+            for pid in _children(process):
+                os.kill(pid, signal.SIGKILL)
+            process.kill()
+            process.communicate()
+
+
 def _spawn(*args):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
-    return subprocess.Popen([sys.executable, "-m", "optimlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    process = subprocess.Popen([sys.executable, "-m", "optimlab", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    _SPAWNED.append(process)
+    return process
 
 
 def _cpu_seconds(pid):
