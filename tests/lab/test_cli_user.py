@@ -262,8 +262,8 @@ def test_lrs_errors_say_what_the_option_takes(tmp_path):
     assert not (tmp_path / "o" / "records").exists()
 
 
-def test_progress_bar_tells_diverged_from_retried_and_the_time_left(monkeypatch):
-    """Found by a user test: diverged runs were counted as 'fail'; the README promises the time left."""
+def _last_bar_line(monkeypatch, total, drive):
+    """The progress bar's last line at 80 columns after ``drive(runner)`` reported runs to it."""
     import io
 
     screen = io.StringIO()
@@ -274,13 +274,21 @@ def test_progress_bar_tells_diverged_from_retried_and_the_time_left(monkeypatch)
             pass
 
     runner = FakeRunner()
-    with commands.progress_for(runner, 4, "compare"):
+    with commands.progress_for(runner, total, "compare"):
+        drive(runner)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
+
+
+def test_progress_bar_tells_diverged_from_retried_and_the_time_left(monkeypatch):
+    """Found by a user test: diverged runs were counted as 'fail'; the README promises the time left."""
+    def drive(runner):
         for status in ("ok", "diverged"):
             runner.on_start()
             runner.on_run({"status": status, "spec": {"optimizer": "sgd"}}, True)
         runner.on_start()
         runner.on_retry()
-    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
+
+    last = _last_bar_line(monkeypatch, 4, drive)
     assert "2/4" in last and "0 running, 1 diverged, 1 retried" in last, last
     assert re.search(r"(-:--:--|\d:\d\d:\d\d)\s*$", last), last  # the time left
     assert len(last.rstrip()) <= 80
@@ -288,24 +296,15 @@ def test_progress_bar_tells_diverged_from_retried_and_the_time_left(monkeypatch)
 
 def test_progress_bar_speaks_words_and_fits_80_columns_with_large_counts(monkeypatch):
     """Found by a user test: "run 0 div 4 retry 0" was cryptic; words must still fit 80 columns."""
-    import io
-
-    screen = io.StringIO()
-    monkeypatch.setattr(commands, "progress_console", Console(file=screen, width=80, force_terminal=True))
-
-    class FakeRunner:
-        def close(self):
-            pass
-
-    runner = FakeRunner()
-    with commands.progress_for(runner, 1000, "compare"):
+    def drive(runner):
         for _ in range(150):
             runner.on_start()
         for _ in range(120):
             runner.on_run({"status": "diverged", "spec": {"optimizer": "schedule_free_adamw"}}, True)
         for _ in range(12):
             runner.on_retry()
-    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
+
+    last = _last_bar_line(monkeypatch, 1000, drive)
     assert "120/1000" in last and "18 running, 120 diverged, 12 retried" in last, last
     assert len(last.rstrip()) <= 80 and "…" not in last, last
 
