@@ -3,22 +3,19 @@
 The registries that hold these names import TensorFlow, which takes seconds;
 the ``optimlab`` command checks ``--task``, ``--optimizers`` and ``--function``
 against the lists here first, so a typo is answered at once, with a
-suggestion. The registries stay the source of truth: a test
-(tests/lab/test_cli_names.py) asserts that each list equals its registry, so
-adding an optimizer, a problem or a function means adding its name here too,
-and that test says which name is missing. Example::
+suggestion. The registries stay the source of truth: optimizer and function
+names come from the generated catalog (``python -m optimlab._catalog``), aliases
+and tasks are listed here, and a test (tests/lab/test_cli_names.py) asserts that
+each list equals its registry and says which name is missing. Example::
 
     >>> did_you_mean("adma", OPTIMIZERS)
     "; did you mean 'adam'?"
 """
 
-# optimlab.registry.names(): every registered optimizer, sorted.
-OPTIMIZERS = (
-    "adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "adan", "ademamix", "adopt",
-    "cocob", "conditional_gradient", "ftrl", "gd", "lamb", "lars", "lazy_adam", "lion", "momentum", "muon",
-    "nadam", "novograd", "prodigy", "proximal_adagrad", "rectified_adam", "rmsprop", "schedule_free_adamw",
-    "schedule_free_sgd", "sgd", "sophia", "yogi",
-)
+from optimlab import _catalog_data
+
+# optimlab.registry.names(): every registered optimizer, sorted (from the generated catalog).
+OPTIMIZERS = tuple(sorted(entry["name"] for entry in _catalog_data.OPTIMIZERS))
 # The aliases given to optimlab.registry.register(...): alias -> registered name.
 OPTIMIZER_ALIASES = {
     "frank_wolfe": "conditional_gradient", "gradient_descent": "gd", "gradientdescent": "gd",
@@ -31,10 +28,8 @@ TASKS = (
     "quadratic_deep", "two_d_rosenbrock", "two_d_beale", "two_d_branin", "mnist_logreg", "mnist_mlp", "mnist_2c2d",
     "fmnist_logreg", "fmnist_mlp", "fmnist_2c2d", "cifar10_3c3d",
 )
-# optimlab.lab.convergence.functions.FUNCTION_NAMES: the convergence lab's test functions.
-FUNCTIONS = (
-    "quartic", "rosenbrock", "beale", "booth", "himmelblau", "rastrigin", "ackley", "quadratic", "noisy_quadratic",
-)
+# optimlab.lab.convergence.functions.FUNCTION_NAMES: the convergence lab's test functions (from the catalog).
+FUNCTIONS = tuple(entry["name"] for entry in _catalog_data.FUNCTIONS)
 
 
 def _edit_distance(a, b):
