@@ -432,8 +432,10 @@ def open_storage(url):
     """
     import optuna
 
-    try:
-        storage = optuna.storages.RDBStorage(url)
+    from optimlab.lab.training.runner import tuning
+
+    try:  # workers starting together race to create Optuna's tables: retried as in the tuner
+        storage = tuning._retry_races(lambda: optuna.storages.RDBStorage(url))
     except Exception as error:  # noqa: BLE001 - every failure to open it is the user's to fix, in one line
         lines = str(error).strip().splitlines() or [type(error).__name__]
         reason = " ".join(lines[0].split())
