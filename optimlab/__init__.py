@@ -2,7 +2,9 @@
 
 The package loads lazily: ``import optimlab`` is instant and TensorFlow is imported
 on the first use of an attribute (``optimlab.Adam``, ``optimlab.get``, ...). That
-keeps ``optimlab --help`` and argument errors fast. Example::
+keeps ``optimlab --help`` and argument errors fast. Saved models still load after
+a plain ``import optimlab``: its classes register with Keras as soon as TensorFlow
+is loaded (:mod:`optimlab._keras_registration`). Example::
 
     >>> import optimlab
     >>> opt = optimlab.Adam(learning_rate=1e-3)   # TensorFlow is imported here
@@ -12,6 +14,10 @@ import importlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from optimlab import _keras_registration  # noqa: E402
+
+_keras_registration.install()
 
 __version__ = "0.1.0"
 

@@ -335,6 +335,17 @@ class Optimizer(keras.optimizers.Optimizer):
         sources = dict(self._hypers, learning_rate=self._learning_rate)
         return sources, dict(self._hyper_stores, learning_rate=self._learning_rate_store)
 
+    def variable_hyperparameters(self):
+        """Names of the hyperparameters whose value lives in a variable.
+
+        Assigning a new number to one of them reaches a traced function without
+        retracing it; the others (callables, schedules, structural arguments)
+        are part of the traced program.
+        """
+        sources, stores = self._hyper_sources()
+        return frozenset(name for name, source in sources.items()
+                         if source is not None and source is stores.get(name))
+
     def save_own_variables(self, store):
         """Keras 3's saving, with every non-number hyperparameter copied into its store."""
         sources, stores = self._hyper_sources()

@@ -274,11 +274,8 @@ def _fast_instantiation():
 
 def _variable_backed(optimizer):
     """Names of the hyperparameters that live in variables (changing them needs no new trace)."""
-    names = set(getattr(optimizer, "_hypers", {}))
-    names.add("learning_rate")
-    sources = dict(getattr(optimizer, "_hypers", {}), learning_rate=getattr(optimizer, "_learning_rate", None))
-    stores = dict(getattr(optimizer, "_hyper_stores", {}), learning_rate=getattr(optimizer, "_learning_rate_store", 0))
-    return {n for n in names if sources.get(n) is not None and sources.get(n) is stores.get(n)}
+    listing = getattr(optimizer, "variable_hyperparameters", None)  # Keras's own optimizers have none
+    return set(listing()) if listing is not None else set()
 
 
 def optimizer_structure(optimizer):
