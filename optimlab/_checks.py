@@ -71,12 +71,25 @@ def check_range(name, value, low=None, high=None, low_open=False, high_open=Fals
     return value
 
 
-def check_int(name, value, minimum):
-    """An integer (not a bool) >= ``minimum``: step counts and periods."""
+def check_int(name, value, low=None, high=None):
+    """An integer (not a bool) in ``[low, high]`` (either end may be None): step counts and periods.
+
+    Returns the value as a Python ``int``. A value of another type is a
+    TypeError, an integer out of range a ValueError; both messages read
+    ``NAME must be an integer >= LOW; got VALUE`` (or ``<= HIGH``, ``in [LOW, HIGH]``).
+    """
+    if low is not None and high is not None:
+        allowed = f"an integer in [{low}, {high}]"
+    elif low is not None:
+        allowed = f"an integer >= {low}"
+    elif high is not None:
+        allowed = f"an integer <= {high}"
+    else:
+        allowed = "an integer"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {minimum}; got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        raise TypeError(f"{name} must be {allowed}; got {type(value).__name__} {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
     return int(value)
 
 

@@ -24,7 +24,7 @@ import fnmatch
 import keras
 import tensorflow as tf
 
-from optimlab._checks import check_nonnegative, check_range
+from optimlab._checks import check_int, check_nonnegative, check_range
 from optimlab.optimizer import Optimizer
 
 _register = keras.saving.register_keras_serializable(package="optimlab")
@@ -37,12 +37,6 @@ def _tf_variable(variable):
 def _check_optimizer(name, value):
     if not isinstance(value, keras.optimizers.Optimizer):
         raise TypeError(f"{name} must be a keras.optimizers.Optimizer (e.g. an optimlab optimizer); got {value!r}")
-    return value
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return value
 
 
@@ -236,7 +230,7 @@ class Lookahead(_Wrapper):
 
     def __init__(self, optimizer, sync_period=6, slow_step_size=0.5, name="lookahead"):
         super().__init__(optimizer, name)
-        self.sync_period = _check_int("sync_period", sync_period, 1)
+        self.sync_period = check_int("sync_period", sync_period, 1)
         self.slow_step_size = float(check_range("slow_step_size", slow_step_size, 0.0, 1.0))
 
     def build(self, var_list):
@@ -296,8 +290,8 @@ class SWA(_Wrapper):
 
     def __init__(self, optimizer, start_averaging=0, average_period=10, name="swa"):
         super().__init__(optimizer, name)
-        self.start_averaging = _check_int("start_averaging", start_averaging, 0)
-        self.average_period = _check_int("average_period", average_period, 1)
+        self.start_averaging = check_int("start_averaging", start_averaging, 0)
+        self.average_period = check_int("average_period", average_period, 1)
 
     def build(self, var_list):
         if self.built:
