@@ -10,7 +10,7 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 from optimlab.cli import app
-from optimlab.lab import Problem
+from optimlab.lab import Problem, factory
 from optimlab.lab.training import problems, records, report
 from optimlab.lab.training.problems import custom
 from optimlab.lab.training.runner import experiments, loop, tuning
@@ -113,9 +113,9 @@ def test_a_builder_that_returns_no_model_is_named(tmp_path):
 
 def test_bad_optimizer_and_task_paths_are_named():
     with pytest.raises(ValueError, match="cannot import module 'no_such_module'"):
-        experiments.check_optimizers(["no_such_module:Adam"])
+        factory.check_names(["no_such_module:Adam"])
     with pytest.raises(TypeError, match="must be a keras.optimizers.Optimizer subclass"):
-        experiments.check_optimizers(["numpy:ndarray"])
+        factory.check_names(["numpy:ndarray"])
     with pytest.raises(ValueError, match="has no attribute 'nope'"):
         problems.get("optimlab:nope")
     with pytest.raises(TypeError, match="must be an optimlab.lab.Problem or a function returning one"):
@@ -125,7 +125,7 @@ def test_bad_optimizer_and_task_paths_are_named():
 MODULE = textwrap.dedent('''
     import keras
     import numpy as np
-    from optimlab.lab import Problem
+    from optimlab.lab import Problem, factory
 
     def build():
         return keras.Sequential([keras.layers.Dense(1)])

@@ -13,7 +13,8 @@ import optimlab
 from optimlab.cli import app
 from optimlab.lab.training import problems, records
 from optimlab.lab.training.problems import models
-from optimlab.lab.training.runner import experiments, loop
+from optimlab.lab import factory
+from optimlab.lab.training.runner import experiments, loop, program
 
 
 def test_batchnorm_puts_batch_normalization_in_the_mlp_and_cnn_and_trains_its_statistics():
@@ -52,11 +53,11 @@ def test_mixup_weights_follow_beta_and_are_paired_by_seed():
     optimizer.build([tf.Variable(0.0)])
     draws = []
     for _ in range(400):
-        draws.append(float(loop._mixup_weight(optimizer, 0.4, 7)))
+        draws.append(float(program._mixup_weight(optimizer, 0.4, 7)))
         optimizer.iterations.assign_add(1)
     assert stats.kstest(draws, stats.beta(0.4, 0.4).cdf).pvalue > 0.01
     optimizer.iterations.assign(0)
-    assert float(loop._mixup_weight(optimizer, 0.4, 7)) == draws[0]
+    assert float(program._mixup_weight(optimizer, 0.4, 7)) == draws[0]
 
 
 def test_mixup_changes_training_and_enters_the_run_key(tmp_path):
@@ -74,7 +75,7 @@ def test_mixup_changes_training_and_enters_the_run_key(tmp_path):
 ])
 def test_schedule_per_run_follows_the_keras_formula(name, args, reference):
     """SGD on f(w) = w (gradient 1): after k steps w moved by the sum of the first k learning rates."""
-    optimizer = experiments.make_optimizer("sgd", {"learning_rate": 0.1}, (name, args))
+    optimizer = factory.make_optimizer("sgd", {"learning_rate": 0.1}, (name, args))
     w = tf.Variable(0.0)
     for _ in range(12):
         optimizer.apply([tf.constant(1.0)], [w])
@@ -82,7 +83,7 @@ def test_schedule_per_run_follows_the_keras_formula(name, args, reference):
 
 
 def test_schedule_from_optimlab_and_the_command_line(tmp_path):
-    experiments.make_optimizer("adam", {"learning_rate": 0.01}, ("WarmupDecay", {"warmup_steps": 2, "decay_steps": 8}))
+    factory.make_optimizer("adam", {"learning_rate": 0.01}, ("WarmupDecay", {"warmup_steps": 2, "decay_steps": 8}))
     with pytest.raises(ValueError, match="unknown schedule"):
         experiments.Runner(tmp_path, "iris", schedule=("Cosine", {}))
     with pytest.raises(ValueError, match="batchnorm needs hidden layers"):
@@ -107,8 +108,8 @@ def test_one_mixup_step_matches_numpy():
     w, b = (v.astype(np.float64) for v in model.get_weights())
     optimizer = optimlab.get("gd", learning_rate=0.1)
     optimizer.build(model.trainable_variables)
-    lam = float(loop._mixup_weight(optimizer, 0.4, 3))
-    loop._train_step(model, optimizer, loop.loss_fn("mse"), tf.constant(x), tf.constant(y), 0.4, 3)
+    lam = float(program._mixup_weight(optimizer, 0.4, 3))
+    program._train_step(model, optimizer, loop.loss_fn("mse"), tf.constant(x), tf.constant(y), 0.4, 3)
     mixed = lam * x + (1 - lam) * x[::-1]
     out = mixed @ w + b
     g_out = (lam * 2 * (out - y) + (1 - lam) * 2 * (out - y[::-1])) / len(x)

@@ -17,7 +17,7 @@ of its spec.
   ask for one CPU, and for a share of a GPU where the cluster has GPUs.
 
 Each worker keeps its traced programs between runs (see
-:class:`~optimlab.lab.training.runner.loop.Program`), so a worker traces once
+:class:`~optimlab.lab.training.runner.program.Program`), so a worker traces once
 per configuration, not once per run.
 """
 
@@ -61,6 +61,8 @@ def set_threads(threads):
 
 def compute(problem, data, spec):
     """The record of the run ``spec`` (a dict from ``Runner.spec``), trained in this process."""
+    # Imported here: a spawned worker imports this module to find its initializer, which must load TensorFlow
+    # (quietly, optimlab._quiet) before anything else does.
     import keras
     import tensorflow as tf
 

@@ -6,7 +6,7 @@ so every experiment resumes where it stopped. Seeds are paired: seed ``s``
 gives every optimizer the same initial weights and the same data order.
 
 * :func:`sweep`: every learning rate (and clipping setting) over every seed,
-  e.g. seed 002's ``1e-3 ... 1e-9`` sweep of gradient descent on Boston.
+  e.g. the Boston housing chapter's ``1e-3 ... 1e-9`` sweep of gradient descent.
 * :func:`compare`: per optimizer, select the learning rate on the validation
   split with the tuning seed 0, then rerun the winner over ``seeds`` seeds.
 """
@@ -16,87 +16,14 @@ import math
 import time
 from pathlib import Path
 
-import keras
 import pandas as pd
 
-import optimlab
-from optimlab import _interrupt, registry
-from optimlab._names import unknown
+from optimlab import _interrupt
+from optimlab.lab import factory
 from optimlab.lab.training import problems, records
 from optimlab.lab.training.runner import executors, loop
 
 TUNING_SEED = 0
-
-
-def optimizer_class(name):
-    """The class behind ``package.module:Class`` (a Keras or optimlab optimizer); ValueError/TypeError otherwise."""
-    from optimlab.lab.training.problems.custom import import_object
-
-    cls = import_object(name, "optimizer")
-    if not (isinstance(cls, type) and issubclass(cls, keras.optimizers.Optimizer)):
-        raise TypeError(f"optimizer {name!r} must be a keras.optimizers.Optimizer subclass (optimlab's included); "
-                        f"got {cls!r}")
-    return cls
-
-
-def check_optimizers(optimizer_names):
-    """Resolve names (aliases allowed) to registered names; ``package.module:Class`` names stay as they are."""
-    if not optimizer_names:
-        raise ValueError("optimizers must name at least one optimizer; got an empty list")
-    out = []
-    for name in optimizer_names:
-        if ":" in name:
-            optimizer_class(name)
-            out.append(name)
-        else:
-            out.append(registry.info(name).name)
-    return out
-
-
-def make_optimizer(name, hyperparameters, schedule=None):
-    """A fresh optimizer: a registered name or ``package.module:Class`` with ``hyperparameters``.
-
-    With ``schedule = (ScheduleName, {args})``, the learning rate becomes that
-    Keras or optimlab schedule started at ``hyperparameters["learning_rate"]``.
-    """
-    hyper = {k: v for k, v in hyperparameters.items() if v is not None}
-    if schedule is not None and "learning_rate" in hyper:
-        hyper["learning_rate"] = make_schedule(schedule[0], hyper["learning_rate"], schedule[1])
-    if ":" in name:
-        cls = optimizer_class(name)
-        try:
-            return cls(**hyper)
-        except TypeError as error:
-            raise TypeError(f"optimizer {name!r} does not take {sorted(hyper)}: {error}") from error
-    return optimlab.get(name, **hyper)
-
-
-def make_schedule(name, learning_rate, args):
-    """``keras.optimizers.schedules.<name>`` or ``optimlab.schedules.<name>`` from ``learning_rate`` and ``args``."""
-    from optimlab import schedules
-
-    for module in (schedules, keras.optimizers.schedules):
-        cls = getattr(module, name, None)
-        if isinstance(cls, type) and issubclass(cls, keras.optimizers.schedules.LearningRateSchedule):
-            try:
-                return cls(learning_rate, **args)
-            except TypeError as error:
-                raise ValueError(f"schedule {name!r} does not take {sorted(args)} after the learning rate: {error}") from error
-    known = sorted({n for m in (schedules, keras.optimizers.schedules) for n in dir(m)
-                    if isinstance(getattr(m, n), type)
-                    and issubclass(getattr(m, n), keras.optimizers.schedules.LearningRateSchedule)
-                    and not n.startswith("_") and n != "LearningRateSchedule"})
-    raise ValueError(unknown('schedule', name, known))
-
-
-def default_learning_rate(optimizer):
-    if ":" in optimizer:
-        import inspect
-
-        default = inspect.signature(optimizer_class(optimizer)).parameters.get("learning_rate")
-        value = getattr(default, "default", None)
-        return float(value) if isinstance(value, (int, float)) else 1e-3
-    return float(registry.info(optimizer).defaults.get("learning_rate", 1e-3))
 
 
 @dataclasses.dataclass
@@ -160,7 +87,7 @@ class Runner:
         self.problem = self._problem.name
         if self.schedule is not None:
             name, args = self.schedule
-            make_schedule(name, 1e-3, dict(args))  # a bad name or argument fails before any run
+            factory.make_schedule(name, 1e-3, dict(args))  # a bad name or argument fails before any run
             self.schedule = (name, dict(args))
         self._data = None
         if self.ray is None:
@@ -183,7 +110,7 @@ class Runner:
         epochs = p.epochs if self.epochs is None else int(self.epochs)
         return {
             "problem": p.name,
-            "optimizer": check_optimizers([optimizer])[0],
+            "optimizer": factory.canonical(optimizer),
             "hyperparameters": {k: float(v) for k, v in sorted(hyperparameters.items()) if v is not None},
             "seed": int(seed),
             "epochs": epochs,
@@ -330,16 +257,16 @@ def _check_lrs(learning_rates):
 def sweep(runner, optimizer, learning_rates, seeds=1, clipnorms=(None,), extra=None):
     """Every learning rate x clipnorm over seeds ``0 .. seeds-1``; returns the records.
 
-    Example (seed 002, gradient descent on raw Boston features)::
+    Example (the Boston housing chapter: gradient descent on raw features)::
 
         sweep(Runner("runs/sweep", "boston", standardize=False, epochs=10000, valid_fraction=0),
               "gd", [10.0 ** -i for i in range(3, 10)])
     """
-    check_optimizers([optimizer])
+    factory.canonical(optimizer)
     _check_lrs(learning_rates)
     _check_seeds(seeds)
     runner.data_split()
-    make_optimizer(optimizer, extra or {})  # bad hyperparameters fail before training
+    factory.make_optimizer(optimizer, extra or {})  # bad hyperparameters fail before training
     runs = [(optimizer, {**(extra or {}), "learning_rate": lr, "clipnorm": clipnorm}, seed)
             for clipnorm in clipnorms for lr in learning_rates for seed in range(seeds)]
     return runner.run_many(runs)
@@ -355,14 +282,14 @@ def compare(runner, optimizer_names, seeds, learning_rates=None, extra=None):
     Returns ``{optimizer: {"hyperparameters": ..., "records": [...]}}`` for the winners.
     ``extra`` holds hyperparameters shared by every optimizer (e.g. ``clipnorm``).
     """
-    names = check_optimizers(optimizer_names)
+    names = factory.check_names(optimizer_names)
     _check_seeds(seeds)
     if learning_rates is not None:
         _check_lrs(learning_rates)
     runner.data_split()
     for name in names:  # bad hyperparameters fail before any training
-        make_optimizer(name, extra or {})
-    configs = {name: [{**(extra or {}), "learning_rate": lr} for lr in learning_rates or [default_learning_rate(name)]]
+        factory.make_optimizer(name, extra or {})
+    configs = {name: [{**(extra or {}), "learning_rate": lr} for lr in learning_rates or [factory.default_learning_rate(name)]]
                for name in names}
     # Two batches of independent runs (selection, then the winners' seeds), so workers share them out.
     selection = [(name, c, TUNING_SEED) for name in names if len(configs[name]) > 1 for c in configs[name]]

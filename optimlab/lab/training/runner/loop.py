@@ -4,11 +4,12 @@
 epochs, an evaluation after each) and returns a
 :class:`Result` whose ``history`` is a pandas DataFrame with columns ``epoch,
 train_loss, valid_loss, test_loss, valid_<metric>, test_<metric>, wall_time``.
-Minibatches follow seed 002's ``Dataset``: a fresh shuffle every epoch and
+Minibatches follow the Boston housing chapter's ``Dataset``: a fresh shuffle every epoch and
 ``n // batch_size`` steps (the remainder is dropped). The shuffles come from
 ``seed`` alone, so every optimizer sees the same data order.
 
-The traced :class:`Program` is kept and reused by later runs of the same
+The traced :class:`~optimlab.lab.training.runner.program.Program` is kept
+(in :mod:`optimlab.lab.programs`' cache) and reused by later runs of the same
 configuration (problem, data, batch mode, optimizer class and the settings not
 held in variables): only weights, slots, ``iterations`` and hyperparameters are
 reset, so a table of seeds x learning rates traces once per optimizer.
@@ -18,7 +19,6 @@ A run whose loss becomes non-finite stops and gets ``status="diverged"``.
 :func:`fit` trains the same model through ``keras.Model.fit`` for comparison.
 """
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -31,8 +31,10 @@ import pandas as pd
 import tensorflow as tf
 
 from optimlab import _interrupt
+from optimlab.lab import factory, programs
 from optimlab.lab.training.problems import custom, models
 from optimlab.lab.training.runner import probes
+from optimlab.lab.training.runner.program import Program, loss_fn, metric_fn
 
 
 @dataclasses.dataclass
@@ -46,67 +48,8 @@ class Result:
     diagnostics: dict = dataclasses.field(default_factory=dict)
 
 
-def loss_fn(problem, training=False):
-    """The problem's loss ``loss(y, out)`` averaged over rows (``problem`` may also be a loss name).
-
-    ``mse``; ``crossentropy``: sparse softmax crossentropy from logits, with the
-    problem's label smoothing when ``training``; ``mean_output``: the mean of
-    the model's output (models that compute their own per-row loss); or the
-    problem's own function.
-    """
-    kind = getattr(problem, "loss", problem)
-    smoothing = getattr(problem, "label_smoothing", 0.0) if training else 0.0
-    if callable(kind):
-        return lambda y, out: tf.reduce_mean(kind(y, out))
-    if kind == "mse":
-        return lambda y, out: tf.reduce_mean(tf.square(y - out))
-    if kind == "mean_output":
-        return lambda y, out: tf.reduce_mean(out)
-    if smoothing:
-        def smoothed(y, out):
-            labels = tf.one_hot(tf.cast(y, tf.int32), tf.shape(out)[-1])
-            return tf.reduce_mean(keras.losses.categorical_crossentropy(labels, out, from_logits=True,
-                                                                        label_smoothing=smoothing))
-        return smoothed
-    return lambda y, out: tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int32), logits=out))
-
-
-def metric_fn(kind):
-    """Mean absolute error, the fraction of rows whose largest logit is the label, or ``kind(y, out)`` averaged."""
-    if callable(kind):
-        return lambda y, out: tf.reduce_mean(tf.cast(kind(y, out), tf.float32))
-    if kind == "mae":
-        return lambda y, out: tf.reduce_mean(tf.abs(y - out))
-    return lambda y, out: tf.reduce_mean(tf.cast(tf.equal(tf.argmax(out, axis=-1, output_type=tf.int32), tf.cast(y, tf.int32)), tf.float32))
-
-
-def _mixup_weight(optimizer, alpha, seed):
-    """lambda ~ Beta(alpha, alpha) from the seed and the step number (paired across optimizers)."""
-    step = tf.cast(tf.convert_to_tensor(optimizer.iterations), tf.int64)
-    draws = tf.random.stateless_gamma([2], tf.stack([tf.cast(seed, tf.int64), step]),
-                                      alpha=tf.constant(alpha, tf.float32))
-    return draws[0] / (draws[0] + draws[1])
-
-
-@tf.autograph.experimental.do_not_convert  # optimizers and models trace as plain graph code (much faster)
-def _train_step(model, optimizer, loss, x, y, mixup=0.0, seed=0):
-    """One step; with ``mixup`` the batch is mixed with its reverse (the batch's rows are already shuffled)."""
-    with tf.GradientTape() as tape:
-        if mixup:
-            lam = _mixup_weight(optimizer, mixup, seed)
-            out = model(lam * x + (1 - lam) * tf.reverse(x, [0]), training=True)
-            value = lam * loss(y, out) + (1 - lam) * loss(tf.reverse(y, [0]), out)
-        else:
-            value = loss(y, model(x, training=True))
-        total = value + tf.add_n(model.losses) if model.losses else value
-    grads = tape.gradient(total, model.trainable_variables)
-    optimizer.apply(grads, model.trainable_variables)
-    return value
-
-
 def epoch_orders(rng, n, batch_size, epochs):
-    """Seed 002's Dataset order: a new permutation per epoch, ``n // batch_size`` full batches."""
+    """The Boston housing chapter's ``Dataset`` order: a new permutation per epoch, ``n // batch_size`` full batches."""
     steps = n // batch_size
     return np.stack([rng.permutation(n)[: steps * batch_size].reshape(steps, batch_size) for _ in range(epochs)])
 
@@ -121,173 +64,8 @@ def _first_reached(history, target):
     return {"target": target, "epoch": int(row["epoch"]), "seconds": float(row["wall_time"])}
 
 
-class Program:
-    """One traced training program, reused by every run of the same configuration.
-
-    The program trains chunks of epochs and evaluates after each, all in one
-    ``tf.function`` call per run, and stops after a chunk whose loss (or
-    watched evaluation) is not finite. Runs that differ only in seed, learning
-    rate or another hyperparameter held in a variable reuse it: :meth:`reset`
-    copies a freshly built model's weights and a freshly built optimizer's
-    variables (slots, ``iterations``, hyperparameters) into the traced ones, so
-    a reused program computes exactly what a new one would.
-    """
-
-    def __init__(self, problem, data, optimizer, full_batch, initial_weights, diagnostics=True):
-        self.problem, self.data, self.full_batch, self.diagnostics = problem, data, full_batch, diagnostics
-        self.model = models.build(problem, data.x_train.shape[1:], 0)  # weights replaced below
-        self.model.set_weights(initial_weights)
-        self.optimizer = optimizer
-        optimizer.build(self.model.trainable_variables)
-        self.structure = optimizer_structure(optimizer)
-        self.probe = probes.Probe(self.model, loss_fn(problem), data.x_train, data.y_train) if diagnostics else None
-        self.stop = tf.Variable(False, trainable=False)  # set from outside to end a running call early (Ctrl-C)
-        self.baseline = None  # [naive baseline], computed by the first run
-        self.function = self._trace()
-        global TRACES
-        TRACES += 1
-
-    def _trace(self):
-        model, optimizer, full_batch, probe = self.model, self.optimizer, self.full_batch, self.probe
-        loss, metrics = loss_fn(self.problem), [metric_fn(m) for m in self.problem.metrics]
-        train_loss = loss_fn(self.problem, training=True)
-        mixup = self.problem.mixup
-        data = self.data
-        x, y = tf.constant(data.x_train), tf.constant(data.y_train)
-        splits = [(tf.constant(data.x_valid), tf.constant(data.y_valid)) if len(data.x_valid) else None,
-                  (tf.constant(data.x_test), tf.constant(data.y_test)) if len(data.x_test) else None]
-        width = 1 + len(metrics)  # per split: loss, metrics
-        n_layers = len(probe.layers) if probe else 0
-        stop = self.stop
-
-        @tf.autograph.experimental.do_not_convert
-        def evaluate():
-            """valid loss, valid metrics, test loss, test metrics (NaN for an empty split)."""
-            values = []
-            for split in splits:
-                if split is None:
-                    values += [tf.constant(math.nan)] * width
-                else:
-                    out = model(split[0], training=False)
-                    values += [loss(split[1], out)] + [m(split[1], out) for m in metrics]
-            return tf.stack(values)
-
-        def measure(before):
-            if probe is None:
-                return tf.zeros([0]), tf.zeros([0])
-            return probe.measure(before)
-
-        def epoch(orders, e, seed):
-            """Train epoch ``e``; its mean loss. A minibatch epoch stops early once a stop is requested."""
-            if full_batch:
-                return _train_step(model, optimizer, train_loss, x, y, mixup, seed)
-            steps = tf.shape(orders)[1]
-
-            def step(i, total):
-                rows = orders[e, i]
-                return i + 1, total + _train_step(model, optimizer, train_loss, tf.gather(x, rows), tf.gather(y, rows),
-                                                  mixup, seed)
-
-            _, total = tf.while_loop(lambda i, _: (i < steps) & ~stop.read_value(), step,
-                                     (tf.constant(0), tf.constant(0.0)))
-            return total / tf.cast(steps, tf.float32)
-
-        def chunk_of_epochs(orders, seed, size, done, going, losses):
-            """``size`` epochs from epoch ``done``: each epoch's loss written, ``going`` false after a non-finite one."""
-            def body(i, done, going, losses):
-                value = epoch(orders, done, seed)
-                return i + 1, done + 1, going & tf.math.is_finite(value), losses.write(done, value)
-
-            return tf.while_loop(lambda i, *_: (i < size) & ~stop.read_value(), body,
-                                 (tf.constant(0), done, going, losses))[1:]
-
-        @tf.function(autograph=False)  # explicit loops: tracing skips AutoGraph's source rewriting (seconds)
-        def program(sizes, orders, seed):
-            start_loss = loss(y, model(x, training=False))
-            start = evaluate()
-            before = probe.snapshot() if probe else []
-            start_diag, _ = measure(before)
-            watched = tf.math.is_finite(start) & tf.constant(([True] + [False] * (width - 1)) * 2)
-            chunks = tf.shape(sizes)[0]
-            arrays = (tf.TensorArray(tf.float32, size=tf.reduce_sum(sizes)),  # epoch losses
-                      tf.TensorArray(tf.float32, size=chunks, element_shape=[2 * width]),  # evaluations
-                      tf.TensorArray(tf.float32, size=chunks, element_shape=[3 if probe else 0]),  # diagnostics
-                      tf.TensorArray(tf.float32, size=chunks, element_shape=[n_layers]),  # per-layer ratios
-                      tf.TensorArray(tf.float64, size=chunks, element_shape=[]))  # training seconds
-
-            def body(chunk, done, going, before, arrays):
-                losses, evals, diags, layer_ratios, seconds = arrays
-                began = tf.timestamp()
-                with tf.control_dependencies([began]):
-                    done, going, losses = chunk_of_epochs(orders, seed, sizes[chunk], done, going, losses)
-                with tf.control_dependencies([losses.flow]):
-                    ended = tf.timestamp()
-                    row = evaluate()
-                    diag, ratios = measure(before)
-                    after = probe.snapshot() if probe else []
-                going = going & ~tf.reduce_any(watched & ~tf.math.is_finite(row))
-                arrays = (losses, evals.write(chunk, row), diags.write(chunk, diag),
-                          layer_ratios.write(chunk, ratios), seconds.write(chunk, ended - began))
-                return chunk + 1, done, going, after, arrays
-
-            def more(chunk, done, going, before, arrays):
-                return going & (chunk < chunks) & ~stop.read_value()
-
-            chunk, _, _, _, arrays = tf.while_loop(more, body, (tf.constant(0), tf.constant(0), tf.constant(True),
-                                                                before, arrays))
-            losses, evals, diags, layer_ratios, seconds = arrays
-            return (start_loss, start, losses.stack(), evals.stack(), seconds.stack(), chunk, start_diag,
-                    diags.stack(), layer_ratios.stack())
-
-        specs = (tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None, None], tf.int32), tf.TensorSpec([], tf.int64))
-        if probe is None:
-            program.get_concrete_function(*specs)
-        else:
-            with probe.recording():  # ReLU outputs reach the probe in the traced program
-                program.get_concrete_function(*specs)
-        return program
-
-    def reset(self, initial_weights, optimizer):
-        """Put the fresh state of a new run in place: the seed's weights, ``optimizer``'s variables."""
-        self.model.set_weights(initial_weights)
-        optimizer.build(self.model.trainable_variables)
-        for mine, fresh in zip(self.optimizer.variables, optimizer.variables, strict=True):
-            mine.assign(fresh)
-
-
-@contextlib.contextmanager
-def _fast_instantiation():
-    """Skip Grappler's graph rewrites while a program is instantiated (its first call).
-
-    They take about a second per program and gain nothing measurable on these
-    small loops; every run of a program uses the same instantiation, so results
-    do not depend on the order of runs. The process-wide option is restored after.
-    """
-    before = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    try:
-        yield
-    finally:
-        tf.config.optimizer.set_experimental_options(
-            {"disable_meta_optimizer": before.get("disable_meta_optimizer", False)})
-
-
-def _variable_backed(optimizer):
-    """Names of the hyperparameters that live in variables (changing them needs no new trace)."""
-    listing = getattr(optimizer, "variable_hyperparameters", None)  # Keras's own optimizers have none
-    return set(listing()) if listing is not None else set()
-
-
-def optimizer_structure(optimizer):
-    """What must match for two optimizers to share a traced program: class, non-variable config, variables."""
-    config = {k: v for k, v in optimizer.get_config().items() if k not in _variable_backed(optimizer) | {"name"}}
-    shapes = [(tuple(v.shape), str(v.dtype)) for v in optimizer.variables] if optimizer.built else None
-    return type(optimizer), json.dumps(config, sort_keys=True, default=repr), repr(shapes)
-
-
-TRACES = 0
-_PROGRAMS = []  # most recently used last
-_KEEP_PROGRAMS = 8
+TRACES = 0  # training programs traced in this process
+_PROGRAMS = programs.ProgramCache(keep=8)
 _WEIGHTS = {}
 _KEEP_WEIGHTS = 64
 
@@ -304,16 +82,9 @@ def initial_weights(problem, input_shape, seed):
     return _WEIGHTS[key]
 
 
-def _find(problem, data, full_batch, structure, diagnostics):
-    """The most recent program for this problem, data and structure (variables compared once known)."""
-    known = structure[2] != repr(None)
-    for i, program in enumerate(_PROGRAMS):
-        if program.data is data and program.problem is problem and program.full_batch == full_batch \
-                and program.diagnostics == diagnostics \
-                and (program.structure == structure if known else program.structure[:2] == structure[:2]):
-            _PROGRAMS.append(_PROGRAMS.pop(i))
-            return program
-    return None
+def _context(problem, data, full_batch, diagnostics):
+    """What a traced program computes on, besides the optimizer (the program holds problem and data)."""
+    return id(problem), id(data), full_batch, diagnostics
 
 
 def _same_variables(optimizer, program):
@@ -325,26 +96,26 @@ def _same_variables(optimizer, program):
     config gets a program of its own.
     """
     if optimizer.built:
-        return optimizer_structure(optimizer) == program.structure
+        return programs.optimizer_structure(optimizer) == program.structure
     try:
         copy = type(optimizer).from_config(optimizer.get_config())
         copy.build(program.model.trainable_variables)
     except Exception:  # noqa: BLE001 - any failure means: do not share
         return False
-    return optimizer_structure(copy) == program.structure
+    return programs.optimizer_structure(copy) == program.structure
 
 
 def program_for(problem, data, optimizer, full_batch, weights, diagnostics=True):
     """A program for this configuration, reset for a new run: reused when one exists, else traced."""
-    program = _find(problem, data, full_batch, optimizer_structure(optimizer), diagnostics)
+    global TRACES
+    context = _context(problem, data, full_batch, diagnostics)
+    program = _PROGRAMS.find(context, programs.optimizer_structure(optimizer))
     if program is not None and _same_variables(optimizer, program):
         program.reset(weights, optimizer)
         return program, False
     program = Program(problem, data, optimizer, full_batch, weights, diagnostics)
-    _PROGRAMS.append(program)
-    if len(_PROGRAMS) > _KEEP_PROGRAMS:
-        _PROGRAMS.pop(0)
-    return program, True
+    TRACES += 1
+    return _PROGRAMS.add(context, program.structure, program), True
 
 
 _FRESH = {}  # (problem, input shape, optimizer, hyperparameters, schedule) -> (structure, fresh variable values)
@@ -404,7 +175,7 @@ def train_named(problem, data, name, hyperparameters, seed, epochs=None, batch_s
     """:func:`train` with the optimizer ``name`` (registered or ``package.module:Class``), the lab's runs.
 
     ``schedule`` is ``(name, {args})`` or None (see
-    :func:`~optimlab.lab.training.runner.experiments.make_optimizer`). The
+    :func:`optimlab.lab.factory.make_optimizer`). The
     fresh state of each optimizer configuration is kept, so further seeds of
     a configuration neither construct nor build an optimizer: they copy that
     state into the traced program's variables. The result is the same.
@@ -416,15 +187,13 @@ def train_named(problem, data, name, hyperparameters, seed, epochs=None, batch_s
     program = None
     if key in _FRESH:
         structure, values = _FRESH[key]
-        program = _find(problem, data, budget[1] is None, structure, diagnostics)
+        program = _PROGRAMS.find(_context(problem, data, budget[1] is None, diagnostics), structure)
         if program is not None:
             program.model.set_weights(weights)
             for variable, value in zip(program.optimizer.variables, values, strict=True):
                 variable.assign(value)
     if program is None:
-        from optimlab.lab.training.runner.experiments import make_optimizer
-
-        optimizer = make_optimizer(name, hyperparameters, schedule)
+        optimizer = factory.make_optimizer(name, hyperparameters, schedule)
         program, _ = program_for(problem, data, optimizer, budget[1] is None, weights, diagnostics)
         _FRESH[key] = (program.structure, [v.numpy() for v in program.optimizer.variables])
     return _run(program, problem, data, seed, *budget)
@@ -438,7 +207,7 @@ def _run(program, problem, data, seed, epochs, batch_size, eval_every, target):
     else:
         orders = epoch_orders(np.random.default_rng(int(seed)), len(data.x_train), batch_size, epochs).astype(np.int32)
     arguments = (tf.constant(sizes, tf.int32), tf.constant(orders), tf.constant(int(seed), tf.int64))
-    with _fast_instantiation():
+    with programs.grappler(disable_meta_optimizer=True):  # about a second less per new program
         outputs = _interrupt.call(program.function, *arguments, stop=program.stop)  # Ctrl-C: within a step
     result = _result(problem, target, sizes, program.probe, *(v.numpy() for v in outputs))
     if program.diagnostics:

@@ -26,7 +26,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from optimlab.lab.training.runner.experiments import TUNING_SEED, check_optimizers, selection_loss
+from optimlab.lab import factory
+from optimlab.lab.training.runner.experiments import TUNING_SEED, selection_loss
 
 SAMPLERS = ("grid", "random", "tpe")
 
@@ -199,7 +200,7 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     Returns ``{optimizer: {"best_learning_rate", "best_value", "trials", "study"}}``;
     ``trials`` counts complete and diverged trials (not interrupted or surplus ones).
     """
-    names = check_optimizers(optimizer_names)
+    names = factory.check_names(optimizer_names)
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials must be a positive integer; got {trials!r}")
     low, high = (float(v) for v in lr_range)

@@ -1,0 +1,155 @@
+"""The lab's one optimizer factory: names become optimizer classes, instances and settings here.
+
+Both labs and the ``optimlab`` command name optimizers the same way: a
+registered name or alias (``"adam"``, ``"radam"``), a wildcard (``"adam*"``),
+``"all"``, or ``package.module:Class`` (a Keras or optimlab optimizer class of
+one's own). Expanding a comma-separated list into names needs no TensorFlow
+and lives in :func:`optimlab.lab.arguments.optimizer_names` (it answers before
+TensorFlow loads, from the generated catalog); everything that needs the
+classes is here:
+
+* :func:`names`: that expansion, with each own class imported and checked.
+* :func:`canonical`: the registered name behind an alias (own classes unchanged).
+* :func:`optimizer_class`: the class behind ``package.module:Class``.
+* :func:`make_optimizer`: a fresh optimizer from a name, hyperparameters and
+  an optional learning-rate schedule; :func:`factories`: one
+  ``factory(learning_rate)`` per name (the convergence lab's grid).
+* :func:`default_learning_rate` and :func:`hyperparameters_of`: an
+  optimizer's settings, read from its class.
+
+Example::
+
+    >>> from optimlab.lab import factory
+    >>> factory.names("adam*,radam")
+    ['adam', 'adamax', 'adamw', 'rectified_adam']
+    >>> factory.make_optimizer("sgd", {"learning_rate": 0.1, "momentum": 0.9}).momentum
+    0.9
+"""
+
+import inspect
+
+import keras
+
+from optimlab import registry, schedules
+from optimlab._names import unknown
+from optimlab.lab.arguments import optimizer_names
+from optimlab.lab.training.problems.custom import import_object
+
+
+def optimizer_class(name):
+    """The class behind ``package.module:Class`` (a Keras or optimlab optimizer); ValueError/TypeError otherwise."""
+    cls = import_object(name, "optimizer")
+    if not (isinstance(cls, type) and issubclass(cls, keras.optimizers.Optimizer)):
+        raise TypeError(f"optimizer {name!r} must be a keras.optimizers.Optimizer subclass (optimlab's included); "
+                        f"got {cls!r}")
+    return cls
+
+
+def canonical(name):
+    """The registered name behind ``name`` (an alias, any case); ``package.module:Class`` is imported, checked, kept."""
+    if ":" in name:
+        optimizer_class(name)
+        return name
+    return registry.info(name).name
+
+
+def check_names(optimizer_names_list):
+    """:func:`canonical` of each name in a list; ValueError for an empty list or an unknown name."""
+    if not optimizer_names_list:
+        raise ValueError("optimizers must name at least one optimizer; got an empty list")
+    return [canonical(name) for name in optimizer_names_list]
+
+
+def names(text, option="--optimizers"):
+    """The optimizers that ``text`` names (``"adam,sgd"``, ``"adam*"``, ``"all"``, aliases, own classes).
+
+    The expansion is :func:`optimlab.lab.arguments.optimizer_names` (LabError
+    for an unknown name); here an own class is imported and checked too
+    (ValueError or TypeError when it is not an optimizer class).
+    """
+    found = optimizer_names(text, option)
+    for name in found:
+        if ":" in name:
+            optimizer_class(name)
+    return found
+
+
+def make_schedule(name, learning_rate, args):
+    """``keras.optimizers.schedules.<name>`` or ``optimlab.schedules.<name>`` from ``learning_rate`` and ``args``."""
+    for module in (schedules, keras.optimizers.schedules):
+        cls = getattr(module, name, None)
+        if _is_schedule(cls):
+            try:
+                return cls(learning_rate, **args)
+            except TypeError as error:
+                raise ValueError(f"schedule {name!r} does not take {sorted(args)} after the learning rate: {error}") from error
+    known = sorted({n for m in (schedules, keras.optimizers.schedules) for n in dir(m)
+                    if _is_schedule(getattr(m, n)) and not n.startswith("_") and n != "LearningRateSchedule"})
+    raise ValueError(unknown("schedule", name, known))
+
+
+def _is_schedule(value):
+    return isinstance(value, type) and issubclass(value, keras.optimizers.schedules.LearningRateSchedule)
+
+
+def make_optimizer(name, hyperparameters, schedule=None):
+    """A fresh optimizer: a registered name or ``package.module:Class`` with ``hyperparameters``.
+
+    Hyperparameters set to None are left at the class's defaults. With
+    ``schedule = (ScheduleName, {args})``, the learning rate becomes that Keras
+    or optimlab schedule started at ``hyperparameters["learning_rate"]``.
+    """
+    hyper = {k: v for k, v in hyperparameters.items() if v is not None}
+    if schedule is not None and "learning_rate" in hyper:
+        hyper["learning_rate"] = make_schedule(schedule[0], hyper["learning_rate"], schedule[1])
+    if ":" in name:
+        cls = optimizer_class(name)
+        try:
+            return cls(**hyper)
+        except TypeError as error:
+            raise TypeError(f"optimizer {name!r} does not take {sorted(hyper)}: {error}") from error
+    return registry.get(name, **hyper)
+
+
+def factories(optimizers):
+    """``{label: factory(learning_rate)}`` from names (a list or a comma-separated string) or such a dict.
+
+    A dict's factories are kept as given (each must be callable); a name is its
+    own label and makes a new optimizer with the given learning rate and the
+    other settings at their defaults.
+    """
+    if isinstance(optimizers, dict):
+        for label, factory in optimizers.items():
+            if not callable(factory):
+                raise TypeError(f"optimizers[{label!r}] must be a callable of the learning rate; got {factory!r}")
+        return dict(optimizers)
+    items = optimizers.split(",") if isinstance(optimizers, str) else list(optimizers)
+    items = [n.strip() for n in items if n.strip()]
+    if not items:
+        raise ValueError(f"optimizers must name at least one optimizer; got {optimizers!r}")
+    check_names(items)  # ValueError listing the valid names
+    return {name: (lambda lr, name=name: make_optimizer(name, {"learning_rate": lr})) for name in items}
+
+
+def default_learning_rate(name):
+    """The learning rate an optimizer takes when none is given (1e-3 where its class has no number)."""
+    if ":" in name:
+        default = inspect.signature(optimizer_class(name)).parameters.get("learning_rate")
+        value = getattr(default, "default", None)
+        return float(value) if isinstance(value, (int, float)) else 1e-3
+    return float(registry.info(name).defaults.get("learning_rate", 1e-3))
+
+
+def own_keywords(cls):
+    """The keywords of ``cls.__init__`` itself (not ``name`` or ``**kwargs``), sorted."""
+    return sorted(set(inspect.signature(cls.__init__).parameters) - {"self", "name", "kwargs"})
+
+
+def hyperparameters_of(cls):
+    """Every keyword the optimizer class's constructor takes, its own and its bases' (not ``name``), sorted."""
+    keys = set()
+    for base in cls.__mro__:
+        if "__init__" in vars(base):
+            keys |= {k for k, p in inspect.signature(base.__init__).parameters.items()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k not in ("self", "name")}
+    return sorted(keys)
