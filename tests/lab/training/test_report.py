@@ -1,10 +1,10 @@
-"""report.html and its figures, from records only."""
+"""report.html, from records only (its figures: test_plots.py)."""
 
 import base64
 
 import pytest
 
-from optimlab.lab.training import report
+from optimlab.lab.training import plots, report
 from optimlab.lab.training.runner import experiments
 
 
@@ -79,9 +79,9 @@ def test_sections_appear_only_when_they_apply(tmp_path):
     assert "Performance profiles" not in text and "Statistical tests" not in text and "Tuning" not in text
     assert not (tmp_path / "figures" / "iris_boxes.png").exists()  # one seed: no per-seed box plot
     runs = analysis.runs_table(records.load_all(tmp_path))
-    assert report._is_sweep(runs)
-    assert len(report.shown_configs(runs, "iris")) == 3  # a sweep draws every configuration
-    assert report.curve_columns(analysis.curves(records.load_all(tmp_path))) == ("train_loss", "test_loss")
+    assert analysis.is_sweep(runs)
+    assert len(plots.shown_configs(runs, "iris")) == 3  # a sweep draws every configuration
+    assert plots.curve_columns(analysis.curves(records.load_all(tmp_path))) == ("train_loss", "test_loss")
 
 
 def _chromium():
@@ -134,44 +134,6 @@ def test_report_renders_in_headless_chromium(folder, tmp_path, width):
     assert "on iris" in result["answer"]
 
 
-def _figure_of(monkeypatch):
-    """Capture the figure a plot function saves (its axes hold what the reader sees)."""
-    captured = {}
-
-    def keep(fig, path):
-        captured["fig"] = fig
-        return path
-
-    monkeypatch.setattr(report, "_save", keep)
-    return captured
-
-
-def test_diverged_curves_do_not_flatten_the_finished_ones(monkeypatch, tmp_path):
-    """Found by a user test: a diverged run's loss of 1e21 squeezed adam's curve into a line at the bottom."""
-    import pandas as pd
-
-    rows, runs = [], []
-    for optimizer, diverged in (("adam", False), ("sgd", True)):
-        for seed in (0, 1):
-            for epoch in range(5):
-                loss = 1e21 ** (epoch / 4) if diverged else 5000.0 - 500 * epoch
-                rows.append({"problem": "p", "optimizer": optimizer, "config": "lr=0.1", "seed": seed, "epoch": epoch,
-                             "train_loss": loss, "valid_loss": loss, "test_loss": loss})
-            runs.append({"problem": "p", "optimizer": optimizer, "config": "lr=0.1", "seed": seed,
-                         "diverged": diverged, "learning_rate": 0.1, "clipnorm": float("nan"),
-                         "selection_loss": float("inf") if diverged else 3000.0, "valid_loss": 3000.0, "loss": "mse"})
-    curves, runs = pd.DataFrame(rows), pd.DataFrame(runs)
-    captured = _figure_of(monkeypatch)
-    report.plot_curves(curves, runs, "p", tmp_path / "c.png", runs)
-    for ax in captured["fig"].axes:
-        low, high = ax.get_ylim()
-        assert high < 1e5 and low > 1000, (low, high)  # adam's 3000..5000 fill the axes
-    report.plot_lr_sensitivity(runs[runs["optimizer"] == "adam"], "p", tmp_path / "s.png")
-    assert "diverged" not in captured["fig"].axes[0].get_title()  # nothing diverged in this plot
-    report.plot_lr_sensitivity(runs, "p", tmp_path / "s.png")
-    assert "every seed diverged" in captured["fig"].axes[0].get_title()
-
-
 # ------------------------------------------------------------------ found by a QA pass (colours, markers, diagnostics)
 def _rgb(color):
     from matplotlib import colors
@@ -200,15 +162,15 @@ def test_each_optimizer_has_one_colour_in_every_figure(folder, monkeypatch):
     from optimlab.lab.training import analysis, records
 
     names = {"adam", "gd"}
-    mapping = report.optimizer_colors(["gd", "adam", "gd"])
+    mapping = plots.optimizer_colors(["gd", "adam", "gd"])
     assert list(mapping) == ["adam", "gd"] and len({mapping[n] for n in names}) == 2
-    figures, save = {}, report._save
+    figures, save = {}, plots._save
 
     def keep(fig, path):
         figures[path.name] = _artist_colors(fig, names)
         return save(fig, path)
 
-    monkeypatch.setattr(report, "_save", keep)
+    monkeypatch.setattr(plots, "_save", keep)
     report.write_report(folder)
     expected = {"iris_curves.png", "iris_lr_sensitivity.png", "iris_boxes.png", "iris_all_curves.png",
                 "wine_curves.png", "wine_boxes.png", "wine_all_curves.png", "performance_profile.png"}
@@ -218,60 +180,7 @@ def test_each_optimizer_has_one_colour_in_every_figure(folder, monkeypatch):
         for optimizer, seen in figures[name].items():
             assert seen == {_rgb(mapping[optimizer])}, (name, optimizer, seen)
     runs = analysis.runs_table(records.load_all(folder))
-    assert report.optimizer_colors(runs["optimizer"]) == mapping
-
-
-def _table_of_runs(rows):
-    """A runs table (the columns the figures read) from (optimizer, lr, seed, loss or None for diverged)."""
-    import math
-
-    import pandas as pd
-
-    table = []
-    for optimizer, lr, seed, loss in rows:
-        table.append({"problem": "p", "optimizer": optimizer, "config": f"lr={lr:g}", "hyperparameters": f"{lr}",
-                      "learning_rate": lr, "clipnorm": math.nan, "seed": seed, "status": "ok" if loss else "diverged",
-                      "diverged": loss is None, "selection_loss": loss or math.inf, "valid_loss": loss or math.nan,
-                      "test_loss": loss or math.nan, "train_loss": loss or math.nan, "test_metric": math.nan,
-                      "metric": "mae", "loss": "mse", "epochs_to_target": math.nan, "seconds_to_target": math.nan})
-    return pd.DataFrame(table)
-
-
-def test_box_plot_colours_follow_the_optimizer_not_its_rank(monkeypatch, tmp_path):
-    losses = {"sgd": 1.0, "momentum": 2.0, "adam": 3.0}  # ranked sgd, momentum, adam: the reverse of the names
-    runs = _table_of_runs([(name, 0.1, seed, loss + seed / 10) for name, loss in losses.items() for seed in range(3)])
-    captured = _figure_of(monkeypatch)
-    report.plot_boxes(runs, "p", tmp_path / "b.png", runs)
-    ax = captured["fig"].axes[0]
-    mapping = report.optimizer_colors(losses)
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["sgd", "momentum", "adam"]
-    for dots, box, name in zip(ax.collections, ax.patches, ("sgd", "momentum", "adam")):
-        assert tuple(dots.get_facecolor()[0][:3]) == _rgb(mapping[name])
-        assert tuple(box.get_edgecolor()[:3]) == _rgb(mapping[name])
-
-
-def test_diverged_markers_of_two_optimizers_at_one_rate_are_both_visible(monkeypatch, tmp_path):
-    """sgd's x sat exactly on momentum's at lr=0.1: momentum's divergence was hidden."""
-    import math
-
-    rows = [(name, lr, seed, 100.0 * (1 + lr)) for name in ("adam", "momentum", "sgd") for lr in (0.001, 0.01)
-            for seed in range(2)]
-    rows += [("adam", 0.1, seed, 90.0) for seed in range(2)]
-    rows += [(name, 0.1, seed, None) for name in ("momentum", "sgd") for seed in range(2)]
-    captured = _figure_of(monkeypatch)
-    report.plot_lr_sensitivity(_table_of_runs(rows), "p", tmp_path / "s.png")
-    fig = captured["fig"]
-    fig.canvas.draw()
-    ax = fig.axes[0]
-    marks = {c.get_label().split(":")[0]: c for c in ax.collections if c.get_label().endswith(": diverged")}
-    assert set(marks) == {"momentum", "sgd"}
-    points = {name: ax.transData.transform(c.get_offsets())[0] for name, c in marks.items()}
-    width = math.sqrt(80) * fig.dpi / 72  # the marker's size in pixels
-    assert abs(points["momentum"][0] - points["sgd"][0]) >= width, points
-    for c in marks.values():
-        x = c.get_offsets()[0][0]
-        assert abs(math.log10(x / 0.1)) < 0.15  # still read at lr=0.1
-        assert ax.get_xlim()[0] < x < ax.get_xlim()[1]
+    assert plots.optimizer_colors(runs["optimizer"]) == mapping
 
 
 def _variant(record, optimizer, lr, seed, train_loss, status="ok"):
@@ -304,19 +213,19 @@ def test_diagnostics_name_diverged_configurations_and_keep_the_curves_readable(f
     runs = analysis.runs_table(recs)
     ctx = report.Context(folder, recs, runs, analysis.selected(runs), analysis.curves(recs), tmp_path)
     captured = {}
-    save = report._save
+    save = plots._save
 
     def keep(fig, path):
         captured[path.name] = fig
         return save(fig, path)
 
-    monkeypatch.setattr(report, "_save", keep)
+    monkeypatch.setattr(plots, "_save", keep)
     text = report.section_diagnostics(ctx)
     assert "Did not beat it (diverged): momentum lr=0.1, sgd lr=0.1." in text
     ax = captured["iris_all_curves.png"].axes[0]
     top = ax.get_ylim()[1]
     baseline = base["diagnostics"]["baseline"]["train_loss"]
-    assert top <= report.CLIP * max(1.2, baseline) * 1.0001, top
+    assert top <= plots.CLIP * max(1.2, baseline) * 1.0001, top
     assert ax.get_ylim()[0] < min(calm)  # the calm curve is inside the axes
     marks = [c for c in ax.collections if len(c.get_offsets())]
     assert len(marks) == 6  # three explosion peaks (^), three diverged runs' ends (x)
@@ -324,41 +233,3 @@ def test_diagnostics_name_diverged_configurations_and_keep_the_curves_readable(f
     above = {c.get_offsets()[0][0] for c in marks if c.get_offsets()[0][1] >= top}
     assert len(above) == 2 and len(ax.texts) == 2  # the value written once per spot on the edge
     assert all(float(t.get_text()) > top for t in ax.texts)
-
-
-def test_a_sweep_of_one_optimizer_tells_its_configurations_apart_by_colour():
-    pairs = [("adam", f"lr={lr}") for lr in (0.001, 0.01, 0.1)]
-    styles = report._styles(pairs, report.optimizer_colors(["adam"]))
-    assert len({colour for colour, _ in styles.values()}) == 3
-    mixed = report._styles(pairs + [("sgd", "lr=0.1")], report.optimizer_colors(["adam", "sgd"]))
-    assert len({mixed[p][0] for p in pairs}) == 1 and mixed[("sgd", "lr=0.1")][0] != mixed[pairs[0]][0]
-
-
-def test_tuning_history_marks_diverged_and_interrupted_trials(tmp_path, monkeypatch):
-    """The diverged trials' x never showed (the plot read an attribute the tuner does not set), nor did
-    interrupted ones, and the trial axis had ticks at 0.5, 1.5, ..."""
-    import optuna
-
-    from optimlab.lab.training.runner import tuning
-
-    runner = experiments.Runner(tmp_path, "diabetes", epochs=3)
-
-    def interrupt(record, computed):
-        raise KeyboardInterrupt
-
-    runner.on_run = interrupt
-    with pytest.raises(KeyboardInterrupt):
-        tuning.tune(runner, ["gd"], trials=3, sampler="grid", lr_range=(1e-2, 1e6))
-    tuning.tune(experiments.Runner(tmp_path, "diabetes", epochs=3), ["gd"], trials=3, sampler="grid",
-                lr_range=(1e-2, 1e6))
-    study = optuna.load_study(study_name="diabetes-gd-grid", storage=tuning.default_storage(tmp_path))
-    figures = []
-    monkeypatch.setattr(report, "_save", lambda fig, path: figures.append(fig) or path)
-    report.plot_tuning_history(study.trials, "diabetes-gd-grid", tmp_path / "history.png")
-    trials_panel, rates_panel = figures[0].axes
-    labels = [h.get_label() for h in trials_panel.collections]
-    assert "diverged" in labels and "interrupted" in labels
-    assert all(float(t).is_integer() for t in trials_panel.get_xticks())
-    assert rates_panel.get_xscale() == "log"
-    diverged = next(c for c in rates_panel.collections if c.get_label() == "diverged")
-    assert max(diverged.get_offsets()[:, 0]) == pytest.approx(1e6)

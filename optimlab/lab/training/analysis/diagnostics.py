@@ -13,9 +13,10 @@ loss between evaluations). The flags:
 * ``plateau``: from some epoch on, the training loss never improved by more
   than ``PLATEAU`` (1%) again, for at least a quarter of the budget.
 
-Seed 002's gradient descent at lr 1e-3 on raw Boston features shows three
-of them: the first steps explode (training loss ~1e11), every ReLU unit dies
-and the network ends at exactly the mean predictor's loss.
+In the book chapter on Boston housing regression, gradient descent at lr 1e-3
+on the raw features shows three of them: the first steps explode (training
+loss ~1e11), every ReLU unit dies and the network ends at exactly the mean
+predictor's loss.
 
 Example:
     >>> record = {"status": "ok", "history": {"epoch": [0, 1, 2], "train_loss": [600.0, 90.0, 84.6],
@@ -130,6 +131,15 @@ def flags(record):
     return sorted(out, key=lambda f: f["epoch"])
 
 
+def peak(history):
+    """``(loss, epoch)`` of the largest epoch training loss (``train_loss_max``); NaNs where none was measured."""
+    loss_max = _column(history, "train_loss_max")
+    if not np.isfinite(loss_max).any():
+        return math.nan, math.nan
+    at = int(np.nanargmax(loss_max))
+    return loss_max[at], _column(history, "peak_epoch")[at]
+
+
 def flag_text(found):
     return "; ".join(f"{f['flag']} @ {f['epoch']}" for f in found) or "-"
 
@@ -142,9 +152,7 @@ def runs(records):
     for r in records:
         h, spec = r["history"], r["spec"]
         baseline = (r.get("diagnostics") or {}).get("baseline") or {}
-        found = flags(r)
-        peak = _column(h, "train_loss_max")
-        peak_at = int(np.nanargmax(peak)) if np.isfinite(peak).any() else None
+        peak_loss, peak_epoch = peak(h)
         rows.append({
             "problem": spec["problem"], "optimizer": spec["optimizer"], "config": config_label(spec["hyperparameters"]),
             "seed": spec["seed"], "status": r["status"],
@@ -152,11 +160,10 @@ def runs(records):
             "baseline_test_loss": baseline.get("test_loss", math.nan),
             "beats_baseline": ("yes" if _column(h, "test_loss")[-1] < baseline["test_loss"] else "no")
             if baseline.get("test_loss") is not None and r["status"] == "ok" else "-",
-            "peak_train_loss": peak[peak_at] if peak_at is not None else math.nan,
-            "peak_epoch": _column(h, "peak_epoch")[peak_at] if peak_at is not None else math.nan,
+            "peak_train_loss": peak_loss, "peak_epoch": peak_epoch,
             "max_grad_norm": np.nanmax(_column(h, "grad_norm")) if np.isfinite(_column(h, "grad_norm")).any() else math.nan,
             "dead_units": _column(h, "dead_units")[-1],
-            "flags": flag_text(found),
+            "flags": flag_text(flags(r)),
         })
     frame = pd.DataFrame(rows)
     return frame.sort_values(["problem", "optimizer", "config", "seed"]).reset_index(drop=True) if rows else frame

@@ -53,6 +53,12 @@ def problem_labels(records):
     return labels
 
 
+def records_of(records, problem):
+    """The records of ``problem`` as the tables label it (with its budget where a folder mixes budgets)."""
+    labels = problem_labels(records)
+    return [r for r in records if labels[r["key"]] == problem]
+
+
 def _number(value):
     return math.nan if value is None else float(value)
 
@@ -92,6 +98,12 @@ def selected(runs):
         best = per_config.sort_values(["seeds", "score"], ascending=[False, True]).index[0]
         keep.append(group[group["hyperparameters"] == best])
     return pd.concat(keep) if keep else runs.iloc[:0]
+
+
+def is_sweep(runs):
+    """True when no configuration was selected (every configuration ran over the same seeds)."""
+    return all(g.groupby("hyperparameters")["seed"].nunique().nunique() == 1
+               for _, g in runs.groupby(["problem", "optimizer"]))
 
 
 def summary(runs):

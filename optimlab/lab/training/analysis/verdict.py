@@ -21,18 +21,23 @@ from optimlab.lab.training.analysis import tables
 LOSS_NAMES = {"mse": "MSE", "crossentropy": "cross-entropy"}
 
 
+def loss_kinds(runs):
+    """``"MSE"``, ``"cross-entropy"`` or ``"MSE/cross-entropy"``: the losses of these runs ("" for none)."""
+    kinds = sorted(set(runs["loss"])) if "loss" in runs and len(runs) else []
+    return "/".join(LOSS_NAMES.get(k, k) for k in kinds)
+
+
 def loss_name(runs):
     """``"test MSE"``: the name of the final test loss of these runs' problems."""
-    kinds = sorted(set(runs["loss"])) if "loss" in runs and len(runs) else []
-    return "test " + ("/".join(LOSS_NAMES.get(k, k) for k in kinds) or "loss")
+    return "test " + (loss_kinds(runs) or "loss")
 
 
 def _num(value, digits=4):
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
 
 
-def _spread(row):
-    """``"3604 +/- 105"``, or the mean alone where one seed gives no spread."""
+def spread(row):
+    """``"3604 +/- 105"`` from a summary row's test loss mean and sd; the mean alone where one seed gives no spread."""
     std = row.get("test_loss_std")
     if std is None or (isinstance(std, float) and math.isnan(std)):
         return _num(row.get("test_loss_mean"))
@@ -80,10 +85,10 @@ def _sweep_sentence(problem_runs, best, problem, loss):
     """One optimizer: which of its configurations won, and whether it sits at the edge of the grid."""
     tried = problem_runs.drop_duplicates("hyperparameters")
     if len(tried) == 1:
-        return (f"{_who(best)} on {problem}: {loss} {_spread(best)} over {_seeds(best['seeds'])}; "
+        return (f"{_who(best)} on {problem}: {loss} {spread(best)} over {_seeds(best['seeds'])}; "
                 f"the only configuration run, so nothing to compare.")
     sentence = (f"{_who(best)} is the best of {len(tried)} configurations of {best['optimizer']} on {problem} "
-                f"(lowest final validation loss): {loss} {_spread(best)} over {_seeds(best['seeds'])}.")
+                f"(lowest final validation loss): {loss} {spread(best)} over {_seeds(best['seeds'])}.")
     rates = sorted(set(tried["learning_rate"].dropna()))
     chosen = problem_runs.loc[problem_runs["config"] == best["config"], "learning_rate"].dropna()
     if len(rates) > 2 and len(chosen):
@@ -111,7 +116,7 @@ def headline(problem_runs, alpha=0.05):
         lost = [r["optimizer"] for _, r in ranked.iloc[1:].iterrows() if math.isnan(r.get("test_loss_mean", math.nan))]
         every = "every run of " + _names(lost) + " diverged"
         return (f"{best['optimizer']} {best['config']} beats {_names(lost)} on {problem}: {every}; "
-                f"{best['optimizer']} reached {loss} {_spread(best)} (mean +/- sd) over {_seeds(best['seeds'])}.")
+                f"{best['optimizer']} reached {loss} {spread(best)} (mean +/- sd) over {_seeds(best['seeds'])}.")
     t = test.iloc[0]
     p, pairs, d = t.get("wilcoxon_p_holm"), int(t["pairs"]), t.get("cohens_d")
     both = f"median {loss} {_median(best)} vs {_median(second)}"

@@ -38,7 +38,6 @@ import numpy as np
 LOSSES = ("mse", "crossentropy", "mean_output")
 METRICS = ("mae", "accuracy")
 BUILTIN_MODELS = ("mlp", "linear", "cnn")
-_SPLIT_SEED = 1  # the validation rows cut from a user's training split (fixed, independent of the run's seed)
 
 
 def import_object(path, what):
@@ -91,9 +90,14 @@ def _name_of(value):
 
 
 def describe(problem):
-    """JSON-able metadata of ``problem`` (no arrays: data given as arrays shows as ``"arrays"``)."""
+    """JSON-able metadata of ``problem`` (no arrays: data given as arrays shows as ``"arrays"``).
+
+    Fields marked ``metadata={"recorded": False}`` (the ``note``) are left out, so records stay as they were.
+    """
     meta = {}
     for field in dataclasses.fields(problem):
+        if not field.metadata.get("recorded", True):
+            continue
         value = getattr(problem, field.name)
         if field.name == "data" and value is not None and not callable(value):
             value = "arrays"
@@ -148,6 +152,8 @@ def check_problem(problem):
         raise ValueError(f"label_smoothing must be in [0, 1); got {smoothing!r}")
     if smoothing and problem.loss != "crossentropy":
         raise ValueError(f"label_smoothing needs loss='crossentropy'; got loss={problem.loss!r}")
+    if not isinstance(problem.note, str):
+        raise TypeError(f"note must be a string (\"\" for none); got {problem.note!r}")
     if problem.batchnorm not in (True, False):
         raise TypeError(f"batchnorm must be True or False; got {problem.batchnorm!r}")
     if problem.batchnorm and problem.model == "linear":
@@ -235,12 +241,12 @@ def _targets(problem, y):
 
 def load(problem, valid_fraction, standardize):
     """The :class:`~optimlab.lab.training.problems.Data` of a problem that carries its own ``data``."""
-    from optimlab.lab.training.problems import Data, _holdout
+    from optimlab.lab.training.problems import VALID_SEED, Data, holdout, standardize_inputs
 
     parts = splits(problem.data)
     (x_tr, y_tr), (x_te, y_te) = parts["train"], parts["test"]
     if parts["valid"] is None:
-        (x_tr, y_tr), (x_va, y_va) = _holdout(x_tr, y_tr, valid_fraction, _SPLIT_SEED)
+        (x_tr, y_tr), (x_va, y_va) = holdout(x_tr, y_tr, valid_fraction, VALID_SEED)
     else:
         x_va, y_va = parts["valid"]
     if x_tr.shape[1:] != x_te.shape[1:] or (len(x_va) and x_va.shape[1:] != x_tr.shape[1:]):
@@ -248,8 +254,6 @@ def load(problem, valid_fraction, standardize):
                          f"valid {x_va.shape[1:]}, test {x_te.shape[1:]}")
     inputs = [np.asarray(x, np.float32) for x in (x_tr, x_va, x_te)]
     if standardize:
-        mean, std = inputs[0].mean(axis=0), inputs[0].std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        inputs = [((x - mean) / std).astype(np.float32) for x in inputs]
+        inputs = [x.astype(np.float32) for x in standardize_inputs(inputs)]
     targets = [_targets(problem, y) for y in (y_tr, y_va, y_te)]
     return Data(inputs[0], targets[0], inputs[1], targets[1], inputs[2], targets[2])

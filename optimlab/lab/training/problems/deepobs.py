@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from optimlab.lab.training.problems import Problem, register
+
 QUADRATIC_SIZE, QUADRATIC_DIM, QUADRATIC_NOISE = 1000, 100, 0.6
 TWO_D_SIZE = 10000
 TWO_D_STARTS = {"rosenbrock": (-0.5, 1.5), "beale": (-4.5, 4.5), "branin": (2.5, 12.5)}
@@ -318,9 +320,7 @@ def cifar10_data():
 
 
 def problems():
-    """The DeepOBS problems, as :class:`~optimlab.lab.training.problems.Problem` s."""
-    from optimlab.lab.training.problems import Problem
-
+    """The DeepOBS problems, as :class:`~optimlab.lab.training.problems.Problem` s (registered on import)."""
     out = [Problem(name="quadratic_deep", description="DeepOBS: 100-D noisy quadratic, deep-learning eigenvalues",
                    model=quadratic_deep_model, data=quadratic_data, loss="mean_output", metrics=(),
                    epochs=100, batch_size=128)]
@@ -339,3 +339,7 @@ def problems():
                        model=three_c_three_d_model, data=cifar10_data, loss="crossentropy", metrics=("accuracy",),
                        epochs=100, batch_size=128, needs_data=True))
     return out
+
+
+for _problem in problems():
+    register(_problem)

@@ -1,0 +1,344 @@
+"""Figures of the training lab, drawn from the tables of :mod:`optimlab.lab.training.analysis` and the records.
+
+Each ``plot_*`` function draws one figure, saves it as a PNG at ``path`` and
+returns the path; :mod:`optimlab.lab.training.report` embeds them in the HTML.
+
+* :func:`plot_curves`: training and validation (or test) loss per epoch of
+  each shown configuration (median over seeds, interquartile band);
+* :func:`plot_lr_sensitivity`: final loss against the learning rate;
+* :func:`plot_boxes`: final test loss per seed of each optimizer's selected configuration;
+* :func:`plot_all_curves`: the diagnostics' figure: every configuration's
+  training curve, explosions marked, the naive baseline dashed;
+* :func:`plot_profile`: performance profiles across problems;
+* :func:`plot_tuning_history`: an Optuna study's trials.
+
+Every figure gives an optimizer the same colour (:func:`optimizer_colors`,
+built once from the sorted names); its configurations differ by line style.
+
+Example::
+
+    from optimlab.lab.training import analysis, plots, records
+    runs = analysis.runs_table(records.load_all("runs/iris"))
+    plots.plot_lr_sensitivity(runs, "iris", "iris_lr.png")
+"""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from optimlab.lab.training import analysis  # noqa: E402
+from optimlab.lab.training.analysis import diagnostics, stats, verdict  # noqa: E402
+
+COLORS = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+SPLITS = {"train": "training", "valid": "validation", "test": "test"}
+CLIP = 10.0  # the diagnostics curves' y axis stops at CLIP times the largest starting loss
+
+
+def _save(fig, path):
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+
+def _loss_label(runs, problem, split):
+    """``"validation MSE"``: the split and the loss of ``problem``'s runs."""
+    return f"{SPLITS[split]} {verdict.loss_kinds(runs[runs['problem'] == problem])}"
+
+
+
+def optimizer_colors(names):
+    """``{optimizer: colour}``, one colour per optimizer for every figure of a report.
+
+    Built once from the sorted names, so adam is the same blue in the curves,
+    the learning-rate sensitivity, the box plot, the diagnostics and the
+    profiles, whatever its rank. Example: ``optimizer_colors(["sgd", "adam"])["adam"] == COLORS[0]``.
+    """
+    return {name: COLORS[i % len(COLORS)] for i, name in enumerate(sorted(set(names)))}
+
+
+def _styles(pairs, colors):
+    """``{(optimizer, variant): (colour, linestyle)}``: the optimizer's colour; its variants told apart by line style.
+
+    A figure of one optimizer only (a sweep) gives each variant a colour of its own instead.
+    """
+    pairs = list(pairs)
+    if len({optimizer for optimizer, _ in pairs}) == 1:
+        return {pair: (COLORS[i % len(COLORS)], LINESTYLES[0]) for i, pair in enumerate(pairs)}
+    styles, seen = {}, {}
+    for optimizer, variant in pairs:
+        index = seen.setdefault(optimizer, 0)
+        seen[optimizer] += 1
+        styles[(optimizer, variant)] = (colors[optimizer], LINESTYLES[index % len(LINESTYLES)])
+    return styles
+
+
+def curve_columns(curves):
+    """The two panels' columns: training loss, and validation loss (test loss when there is no validation)."""
+    return ("train_loss", "valid_loss" if curves["valid_loss"].notna().any() else "test_loss")
+
+
+def shown_configs(shown, problem):
+    """The (optimizer, configuration) pairs drawn for ``problem``, in order."""
+    return list(shown[shown["problem"] == problem].groupby(["optimizer", "config"]).groups)
+
+
+def plot_curves(curves, shown, problem, path, runs, colors=None):
+    """Training and validation (else test) loss per epoch of each shown configuration.
+
+    Lines are the median over seeds, bands the interquartile range (never
+    below zero, so they do not collapse on the log axis); an x marks where a
+    configuration's runs diverged.
+    """
+    data = curves[curves["problem"] == problem]
+    second = curve_columns(data)[1]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    configs = shown_configs(shown, problem)
+    styles = _styles(configs, colors or optimizer_colors(runs["optimizer"]))
+    for ax, column in zip(axes, ("train_loss", second)):
+        for optimizer, config in configs:
+            seeds = shown[(shown["problem"] == problem) & (shown["optimizer"] == optimizer)
+                          & (shown["config"] == config)]["seed"]
+            sub = data[(data["optimizer"] == optimizer) & (data["config"] == config) & data["seed"].isin(seeds)]
+            finite = sub[np.isfinite(sub[column])]
+            per_epoch = finite.groupby("epoch")[column].quantile([0.25, 0.5, 0.75]).unstack()
+            if per_epoch.empty:
+                continue
+            color, linestyle = styles[(optimizer, config)]
+            ax.plot(per_epoch.index, per_epoch[0.5], color=color, linestyle=linestyle,
+                    label=f"{optimizer} {config} ({seeds.nunique()} seed{'s' if seeds.nunique() > 1 else ''})")
+            if seeds.nunique() > 1:
+                ax.fill_between(per_epoch.index, per_epoch[0.25], per_epoch[0.75], color=color, alpha=0.2)
+            last_epoch = sub.groupby("seed")["epoch"].max()
+            diverged_seeds = set(runs[(runs["problem"] == problem) & (runs["optimizer"] == optimizer)
+                                      & (runs["config"] == config) & runs["diverged"]]["seed"])
+            for seed in diverged_seeds & set(last_epoch.index):
+                seed_rows = finite[finite["seed"] == seed]
+                if len(seed_rows):
+                    ax.scatter(seed_rows["epoch"].iloc[-1], seed_rows[column].iloc[-1], marker="x", s=70,
+                               color=color, zorder=5, linewidths=2)
+        positive = data[column][np.isfinite(data[column])]
+        if len(positive) and (positive > 0).all():
+            ax.set_yscale("log")
+        _focus_on_finished(ax, data, runs, problem, column)
+        split = column.split("_")[0]
+        ax.set(xlabel="epoch", ylabel=_loss_label(runs, problem, split) + (" (log scale)" if ax.get_yscale() == "log" else ""),
+               title=f"{problem}: {SPLITS[split]} loss")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=8)
+    return _save(fig, path)
+
+
+def _focus_on_finished(ax, data, runs, problem, column):
+    """Keep the y range on the runs that finished: a diverged run's climb to 1e21 would flatten them.
+
+    Diverged curves then leave the top of the axes; their x markers are drawn where they left.
+    """
+    done = runs[(runs["problem"] == problem) & ~runs["diverged"]]
+    finished = data.merge(done[["optimizer", "config", "seed"]], on=["optimizer", "config", "seed"])[column]
+    finished = finished[np.isfinite(finished)]
+    if len(finished) == 0 or len(finished) == np.isfinite(data[column]).sum():
+        return
+    low, high = float(finished.min()), float(finished.max())
+    if ax.get_yscale() == "log":
+        ax.set_ylim(low / 1.5, high * 3)
+    else:
+        ax.set_ylim(low - 0.1 * (high - low), high + 0.5 * (high - low) + 1e-12)
+
+
+def plot_lr_sensitivity(runs, problem, path, colors=None):
+    """Median final selection loss per learning rate; an x above the curve where every seed diverged.
+
+    The x markers of different optimizers at one learning rate are shifted
+    apart along the (log) axis, a few hundredths of a decade each, so that
+    one optimizer's divergence never hides under another's.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    data = runs[runs["problem"] == problem]
+    groups = list(data.groupby(["optimizer", data["clipnorm"].fillna(-1)]))
+    styles = _styles([k for k, _ in groups], colors or optimizer_colors(runs["optimizer"]))
+    finite_all = data["selection_loss"][np.isfinite(data["selection_loss"])]
+    ceiling = float(finite_all.max()) * 1.5 if len(finite_all) else 1.0
+    rates = data["learning_rate"][data["learning_rate"] > 0]
+    span = math.log10(rates.max() / rates.min()) if len(rates) else 0.0
+    step = 0.04 * max(span, 1.0)  # decades between neighbouring groups' x markers: about 20 pixels
+    any_failed = False
+    for index, ((optimizer, clipnorm), group) in enumerate(groups):
+        per_lr = group.groupby("learning_rate")["selection_loss"].median().sort_index()
+        label = optimizer if clipnorm < 0 else f"{optimizer} clipnorm={clipnorm:g}"
+        finite = per_lr[np.isfinite(per_lr)]
+        color, linestyle = styles[(optimizer, clipnorm)]
+        ax.plot(finite.index, finite.values, marker="o", color=color, linestyle=linestyle, label=label)
+        failed = per_lr[~np.isfinite(per_lr)]
+        if len(failed):
+            any_failed = True
+            shift = 10 ** (step * (index - (len(groups) - 1) / 2))
+            ax.scatter(failed.index.to_numpy() * shift, [ceiling] * len(failed), marker="x", s=80, color=color,
+                       zorder=5, linewidths=2, label=f"{label}: diverged")
+    selection = "validation" if data["valid_loss"].notna().any() else "training"
+    ax.set(xscale="log", yscale="log", xlabel="learning rate (log scale)",
+           ylabel=f"final {selection} loss, median over seeds (log scale)",
+           title=f"{problem}: learning-rate sensitivity" + (" (x: every seed diverged)" if any_failed else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def plot_boxes(chosen, problem, path, runs, colors=None):
+    """Final test loss per seed for each optimizer's selected configuration (box plot, seeds as dots), best first."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    data = chosen[chosen["problem"] == problem]
+    names = list(analysis.ranked_summary(runs[runs["problem"] == problem])["optimizer"])
+    samples = [data[data["optimizer"] == n]["test_loss"].dropna().to_numpy() for n in names]
+    colors = colors or optimizer_colors(runs["optimizer"])
+    boxes = ax.boxplot([s if s.size else [np.nan] for s in samples], patch_artist=True,
+                       medianprops={"color": "black"})
+    for box, name in zip(boxes["boxes"], names):
+        box.set(facecolor=(*colors[name][:3], 0.25), edgecolor=colors[name])
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=30 if len(names) > 4 else 0,
+                  ha="right" if len(names) > 4 else "center")
+    for i, (name, s) in enumerate(zip(names, samples), start=1):
+        ax.scatter(np.full(s.size, i) + np.linspace(-0.08, 0.08, s.size), s, s=14, alpha=0.7, zorder=3,
+                   color=colors[name], label=name)
+    ax.set(ylabel=_loss_label(runs, problem, "test") + ", final",
+           xlabel="optimizer (best first)", title=f"{problem}: final test loss per seed")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def plot_profile(costs, path, colors=None):
+    """Performance profiles (Dolan & More) of the median final test loss across problems."""
+    finite = costs.to_numpy()[np.isfinite(costs.to_numpy())]
+    top = max(2.0, float(np.max(finite / np.min(finite)))) if finite.size else 2.0
+    taus = np.geomspace(1, top * 1.05, 200)
+    profile = stats.performance_profile(costs, taus)
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    colors = colors or optimizer_colors(profile.columns)
+    for name in profile.columns:
+        ax.step(profile.index, profile[name], where="post", label=name, color=colors[name])
+    ax.set(xscale="log", xlabel="tau: ratio to the best median test loss (log scale)",
+           ylabel="share of problems within tau", ylim=(-0.02, 1.02),
+           title=f"performance profiles over {len(costs)} problems")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_tuning_history(trials, title, path):
+    """Per trial: its final validation loss (dots) and the best so far (line); beside it, the loss per learning rate.
+
+    Diverged trials are red x at the top of both panels, trials interrupted
+    before they finished (retried later) grey circles there.
+    """
+    fig, (ax, by_rate) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    done = [t for t in trials if t.value is not None]
+    values = [t.value for t in done]
+    log = bool(values) and all(v > 0 for v in values)
+    if values:
+        ax.scatter([t.number for t in done], values, s=18, label="trial")
+        ax.step([t.number for t in done], np.minimum.accumulate(values), where="post", color="black",
+                label="best so far")
+        by_rate.scatter([t.params["learning_rate"] for t in done], values, s=18)
+    marks = (("diverged", {"marker": "x", "s": 60, "color": "red"}),
+             ("interrupted", {"marker": "o", "s": 40, "facecolors": "none", "edgecolors": "grey"}))
+    for panel in (ax, by_rate):
+        if log:
+            panel.set_yscale("log")
+        top = panel.get_ylim()[1]
+        for outcome, style in marks:
+            chosen = [t for t in trials if t.value is None and _outcome(t) == outcome and "learning_rate" in t.params]
+            if chosen:
+                x = [t.number if panel is ax else t.params["learning_rate"] for t in chosen]
+                panel.scatter(x, [top] * len(chosen), zorder=5, label=outcome, **style)
+        panel.grid(alpha=0.3)
+    ylabel = "final validation loss" + (" (log scale)" if log else "")
+    ax.set(xlabel="trial", ylabel=ylabel, title=title)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    by_rate.set(xscale="log", xlabel="learning rate (log scale)", ylabel=ylabel, title="loss per learning rate")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _outcome(trial):
+    """``diverged``, ``interrupted`` (stopped before it finished) or None, from a trial the tuner marked."""
+    outcome = trial.user_attrs.get("outcome")
+    if outcome is None and trial.state.name == "FAIL" and "surplus" not in trial.user_attrs:
+        return "interrupted"
+    return outcome
+
+
+def plot_all_curves(recs, problem, baseline, path, colors=None):
+    """Training loss of every configuration (median over seeds), each explosion marked, the naive baseline dashed.
+
+    Like the curves of :func:`plot_curves`, the y range stays on the useful
+    data: it stops at ``CLIP`` times the largest starting loss (or the
+    baseline), so two runs climbing to 1e9 do not squash the others. Curves
+    above it leave the top of the axes; a marker above it (an explosion's peak
+    ^, a diverged run's last finite loss x) is drawn on the top edge with its
+    value written beside it.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    groups = {}
+    for r in analysis.records_of(recs, problem):
+        groups.setdefault((r["spec"]["optimizer"], analysis.config_label(r["spec"]["hyperparameters"])), []).append(r)
+    styles = _styles(sorted(groups), colors or optimizer_colors(r["spec"]["optimizer"] for r in recs))
+    values, starts, marks = [], [], []
+    for (optimizer, config), runs in sorted(groups.items()):
+        frame = pd.concat([pd.DataFrame(r["history"]).astype(float) for r in runs])
+        per_epoch = frame.groupby("epoch")["train_loss"].median()
+        color, linestyle = styles[(optimizer, config)]
+        ax.plot(per_epoch.index, per_epoch.values, color=color, linestyle=linestyle,
+                label=f"{optimizer} {config} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        finite = per_epoch[np.isfinite(per_epoch)]
+        values += list(finite.values)
+        starts += list(finite.values[:1])
+        marks += [(epoch, value, color, marker) for r in runs for epoch, value, marker in _run_marks(r)]
+    if baseline and baseline.get("train_loss") is not None:
+        ax.axhline(baseline["train_loss"], color="black", linestyle="--", linewidth=1,
+                   label=f"naive baseline {baseline['train_loss']:.4g}")
+        starts.append(baseline["train_loss"])
+    positive = [v for v in values + [m[1] for m in marks] + starts if v > 0]
+    top = CLIP * max(starts) if starts and max(starts) > 0 else math.inf
+    _draw_marks(ax, marks, top)
+    if ax.has_data() and positive:
+        ax.set_yscale("log")
+    clipped = max(positive, default=0) > top
+    if clipped:
+        ax.set_ylim(min(positive) / 1.5, top)
+    cut = f"\naxis cut at {top:.3g}; a mark above it sits on the top edge, its value written" if clipped else ""
+    ax.set(xlabel="epoch", ylabel="training loss (median over seeds, log scale)",
+           title=f"{problem}: every configuration (^: explosion peak, x: diverged){cut}")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _run_marks(record):
+    """``(epoch, value, marker)`` of a run's explosion peak (^) and, if it diverged, its last finite loss (x)."""
+    marks = []
+    found = [f for f in diagnostics.flags(record) if f["flag"] == "exploding"]
+    if found and "train_loss_max" in record["history"]:
+        marks.append((found[0]["epoch"], diagnostics.peak(record["history"])[0], "^"))
+    history = pd.DataFrame(record["history"]).astype(float)
+    last = history[np.isfinite(history["train_loss"])].tail(1)
+    if record["status"] == "diverged" and len(last):
+        marks.append((last["epoch"].iloc[0], last["train_loss"].iloc[0], "x"))
+    return marks
+
+
+def _draw_marks(ax, marks, top):
+    """Scatter ``(epoch, value, colour, marker)`` marks; those above ``top`` sit on it, their value written once per spot."""
+    written = {}
+    for epoch, value, color, marker in marks:
+        ax.scatter([epoch], [min(value, top)], marker=marker, color=color, s=40, clip_on=False, zorder=5)
+        if value > top and value > written.get(epoch, (0,))[0]:
+            written[epoch] = (value, color)  # one value per spot on the edge (the largest), not a pile
+    for epoch, (value, color) in written.items():
+        ax.annotate(f"{value:.2g}", (epoch, top), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
