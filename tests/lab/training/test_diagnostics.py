@@ -1,4 +1,4 @@
-"""Diagnostics: baseline, gradient norm, update ratios and dead units against NumPy; flags; seed 002's story."""
+"""Diagnostics: baseline, gradient norm, update ratios and dead units against NumPy; flags; the Boston story."""
 
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from optimlab.lab.training.problems import models
 from optimlab.lab.training.runner import experiments, loop, probes
 
 BOSTON_CSV = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "boston_housing.csv"
-needs_boston = pytest.mark.skipif(not BOSTON_CSV.exists(), reason=f"seed 002's Boston CSV not found at {BOSTON_CSV}")
+needs_boston = pytest.mark.skipif(not BOSTON_CSV.exists(), reason=f"the Boston housing CSV not found at {BOSTON_CSV}")
 
 
 def test_naive_baseline_is_the_constant_predictor_in_numpy():
@@ -99,9 +99,10 @@ def test_diagnose_command_prints_baseline_and_flags(tmp_path):
 
 
 @needs_boston
-def test_seed_002_story_is_named_in_the_report(tmp_path):
+def test_boston_chapter_story_is_named_in_the_report(tmp_path):
     """Gradient descent on raw Boston features: lr 1e-3 explodes and collapses, lr 1e-6 and clipping beat the
-    naive baseline (the seed's story, on a shorter budget than the README's 10000 epochs)."""
+    naive baseline (the story of the book chapter on Boston housing regression, on a shorter budget than the
+    README's 10000 epochs)."""
     runner = experiments.Runner(tmp_path, "boston", data=str(BOSTON_CSV), standardize=False, valid_fraction=0,
                                 epochs=2000)
     experiments.sweep(runner, "gd", [1e-3, 1e-6])
@@ -127,7 +128,7 @@ def test_seed_002_story_is_named_in_the_report(tmp_path):
 
 @pytest.mark.slow
 @needs_boston
-def test_seed_002_collapse_ends_at_the_mean_predictor(tmp_path):
+def test_boston_chapter_collapse_ends_at_the_mean_predictor(tmp_path):
     """The README's 10000 epochs: lr 1e-3 ends at exactly the mean predictor's loss (84.62 / 83.71)."""
     runner = experiments.Runner(tmp_path, "boston", data=str(BOSTON_CSV), standardize=False, valid_fraction=0,
                                 epochs=10000)

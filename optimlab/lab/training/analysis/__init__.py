@@ -1,4 +1,4 @@
-"""Analysis of run records: statistics (``stats``), tables (``tables``) and diagnostic flags (``diagnostics``).
+"""Analysis of run records: statistics (``stats``), tables (``tables``), diagnostic flags (``diagnostics``), verdicts.
 
 Reads only records, never the runner. The table functions are re-exported
 here, so ``analysis.summary(analysis.runs_table(records))`` reads naturally.

@@ -135,9 +135,9 @@ class Data:
 def register(problem):
     """Add ``problem`` to the registry under its name and return it: ``register(Problem(name="mine", ...))``.
 
-    A name registered twice is a ValueError. Registered names are what
-    ``--task`` accepts (the CLI's TensorFlow-free copy, ``optimlab._names.TASKS``,
-    is generated from this registry).
+    A name registered twice is a ValueError. The CLI checks ``--task`` against
+    ``optimlab._names.TASKS``, a TensorFlow-free copy of these names that
+    ``tests/lab/test_cli_names.py`` keeps equal to :data:`PROBLEMS`.
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"register takes a Problem; got {type(problem).__name__}")

@@ -1,4 +1,4 @@
-"""Models of the training lab: seed 002's MLP, linear/logistic regression, a small CNN, users' builders.
+"""Models of the training lab: the Boston housing MLP, linear/logistic regression, a small CNN, users' builders.
 
 :func:`build` creates a problem's model with its weights fixed by ``seed``, so
 that every optimizer of a paired comparison starts from the same point.
@@ -9,14 +9,14 @@ import numpy as np
 
 
 class MLP(keras.Model):
-    """Seed 002's multilayer perceptron: Dense hidden layers, then a linear output.
+    """The Boston housing book chapter's multilayer perceptron: Dense hidden layers, then a linear output.
 
     Args:
         num_hidden_units: an int or a list of ints (one hidden layer each).
         num_targets: outputs of the last (linear) layer.
         hidden_activation: activation of the hidden layers (default ``relu``).
         batchnorm: batch normalization between each hidden layer's Dense and
-            its activation (Ioffe & Szegedy 2015; seed 004). Default False.
+            its activation (Ioffe & Szegedy 2015; as in the article on TensorFlow optimizers). Default False.
 
     Example:
         >>> import numpy as np
