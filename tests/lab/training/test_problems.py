@@ -80,3 +80,20 @@ def test_bad_arguments_name_the_argument():
         problems.get("mnist")
     with pytest.raises(ValueError, match="valid_fraction"):
         problems.load("iris", valid_fraction=1.5)
+
+
+def test_every_problem_is_registered_once_by_name():
+    assert problems.names() == sorted(problems.PROBLEMS)
+    assert all(name == problem.name for name, problem in problems.PROBLEMS.items())
+    assert {"boston", "iris", "quadratic_deep", "cifar10_3c3d"} <= set(problems.PROBLEMS)  # built-in and DeepOBS
+    with pytest.raises(ValueError, match="'iris' is registered twice"):
+        problems.register(problems.Problem(name="iris"))
+
+
+def test_a_problem_note_is_shown_but_not_recorded():
+    assert "racial statistic" in problems.note("boston")
+    assert problems.note(problems.get("boston")) == problems.note("boston")
+    assert problems.note("iris") == "" and problems.note("not_registered") == ""
+    assert "note" not in problems.get("boston").meta()  # records keep their fields
+    with pytest.raises(TypeError, match="note must be a string"):
+        problems.Problem(note=None)

@@ -84,6 +84,22 @@ def test_sections_appear_only_when_they_apply(tmp_path):
     assert plots.curve_columns(analysis.curves(records.load_all(tmp_path))) == ("train_loss", "test_loss")
 
 
+def test_a_problem_note_is_shown_with_its_results(tmp_path):
+    """Boston's note (its b column) comes from the problem, found by the records' problem name."""
+    import os
+    from pathlib import Path
+
+    from optimlab.lab.training import problems
+
+    shared = Path(os.environ.get("OPTIMLAB_SHARED", Path(__file__).resolve().parents[3] / ".." / "shared"))
+    csv = shared / "data" / "boston_housing.csv"
+    if not csv.exists():
+        pytest.skip(f"Boston CSV not found at {csv}")
+    experiments.sweep(experiments.Runner(tmp_path, "boston", data=str(csv), epochs=2), "gd", [1e-6])
+    text = report.write_report(tmp_path).read_text()
+    assert f"<p>Note: {problems.note('boston')}</p>" in text
+
+
 def _chromium():
     import shutil
 
