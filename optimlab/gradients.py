@@ -1,7 +1,7 @@
 """Gradient processing as small pure functions on lists of ``(gradient, variable)`` pairs.
 
-The order is the one of Keras 2's ``OptimizerV2`` (seed 003): aggregate across
-replicas (sum), then ``clipvalue``, ``clipnorm``, ``global_clipnorm``, then the
+The order is the one of Keras 2's optimizer contract (``OptimizerV2``): aggregate
+across replicas (sum), then ``clipvalue``, ``clipnorm``, ``global_clipnorm``, then the
 user's ``gradient_transformers``. Every function accepts and returns a list of
 pairs so that user-supplied aggregators and transformers compose with them.
 """
@@ -59,6 +59,19 @@ def clip_by_global_norm(grads_and_vars, global_clipnorm):
     for i, g in zip(present, clipped):
         out[i] = (g, grads_and_vars[i][1])
     return out
+
+
+def clip_and_transform(grads_and_vars, clipvalue=None, clipnorm=None, global_clipnorm=None, transformers=()):
+    """After aggregation, in Keras 2's order: ``clipvalue``, ``clipnorm``, ``global_clipnorm``, then ``transformers``."""
+    if clipvalue is not None:
+        grads_and_vars = clip_by_value(grads_and_vars, clipvalue)
+    if clipnorm is not None:
+        grads_and_vars = clip_by_norm(grads_and_vars, clipnorm)
+    if global_clipnorm is not None:
+        grads_and_vars = clip_by_global_norm(grads_and_vars, global_clipnorm)
+    for fn in transformers:
+        grads_and_vars = list(fn(grads_and_vars))
+    return grads_and_vars
 
 
 def deduplicate(gradient):

@@ -1,8 +1,8 @@
 """Sharpness-Aware Minimization (SAM) and Adaptive SAM for any optimizer, in fit and in custom loops.
 
 SAM needs the loss twice per step, at the weights and at a perturbed copy of
-them, so it couples model and optimizer (seed 000 names it as the case that
-does not fit the usual optimizer interface). Here it is a gradient function,
+them, so it couples model and optimizer (TensorFlow's guide "Optimizers with
+Core APIs" names it as the case that does not fit the usual optimizer interface). Here it is a gradient function,
 ``sam_gradients``, any optimizer can apply, and a ``keras.Model`` wrapper,
 ``SAMModel``, whose ``train_step`` uses it in ``model.fit``.
 """

@@ -24,6 +24,7 @@ import fnmatch
 import keras
 import tensorflow as tf
 
+from optimlab import _validation as checks
 from optimlab._checks import check_int, check_nonnegative, check_range
 from optimlab.optimizer import Optimizer
 
@@ -171,8 +172,8 @@ class _Wrapper(Optimizer):
         """Validate like ``Optimizer.apply`` (before anything changes); build if need be."""
         grads = list(grads)
         variables = self._trainable_variables if trainable_variables is None else list(trainable_variables)
-        self._validate(grads, variables)
-        self._check_indices(grads, variables)
+        checks.check_apply_inputs(grads, variables)
+        checks.check_indices(grads, variables)
         if not self.built:
             self.build(variables)
         return grads, variables

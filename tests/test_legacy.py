@@ -1,5 +1,6 @@
 """optimlab.legacy.Optimizer: Keras 2 style optimizers, written the way users wrote them
-(seed 002, TensorFlow Addons), with only the base-class import changed.
+(the book chapter on Boston housing regression, TensorFlow Addons), with only the
+base-class import changed.
 
 Each is checked against a float64 NumPy transcription of its own equations over
 100 steps, trained with compile/fit, saved and reloaded.
@@ -19,7 +20,7 @@ STEPS = 100
 
 # ----------------------------------------------------------- legacy-style optimizers
 class SeedAdam(Optimizer):
-    """Seed 002's Adam: no apply_state, _decayed_lr, epsilon as a plain attribute."""
+    """The Boston housing chapter's Adam: no apply_state, _decayed_lr, epsilon as a plain attribute."""
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, name="SeedAdam", **kwargs):
         super().__init__(name, **kwargs)

@@ -1,6 +1,6 @@
 """TensorFlow Addons 0.23's optimizers, loaded from the installed wheel, on a chosen Keras 2 base.
 
-``load_tfa`` is :func:`optimlab.legacy_tfa.load` (what users call as
+``load_tfa`` is :func:`optimlab.legacy.tfa.load` (what users call as
 ``optimlab.legacy.tensorflow_addons()``): ``load_tfa(legacy)`` imports ``tensorflow_addons.optimizers`` from the wheel with
 ``tensorflow_addons.optimizers.constants.KerasLegacyOptimizer`` set to
 ``legacy.Optimizer`` and ``optimlab.legacy.install()`` in effect while its modules
@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from optimlab.legacy_tfa import load as load_tfa  # noqa: F401 - the tests' entry point
+from optimlab.legacy.tfa import load as load_tfa  # noqa: F401 - the tests' entry point
 
 STEPS = 100
 TFA_OPTIMIZERS = (

@@ -1,26 +1,14 @@
-"""``optimlab.legacy``: optimizers written for Keras 2 (``OptimizerV2``) run on Keras 3.
+"""``optimlab.legacy.Optimizer``: the base class with Keras 2's subclassing contract.
 
 Code written for ``tf.keras.optimizers.Optimizer`` of TF 2.0-2.10 (TensorFlow
-Addons 0.23 is the reference client, see ``tests/test_legacy_tfa.py``) runs with
-only its base-class import changed, and trains Keras 3 models with ``fit``::
-
-    from optimlab.legacy import Optimizer   # was: tf.keras.optimizers.legacy.Optimizer
-
-    class MyMomentum(Optimizer):
-        def __init__(self, learning_rate=0.01, momentum=0.9, name="MyMomentum", **kwargs):
-            super().__init__(name, **kwargs)
-            self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
-            self._set_hyper("momentum", momentum)
-        def _create_slots(self, var_list): ...
-        def _resource_apply_dense(self, grad, var, apply_state=None): ...
-
-Keras 2's built-in optimizers (``SGD``, ``Adam``, ...) live in
-``optimlab.legacy_builtins`` and are re-exported here; ``install()`` makes
-``tf.keras.optimizers.legacy`` hand out these classes to unchanged code.
+Addons 0.23 is the reference client, see ``tests/test_legacy_tfa.py``) subclasses
+this class with only its base-class import changed (see :mod:`optimlab.legacy`).
 
 What the base reproduces from Keras 2 (and why it differs from optimlab's modern base):
 
-* hyperparameters in ``self._hyper``: raw values until the first apply, then
+* hyperparameters in ``self._hyper`` (Keras 2's store; the attribute routing and
+  the serialization of schedules and callables are shared with the modern base in
+  :mod:`optimlab.hyperparameters`): raw values until the first apply, then
   variables whose dtype follows the value (float32 for floats, int32 for ints,
   bool for bools) exactly as Keras 2 creates them; ``_get_hyper`` returns that
   ``tf.Variable`` (or casts it), ``_serialize_hyperparameter`` keeps bools and ints;
@@ -36,10 +24,11 @@ What the base reproduces from Keras 2 (and why it differs from optimlab's modern
 * ``apply_gradients`` returns a tensor usable in ``tf.group``;
 * ``load_own_variables`` (``keras.models.load_model``) restores slots that do
   not exist yet when they are created (Keras 2's deferred slot restoration).
+
+Everything else (validation, clipping, aggregation, accumulation, EMA,
+``tf.distribute``) is the modern base's, :class:`optimlab.optimizer.Optimizer`.
 """
 
-import contextlib
-import importlib
 import inspect
 import warnings
 
@@ -48,7 +37,8 @@ import numpy as np
 import tensorflow as tf
 from keras.optimizers.schedules import LearningRateSchedule
 
-from optimlab.optimizer import KERAS_BASE_ARGS
+from optimlab._validation import KERAS_BASE_ARGS, check_keras2_keyword_args, check_learning_rate
+from optimlab.hyperparameters import serializable
 from optimlab.optimizer import Optimizer as _ModernOptimizer
 
 _LEGACY_KWARGS = ("clipnorm", "clipvalue", "global_clipnorm", "lr", "decay")
@@ -93,15 +83,7 @@ class Optimizer(_ModernOptimizer):
     _HAS_AGGREGATE_GRAD = False
 
     def __init__(self, name, gradient_aggregator=None, gradient_transformers=None, **kwargs):
-        allowed = set(_LEGACY_KWARGS) | set(_KERAS3_EXTRAS) | {"learning_rate", "skip_nonfinite"}
-        for key, value in kwargs.items():
-            if key not in allowed:
-                raise TypeError(
-                    f"Unexpected keyword argument passed to optimizer: {key}. "
-                    f"Allowed kwargs are {sorted(allowed)}"
-                )
-            if key in _LEGACY_KWARGS and value is not None and not callable(value) and value < 0:
-                raise ValueError(f"Expected {key} >= 0, received: {value}")
+        check_keras2_keyword_args(kwargs, _LEGACY_KWARGS, (*_KERAS3_EXTRAS, "learning_rate", "skip_nonfinite"))
         if "lr" in kwargs:
             warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.", stacklevel=2)
         kwargs.pop("lr", None)
@@ -127,16 +109,25 @@ class Optimizer(_ModernOptimizer):
         for key, value in state.items():
             object.__setattr__(self, key, value)
 
+    def _init_learning_rate(self, learning_rate):
+        """Nothing: a Keras 2 subclass sets ``learning_rate`` itself with ``_set_hyper``."""
+
     # ------------------------------------------------------- hyperparameters
+    _LEARNING_RATE_TO_STORE = False  # a subclass's own ``learning_rate`` property is honoured
+
+    def _hyperparameter_names(self):
+        return self.__dict__.get("_hyper")
+
     def _set_hyper(self, name, value, check=None):
-        """Keras 2: a raw value until ``_create_hypers``; later, a number is assigned to its variable."""
-        hyper = self.__dict__.get("_hyper")
-        if hyper is None:  # the modern base's own learning-rate setup
-            return
+        """Keras 2: a raw value until ``_create_hypers``; later, a number is assigned to its variable.
+
+        ``check`` is the modern base's and is not used (Keras 2 did not validate).
+        """
+        hyper = self._hyper
         if name == "lr":
             name = "learning_rate"
         if name == "learning_rate":
-            self._check_learning_rate(value)
+            check_learning_rate(value)
         if isinstance(value, (tf.Variable, keras.Variable)):
             value = _tf_variable(value)
         if name not in hyper:
@@ -183,33 +174,13 @@ class Optimizer(_ModernOptimizer):
         object.__setattr__(self, "_hypers_created", True)
 
     def _serialize_hyperparameter(self, hyperparameter_name):
-        value = self._hyper[hyperparameter_name]
-        if isinstance(value, LearningRateSchedule):
-            return keras.optimizers.schedules.serialize(value)
-        if callable(value):
-            value = value()
+        """Keras 2's config value: a schedule's config, else a Python number of the value's own type."""
+        value = serializable(self._hyper[hyperparameter_name])
         if tf.is_tensor(value):
             value = keras.ops.convert_to_numpy(value)
         if isinstance(value, (np.generic, np.ndarray)) and np.ndim(value) == 0:
             value = value.item()
         return value
-
-    def __getattr__(self, name):
-        hyper = self.__dict__.get("_hyper")
-        if hyper is not None:
-            key = "learning_rate" if name == "lr" else name
-            if key in hyper:
-                return self._get_hyper(key)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __setattr__(self, name, value):
-        if name == "lr":
-            name = "learning_rate"
-        hyper = self.__dict__.get("_hyper")
-        if hyper is not None and name in hyper:
-            self._set_hyper(name, value)
-        else:
-            keras.optimizers.Optimizer.__setattr__(self, name, value)
 
     def __dir__(self):
         names = set(super().__dir__())
@@ -496,82 +467,3 @@ class Optimizer(_ModernOptimizer):
                 config["learning_rate"], custom_objects=custom_objects
             )
         return cls(**config)
-
-
-from optimlab.legacy_builtins import SGD, Adadelta, Adagrad, Adam, Adamax, Ftrl, Nadam, RMSprop  # noqa: E402
-
-BUILTINS = {cls.__name__: cls for cls in (SGD, Adadelta, Adagrad, Adam, Adamax, Ftrl, Nadam, RMSprop)}
-BUILTINS["Optimizer"] = Optimizer
-_LEGACY_MODULES = ("keras.optimizers.legacy", "tensorflow.keras.optimizers.legacy", "keras._tf_keras.keras.optimizers.legacy")
-_saved = []  # (module, name, previous value or _MISSING) for uninstall()
-_MISSING = object()
-
-
-def install():
-    """Make ``tf.keras.optimizers.legacy`` (and ``tensorflow.keras.optimizers.legacy``) hand out
-    optimlab's legacy classes, so that unchanged Keras 2 code runs on TF >= 2.16.
-
-    It sets ``Optimizer``, ``SGD``, ``Adam``, ``Adagrad``, ``Adadelta``, ``Adamax``, ``Ftrl``,
-    ``Nadam`` and ``RMSprop`` in the modules Keras 3 registers under those import paths
-    (``keras.optimizers.legacy``, ``tensorflow.keras.optimizers.legacy``), which otherwise
-    hold stubs that raise. Nothing else changes. ``uninstall()`` puts the stubs back; used as
-    a context manager (``with optimlab.legacy.install(): ...``) it undoes itself on exit.
-
-    Example::
-
-        import optimlab.legacy
-        optimlab.legacy.install()
-        import tensorflow as tf
-        opt = tf.keras.optimizers.legacy.Adam(0.01)   # optimlab.legacy.Adam
-    """
-    if not _saved:
-        for module_name in _LEGACY_MODULES:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                continue
-            for name, cls in BUILTINS.items():
-                _saved.append((module, name, module.__dict__.get(name, _MISSING)))
-                setattr(module, name, cls)
-    return _Installed()
-
-
-def uninstall():
-    """Undo ``install()``: the modules get back exactly what they held before."""
-    while _saved:
-        module, name, previous = _saved.pop()
-        if previous is _MISSING:
-            module.__dict__.pop(name, None)
-        else:
-            setattr(module, name, previous)
-
-
-def installed():
-    """Whether ``install()`` is in effect."""
-    return bool(_saved)
-
-
-class _Installed(contextlib.AbstractContextManager):
-    def __exit__(self, *exc):
-        uninstall()
-        return False
-
-
-
-def tensorflow_addons():
-    """TensorFlow Addons 0.23's optimizers on this base, for Keras 3: the module ``tensorflow_addons.optimizers``.
-
-    TFA cannot be imported with Keras 3; after this call ``import tensorflow_addons as tfa`` and
-    ``tfa.optimizers.AdamW(...)`` work, every optimizer a subclass of :class:`Optimizer` (see
-    :mod:`optimlab.legacy_tfa`). Needs ``pip install tensorflow-addons==0.23.0 tf_keras``.
-
-    Example:
-        >>> import optimlab.legacy
-        >>> tfa_optimizers = optimlab.legacy.tensorflow_addons()  # doctest: +SKIP
-        >>> opt = tfa_optimizers.Yogi(learning_rate=0.01)  # doctest: +SKIP
-    """
-    import sys
-
-    from optimlab import legacy_tfa
-
-    return legacy_tfa.load(sys.modules[__name__])
