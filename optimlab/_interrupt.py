@@ -7,7 +7,8 @@ the first Ctrl-C only sets a flag; the lab calls :func:`check` between runs,
 which raises :class:`Interrupted` there, and a run in progress watches
 :func:`requested` while its compiled program runs (see
 ``optimlab.lab.training.runner.loop``), so it ends within a training step.
-A second Ctrl-C raises ``KeyboardInterrupt`` at once.
+A second Ctrl-C raises ``KeyboardInterrupt`` at once. :func:`message` is
+what the command prints then (how many runs were saved, how to resume).
 
 Example::
 
@@ -26,8 +27,23 @@ _requested = threading.Event()
 _watching = threading.Event()  # set inside graceful(): Ctrl-C is ours to handle
 
 
+_saving = []  # [runner] whose saved runs the Ctrl-C message counts: set by the commands that save runs
+
+
 class Interrupted(KeyboardInterrupt):
     """The user pressed Ctrl-C; raised at a safe point (no record half-written)."""
+
+
+def count_saved_runs(runner):
+    """Let :func:`message` count ``runner.computed`` (runs saved by this command); None: nothing to resume."""
+    _saving[:] = [] if runner is None else [runner]
+
+
+def message():
+    """What a Ctrl-C tells: runs saved and how to resume for commands that save runs, else just the stop."""
+    if not _saving:  # converge, bench, report, listings: nothing to resume
+        return "interrupted"
+    return f"interrupted: {_saving[0].computed} runs saved; rerun the same command to resume"
 
 
 def requested():

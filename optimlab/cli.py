@@ -110,9 +110,10 @@ def _run(ctx, work, safe_points=True, static=False, **checks):
             raise typer.Exit(2) from None
         return
     commands = _commands()
-    commands.COMMAND_LINE = _command_line(ctx)
+    commands.set_command_line(_command_line(ctx))
     from optimlab import _interrupt
 
+    _interrupt.count_saved_runs(None)  # until this command makes a Runner (make_runner): nothing to resume
     try:
         with _interrupt.graceful() if safe_points else contextlib.nullcontext():
             work(commands)
@@ -120,7 +121,7 @@ def _run(ctx, work, safe_points=True, static=False, **checks):
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        typer.echo(commands.interrupted_message(), err=True)
+        typer.echo(_interrupt.message(), err=True)
         raise typer.Exit(130) from None
 
 
@@ -135,7 +136,7 @@ Epochs = Annotated[Optional[int], typer.Option("--epochs", min=1, help="epochs p
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=0,
                                                   help="minibatch size; 0 = full batch (default: the problem's)")]
 Standardize = Annotated[Optional[bool], typer.Option("--standardize/--raw", help="standardize inputs, or raw features "
-                                                     "as in seed 002 (default: the problem's)")]
+                                                     "as in the Boston housing chapter (default: the problem's)")]
 ValidFraction = Annotated[float, typer.Option("--valid-fraction",
                                               help="share of training rows held out for selection (0: none)")]
 Target = Annotated[Optional[float], typer.Option("--target",
@@ -222,7 +223,8 @@ def compare_command(
     folder = out or f"runs/{task}"
     _run(ctx, lambda c: c.compare(c.make_runner(folder, **_runner_options(ctx)), optimizers, seeds, lrs, clipnorm,
                                   settings),
-         task=task, optimizers=optimizers, out=folder, lrs=lrs, clipnorm=clipnorm, settings=settings, data=data)
+         task=task, optimizers=optimizers, out=folder, lrs=lrs, clipnorm=clipnorm, settings=settings, data=data,
+         options=options)
 
 
 @app.command("sweep", short_help="Sweep the learning rate (and clipping) of one optimizer.")
@@ -240,12 +242,12 @@ def sweep_command(
     tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None, jobs: Jobs = 1,
     ray: Ray = None, options: TrainingOptions = None,
 ):
-    """Learning-rate (and clipping) sweep, e.g. seed 002's 1e-3 ... 1e-9 for gradient descent."""
+    """Learning-rate (and clipping) sweep, e.g. 1e-3 ... 1e-9 for gradient descent as in the Boston housing chapter."""
     folder = out or f"runs/{task}-sweep"
     _run(ctx, lambda c: c.sweep(c.make_runner(folder, **_runner_options(ctx)), optimizer, lrs, seeds, clipnorm,
                                 settings),
          task=task, optimizer=optimizer, out=folder, lrs=lrs, lrs_default=False, clipnorms=clipnorm,
-         settings=settings, data=data)
+         settings=settings, data=data, options=options)
 
 
 @app.command("tune", short_help="Tune each optimizer's learning rate with Optuna; resumable.")
@@ -270,7 +272,7 @@ def tune_command(
     _run(ctx, lambda c: c.tune(c.make_runner(folder, **_runner_options(ctx)), optimizers, trials, sampler,
                                lr_low, lr_high, storage, clipnorm, settings),
          task=task, optimizers=optimizers, out=folder, clipnorm=clipnorm, settings=settings, data=data,
-         storage=storage)
+         storage=storage, options=options)
 
 
 @app.command("diagnose", short_help="Train one run briefly and explain what happened.")
@@ -296,7 +298,8 @@ def diagnose_command(
             runner.epochs = min(runner.meta["epochs"], 200)
         c.diagnose(runner, optimizer, lr, clipnorm, seed, settings)
 
-    _run(ctx, work, task=task, optimizer=optimizer, out=folder, clipnorm=clipnorm, settings=settings, data=data)
+    _run(ctx, work, task=task, optimizer=optimizer, out=folder, clipnorm=clipnorm, settings=settings, data=data,
+         options=options)
 
 
 @app.command("report", short_help="Write OUT/report.html and PNG figures from the records.")
@@ -324,7 +327,7 @@ def functions_command(
     _run(ctx, lambda tables, console: tables.list_functions(console), static=True)
 
 
-@app.command("converge", short_help="Seed 000's convergence test per optimizer and rate.")
+@app.command("converge", short_help="The TF guide's convergence test per optimizer and rate.")
 def converge_command(
     ctx: typer.Context,
     function: Annotated[str, typer.Option(help="test function (see `optimlab functions`)")] = "quartic",
@@ -336,21 +339,22 @@ def converge_command(
     max_iters: Annotated[int, typer.Option(min=1, help="maximum iterations")] = 2000,
     dim: Annotated[Optional[int], typer.Option(help="dimension of an N-D function (default 2)")] = None,
     step_tol: Annotated[float, typer.Option(min=0.0, help="converged when the step norm is <= this (0: unchanged "
-                                            "parameter, the seed's test)")] = 0.0,
+                                            "parameter, the guide's test)")] = 0.0,
     grad_tol: Annotated[Optional[float], typer.Option(min=0.0, help="also converged when the gradient norm is <= "
                                                       "this")] = None,
     optimum_tol: Annotated[Optional[float], typer.Option(min=0.0, help="also converged within this distance of a "
                                                          "known minimum")] = None,
-    explosion: Annotated[str, typer.Option(help="seed (NaN gradient or non-finite parameter) or immediate (any "
-                                           "non-finite gradient)")] = "seed",
+    explosion: Annotated[str, typer.Option(help="seed (the guide's rule: NaN gradient or non-finite parameter) or "
+                                           "immediate (any non-finite gradient)")] = "seed",
     tune: Annotated[bool, typer.Option("--tune", help="first tune each optimizer's learning rate on the function "
                                        "(the --lrs values are the grid)")] = False,
     plot: Annotated[Optional[str], typer.Option(help="write the path plots to this PNG (see README: Convergence "
                                                 "lab)")] = None,
     svg: Annotated[bool, typer.Option("--svg", help="also write every plot as SVG")] = False,
-    eager: Annotated[bool, typer.Option("--eager", help="run the seed's loop eagerly instead of compiled")] = False,
+    eager: Annotated[bool, typer.Option("--eager", help="run the guide's loop eagerly instead of compiled")] = False,
 ):
-    """Seed 000's convergence test: status and iterations per optimizer and learning rate."""
+    """The convergence test of the TensorFlow guide "Optimizers with Core APIs": status and iterations per optimizer
+    and learning rate."""
     options = dict(init=init, max_iters=max_iters, dim=dim, step_tol=step_tol, grad_tol=grad_tol,
                    optimum_tol=optimum_tol, explosion=explosion, tune=tune, plot=plot, svg=svg, eager=eager)
     _run(ctx, lambda c: c.converge(function, optimizers, lrs, **options), function=function, optimizers=optimizers,

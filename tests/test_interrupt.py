@@ -201,10 +201,9 @@ def test_the_command_line_stops_work_with_and_without_safe_points(monkeypatch, c
     import typer
 
     from optimlab import cli
-    from optimlab.lab import commands
 
     monkeypatch.setattr(cli, "_command_line", lambda ctx: "optimlab test")
-    monkeypatch.setattr(commands, "_session", {"runner": None})  # no runs: earlier tests in this process made some
+    monkeypatch.setattr(_interrupt, "_saving", [])  # no runs: earlier tests in this process made some
     checked = []
 
     def work(_):
@@ -221,5 +220,5 @@ def test_the_command_line_stops_work_with_and_without_safe_points(monkeypatch, c
     with pytest.raises(typer.Exit) as stop:
         cli._run(None, work, safe_points=safe_points)
     assert stop.value.exit_code == 130 and time.time() - started < 10
-    assert capsys.readouterr().err.strip() == commands.interrupted_message() == "interrupted"
+    assert capsys.readouterr().err.strip() == _interrupt.message() == "interrupted"
     assert bool(checked) == safe_points

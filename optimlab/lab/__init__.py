@@ -1,17 +1,25 @@
 """The laboratory: test and compare optimizers.
 
-Two labs, each in its own folder:
+Two labs, each in its own folder, with the same shape (test problems, runner,
+figures, analysis):
 
-* ``convergence/``: the convergence lab of seed 000. Analytic test functions
-  (``functions``), the compiled convergence test (``runner``), path and
-  trajectory plots (``plots``) and learning-rate tuning per function (``tuning``).
+* ``convergence/``: the convergence lab of the TensorFlow guide "Optimizers
+  with Core APIs". Analytic test functions (``functions``), the compiled
+  convergence test (``runner``), how any optimizer object is driven
+  (``adapters``), path and trajectory plots (``plots``) and learning-rate
+  tuning per function (``tuning``).
 * ``training/``: the training lab. Test problems and their models
   (``problems/``), the runner that trains them and the experiments built on it
-  (``runner/``: compiled loops, sweeps, paired comparisons, Optuna tuning), one
-  record per run (``records``), statistics and tables read from records only
-  (``analysis/``) and the HTML report (``report``).
+  (``runner/``: the compiled program, loops, sweeps, paired comparisons, Optuna
+  tuning), one record per run (``records``), statistics and tables read from
+  records only (``analysis/``) and the HTML report (``report``).
 
-``commands`` is the glue between the ``optimlab`` command and both labs.
+Shared by both: ``factory`` (optimizer names, aliases, wildcards and
+``package.module:Class`` become optimizers), ``programs`` (the one trace-once
+cache of compiled programs). For the ``optimlab`` command: ``arguments``
+(checks and parsers that need no TensorFlow), ``tables`` (console output),
+``commands`` (the glue, one function per command) and ``training_commands``
+(compare, sweep, tune, diagnose).
 
 The convergence lab's main entry points are re-exported here, and the
 training lab's :class:`Problem` (your own model and data)::

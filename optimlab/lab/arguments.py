@@ -1,24 +1,37 @@
-"""Checks of the command line's values that need no TensorFlow: they answer bad input at once.
+"""Checks and parsers of the command line's values that need no TensorFlow: they answer bad input at once.
 
 The CLI runs :func:`precheck` before it imports the labs (which takes seconds),
-so a typo in ``--lrs``, an unwritable ``--out``, a missing report folder or a
-misspelt ``--task``, ``--optimizers`` or ``--function`` (checked against
-:mod:`optimlab._names`) is one line within a second. The same functions serve
-:mod:`optimlab.lab.commands`.
+so a typo in ``--lrs``, ``--set`` or ``--option``, an unwritable ``--out``, a
+missing report folder or a misspelt ``--task``, ``--optimizers``,
+``--function`` or hyperparameter (checked against :mod:`optimlab._names` and
+the generated :mod:`optimlab._catalog_data`) is one line within a second. The
+same functions serve :mod:`optimlab.lab.commands` and, for the expansion of
+optimizer names, :mod:`optimlab.lab.factory`.
 """
 
+import contextlib
 import fnmatch
 import math
 import os
 import uuid
 from pathlib import Path
 
-from optimlab import _names
+from optimlab import _catalog_data, _names
 from optimlab._names import did_you_mean, unknown
 
 
 class LabError(Exception):
     """Bad input or missing data, with a message for the user."""
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Re-raise the library's argument and data errors as :class:`LabError`, on one line."""
+    try:
+        yield
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        raise LabError(" ".join(str(message).split())) from error  # one line on the terminal
 
 
 def check_writable(path, option="--out"):
@@ -74,6 +87,60 @@ def parse_settings(items):
     return settings
 
 
+def check_settings(names, settings):
+    """Every ``--set`` key is a hyperparameter of every optimizer; LabError with a suggestion otherwise.
+
+    The keywords come from the generated catalog (each constructor's own and
+    its bases'); an optimizer class of one's own (``package.module:Class``)
+    checks its arguments itself when it is made.
+    """
+    entries = {entry["name"]: entry for entry in _catalog_data.OPTIMIZERS}
+    for name in names:
+        if ":" in name:
+            continue
+        allowed = entries[name]["keywords"]
+        for key in settings:
+            if key not in allowed:
+                raise LabError(f"--set {key}: {name} has no hyperparameter {key!r}{did_you_mean(key, allowed)} "
+                               f"; {name}'s own: {', '.join(entries[name]['own'])}")
+
+
+def parse_value(text):
+    """``"true"`` -> True, ``"1000"`` -> 1000, ``"0.1"`` -> 0.1 (``--option`` values); ValueError otherwise."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+OPTIONS = ("batchnorm", "mixup", "label_smoothing", "schedule")
+
+
+def parse_options(items):
+    """``--option`` items -> Runner keywords, e.g. ``mixup=0.2``, ``schedule=CosineDecay:decay_steps=1000``."""
+    out = {}
+    for item in items or []:
+        key, sep, value = (t.strip() for t in item.partition("="))
+        if not sep or key not in OPTIONS or not value:
+            raise LabError(f"--option takes KEY=VALUE with KEY in {list(OPTIONS)}, e.g. --option mixup=0.2 or "
+                           f"--option schedule=CosineDecay:decay_steps=1000; got {item!r}")
+        try:
+            if key == "schedule":
+                name, _, args = value.partition(":")
+                pairs = [a.partition("=") for a in args.split(",") if a.strip()]
+                if any(not p[1] for p in pairs):
+                    raise ValueError
+                out[key] = (name.strip(), {k.strip(): parse_value(v.strip()) for k, _, v in pairs})
+            else:
+                out[key] = parse_value(value)
+        except ValueError as error:
+            raise LabError(f"--option {key}: cannot read {value!r} (schedule=Name:arg=NUMBER,...; "
+                           f"batchnorm=true|false; mixup and label_smoothing take numbers)") from error
+    return out
+
+
 def parse_list(name, text, convert=str, none_ok=True, allowed="positive numbers or 'none'"):
     """``"a,b"`` -> ``[a, b]`` converted; ``none`` stays None where ``none_ok`` (``--clipnorm none,2``).
 
@@ -91,6 +158,21 @@ def parse_list(name, text, convert=str, none_ok=True, allowed="positive numbers 
     for v in values:
         if isinstance(v, float) and not (math.isfinite(v) and v > 0):
             raise LabError(f"{name} values must be {allowed}; got {text!r}")
+    return values
+
+
+def parse_numbers(text, name):
+    """Floats from a comma-separated string such as ``"1e-3,1e-2"`` (converge's ``--lrs``, ``--init``).
+
+    Any float passes (the convergence lab checks ranges), empty items are
+    skipped; ValueError naming ``name`` otherwise.
+    """
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, e.g. 1e-3,1e-2; got {text!r}") from None
+    if not values:
+        raise ValueError(f"{name} must hold at least one number; got {text!r}")
     return values
 
 
@@ -170,7 +252,7 @@ def check_storage(url):
     """``--storage`` is a SQLAlchemy URL whose dialect SQLAlchemy knows (Optuna's RDB storage); LabError otherwise.
 
     Only the URL is read (SQLAlchemy, no TensorFlow, no connection): opening the
-    storage is :func:`optimlab.lab.commands.open_storage`'s work. Example::
+    storage is :func:`optimlab.lab.training_commands.open_storage`'s work. Example::
 
         check_storage("postgresql://user@host/optuna")  # passes
         check_storage("foo://bar")  # LabError: --storage 'foo://bar': unknown database 'foo'; ...
@@ -196,7 +278,7 @@ def check_storage(url):
 
 def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=None, out=None, lrs=None,
              lrs_default=True, clipnorm=None, clipnorms=None, settings=None, data=None, plot=None,
-             report_folder=None, storage=None):
+             report_folder=None, storage=None, options=None):
     """Every check that needs no library, in the order a user reads the command; LabError on the first.
 
     ``optimizers`` is a list option (``--optimizers``), ``optimizer`` the
@@ -208,12 +290,13 @@ def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=
         check_task(task)
     if function is not None:
         check_function(function)
+    names = []
     if optimizers is not None:
-        optimizer_names(optimizers)
+        names = optimizer_names(optimizers)
     if optimizer is not None:
-        count = len(optimizer_names(optimizer, "--optimizer"))
-        if count != 1:
-            raise LabError(f"--optimizer takes one optimizer; {optimizer!r} names {count}")
+        names = optimizer_names(optimizer, "--optimizer")
+        if len(names) != 1:
+            raise LabError(f"--optimizer takes one optimizer; {optimizer!r} names {len(names)}")
     if pattern is not None:
         check_pattern(pattern)
     if lrs is not None and not (lrs_default and str(lrs).strip().lower() == "default"):
@@ -223,7 +306,8 @@ def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=
         parse_clipnorm(clipnorm)
     if clipnorms is not None:
         parse_list("--clipnorm", clipnorms, float)
-    parse_settings(settings)
+    check_settings(names, parse_settings(settings))
+    parse_options(options)
     if storage is not None:
         check_storage(storage)
     if data is not None and not Path(data).exists():

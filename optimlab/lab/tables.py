@@ -1,19 +1,25 @@
-"""Tables that never cut a value, and the listings that need no TensorFlow (``optimlab optimizers``, ``functions``).
+"""The command's console output: tables that never cut a value, numbers, progress bars, static listings.
 
 :func:`show` prints a table, or, when it is wider than the console (80
 columns when the output is piped), one block of ``name  value`` lines per row
-where a long value wraps under itself. The listings read :mod:`optimlab._catalog`,
-the registries' static copy, so they print in a fraction of a second. Example::
+where a long value wraps under itself. :func:`fmt` and :func:`percent` write
+numbers for those tables; :func:`progress_for` draws the one progress bar of
+a command's runs on standard error. The listings (``optimlab optimizers``,
+``functions``) read :mod:`optimlab._catalog`, the registries' static copy, so
+they print in a fraction of a second. Nothing here imports TensorFlow. Example::
 
-    from rich.console import Console
-    show("two rows", ("name", "value"), [("a", "1"), ("b", "2")], numeric=("value",), out=Console())
+    show("two rows", ("name", "value"), [("a", "1"), ("b", "2")], numeric=("value",))
 """
 
+import contextlib
 import fnmatch
+import math
 
 from rich import box
+from rich.console import Console
 from rich.measure import Measurement
 from rich.padding import Padding
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -21,15 +27,34 @@ from optimlab import _catalog
 from optimlab._names import did_you_mean
 from optimlab.lab.arguments import LabError
 
+console = Console()  # tables and summaries (standard output)
+progress_console = Console(stderr=True)  # progress bars
 
-def show(title, headers, rows, numeric, out):
-    """Print a table that never cuts a value.
+
+def fmt(value, digits=4):
+    """A number with ``digits`` significant digits; ``-`` for missing or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def percent(share):
+    return "-" if share is None or (isinstance(share, float) and math.isnan(share)) else f"{share:.0%}"
+
+
+def show(title, headers, rows, numeric=(), out=None):
+    """Print a table that never cuts a value, on ``out`` (default: :data:`console`).
 
     ``numeric`` names the columns that hold numbers (never wrapped). When the
     table does not fit the console's width, each row is printed as a block of
     ``header  value`` lines instead (the detail view), where a long value
     wraps inside its own column.
     """
+    out = out or console
     table = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False,
                   pad_edge=False, collapse_padding=True)
     for column in table.columns:
@@ -80,3 +105,51 @@ def list_functions(out):
     headers = _catalog.FUNCTION_COLUMNS
     show("analytic test functions (optimlab converge --function NAME)", headers,
          [tuple(r[h] for h in headers) for r in _catalog.FUNCTIONS], ("dim", "min_value"), out)
+
+
+def _counts(running, diverged, retried):
+    """``"2 running, 1 diverged"`` (``", 1 retried"`` after a lost worker): the progress bar's counts in words."""
+    text = f"{running} running, {diverged} diverged"
+    return text + (f", {retried} retried" if retried else "")
+
+
+@contextlib.contextmanager
+def progress_for(runner, total, label, done=0):
+    """One progress bar (on stderr) for all runs, here, in worker processes or on a cluster.
+
+    It starts at ``done`` (work finished by an earlier, interrupted command) and
+    shows runs done of the total, how many are running, how many diverged (a
+    result, not a fault) and how many were retried after losing their worker,
+    and the time left. It fits 80 columns, e.g.
+    ``compare adam  ━━━━━━━━ 12/36 2 running, 1 diverged 0:00:41``. The
+    ``runner`` (a training-lab Runner) reports to it and is closed after.
+    """
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=8), MofNCompleteColumn(),
+               TextColumn("{task.fields[counts]}"), TimeRemainingColumn())
+    counts = {"running": 0, "diverged": 0, "retried": 0}
+    with Progress(*columns, console=progress_console, transient=False) as progress:
+        task = progress.add_task(label, total=total, completed=done, counts=_counts(**counts))
+
+        def update(**fields):
+            progress.update(task, counts=_counts(**counts), **fields)
+
+        def on_start():
+            counts["running"] += 1
+            update()
+
+        def on_retry():
+            counts["running"] = max(0, counts["running"] - 1)
+            counts["retried"] += 1
+            update()
+
+        def on_run(record, computed):
+            if computed:
+                counts["running"] = max(0, counts["running"] - 1)
+            counts["diverged"] += record["status"] != "ok"
+            update(advance=1, description=f"{label} {record['spec']['optimizer']}"[:14])
+
+        runner.on_run, runner.on_start, runner.on_retry = on_run, on_start, on_retry
+        try:
+            yield
+        finally:
+            runner.close()

@@ -1,4 +1,4 @@
-"""`optimlab converge` and `optimlab functions`: the seed's table, plots, clean errors."""
+"""`optimlab converge` and `optimlab functions`: the TF guide's table, plots, clean errors."""
 
 import re
 

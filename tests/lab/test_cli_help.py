@@ -46,10 +46,10 @@ def test_functions_at_80_columns_wraps_long_values_inside_their_column(monkeypat
     """Found by a user test: in `optimlab functions` piped at 80 columns, himmelblau's minima wrapped to column 0."""
     from rich.console import Console
 
-    from optimlab.lab import commands
+    from optimlab.lab import tables
     from optimlab.lab.convergence.functions import describe_functions
 
-    monkeypatch.setattr(commands, "console", Console(width=80))
+    monkeypatch.setattr(tables, "console", Console(width=80))
     monkeypatch.setenv("COLUMNS", "80")  # the listing prints without the library (optimlab._catalog)
     result = runner.invoke(cli.app, ["functions"])
     assert result.exit_code == 0, result.output
@@ -102,9 +102,9 @@ def test_optimizers_details_at_80_columns_wrap_inside_their_column(monkeypatch):
     from rich.console import Console
 
     from optimlab import registry
-    from optimlab.lab import commands
+    from optimlab.lab import tables
 
-    monkeypatch.setattr(commands, "console", Console(width=80))
+    monkeypatch.setattr(tables, "console", Console(width=80))
     monkeypatch.setenv("COLUMNS", "80")  # the listing prints without the library (optimlab._catalog)
     result = runner.invoke(cli.app, ["optimizers", "adam*", "--details"])
     assert result.exit_code == 0, result.output

@@ -32,7 +32,7 @@ def test_sweep_with_clipping_and_raw_inputs(tmp_path):
 
 
 def test_set_passes_hyperparameters_like_seed_002_momentum(tmp_path):
-    """Seed 002's Momentum(lr=1e-3, beta=.98, clipnorm=2) is SGD with momentum 0.98 (Keras form)."""
+    """The Boston housing chapter's Momentum(lr=1e-3, beta=.98, clipnorm=2) is SGD with momentum 0.98 (Keras form)."""
     result = cli.invoke(app, ["sweep", "--task", "diabetes", "--optimizer", "sgd", "--set", "momentum=0.98",
                               "--lrs", "1e-3", "--clipnorm", "2", "--epochs", "3", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output

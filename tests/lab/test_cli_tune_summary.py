@@ -6,7 +6,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from optimlab import cli
-from optimlab.lab import commands
+from optimlab.lab import tables
 
 runner = CliRunner()
 SUMMARY = re.compile(r"(\d+) trials: (\d+) runs computed, (\d+) reused, (\d+) from an earlier command(, (\d+) by "
@@ -27,7 +27,7 @@ def _tune(out, trials):
 
 def test_a_resumed_tune_says_how_many_trials_it_ran_and_how_many_it_found(tmp_path, monkeypatch):
     """Found by a user test: a resumed tune printed "N runs computed, M reused" with N + M short of the trials."""
-    monkeypatch.setattr(commands, "console", Console(width=80))
+    monkeypatch.setattr(tables, "console", Console(width=80))
     out = tmp_path / "tune"
     assert _tune(out, 1) == (2, 2, 0, 0)
     assert _tune(out, 3) == (6, 4, 0, 2)  # a larger budget: the study resumes with the trials it lacks

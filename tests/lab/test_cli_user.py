@@ -20,7 +20,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from optimlab import cli
-from optimlab.lab import commands
+from optimlab.lab import commands, tables
 from optimlab.lab.training import records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,8 +139,8 @@ def _whole(output):
 @pytest.fixture
 def narrow(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")  # the listings print without the library, on a console of their own
-    monkeypatch.setattr(commands, "console", Console(width=80))
-    monkeypatch.setattr(commands, "progress_console", Console(width=80, stderr=True))
+    monkeypatch.setattr(tables, "console", Console(width=80))
+    monkeypatch.setattr(tables, "progress_console", Console(width=80, stderr=True))
 
 
 def _invoke(*args):
@@ -193,7 +193,7 @@ def test_a_table_too_wide_for_the_terminal_becomes_a_detail_view(narrow):
     rows = [(f"optimizer_{i}", *(f"{value} +/- {value}" for _ in range(6))) for i in range(2)]
     headers = ("optimizer", *(f"column {i}" for i in range(6)))
     console = Console(width=80, record=True, file=open(os.devnull, "w"))
-    commands.show("wide", headers, rows, numeric=headers[1:], out=console)
+    tables.show("wide", headers, rows, numeric=headers[1:], out=console)
     text = console.export_text()
     _whole(text)
     assert text.count(f"{value} +/- {value}") == 12
@@ -267,14 +267,14 @@ def _last_bar_line(monkeypatch, total, drive):
     import io
 
     screen = io.StringIO()
-    monkeypatch.setattr(commands, "progress_console", Console(file=screen, width=80, force_terminal=True))
+    monkeypatch.setattr(tables, "progress_console", Console(file=screen, width=80, force_terminal=True))
 
     class FakeRunner:
         def close(self):
             pass
 
     runner = FakeRunner()
-    with commands.progress_for(runner, total, "compare"):
+    with tables.progress_for(runner, total, "compare"):
         drive(runner)
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
 
@@ -354,7 +354,7 @@ def test_compare_counts_its_runs_once_fresh_and_rerun(tmp_path, narrow, monkeypa
     import io
 
     screen = io.StringIO()
-    monkeypatch.setattr(commands, "progress_console", Console(file=screen, width=80, force_terminal=True))
+    monkeypatch.setattr(tables, "progress_console", Console(file=screen, width=80, force_terminal=True))
     out = tmp_path / "a folder with a long enough name to pass eighty columns when the command is printed"
     args = ("compare", "--task", "iris", "--optimizers", "sgd,adam", "--lrs", "0.1,0.01", "--seeds", "2",
             "--epochs", "2", "--out", str(out))
@@ -424,7 +424,7 @@ def test_diagnose_shows_a_peak_between_shown_rows_and_names_its_flags(tmp_path, 
                     "diagnostics": {}}
 
     screen = io.StringIO()
-    monkeypatch.setattr(commands, "console", Console(file=screen, width=80))
+    monkeypatch.setattr(tables, "console", Console(file=screen, width=80))
     commands.diagnose(Runner(tmp_path / "dg", "iris", epochs=40), "gd", 0.1, "none", 0)
     text = screen.getvalue()
     rows = {int(line.split()[0]): line.split() for line in text.splitlines() if re.match(r"\s*\d+\s+1\s", line)}

@@ -1,9 +1,12 @@
-"""The convergence lab (seed 000): optimizers on analytic functions.
+"""The convergence lab (the TensorFlow guide "Optimizers with Core APIs"): optimizers on analytic functions.
 
-* ``functions``: test functions with their known minima (the seed's quartic,
-  Rosenbrock, Beale, ...).
+* ``functions``: test functions with their known minima (the guide's quartic,
+  Rosenbrock, Beale, ...), one ``register`` decorator per function.
 * ``runner``: ``convergence_test`` and ``run_grid``: one compiled program per
-  optimizer, the seed's convergence and explosion rules, the results table.
+  optimizer (kept in :mod:`optimlab.lab.programs`), the guide's convergence and
+  explosion rules, the results table.
+* ``adapters``: any optimizer object in the test (Keras 3, optimlab, the
+  guide's plain objects, Keras 2's ``apply_gradients(grads_and_vars)``).
 * ``plots``: loss / gradient figures, parameter paths, 2-D trajectories.
 * ``tuning``: the best learning rate per optimizer and function.
 """

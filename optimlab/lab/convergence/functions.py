@@ -1,6 +1,7 @@
 """Analytic test functions for studying optimizers, with their known minima.
 
-Seed 000's quartic ``L(x) = 2x^4 + 3x^3 + 2`` and the classic 2-D / N-D
+The quartic ``L(x) = 2x^4 + 3x^3 + 2`` of the TensorFlow guide "Optimizers
+with Core APIs" and the classic 2-D / N-D
 functions of the optimization literature (Rosenbrock, Beale, Booth,
 Himmelblau, Rastrigin, Ackley, an ill-conditioned and a noisy quadratic).
 Every function is a TensorFlow callable of one parameter tensor (a scalar for
@@ -72,7 +73,7 @@ class TestFunction:
 
 # ---------------------------------------------------------------- formulas
 def quartic(x):
-    """Seed 000's loss, written as the seed writes it (the seed's table depends on it)."""
+    """The guide's loss, written as the guide writes it (the guide's table depends on it)."""
     return 2 * (x**4) + 3 * (x**3) + 2
 
 
@@ -173,6 +174,26 @@ def make_noisy_quadratic(dim, noise):
 
 
 # ---------------------------------------------------------------- registry
+_FUNCTIONS = {}  # name -> (builder(dim) -> TestFunction fields, defined in any dimension >= 2), in listing order
+
+
+def register(name, any_dim=False):
+    """Register the builder of the test function ``name`` (a decorator), listed in the order registered.
+
+    The builder takes the dimension and returns the :class:`TestFunction`'s
+    fields other than the name: ``fn`` (the formula), ``dim``, ``minima``,
+    ``min_value``, ``domain`` (the plotting box), ``start`` (the default start),
+    ``description`` and optionally ``gradient`` and ``saddles``. With
+    ``any_dim`` the function is defined in every dimension >= 2 (the builder
+    gets the one asked for, default 2); otherwise it has its own, fixed one.
+    """
+    def decorate(builder):
+        _FUNCTIONS[name] = (builder, any_dim)
+        return builder
+
+    return decorate
+
+
 def _origin(dim):
     return (tuple(0.0 for _ in range(dim)),)
 
@@ -181,74 +202,74 @@ def _box(dim, low, high):
     return tuple((low, high) for _ in range(dim))
 
 
-def _build(name, dim):
-    """The TestFunction ``name`` in dimension ``dim`` (only the N-D ones accept any dim)."""
-    if name == "quartic":
-        return TestFunction(
-            "quartic", quartic, 0, ((-9 / 8,),), quartic(-9 / 8), ((-2.0, 2.0),), 2.0,
-            "seed 000's 2x^4 + 3x^3 + 2: saddle (inflection) at 0, global minimum at -9/8",
-            gradient=quartic_gradient, saddles=((0.0,),),
-        )
-    if name == "rosenbrock":
-        start = (-1.2, 1.0) if dim == 2 else tuple(-1.2 if i % 2 == 0 else 1.0 for i in range(dim))
-        return TestFunction(
-            "rosenbrock", rosenbrock, dim, (tuple(1.0 for _ in range(dim)),), 0.0,
-            ((-2.0, 2.0),) + _box(dim - 1, -1.0, 3.0), start,
-            "sum 100 (x[i+1] - x[i]^2)^2 + (1 - x[i])^2: a curved narrow valley",
-            gradient=rosenbrock_gradient,
-        )
-    if name == "beale":
-        return TestFunction(
-            "beale", beale, 2, ((3.0, 0.5),), 0.0, _box(2, -4.5, 4.5), (1.0, 1.5),
-            "(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2: flat plateaus, sharp ridges",
-        )
-    if name == "booth":
-        return TestFunction(
-            "booth", booth, 2, ((1.0, 3.0),), 0.0, _box(2, -10.0, 10.0), (-5.0, -5.0),
-            "(x + 2y - 7)^2 + (2x + y - 5)^2: a mildly conditioned quadratic",
-            gradient=booth_gradient,
-        )
-    if name == "himmelblau":
-        minima = ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126))
-        return TestFunction(
-            "himmelblau", himmelblau, 2, minima, 0.0, _box(2, -5.0, 5.0), (0.0, 0.0),
-            "(x^2 + y - 11)^2 + (x + y^2 - 7)^2: four global minima",
-            gradient=himmelblau_gradient,
-        )
-    if name == "rastrigin":
-        return TestFunction(
-            "rastrigin", rastrigin, dim, _origin(dim), 0.0, _box(dim, -5.12, 5.12),
-            (-2.0, 3.5) if dim == 2 else tuple(3.5 for _ in range(dim)),
-            "10 n + sum x[i]^2 - 10 cos(2 pi x[i]): a regular grid of local minima",
-        )
-    if name == "ackley":
-        return TestFunction(
-            "ackley", ackley, dim, _origin(dim), 0.0, _box(dim, -5.0, 5.0),
-            (-3.0, 2.5) if dim == 2 else tuple(2.5 for _ in range(dim)),
-            "-20 exp(-0.2 rms(x)) - exp(mean cos 2 pi x) + 20 + e: nearly flat outside, a deep well at 0",
-        )
-    if name == "quadratic":
-        fn, grad = make_quadratic(dim, 100.0)
-        return TestFunction(
-            "quadratic", fn, dim, _origin(dim), 0.0, _box(dim, -2.0, 2.0),
-            tuple(1.5 if i % 2 == 0 else 1.0 for i in range(dim)),
-            "0.5 sum h[i] x[i]^2 with h from 1 to 100: ill-conditioned (condition number 100)",
-            gradient=grad,
-        )
-    if name == "noisy_quadratic":
-        return TestFunction(
-            "noisy_quadratic", make_noisy_quadratic(dim, 0.1), dim, _origin(dim), 0.0,
-            _box(dim, -2.0, 2.0), tuple(1.5 for _ in range(dim)),
-            "0.5 |x|^2 + 0.1 <xi, x>, xi ~ N(0, I) redrawn at each new x: gradient noise",
-        )
-    raise ValueError(f"unknown function {name!r}; valid names: {', '.join(FUNCTION_NAMES)}")
+@register("quartic")
+def _quartic(dim):
+    return dict(fn=quartic, dim=0, minima=((-9 / 8,),), min_value=quartic(-9 / 8), domain=((-2.0, 2.0),), start=2.0,
+                description="the TF guide's 2x^4 + 3x^3 + 2: saddle (inflection) at 0, global minimum at -9/8",
+                gradient=quartic_gradient, saddles=((0.0,),))
 
 
-FUNCTION_NAMES = (
-    "quartic", "rosenbrock", "beale", "booth", "himmelblau", "rastrigin", "ackley", "quadratic", "noisy_quadratic",
-)
+@register("rosenbrock", any_dim=True)
+def _rosenbrock(dim):
+    start = (-1.2, 1.0) if dim == 2 else tuple(-1.2 if i % 2 == 0 else 1.0 for i in range(dim))
+    return dict(fn=rosenbrock, dim=dim, minima=(tuple(1.0 for _ in range(dim)),), min_value=0.0,
+                domain=((-2.0, 2.0),) + _box(dim - 1, -1.0, 3.0), start=start,
+                description="sum 100 (x[i+1] - x[i]^2)^2 + (1 - x[i])^2: a curved narrow valley",
+                gradient=rosenbrock_gradient)
+
+
+@register("beale")
+def _beale(dim):
+    return dict(fn=beale, dim=2, minima=((3.0, 0.5),), min_value=0.0, domain=_box(2, -4.5, 4.5), start=(1.0, 1.5),
+                description="(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2: flat plateaus, sharp ridges")
+
+
+@register("booth")
+def _booth(dim):
+    return dict(fn=booth, dim=2, minima=((1.0, 3.0),), min_value=0.0, domain=_box(2, -10.0, 10.0), start=(-5.0, -5.0),
+                description="(x + 2y - 7)^2 + (2x + y - 5)^2: a mildly conditioned quadratic", gradient=booth_gradient)
+
+
+@register("himmelblau")
+def _himmelblau(dim):
+    minima = ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126))
+    return dict(fn=himmelblau, dim=2, minima=minima, min_value=0.0, domain=_box(2, -5.0, 5.0), start=(0.0, 0.0),
+                description="(x^2 + y - 11)^2 + (x + y^2 - 7)^2: four global minima", gradient=himmelblau_gradient)
+
+
+@register("rastrigin", any_dim=True)
+def _rastrigin(dim):
+    return dict(fn=rastrigin, dim=dim, minima=_origin(dim), min_value=0.0, domain=_box(dim, -5.12, 5.12),
+                start=(-2.0, 3.5) if dim == 2 else tuple(3.5 for _ in range(dim)),
+                description="10 n + sum x[i]^2 - 10 cos(2 pi x[i]): a regular grid of local minima")
+
+
+@register("ackley", any_dim=True)
+def _ackley(dim):
+    return dict(fn=ackley, dim=dim, minima=_origin(dim), min_value=0.0, domain=_box(dim, -5.0, 5.0),
+                start=(-3.0, 2.5) if dim == 2 else tuple(2.5 for _ in range(dim)),
+                description="-20 exp(-0.2 rms(x)) - exp(mean cos 2 pi x) + 20 + e: nearly flat outside, a deep well at 0")
+
+
+@register("quadratic", any_dim=True)
+def _quadratic(dim):
+    fn, gradient = make_quadratic(dim, 100.0)
+    return dict(fn=fn, dim=dim, minima=_origin(dim), min_value=0.0, domain=_box(dim, -2.0, 2.0),
+                start=tuple(1.5 if i % 2 == 0 else 1.0 for i in range(dim)),
+                description="0.5 sum h[i] x[i]^2 with h from 1 to 100: ill-conditioned (condition number 100)",
+                gradient=gradient)
+
+
+@register("noisy_quadratic", any_dim=True)
+def _noisy_quadratic(dim):
+    return dict(fn=make_noisy_quadratic(dim, 0.1), dim=dim, minima=_origin(dim), min_value=0.0,
+                domain=_box(dim, -2.0, 2.0), start=tuple(1.5 for _ in range(dim)),
+                description="0.5 |x|^2 + 0.1 <xi, x>, xi ~ N(0, I) redrawn at each new x: gradient noise")
+
+
+FUNCTION_NAMES = tuple(_FUNCTIONS)
 # Functions defined in any dimension >= 2 (the others have a fixed dimension).
-N_DIMENSIONAL = ("rosenbrock", "rastrigin", "ackley", "quadratic", "noisy_quadratic")
+N_DIMENSIONAL = tuple(name for name, (_, any_dim) in _FUNCTIONS.items() if any_dim)
 
 
 def function_names():
@@ -274,7 +295,8 @@ def get_function(name, dim=None):
         raise ValueError(f"dim can only be set for {', '.join(N_DIMENSIONAL)}; got dim={dim!r} for {key!r}")
     elif isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dim must be an integer >= 2; got {dim!r}")
-    return _build(key, dim)
+    builder, _ = _FUNCTIONS[key]
+    return TestFunction(key, **builder(dim))
 
 
 def describe_functions():

@@ -1,8 +1,8 @@
 """Figures of the convergence lab (matplotlib, headless: no pyplot, no display).
 
-* ``plot_function``: seed 000's loss and gradient figure (1-D), or the
-  function's log-loss contours (2-D).
-* ``plot_paths``: seed 000's path plot: the parameter against the iteration,
+* ``plot_function``: the loss and gradient figure of the TensorFlow guide
+  "Optimizers with Core APIs" (1-D), or the function's log-loss contours (2-D).
+* ``plot_paths``: the guide's path plot: the parameter against the iteration,
   over the log-loss heat map, one line per run (1-D functions).
 * ``plot_trajectories``: 2-D contours with the trajectories of several runs.
 * ``write_convergence_plots``: the CLI's figures for a grid of runs, as PNG (and SVG).
@@ -33,7 +33,7 @@ def _format_lr(lr):
 
 
 def _log_scale(values, min_value):
-    """Log of the loss as the seed plots it, shifted to stay finite where the loss can be <= 0."""
+    """Log of the loss as the guide plots it, shifted to stay finite where the loss can be <= 0."""
     values = np.asarray(values, dtype=np.float64)
     if np.all(values > 0):
         return np.log(values)
@@ -75,7 +75,7 @@ def _dimension(fn, results):
 
 # ---------------------------------------------------------------- figures
 def plot_function(function, ax=None):
-    """Seed 000's loss/gradient figure for a 1-D function, log-loss contours for a 2-D one."""
+    """The guide's loss/gradient figure for a 1-D function, log-loss contours for a 2-D one."""
     fn = as_function(function)
     fig, ax = _figure(ax)
     if _dimension(fn, ()) == 1:
@@ -89,7 +89,7 @@ def plot_function(function, ax=None):
         for point in fn.minima:
             ax.plot(point[0], float(fn(point[0])), marker="o", c="r", label="Global minimum")
         if fn.name == "quartic":
-            ax.set_ylim(0, 5)  # the seed's view of the plateau and the minimum
+            ax.set_ylim(0, 5)  # the guide's view of the plateau and the minimum
         ax.set_xlabel("x")
         ax.set_ylabel("loss")
         ax.legend()
@@ -101,7 +101,7 @@ def plot_function(function, ax=None):
 
 
 def plot_paths(runs, function, title="", max_iters=None, ax=None):
-    """Seed 000's path plot: parameter against iteration over the log-loss heat map.
+    """The guide's path plot: parameter against iteration over the log-loss heat map.
 
     Args:
         runs: ``{learning_rate or label: ConvergenceResult}`` for a 1-D function.
@@ -188,7 +188,7 @@ def plot_trajectories(runs, function, title="", ax=None):
 def write_convergence_plots(results, function, file, svg=False, max_iters=None, tuned=False):
     """Write the figures for a grid of runs ``{(optimizer, learning_rate): ConvergenceResult}``.
 
-    For a 1-D function, ``file`` gets one seed-style path panel per optimizer
+    For a 1-D function, ``file`` gets one guide-style path panel per optimizer
     (one line per learning rate) and ``<stem>_function.png`` the loss/gradient
     figure. For a 2-D function, ``file`` gets one contour panel per learning
     rate with every optimizer's trajectory (one panel in all with ``tuned=True``,
@@ -274,7 +274,7 @@ def _panels(n, size):
 
 
 def _cycle(n, on_dark=True):
-    """``n`` colours, all different while ``n`` <= 28 (the seed's first, then tab20's)."""
+    """``n`` colours, all different while ``n`` <= 28 (the guide's first, then tab20's)."""
     from matplotlib import colormaps
 
     first = COLORS if on_dark else ("r", "k", "c", "m", "orange", "lime", "tab:blue", "y")

@@ -1,14 +1,17 @@
-"""Seed 000's convergence test, compiled into one TensorFlow program.
+"""The convergence test of the TensorFlow guide "Optimizers with Core APIs", compiled into one program.
 
 ``convergence_test(optimizer, function)`` minimizes ``function`` from ``init``
 and reports whether the optimizer converged, exploded or ran out of
-iterations, with the full parameter path. The seed's definitions are the
+iterations, with the full parameter path. The guide's definitions are the
 defaults: converged when the updated parameter equals its previous value,
 exploded when the gradient is NaN or the parameter is no longer finite.
 
 The whole loop is one ``tf.function`` around a ``tf.while_loop`` (no Python per
 iteration), and the same iteration body can run eagerly (``compiled=False``),
-giving the same iteration counts.
+giving the same iteration counts. :func:`run_grid` runs optimizers x learning
+rates with one trace per optimizer (the cache of :mod:`optimlab.lab.programs`);
+:func:`run_table` gives the guide's table. How any optimizer object is driven
+is :mod:`optimlab.lab.convergence.adapters`.
 
 Example:
     >>> import optimlab
@@ -18,9 +21,7 @@ Example:
     ('converged', 1156)
 """
 
-import contextlib
 import dataclasses
-import inspect
 import math
 import time
 
@@ -29,10 +30,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from optimlab import _interrupt, registry
+from optimlab import _interrupt
 from optimlab._checks import check_bool, check_choice, check_nonnegative
+from optimlab.lab import factory, programs
+from optimlab.lab.convergence import adapters
 from optimlab.lab.convergence.functions import as_function
-from optimlab.lab.training.runner.loop import optimizer_structure
 
 RUNNING, STEP, GRADIENT, OPTIMUM, EXPLODED = range(5)
 _CRITERIA = {STEP: "step", GRADIENT: "gradient", OPTIMUM: "optimum"}
@@ -83,54 +85,6 @@ class ConvergenceResult:
         return self.path[-1]
 
 
-# ------------------------------------------------------------ optimizers
-def _takes_two_lists(apply_gradients):
-    """True for seed 000's ``apply_gradients(grads, vars)``, False for ``(grads_and_vars)``."""
-    try:
-        params = inspect.signature(apply_gradients).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    required = [
-        p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    return len(required) >= 2
-
-
-def _applier(optimizer):
-    """A function ``apply(gradient, variable)`` for any supported optimizer."""
-    apply_gradients = getattr(optimizer, "apply_gradients", None)
-    if not callable(apply_gradients):
-        raise TypeError(
-            "optimizer must be a registered optimizer name, an optimlab or Keras optimizer, or an object "
-            f"with apply_gradients(grads, vars); got {optimizer!r}"
-        )
-    if not isinstance(optimizer, keras.optimizers.Optimizer) and _takes_two_lists(apply_gradients):
-        return lambda g, x: apply_gradients([g], [x])
-    return lambda g, x: apply_gradients([(g, x)])
-
-
-def _resolve_optimizer(optimizer):
-    if isinstance(optimizer, str):
-        return registry.get(optimizer)
-    if isinstance(optimizer, keras.optimizers.Optimizer) and optimizer.built:
-        raise ValueError(
-            f"optimizer {optimizer.name!r} has already been built for other variables; "
-            "pass a new optimizer to each convergence test"
-        )
-    return optimizer
-
-
-def _label(optimizer):
-    return getattr(optimizer, "name", None) or type(optimizer).__name__
-
-
-def _learning_rate(optimizer):
-    try:
-        return float(np.asarray(optimizer.learning_rate))
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
 # ------------------------------------------------------------ the loop
 def _initial_value(function, init, dtype):
     if init is None:
@@ -147,7 +101,18 @@ def _initial_value(function, init, dtype):
     return value
 
 
-def _make_step(function, x, apply, minima, step_tol, grad_tol, optimum_tol, explosion, start):
+@dataclasses.dataclass(frozen=True)
+class _Rules:
+    """When a run stops: :func:`convergence_test`'s tolerances and explosion rule, the function's minima."""
+
+    step_tol: float
+    grad_tol: object
+    optimum_tol: object
+    explosion: str
+    minima: tuple
+
+
+def _make_step(function, x, apply, rules, start):
     """One iteration: gradient, explosion check, update, convergence check; returns a status code."""
 
     def step():
@@ -155,7 +120,7 @@ def _make_step(function, x, apply, minima, step_tol, grad_tol, optimum_tol, expl
             loss = function.fn(x)
         g = tape.gradient(loss, x)
         param_bad = tf.logical_not(tf.reduce_all(tf.math.is_finite(x)))
-        if explosion == "seed":
+        if rules.explosion == "seed":
             grad_bad = tf.reduce_any(tf.math.is_nan(g))
         else:
             grad_bad = tf.logical_not(tf.reduce_all(tf.math.is_finite(g)))
@@ -164,7 +129,7 @@ def _make_step(function, x, apply, minima, step_tol, grad_tol, optimum_tol, expl
             old = x.read_value()
             apply(g, x)
             new = x.read_value()
-            return _status_code(old, new, g, minima, step_tol, grad_tol, optimum_tol, explosion, start)
+            return _status_code(old, new, g, rules, start)
 
         return tf.cond(tf.logical_or(param_bad, grad_bad), lambda: tf.constant(EXPLODED), update)
 
@@ -178,7 +143,7 @@ def _start_gradient_norm(fn, x):
     return tf.cast(tf.norm(tape.gradient(loss, x)), x.dtype)
 
 
-def _status_code(old, new, g, minima, step_tol, grad_tol, optimum_tol, explosion, start):
+def _status_code(old, new, g, rules, start):
     """The first criterion met after an update (RUNNING if none).
 
     A standstill counts as convergence only where the gradient has shrunk to a
@@ -186,19 +151,19 @@ def _status_code(old, new, g, minima, step_tol, grad_tol, optimum_tol, explosion
     too small to change a float far from a minimum, such as Prodigy while its
     step-size estimate grows from ``d0=1e-6``, has not converged; it runs on.
     """
-    if step_tol == 0:
+    if rules.step_tol == 0:
         step_done = tf.reduce_all(tf.equal(new, old))
     else:
-        step_done = tf.norm(new - old) <= step_tol
+        step_done = tf.norm(new - old) <= rules.step_tol
     flat = tf.logical_or(tf.norm(g) <= 1e-3 * tf.cast(start, g.dtype), tf.reduce_all(tf.equal(g, tf.zeros_like(g))))
     step_done = tf.logical_and(step_done, flat)
     checks = [(STEP, step_done)]
-    if grad_tol is not None:
-        checks.append((GRADIENT, tf.norm(g) <= grad_tol))
-    if optimum_tol is not None:
-        gaps = [tf.norm(new - tf.constant(np.reshape(m, new.shape), new.dtype)) for m in minima]
-        checks.append((OPTIMUM, tf.reduce_min(tf.stack(gaps)) <= optimum_tol))
-    if explosion == "immediate":
+    if rules.grad_tol is not None:
+        checks.append((GRADIENT, tf.norm(g) <= rules.grad_tol))
+    if rules.optimum_tol is not None:
+        gaps = [tf.norm(new - tf.constant(np.reshape(m, new.shape), new.dtype)) for m in rules.minima]
+        checks.append((OPTIMUM, tf.reduce_min(tf.stack(gaps)) <= rules.optimum_tol))
+    if rules.explosion == "immediate":
         checks.insert(0, (EXPLODED, tf.logical_not(tf.reduce_all(tf.math.is_finite(new)))))
     code = tf.constant(RUNNING)
     for value, done in reversed(checks):
@@ -227,7 +192,7 @@ def _stop_flag():
 
 
 def _compiled_program(step, x, max_iters, jit_compile):
-    """The seed's loop as one ``tf.function``; it also ends when the stop flag is set (not under XLA,
+    """The guide's loop as one ``tf.function``; it also ends when the stop flag is set (not under XLA,
     which reads the flag once: there a Ctrl-C waits for the loop's end)."""
     stop = _stop_flag()
 
@@ -249,70 +214,49 @@ def _compiled_program(step, x, max_iters, jit_compile):
     return loop
 
 
-@contextlib.contextmanager
-def _eager_arithmetic():
-    """Keep the eager float arithmetic while a compiled program is instantiated.
+@dataclasses.dataclass
+class _Loop:
+    """One convergence test's parameter and iteration, and the compiled program that runs them (None: eager).
 
-    Grappler's arithmetic optimizer rewrites, e.g., ``pow(x, 3)`` as ``x * x * x``,
-    which rounds differently; switching it off here makes the compiled loop
-    follow the eager loop bit for bit. The process-wide option is restored after.
+    A compiled loop is kept (:mod:`optimlab.lab.programs`) and reused by the
+    next test of the same function, settings and optimizer structure:
+    :meth:`reset` puts the new start point and the new optimizer's fresh
+    variables into the traced ones.
     """
-    before = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-    try:
-        yield
-    finally:
-        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": before.get("arithmetic_optimization", True)})
 
+    x: tf.Variable
+    start_norm: tf.Variable  # the gradient's norm at the start
+    step: object
+    optimizer: object  # the optimizer traced into the program
+    program: object = None
+    note: str = ""  # why the loop runs eagerly although compiled was asked for
 
-def _python_state(obj):
-    """A shallow snapshot of a plain object's attributes (lists copied) to detect Python-side state."""
-    state = getattr(obj, "__dict__", None)
-    if state is None:
-        return None
-    return {k: (v, list(v) if isinstance(v, list) else None) for k, v in state.items()}
+    @classmethod
+    def build(cls, fn, value, optimizer, rules, max_iters, compiled, jit_compile):
+        apply = adapters.applier(optimizer)
+        x = tf.Variable(value, name="x")
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            optimizer.build([x])
+        start_norm = tf.Variable(_start_gradient_norm(fn, x), name="start_gradient_norm")
+        loop = cls(x, start_norm, _make_step(fn, x, apply, rules, start_norm), optimizer)
+        if compiled:
+            program = _compiled_program(loop.step, x, max_iters, jit_compile)
+            loop.note = adapters.check_traceable(program, optimizer)
+            loop.program = None if loop.note else program
+        return loop
 
+    def reset(self, fn, value, optimizer):
+        self.x.assign(value)
+        programs.load_fresh_state(self.optimizer, optimizer, [self.x])
+        self.start_norm.assign(_start_gradient_norm(fn, self.x))
 
-def _state_changed(obj, snapshot):
-    now = obj.__dict__
-    if now.keys() != snapshot.keys():
-        return True
-    for key, (value, items) in snapshot.items():
-        if now[key] is not value:
-            return True
-        if items is not None and (len(items) != len(value) or any(a is not b for a, b in zip(items, value))):
-            return True
-    return False
-
-
-def _restore(obj, snapshot):
-    obj.__dict__.clear()
-    for key, (value, items) in snapshot.items():
-        if items is not None:
-            value[:] = items
-        obj.__dict__[key] = value
-
-
-def _trace(program, optimizer):
-    """Trace ``program``; returns a note (why not) when the optimizer cannot run compiled.
-
-    Keras optimizers trace as is. For any other object, tracing must leave its
-    Python attributes untouched: an object that keeps state in Python (seed
-    000's Momentum stores ``self.change``) would freeze that state into the
-    graph, so it runs eagerly instead.
-    """
-    keras_optimizer = isinstance(optimizer, keras.optimizers.Optimizer)
-    snapshot = None if keras_optimizer else _python_state(optimizer)
-    try:
-        program.get_concrete_function()
-    except Exception as error:  # noqa: BLE001 - any tracing failure means: run eagerly
-        if snapshot is not None:
-            _restore(optimizer, snapshot)
-        return f"ran eagerly: the optimizer could not be traced ({type(error).__name__}: {error})"
-    if snapshot is not None and _state_changed(optimizer, snapshot):
-        _restore(optimizer, snapshot)
-        return "ran eagerly: the optimizer keeps state in Python attributes, which a compiled loop would freeze"
-    return ""
+    def run(self, max_iters):
+        """``(iterations, status code, path)``: compiled in one call, else eagerly step by step."""
+        if self.program is None:
+            return _eager_loop(self.step, self.x, max_iters)
+        with programs.grappler(arithmetic_optimization=False):  # the eager float arithmetic, bit for bit
+            t, code, path = (np.asarray(v) for v in _interrupt.call(self.program, stop=_stop_flag()))
+        return int(t), int(code), path[: int(t) + 1]
 
 
 def _float_dtype(dtype):
@@ -326,6 +270,21 @@ def _float_dtype(dtype):
 def _check_tol(name, value):
     if value is not None:
         check_nonnegative(name, value)
+
+
+def _checked_settings(fn, max_iters, step_tol, grad_tol, optimum_tol, explosion, compiled, jit_compile, dtype):
+    """Validate :func:`convergence_test`'s settings (ValueError/TypeError naming the bad one); the dtype's name."""
+    if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
+        raise ValueError(f"max_iters must be an integer >= 1; got {max_iters!r}")
+    for name, value in (("step_tol", step_tol), ("grad_tol", grad_tol), ("optimum_tol", optimum_tol)):
+        _check_tol(name, value)
+    check_choice("explosion", explosion, EXPLOSION_RULES)
+    check_bool("compiled", compiled)
+    check_bool("jit_compile", jit_compile)
+    dtype = _float_dtype(dtype)
+    if optimum_tol is not None and not fn.minima:
+        raise ValueError(f"optimum_tol needs a function with known minima; {fn.name!r} has none")
+    return dtype
 
 
 def convergence_test(
@@ -343,7 +302,7 @@ def convergence_test(
     dtype="float32",
     _programs=None,
 ):
-    """Minimize ``function`` from ``init`` and report how the optimizer fared (seed 000's test).
+    """Minimize ``function`` from ``init`` and report how the optimizer fared (the guide's convergence test).
 
     Use it to see whether and how fast an optimizer and learning rate reach a
     minimum from a poor start, and to plot the path taken.
@@ -356,31 +315,32 @@ def convergence_test(
 
     Args:
         optimizer: an optimlab or Keras optimizer (new, not yet built), a
-            registered optimizer name (its defaults), or any object with seed
-            000's ``apply_gradients(grads, vars)`` (two lists) or Keras 2's
+            registered optimizer name (its defaults), or any object with the
+            guide's ``apply_gradients(grads, vars)`` (two lists) or Keras 2's
             ``apply_gradients(grads_and_vars)``.
         function: a registered function name (see ``optimlab functions``), a
             ``TestFunction``, or any TensorFlow callable of the parameter.
         init: the start: a number (filling every coordinate of an N-D function)
             or an array of the function's shape; None uses the function's
-            standard start (default 2.0, the seed's).
+            standard start (default 2.0, the guide's).
         max_iters: the maximum number of iterations (default 2000).
         step_tol: converged when ``|x_t - x_(t-1)| <= step_tol`` (default 0:
-            exact equality, the seed's criterion).
+            exact equality, the guide's criterion).
         grad_tol: also converged when the norm of the gradient applied at
             iteration ``t`` is ``<= grad_tol`` (default None: off).
         optimum_tol: also converged when ``x_t`` is within ``optimum_tol`` of a
             known minimum (default None: off; needs a function with known minima).
-        explosion: ``"seed"`` (default): exploded at ``t`` when the gradient at
-            ``t`` is NaN or the parameter entering ``t`` is not finite; the
-            seed's check, which sees a float32 overflow one iteration after the
-            infinite gradient that caused it. ``"immediate"``: exploded at the
-            iteration whose gradient or updated parameter is not finite.
+        explosion: ``"seed"`` (default, the guide's rule; the name is kept for
+            compatibility): exploded at ``t`` when the gradient at ``t`` is NaN
+            or the parameter entering ``t`` is not finite; this sees a float32
+            overflow one iteration after the infinite gradient that caused it.
+            ``"immediate"``: exploded at the iteration whose gradient or
+            updated parameter is not finite.
         compiled: run the loop as one compiled TensorFlow program (default
             True). Objects keeping Python state fall back to eager, with a note.
         jit_compile: compile with XLA (default False). XLA may fuse and
             reorder float arithmetic, so iteration counts can differ from eager.
-        dtype: the parameter's dtype (default float32, the seed's).
+        dtype: the parameter's dtype (default float32, the guide's).
 
     Returns:
         A ``ConvergenceResult``.
@@ -392,53 +352,24 @@ def convergence_test(
         ('exploded', 6)
     """
     fn = as_function(function)
-    if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
-        raise ValueError(f"max_iters must be an integer >= 1; got {max_iters!r}")
-    for name, value in (("step_tol", step_tol), ("grad_tol", grad_tol), ("optimum_tol", optimum_tol)):
-        _check_tol(name, value)
-    check_choice("explosion", explosion, EXPLOSION_RULES)
-    check_bool("compiled", compiled)
-    check_bool("jit_compile", jit_compile)
-    dtype = _float_dtype(dtype)
-    if optimum_tol is not None and not fn.minima:
-        raise ValueError(f"optimum_tol needs a function with known minima; {fn.name!r} has none")
-    value = _initial_value(fn, init, "float64")
-    optimizer = _resolve_optimizer(optimizer)
-    apply = _applier(optimizer)
-
+    dtype = _checked_settings(fn, max_iters, step_tol, grad_tol, optimum_tol, explosion, compiled, jit_compile, dtype)
+    rules = _Rules(step_tol, grad_tol, optimum_tol, explosion, fn.minima)
+    value = tf.cast(_initial_value(fn, init, "float64"), dtype)
+    optimizer = adapters.resolve(optimizer)
     start = time.perf_counter()
-    key = None
-    if _programs is not None and compiled and isinstance(optimizer, keras.optimizers.Optimizer):
-        key = (id(fn), fn.name, dtype, int(max_iters), step_tol, grad_tol, optimum_tol, explosion, jit_compile,
-               optimizer_structure(optimizer)[:2])
-    if key in (_programs or {}):
-        x, program, traced, g0 = _programs[key]  # one trace per optimizer class and setting: reset, not retrace
-        x.assign(tf.cast(value, dtype))
-        optimizer.build([x])
-        for mine, fresh in zip(traced.variables, optimizer.variables, strict=True):
-            mine.assign(fresh)
-        g0.assign(_start_gradient_norm(fn, x))
-        note = ""
+    context = (id(fn), fn.name, dtype, int(max_iters), step_tol, grad_tol, optimum_tol, explosion, jit_compile)
+    shared = _programs is not None and compiled and isinstance(optimizer, keras.optimizers.Optimizer)
+    loop = _programs.find(context, programs.optimizer_structure(optimizer)) if shared else None
+    if loop is not None:  # one trace per optimizer class and setting: reset, not retrace
+        loop.reset(fn, value, optimizer)
     else:
-        x = tf.Variable(tf.cast(value, dtype), name="x")
-        if isinstance(optimizer, keras.optimizers.Optimizer):
-            optimizer.build([x])
-        g0 = tf.Variable(_start_gradient_norm(fn, x), name="start_gradient_norm")
-        step = _make_step(fn, x, apply, fn.minima, step_tol, grad_tol, optimum_tol, explosion, g0)
-        note = ""
-        if compiled:
-            program = _compiled_program(step, x, int(max_iters), jit_compile)
-            note = _trace(program, optimizer)
-            if key is not None and not note:
-                _programs[key] = (x, program, optimizer, g0)
-    if compiled and not note:
-        with _eager_arithmetic():
-            t, code, path = (np.asarray(v) for v in _interrupt.call(program, stop=_stop_flag()))
-        t, code, path = int(t), int(code), path[: int(t) + 1]
-    else:
-        t, code, path = _eager_loop(step, x, int(max_iters))
+        structure = programs.optimizer_structure(optimizer) if shared else None
+        loop = _Loop.build(fn, value, optimizer, rules, int(max_iters), compiled, jit_compile)
+        if shared and loop.program is not None:
+            _programs.add(context, structure, loop)
+    t, code, path = loop.run(int(max_iters))
     seconds = time.perf_counter() - start
-    return _result(fn, optimizer, t, code, path, compiled and not note, seconds, note)
+    return _result(fn, optimizer, t, code, path, loop.program is not None, seconds, loop.note)
 
 
 def _result(fn, optimizer, t, code, path, compiled, seconds, note):
@@ -459,8 +390,8 @@ def _result(fn, optimizer, t, code, path, compiled, seconds, note):
         criterion=_CRITERIA.get(code),
         compiled=compiled,
         function=fn.name,
-        optimizer=_label(optimizer),
-        learning_rate=_learning_rate(optimizer),
+        optimizer=adapters.label(optimizer),
+        learning_rate=adapters.learning_rate(optimizer),
         seconds=seconds,
         note=note,
     )
@@ -488,15 +419,15 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, **kwargs):
     Returns:
         A dict ``{(label, learning_rate): ConvergenceResult}`` in run order.
     """
-    factories = optimizer_factories(optimizers)
+    factories = factory.factories(optimizers)
     rates = _rates_per_optimizer(learning_rates, factories)
     results = {}
-    programs = {}  # traced programs, reused across the learning rates of an optimizer
+    cache = programs.ProgramCache()  # traced programs, reused across the learning rates of an optimizer
     fn = as_function(function)
-    for label, factory in factories.items():
+    for label, make in factories.items():
         for lr in rates[label]:
             _interrupt.check()  # between runs: a Ctrl-C stops here
-            result = convergence_test(factory(float(lr)), fn, _programs=programs, **kwargs)
+            result = convergence_test(make(float(lr)), fn, _programs=cache, **kwargs)
             results[(label, float(lr))] = result
             if on_result is not None:
                 on_result(label, float(lr), result)
@@ -523,22 +454,6 @@ def _rates_per_optimizer(learning_rates, factories):
     return {label: _as_rates(learning_rates[label]) for label in factories}
 
 
-def optimizer_factories(optimizers):
-    """``{label: factory(learning_rate)}`` from names (a list or comma-separated string) or a dict."""
-    if isinstance(optimizers, dict):
-        for label, factory in optimizers.items():
-            if not callable(factory):
-                raise TypeError(f"optimizers[{label!r}] must be a callable of the learning rate; got {factory!r}")
-        return dict(optimizers)
-    names = optimizers.split(",") if isinstance(optimizers, str) else list(optimizers)
-    names = [n.strip() for n in names if n.strip()]
-    if not names:
-        raise ValueError(f"optimizers must name at least one optimizer; got {optimizers!r}")
-    for name in names:
-        registry.info(name)  # ValueError listing the valid names
-    return {name: (lambda lr, name=name: registry.get(name, learning_rate=lr)) for name in names}
-
-
 def results_table(results):
     """A DataFrame with one row per run: optimizer, learning_rate, status, iterations, losses."""
     rows = [
@@ -558,16 +473,5 @@ def results_table(results):
 
 
 def run_table(optimizers, function, learning_rates, **kwargs):
-    """``results_table(run_grid(...))``: the seed's table for optimizers x learning rates."""
+    """``results_table(run_grid(...))``: the guide's table for optimizers x learning rates."""
     return results_table(run_grid(optimizers, function, learning_rates, **kwargs))
-
-
-def parse_numbers(text, name):
-    """Floats from a comma-separated string such as ``"1e-3,1e-2"``; ValueError naming ``name``."""
-    try:
-        values = [float(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name} must be comma-separated numbers, e.g. 1e-3,1e-2; got {text!r}") from None
-    if not values:
-        raise ValueError(f"{name} must hold at least one number; got {text!r}")
-    return values

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from optimlab._checks import check_choice, check_positive
-from optimlab.lab.convergence.runner import convergence_test, optimizer_factories
 from optimlab.lab.convergence.functions import as_function
+from optimlab.lab.convergence.runner import convergence_test
+from optimlab.lab.factory import factories
 
 DEFAULT_GRID = tuple(float(v) for v in np.logspace(-4, 0, 9))
 OBJECTIVES = ("final_loss", "distance")
@@ -74,7 +75,7 @@ def tune_learning_rate(
     check_choice("method", method, METHODS)
     check_choice("objective", objective, OBJECTIVES)
     if isinstance(factory, str):
-        factory = optimizer_factories([factory])[factory.strip()]
+        factory = factories([factory])[factory.strip()]
     if objective == "distance" and not as_function(function).minima:
         raise ValueError(f"objective 'distance' needs a function with known minima; got {function!r}")
     runs = {}
@@ -124,7 +125,7 @@ def tune_learning_rates(optimizers, function, on_result=None, **kwargs):
     arguments go to ``tune_learning_rate``.
     """
     best = {}
-    for label, factory in optimizer_factories(optimizers).items():
+    for label, factory in factories(optimizers).items():
         tuning = tune_learning_rate(factory, function, **kwargs)
         best[label] = tuning.learning_rate
         if on_result is not None:

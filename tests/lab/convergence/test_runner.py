@@ -1,4 +1,4 @@
-"""convergence_test: seed 000's table exactly, compiled == eager, criteria, optimizer kinds, errors."""
+"""convergence_test: the TF guide's table exactly, compiled == eager, criteria, optimizer kinds, errors."""
 
 import keras
 import numpy as np
@@ -7,9 +7,9 @@ import tensorflow as tf
 
 import optimlab
 from optimlab.lab import convergence_test, get_function, run_grid, run_table
-from optimlab.lab.convergence.runner import parse_numbers
+from optimlab.lab.arguments import parse_numbers
 
-# Seed 000's printed results (the published table), with optimlab's classes at their defaults.
+# The printed results of the TensorFlow guide "Optimizers with Core APIs" (its published table), with optimlab's classes at their defaults.
 SEED_TABLE = {
     ("gd", 1e-3): ("max_iters", 2000),
     ("gd", 1e-2): ("max_iters", 2000),
@@ -23,7 +23,7 @@ SEED_TABLE = {
 }
 
 
-# ------------------------------------------------------------ seed 000's code, transcribed as a reference
+# ------------------------------------------------------------ the guide's code, transcribed as a reference
 class SeedGradientDescent(tf.Module):
     def __init__(self, learning_rate=1e-3):
         self.learning_rate = learning_rate
@@ -53,7 +53,7 @@ def seed_loss(x):
 
 
 def seed_convergence_test(optimizer, init_val=2.0, max_iters=2000):
-    """Seed 000's convergence_test, returning (status, iteration, path) instead of printing."""
+    """The guide's convergence_test, returning (status, iteration, path) instead of printing."""
     x_star = tf.Variable(init_val)
     param_path = []
     for iter in range(1, max_iters + 1):
@@ -71,7 +71,7 @@ def seed_convergence_test(optimizer, init_val=2.0, max_iters=2000):
     return "max_iters", max_iters, param_path
 
 
-# ------------------------------------------------------------ the seed's table
+# ------------------------------------------------------------ the guide's table
 @pytest.fixture(scope="module")
 def seed_table():
     return run_table("gd,momentum,adam", "quartic", [1e-3, 1e-2, 1e-1], init=2.0, max_iters=2000)
@@ -230,7 +230,7 @@ def test_any_callable_of_the_parameter():
 def test_result_fields():
     r = convergence_test(optimlab.Momentum(0.01), "quartic")
     assert r.path[0] == 2.0 and len(r.path) == r.iterations + 1
-    assert r.path[-1] == r.path[-2]  # the seed's criterion: unchanged parameter
+    assert r.path[-1] == r.path[-2]  # the guide's criterion: unchanged parameter
     assert r.final_loss == pytest.approx(float(seed_loss(np.float32(r.final))))
     assert r.distance == pytest.approx(abs(r.final + 9 / 8))
     assert r.converged and r.criterion == "step" and r.seconds > 0

@@ -116,7 +116,7 @@ def test_bad_batch_size():
 
 def test_a_hyperparameter_that_changes_the_slots_gets_its_own_program():
     """SGD keeps momentum slots only for momentum != 0: a program traced with them must not be
-    reused without them (the README's seed-002 commands, run in one process, hit a zip() error)."""
+    reused without them (the README's Boston housing chapter commands, run in one process, hit a zip() error)."""
     problem = problems.get("diabetes")
     data = problems.load(problem)
 

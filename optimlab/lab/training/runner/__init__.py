@@ -1,3 +1,6 @@
-"""How the training lab trains: compiled loops (``loop``), measurements per
-evaluation (``probes``), experiments at deterministic keys (``experiments``)
-and hyperparameter tuning (``tuning``)."""
+"""How the training lab trains: the compiled program of a run (``program``),
+runs with their history and outcome (``loop``), measurements per evaluation
+(``probes``), where runs are computed (``executors``), experiments at
+deterministic keys (``experiments``) and hyperparameter tuning (``tuning``).
+Optimizers are made by :mod:`optimlab.lab.factory`; traced programs are kept
+in the cache of :mod:`optimlab.lab.programs`."""

@@ -1,0 +1,266 @@
+"""The training lab's commands: compare, sweep, tune and diagnose, each with its one-screen summary.
+
+Each command checks its input (names, ``--set``, learning rates, clipping)
+and loads the data before it writes anything, then appends the command line
+to ``OUT/commands.txt``, runs with one progress bar and prints its tables
+(:mod:`optimlab.lab.tables`). The runs themselves are
+:mod:`optimlab.lab.training.runner.experiments`'; optimizers are named and made
+by :mod:`optimlab.lab.factory`.
+"""
+
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from optimlab._names import unknown
+from optimlab.lab import factory, tables
+from optimlab.lab.arguments import (
+    LabError,
+    check_settings,
+    parse_clipnorm,
+    parse_list,
+    parse_settings,
+    user_errors,
+)
+from optimlab.lab.tables import fmt, percent, show
+from optimlab.lab.training import analysis, problems, records
+from optimlab.lab.training.analysis import diagnostics, verdict
+from optimlab.lab.training.runner import experiments, tuning
+
+COMMAND_LINE = None  # set by the CLI: the running command with every option spelled out
+
+
+def log_command(out):
+    """Append the command line to ``OUT/commands.txt`` (the report's context block shows it)."""
+    line = COMMAND_LINE or shlex.join(["optimlab", *sys.argv[1:]])
+    Path(out).mkdir(parents=True, exist_ok=True)  # the first write of a command: every check has passed
+    with open(Path(out) / "commands.txt", "a") as f:
+        f.write(line + "\n")
+
+
+def print_summary(runner, keys):
+    """The one-screen summary of the runs with ``keys``: ranked table, verdict, tests, counts."""
+    runs = analysis.runs_table([r for r in records.load_all(runner.out) if r["key"] in keys])
+    table = analysis.ranked_summary(runs)
+    loss = verdict.loss_name(runs)
+    metric = runner.meta["metric"]
+    rows = [(str(i), r["optimizer"], r["config"], percent(r["diverged"]),
+             f"{fmt(r.get('test_loss_median'))} [{fmt(r.get('test_loss_iqr'), 3)}]",
+             f"{fmt(r.get('test_loss_mean'))} +/- {fmt(r.get('test_loss_std'), 3)}",
+             f"{fmt(r.get('ci_low'))}..{fmt(r.get('ci_high'))}", fmt(r["test_metric"]))
+            for i, (_, r) in enumerate(table.iterrows(), start=1)]
+    show(f"{runner.problem}: final {loss} of each optimizer's selected configuration, best (lowest median) first",
+         ("#", "optimizer", "config", "diverged", "median [IQR]", "mean +/- sd", "95% CI", metric), rows,
+         numeric=("#", "diverged", "median [IQR]", "mean +/- sd", "95% CI", metric))
+    rows = [(r["optimizer"], str(r["seeds"]), percent(r["reached"]), fmt(r["epochs_to_target"]),
+             fmt(r["seconds_to_target"], 3)) for _, r in table.iterrows()]
+    show(f"seeds and time to the target ({fmt(runner.meta['target'])})",
+         ("optimizer", "seeds", "reached target", "epochs", "seconds"), rows,
+         numeric=("seeds", "reached target", "epochs", "seconds"))
+    tests = analysis.tests(runs)
+    if len(tests):
+        wilcoxon = verdict.p_texts([r.get("wilcoxon_p_holm") for _, r in tests.iterrows()])
+        welch = verdict.p_texts([r.get("welch_p_holm") for _, r in tests.iterrows()])
+        rows = [(r["best"], r["other"], str(r["pairs"]), w, t, fmt(r.get("cohens_d"), 3), r["note"] or "")
+                for (_, r), w, t in zip(tests.iterrows(), wilcoxon, welch)]
+        show("best against each other optimizer (p-values Holm-corrected)",
+             ("best", "other", "pairs", "Wilcoxon p", "Welch p", "Cohen's d", "note"), rows,
+             numeric=("pairs", "Wilcoxon p", "Welch p", "Cohen's d"))
+    for sentence in verdict.headlines(runs):
+        tables.console.print(sentence, highlight=False)
+    tables.console.print(f"{runner.computed} runs computed, {runner.reused} reused from {runner.out}/records.",
+                  highlight=False)
+    report_hint(runner.out)
+    show_note(runner)
+
+
+def show_note(runner):
+    """The problem's note (Boston housing's, for one), after its results."""
+    note = problems.note(runner.problem)
+    if note:
+        tables.console.print(f"Note: {note}")
+
+
+def report_hint(out):
+    """The command that writes the report, on its own line and never wrapped (so it copies whole)."""
+    tables.console.print("Report:", highlight=False)
+    tables.console.print(f"  optimlab report {shlex.quote(str(out))}", soft_wrap=True, highlight=False, markup=False)
+
+
+def compare(runner, optimizers, seeds, lrs, clipnorm, settings=None):
+    with user_errors():
+        names = factory.names(optimizers)
+    extra = parse_settings(settings)
+    check_settings(names, extra)
+    clip = parse_clipnorm(clipnorm)
+    learning_rates = None if str(lrs).strip().lower() == "default" else \
+        parse_list("--lrs", lrs, float, none_ok=False, allowed="positive numbers or 'default'")
+    with user_errors():
+        runner.data_split()
+    log_command(runner.out)
+    # Selection runs with seed 0, then the winner's seeds; the winner's seed 0 is its selection run (one run).
+    selecting = learning_rates is not None and len(learning_rates) > 1
+    per_optimizer = (len(learning_rates) - 1 if selecting else 0) + seeds
+    with tables.progress_for(runner, per_optimizer * len(names), "compare"), user_errors():
+        result = experiments.compare(runner, names, seeds, learning_rates, extra={**extra, "clipnorm": clip})
+    print_summary(runner, {r["key"] for v in result.values() for r in v["records"]})
+
+
+def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None):
+    with user_errors():
+        names = factory.names(optimizer, "--optimizer")
+    if len(names) != 1:
+        raise LabError(f"--optimizer takes one optimizer for a sweep; {optimizer!r} names {len(names)}")
+    extra = parse_settings(settings)
+    check_settings(names, extra)
+    learning_rates = parse_list("--lrs", lrs, float, none_ok=False, allowed="positive numbers")
+    clips = parse_list("--clipnorm", clipnorms, float)
+    with user_errors():
+        runner.data_split()
+    log_command(runner.out)
+    with tables.progress_for(runner, len(learning_rates) * len(clips) * seeds, "sweep"), user_errors():
+        recs = experiments.sweep(runner, names[0], learning_rates, seeds, clips, extra=extra)
+    runs = analysis.runs_table(recs)
+    table = runs.groupby(["optimizer", "config"], sort=False).agg(
+        seeds=("seed", "nunique"), diverged=("diverged", "mean"), train_loss=("train_loss", "median"),
+        valid_loss=("valid_loss", "median"), test_loss=("test_loss", "median")).reset_index()
+    rows = [(r["config"], str(r["seeds"]), percent(r["diverged"]), fmt(r["train_loss"]), fmt(r["valid_loss"]),
+             fmt(r["test_loss"])) for _, r in table.iterrows()]
+    show(f"{runner.problem}, {names[0]}: final losses (medians over seeds)",
+         ("config", "seeds", "diverged", "train loss", "validation loss", "test loss"), rows,
+         numeric=("seeds", "diverged", "train loss", "validation loss", "test loss"))
+    tables.console.print(f"{runner.computed} runs computed, {runner.reused} reused.", highlight=False)
+    report_hint(runner.out)
+    show_note(runner)
+
+
+def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm, settings=None):
+    with user_errors():
+        names = factory.names(optimizers)
+    extra = parse_settings(settings)
+    check_settings(names, extra)
+    clip = parse_clipnorm(clipnorm)
+    if sampler not in tuning.SAMPLERS:
+        raise LabError(f"--sampler: {unknown('sampler', sampler, tuning.SAMPLERS)}")
+    if not 0 < lr_low < lr_high:
+        raise LabError(f"--lr-low and --lr-high must satisfy 0 < low < high; got {lr_low} and {lr_high}")
+    with user_errors():
+        runner.data_split()
+    if storage is not None:
+        open_storage(storage)
+    log_command(runner.out)
+    url = storage or tuning.default_storage(runner.out)
+    earlier = [tuning.finished_trials(tuning.study_name(runner.problem, n, sampler), url) for n in names]
+    with tables.progress_for(runner, trials * len(names), "tune", done=sum(min(trials, n) for n in earlier)), user_errors():
+        result = tuning.tune(runner, names, trials, sampler, (lr_low, lr_high), storage,
+                             extra={**extra, "clipnorm": clip})
+    rows = [(name, fmt(r["best_learning_rate"]), fmt(r["best_value"]), str(r["complete"]), str(r["diverged"]))
+            for name, r in result.items()]
+    show(f"{runner.problem}: tuning ({sampler}, {trials} trials each)",
+         ("optimizer", "best learning rate", "validation loss", "complete trials", "diverged trials"), rows,
+         numeric=("best learning rate", "validation loss", "complete trials", "diverged trials"))
+    tables.console.print(f"{trial_counts(result, runner, sum(earlier))}.", highlight=False)
+    report_hint(runner.out)
+    if storage is None:
+        tables.console.print(f"Browse the studies: optuna-dashboard {runner.out / 'tuning.db'}", highlight=False,
+                      overflow="fold")
+    else:
+        tables.console.print(f"Storage: {storage}", highlight=False, overflow="fold")
+
+
+def open_storage(url):
+    """Open the Optuna storage at ``url`` once, before anything is written; LabError naming it and why not.
+
+    (A wrong scheme, a missing driver, a refused connection or a wrong password
+    would otherwise surface as a long SQLAlchemy traceback after the first files.)
+    """
+    try:  # workers starting together race to create Optuna's tables: retried as in the tuner
+        storage = tuning._retry_races(lambda: optuna.storages.RDBStorage(url))
+    except Exception as error:  # noqa: BLE001 - every failure to open it is the user's to fix, in one line
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        reason = " ".join(lines[0].split())
+        raise LabError(f"--storage {url!r} cannot be opened: {reason}") from None
+    storage.remove_session()
+    storage.engine.dispose()
+
+
+def trial_counts(result, runner, earlier):
+    """``"3 trials: 2 runs computed, 0 reused, 1 from an earlier command"``: the parts add up to the trials.
+
+    A trial run by this command is one run, computed or read from its record;
+    ``earlier`` trials were finished before it started (an interrupted or
+    shorter tune); the rest were run meanwhile by other processes sharing the storage.
+    """
+    total = sum(r["trials"] for r in result.values())
+    others = total - runner.computed - runner.reused - earlier
+    text = (f"{total} trials: {runner.computed} runs computed, {runner.reused} reused, "
+            f"{earlier} from an earlier command")
+    return text + (f", {others} by other processes" if others > 0 else "")
+
+
+def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
+    """Train one run and print its naive baseline, diagnostics over time, per-layer update ratios and flags."""
+    with user_errors():
+        (name,) = factory.names(optimizer, "--optimizer")
+    settings = parse_settings(settings)
+    check_settings([name], settings)
+    with user_errors():
+        runner.data_split()
+        hyper = {**settings, "clipnorm": parse_clipnorm(clipnorm),
+                 "learning_rate": factory.default_learning_rate(name) if lr is None else lr}
+        factory.make_optimizer(name, hyper)
+        record = runner.run(name, hyper, seed)
+    base = (record.get("diagnostics") or {}).get("baseline")
+    if base:
+        values = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in base.items() if k != "kind")
+        tables.console.print(f"naive baseline ({base['kind']}): {values}", highlight=False)
+    found = diagnostics.flags(record)
+    state = "finished" if record["status"] == "ok" else record["status"]
+    state += f"; flags: {', '.join(f['flag'] for f in found)}" if found else "; no flags"
+    headers, rows = history_rows(record["history"])
+    show(f"{runner.problem}: {name} {analysis.config_label(record['spec']['hyperparameters'])} seed {seed} "
+         f"({state})", headers, rows, numeric=headers)
+    layers = (record.get("diagnostics") or {}).get("layers") or {}
+    if layers:
+        rows = []
+        for layer, ratios in layers.items():
+            ratios = [r for r in ratios[1:] if r is not None] or [math.nan]
+            rows.append([layer, fmt(ratios[0]), fmt(float(np.median(ratios))), fmt(ratios[-1])])
+        show("update / weight per layer since the previous evaluation", ["layer", "first", "median", "last"], rows,
+             numeric=["first", "median", "last"])
+    for f in found:
+        tables.console.print(f"[bold]{f['flag']}[/bold] from epoch {f['epoch']}: {f['detail']}.\n  suggestion: "
+                      f"{f['suggestion']}", highlight=False)
+    if not found:
+        tables.console.print("no flags: no divergence, explosion, collapse or plateau")
+    tables.console.print(f"record: {records.record_path(runner.out, record['spec'])}", highlight=False, overflow="fold")
+    return record
+
+
+def history_rows(history, shown=12):
+    """Headers and about ``shown`` rows of a run's evaluations for :func:`diagnose`'s table.
+
+    Each shown row stands for the evaluations since the previous shown row: its
+    "worst epoch" is the largest training loss of any epoch among them, so a
+    one-epoch explosion between two shown rows still shows (the other columns
+    are the values at that evaluation). "dead ReLU" is a share, printed as a percent.
+    """
+    history = pd.DataFrame(history)
+    picks = sorted(set(np.linspace(0, len(history) - 1, min(len(history), shown)).astype(int)))
+    table = history.iloc[picks].copy()
+    if "train_loss_max" in history:
+        worst = history["train_loss_max"].astype(float).to_numpy()
+        starts = [0, *(p + 1 for p in picks[:-1])]
+        table["train_loss_max"] = [worst[a:b + 1].max() for a, b in zip(starts, picks)]  # NaN if any is NaN
+    columns = {"epoch": "epoch", "train_loss": "train loss", "train_loss_max": "worst epoch",
+               "grad_norm": "grad norm", "update_ratio": "update/weight", "dead_units": "dead ReLU"}
+    used = [c for c in columns if c in table]
+    text = {"epoch": lambda v: fmt(int(v)), "dead_units": lambda v: percent(None if v is None else float(v))}
+    rows = [[text.get(c, lambda v: fmt(float(v)))(v) for c, v in zip(used, row)]
+            for row in table[used].itertuples(index=False)]
+    return [columns[c] for c in used], rows
