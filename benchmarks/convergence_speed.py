@@ -1,6 +1,6 @@
-"""Seed 000's eager convergence loop with its own optimizers, against optimlab's compiled loop.
+"""The eager convergence loop of TensorFlow's guide "Optimizers with Core APIs", against optimlab's compiled loop.
 
-The baseline is the seed's code as published (seed 001, the notebook): its
+The baseline is the guide's code as published (its notebook): its
 ``GradientDescent``, ``Momentum`` and ``Adam`` ``tf.Module`` classes, written
 out again here with the same arithmetic, and its eager ``convergence_test``
 loop (printing left out). optimlab runs the same 9-run table (gd, momentum,
@@ -23,8 +23,8 @@ NAMES = ("gd", "momentum", "adam")
 RATES = (1e-3, 1e-2, 1e-1)
 
 
-class SeedGradientDescent(tf.Module):
-    """Seed 000/001's gradient descent: var -= lr * grad."""
+class GuideGradientDescent(tf.Module):
+    """The guide's gradient descent: var -= lr * grad."""
 
     def __init__(self, learning_rate=1e-3):
         self.learning_rate = learning_rate
@@ -34,8 +34,8 @@ class SeedGradientDescent(tf.Module):
             v.assign_sub(self.learning_rate * g)
 
 
-class SeedMomentum(tf.Module):
-    """Seed 000/001's momentum: change = lr * grad + p * previous change (kept in Python)."""
+class GuideMomentum(tf.Module):
+    """The guide's momentum: change = lr * grad + p * previous change (kept in Python)."""
 
     def __init__(self, learning_rate=1e-3, momentum=0.7):
         self.learning_rate, self.momentum, self.change = learning_rate, momentum, 0.0
@@ -47,8 +47,8 @@ class SeedMomentum(tf.Module):
             self.change = change
 
 
-class SeedAdam(tf.Module):
-    """Seed 000/001's Adam: moments as tensors, bias corrections with a float step counter from 1."""
+class GuideAdam(tf.Module):
+    """The guide's Adam: moments as tensors, bias corrections with a float step counter from 1."""
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, ep=1e-7):
         self.learning_rate, self.beta_1, self.beta_2, self.ep = learning_rate, beta_1, beta_2, ep
@@ -68,25 +68,25 @@ class SeedAdam(tf.Module):
         self.t += 1.0
 
 
-SEED_OPTIMIZERS = {"gd": SeedGradientDescent, "momentum": SeedMomentum, "adam": SeedAdam}
+GUIDE_OPTIMIZERS = {"gd": GuideGradientDescent, "momentum": GuideMomentum, "adam": GuideAdam}
 
 
-def seed_loss(x):
+def guide_loss(x):
     return 2 * (x**4) + 3 * (x**3) + 2
 
 
-def seed_grad(f, x):
+def guide_grad(f, x):
     with tf.GradientTape() as tape:
         tape.watch(x)
         result = f(x)
     return tape.gradient(result, x)
 
 
-def seed_convergence_test(optimizer, init_val=2.0, max_iters=2000):
-    """Seed 000's loop (printing and the path left out), calling ``apply_gradients(grads, vars)``."""
+def guide_convergence_test(optimizer, init_val=2.0, max_iters=2000):
+    """The guide's loop (printing and the path left out), calling ``apply_gradients(grads, vars)``."""
     x_star = tf.Variable(init_val)
     for iteration in range(1, max_iters + 1):
-        x_grad = seed_grad(seed_loss, x_star)
+        x_grad = guide_grad(guide_loss, x_star)
         if tf.math.is_nan(x_grad):
             return "exploded", iteration
         x_old = x_star.numpy()
@@ -96,9 +96,9 @@ def seed_convergence_test(optimizer, init_val=2.0, max_iters=2000):
     return "max_iters", max_iters
 
 
-def time_seed_loop():
+def time_guide_loop():
     start = time.perf_counter()
-    table = {(n, lr): seed_convergence_test(SEED_OPTIMIZERS[n](learning_rate=lr)) for n in NAMES for lr in RATES}
+    table = {(n, lr): guide_convergence_test(GUIDE_OPTIMIZERS[n](learning_rate=lr)) for n in NAMES for lr in RATES}
     return time.perf_counter() - start, table
 
 
@@ -113,19 +113,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1, help="alternating repetitions; medians are reported")
     args = parser.parse_args()
-    seed_times, compiled_times = [], []
+    guide_times, compiled_times = [], []
     for _ in range(args.repeats):
-        seconds, seed_table = time_seed_loop()
-        seed_times.append(seconds)
+        seconds, guide_table = time_guide_loop()
+        guide_times.append(seconds)
         seconds, compiled_table = time_compiled_loop()
         compiled_times.append(seconds)
-        if seed_table != compiled_table:
-            raise SystemExit(f"the loops disagree:\nseed     {seed_table}\ncompiled {compiled_table}")
+        if guide_table != compiled_table:
+            raise SystemExit(f"the loops disagree:\nguide    {guide_table}\ncompiled {compiled_table}")
     for (name, lr), (status, iterations) in compiled_table.items():
         print(f"{name:9s} lr={lr:<6g} {status:10s} {iterations}")
-    seed_s, compiled_s = statistics.median(seed_times), statistics.median(compiled_times)
-    print(f"seed eager loop: {seed_s:.2f} s   compiled loop: {compiled_s:.2f} s   "
-          f"speed-up: {seed_s / compiled_s:.1f}x   (9 runs, {args.repeats} repeat(s), TensorFlow {tf.__version__})")
+    guide_s, compiled_s = statistics.median(guide_times), statistics.median(compiled_times)
+    print(f"guide's eager loop: {guide_s:.2f} s   compiled loop: {compiled_s:.2f} s   "
+          f"speed-up: {guide_s / compiled_s:.1f}x   (9 runs, {args.repeats} repeat(s), TensorFlow {tf.__version__})")
 
 
 if __name__ == "__main__":

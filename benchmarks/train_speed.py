@@ -1,6 +1,6 @@
 """Training steps per second: optimlab's compiled minibatch loop against Keras ``fit``.
 
-Seed 002's Boston MLP (``MLP(4, 1)``), batch 32, the same optimizer. Boston is read
+The Boston MLP of the book chapter on the Boston housing regression (``MLP(4, 1)``), batch 32, the same optimizer. Boston is read
 from ``--data`` (default ``../shared/data/boston_housing.csv``); without it the
 script uses scikit-learn's diabetes data, which has a similar size.
 

@@ -3,6 +3,9 @@
 ``@register(...)`` records a class's name, paper and capabilities, the recipe the
 conformance suite uses, and makes the class Keras-serializable. The README's
 optimizer table, the CLI's option lists and the tests' skips all read it.
+
+The ``fused`` capability is not declared: it is read from the fast-path
+registration (``optimlab.fused``) beside the class's update rule.
 """
 
 import dataclasses
@@ -24,6 +27,7 @@ CAPABILITIES = {
     "no_bfloat16": "not meaningful in bfloat16 (state needs more precision)",
     "fused": "has a fused-kernel fast path that can be switched off",
 }
+_DERIVED = {"fused"}  # read from elsewhere, never declared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Entry:
     paper: str
     year: int
     url: str
-    capabilities: frozenset
+    declared: frozenset
     quadratic: Recipe
     rosenbrock: Recipe
     aliases: tuple = ()
@@ -61,6 +65,13 @@ class Entry:
             for k, p in params.items()
             if k not in ("self", "name") and p.default is not inspect.Parameter.empty and p.kind == p.POSITIONAL_OR_KEYWORD
         }
+
+    @property
+    def capabilities(self):
+        """The declared capabilities, plus ``fused`` where a fast path applies to the class."""
+        from optimlab import fused
+
+        return self.declared | ({"fused"} if fused.fast_path_of(self.cls) else set())
 
     def has(self, capability):
         return capability in self.capabilities
@@ -84,6 +95,9 @@ def register(
     unknown = set(capabilities) - set(CAPABILITIES)
     if unknown:
         raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
+    derived = set(capabilities) & _DERIVED
+    if derived:
+        raise ValueError(f"capabilities {sorted(derived)} are derived (fused: register a fast path), not declared")
 
     def decorate(cls):
         keras.saving.register_keras_serializable(package="optimlab", name=cls.__name__)(cls)
@@ -95,7 +109,7 @@ def register(
             paper=paper,
             year=year,
             url=url,
-            capabilities=frozenset(capabilities),
+            declared=frozenset(capabilities),
             quadratic=quadratic if isinstance(quadratic, Recipe) else Recipe(*quadratic),
             rosenbrock=rosenbrock if isinstance(rosenbrock, Recipe) else Recipe(*rosenbrock),
             aliases=tuple(aliases),

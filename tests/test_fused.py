@@ -73,9 +73,13 @@ def _ids(configs):
 
 
 def _run(name, kwargs, use_fused, dtype=tf.float64, steps=30):
+    return _run_class(optimlab.info(name).cls, kwargs, use_fused, dtype, steps)
+
+
+def _run_class(cls, kwargs, use_fused, dtype=tf.float64, steps=30):
     rng = np.random.default_rng(7)
     variables = [tf.Variable(rng.normal(size=s), dtype=dtype) for s in SHAPES]
-    opt = optimlab.get(name, fused=use_fused, **kwargs)
+    opt = cls(fused=use_fused, **kwargs)
     for _ in range(steps):
         grads = [tf.constant(rng.normal(size=s) * rng.uniform(0.1, 3.0), dtype) for s in SHAPES]
         opt.apply_gradients(zip(grads, variables))
@@ -391,3 +395,93 @@ def test_native_path_is_bit_identical_inside_tf_function(name, kwargs, native_op
     native = _run_traced(name, kwargs, use_fused=None)
     for a, b in zip(plain, native, strict=True):
         np.testing.assert_array_equal(b, a)
+
+
+# ------------------------------------------------ dispatch by class, through the MRO
+# (parent, kwargs, its native multi-tensor op, its TensorFlow kernel)
+SUBCLASSED = [
+    (optimlab.Adam, {"learning_rate": 0.01}, "OptimlabMultiApplyAdam", "ResourceApplyAdam"),
+    (optimlab.SGD, {"learning_rate": 0.05, "momentum": 0.9}, "OptimlabMultiApplySgdMomentum", "ResourceApplyKerasMomentum"),
+    (optimlab.RMSprop, {"learning_rate": 0.01, "momentum": 0.9}, "OptimlabMultiApplyRmsprop", "ResourceApplyRMSProp"),
+]
+SUBCLASSED_IDS = [parent.__name__ for parent, *_ in SUBCLASSED]
+KERNEL_OPS = {op for _, _, native_op, tf_op in SUBCLASSED for op in (native_op, native_op.replace("Multi", ""), tf_op)}
+
+
+@pytest.mark.parametrize("parent,kwargs,native_op,tf_op", SUBCLASSED, ids=SUBCLASSED_IDS)
+def test_subclass_keeping_the_update_rule_keeps_the_fast_path(parent, kwargs, native_op, tf_op, kernel):
+    child = type(f"My{parent.__name__}", (parent,), {"__doc__": "A user's subclass that keeps the update rule."})
+    assert fused.fast_path_of(child) is fused.fast_path_of(parent) is not None
+    large = tf.Variable(tf.zeros((fused.MIN_SIZE,), tf.float64))
+    assert fused.wanted(child(**kwargs), large)
+    assert fused.apply(opt_built(child(**kwargs), large), tf.ones((fused.MIN_SIZE,), tf.float64), large, 0.1)
+    types = _op_types(child(fused=True, **kwargs), [tf.Variable(tf.zeros(s)) for s in SHAPES[:2]])
+    assert types[native_op if kernel == "native" else tf_op] >= 1
+    parent_vars, parent_slots = _run_class(parent, kwargs, use_fused=True)
+    child_vars, child_slots = _run_class(child, kwargs, use_fused=True)
+    for a, b in zip(parent_vars + parent_slots, child_vars + child_slots, strict=True):
+        np.testing.assert_array_equal(b, a)  # the parent's fast path, bit for bit
+
+
+class _Ascent:
+    """Mixin: an update rule nothing else has, ``x <- x + g``, recognisable in the result."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        variable.assign_add(gradient)
+
+
+@pytest.mark.parametrize("parent,kwargs,native_op,tf_op", SUBCLASSED, ids=SUBCLASSED_IDS)
+def test_subclass_overriding_the_update_rule_runs_its_own(parent, kwargs, native_op, tf_op, kernel):
+    child = type(f"Ascending{parent.__name__}", (_Ascent, parent), {})
+    assert fused.fast_path_of(child) is None
+    variables = [tf.Variable(tf.zeros(s, tf.float64)) for s in SHAPES]
+    opt = child(fused=True, **kwargs)
+    assert not fused.wanted(opt, variables[1]) and not fused.folds_weight_decay(opt)
+    assert not fused.apply(opt_built(child(**kwargs), variables[1]), tf.ones(SHAPES[1], tf.float64), variables[1], 0.1)
+    for _ in range(3):
+        opt.apply_gradients([(tf.fill(s, tf.constant(0.5, tf.float64)), v) for s, v in zip(SHAPES, variables)])
+    for v in variables:
+        np.testing.assert_array_equal(v.numpy(), 1.5)  # three steps of x <- x + 0.5
+    assert not KERNEL_OPS & set(_op_types(child(fused=True, **kwargs), [tf.Variable(tf.zeros(s)) for s in SHAPES[:2]]))
+
+
+def test_sparse_fast_path_needs_the_registering_class_sparse_rule():
+    """Overriding only ``sparse_update_step`` keeps the dense fast path and takes the sparse gradients itself."""
+
+    class RowCountingAdagrad(optimlab.Adagrad):
+        def sparse_update_step(self, gradient, variable, learning_rate):
+            variable.scatter_add(tf.IndexedSlices(tf.ones_like(gradient.values), gradient.indices, gradient.dense_shape))
+
+    variable, other = (tf.Variable(tf.zeros((fused.MIN_SIZE, 2), tf.float64)) for _ in range(2))
+    opt = RowCountingAdagrad(learning_rate=0.1, epsilon_inside_sqrt=False, fused=True)
+    opt.build([variable])
+    rows = tf.IndexedSlices(tf.ones((2, 2), tf.float64), tf.constant([1, 3]), tf.constant([fused.MIN_SIZE, 2]))
+    assert fused.apply(opt, tf.zeros((fused.MIN_SIZE, 2), tf.float64), variable, 0.1)  # zero gradient: no change
+    assert fused.apply(opt_built(optimlab.Adagrad(epsilon_inside_sqrt=False), other), rows, other, 0.1)
+    assert not fused.apply(opt, rows, variable, 0.1)
+    opt.apply_gradients([(rows, variable)])
+    np.testing.assert_array_equal(variable.numpy()[[1, 3]], 1.0)
+
+
+def test_nearest_registration_in_the_mro_wins(monkeypatch):
+    monkeypatch.setattr(fused, "_REGISTERED", dict(fused._REGISTERED))  # the registration below stays in this test
+    calls = []
+
+    class Halving(optimlab.Adam):
+        def update_step(self, gradient, variable, learning_rate):
+            variable.assign(variable / 2)
+
+    class HalvingChild(Halving):
+        pass
+
+    @fused.fast_path(Halving)
+    def _halving_kernel(opt, gradient, variable, learning_rate):
+        calls.append(type(opt))
+        return variable.assign(variable / 2)
+
+    assert fused.fast_path_of(HalvingChild).apply is _halving_kernel
+    assert not fused.folds_weight_decay(HalvingChild())  # no native kernel of its own; Adam's is not inherited
+    variable = tf.Variable(tf.fill((8,), tf.constant(4.0, tf.float64)))
+    HalvingChild(fused=True).apply_gradients([(tf.ones((8,), tf.float64), variable)])
+    assert calls == [HalvingChild]
+    np.testing.assert_array_equal(variable.numpy(), 2.0)

@@ -1,5 +1,5 @@
 // Single-pass CPU kernels for optimlab's fast paths (Adam, AdamW and LazyAdam's dense
-// rule, gradient descent, SGD with momentum, the seed's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient's
+// rule, gradient descent, SGD with momentum, the Core APIs guide's Momentum, RMSprop, Adagrad, LARS, ConditionalGradient's
 // Frobenius step, Schedule-Free SGD and AdamW), with decoupled weight decay folded in when asked.
 //
 // Each op updates resource variables and their slot variables in one multithreaded
@@ -314,16 +314,16 @@ class GradientDescentOp : public OpKernel {
 // handles: var, u. coefficients: lr, momentum[, d]
 // Keras form: u = (-g)*lr + u*momentum; var = var + u
 //   (nesterov: var = var + ((-g)*lr + u*momentum))
-// seed form (the seed's Momentum, u holds the last change):
+// change form (Momentum as TensorFlow's guide "Optimizers with Core APIs" writes it; u holds the last change):
 //   u = lr*g + momentum*u; var = var - u
-template <typename T, bool kNesterov, bool kSeed, bool kDecay>
+template <typename T, bool kNesterov, bool kChange, bool kDecay>
 void SgdShard(const Step<T>& s, int64_t begin, int64_t end) {
   T* __restrict var = s.state[0];
   T* __restrict u = s.state[1];
   const T* __restrict g = s.grad;
   const T lr = s.c[0], momentum = s.c[1], d = kDecay ? s.c[2] : T(0);
   for (int64_t i = begin; i < end; ++i) {
-    if (kSeed) {
+    if (kChange) {
       const T ui = lr * g[i] + momentum * u[i];
       u[i] = ui;
       var[i] = Decayed<T, kDecay>(var[i], d) - ui;
@@ -341,24 +341,24 @@ class SgdOp : public OpKernel {
  public:
   explicit SgdOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("nesterov", &nesterov_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("seed_form", &seed_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("change_form", &change_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("decay", &decay_));
-    OP_REQUIRES(ctx, !(nesterov_ && seed_),
-                errors::InvalidArgument("optimlab SGD: the seed form has no Nesterov variant"));
+    OP_REQUIRES(ctx, !(nesterov_ && change_),
+                errors::InvalidArgument("optimlab SGD: the change form has no Nesterov variant"));
     GetLayout(ctx, "SGD", 2, &vars_, &per_var_);
   }
   void Compute(OpKernelContext* ctx) override {
     WithFlags(
-        [&](auto nesterov, auto seed, auto decay) {
+        [&](auto nesterov, auto change, auto decay) {
           constexpr bool kDecay = decltype(decay)::value;
           RunUpdate<T>(ctx, vars_, per_var_, 15, kDecay ? 3 : 2,
-                       SgdShard<T, decltype(nesterov)::value, decltype(seed)::value, kDecay>);
+                       SgdShard<T, decltype(nesterov)::value, decltype(change)::value, kDecay>);
         },
-        nesterov_, seed_, decay_);
+        nesterov_, change_, decay_);
   }
 
  private:
-  bool nesterov_, seed_, decay_;
+  bool nesterov_, change_, decay_;
   int vars_, per_var_;
 };
 
@@ -627,7 +627,7 @@ REGISTER_OP("OptimlabApplySgdMomentum")
     .Attr("n: int >= 2")
     .Attr("T: {float, double}")
     .Attr("nesterov: bool = false")
-    .Attr("seed_form: bool = false")
+    .Attr("change_form: bool = false")
     .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);
@@ -734,7 +734,7 @@ REGISTER_OP("OptimlabMultiApplySgdMomentum")
     .Attr("N: int >= 1")
     .Attr("T: {float, double}")
     .Attr("nesterov: bool = false")
-    .Attr("seed_form: bool = false")
+    .Attr("change_form: bool = false")
     .Attr("decay: bool = false")
     .SetIsStateful()
     .SetShapeFn(shape_inference::NoOutputs);

@@ -2,9 +2,11 @@
 
 Scalar coefficients are computed in float64 (the dtype of optimlab's
 hyperparameter variables) and cast once to the variable's dtype, which is what
-Python-float code such as seed 000 does implicitly; this keeps float32 results
-identical to such code.
+Python-float code such as the TensorFlow guide "Optimizers with Core APIs" does
+implicitly; this keeps float32 results identical to such code.
 """
+
+import re
 
 import tensorflow as tf
 
@@ -17,6 +19,16 @@ def step_count(optimizer):
 def bias_correction(beta, t):
     """``1 - beta**t`` in float64 (``beta`` a float64 scalar)."""
     return 1.0 - tf.pow(beta, t)
+
+
+def keras_adam_step_size(learning_rate, beta_1, beta_2, step, dtype):
+    """``lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)``: Adam's step size in Keras's form.
+
+    Computed in ``dtype``, operation for operation as ``keras.optimizers.Adam``
+    does (each argument cast to ``dtype`` first; ``step`` is ``t``, counting from 1).
+    """
+    lr, beta_1, beta_2, t = (tf.cast(x, dtype) for x in (learning_rate, beta_1, beta_2, step))
+    return lr * tf.sqrt(1 - tf.pow(beta_2, t)) / (1 - tf.pow(beta_1, t))
 
 
 def cast(dtype, *values):
@@ -57,3 +69,27 @@ def exact(value, dtype):
     if isinstance(value, (int, float)):
         return tf.constant(float(value), dtype)
     return tf.cast(value, dtype)
+
+
+def check_patterns(name, patterns):
+    """Regular expressions on variable paths (``exclude_layers``, ...): a tuple; None gives ().
+
+    Not a list or tuple of strings: TypeError. A pattern that does not compile:
+    ValueError naming it, at construction rather than at the first step.
+    """
+    if patterns is None:
+        return ()
+    if not isinstance(patterns, (list, tuple)) or not all(isinstance(p, str) for p in patterns):
+        raise TypeError(f"{name} must be a list of regular-expression strings or None; got {patterns!r}")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"{name} holds an invalid regular expression {pattern!r}: {error}") from error
+    return tuple(patterns)
+
+
+def matches_any(patterns, variable):
+    """Whether ``variable``'s path (its name where it has none) matches one of ``patterns`` (``re.search``)."""
+    path = getattr(variable, "path", None) or variable.name
+    return any(re.search(p, path) for p in patterns)

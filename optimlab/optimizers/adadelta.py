@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -14,7 +15,6 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1212.5701",
     quadratic=({"learning_rate": 1.0, "epsilon": 1e-4}, 1000, 1e-2),
     rosenbrock=({"learning_rate": 1.0, "epsilon": 1e-7, "rho": 0.99, "clipnorm": 1.0}, 40000, 5e-2),
-    capabilities=("fused",),
 )
 class Adadelta(Optimizer):
     """Adadelta (Zeiler, 2012): steps scaled by the ratio of running RMS of updates and of gradients.
@@ -70,3 +70,19 @@ class Adadelta(Optimizer):
         dx = -(tf.sqrt(edx + epsilon) * gradient) / tf.sqrt(eg + epsilon)
         edx.assign(rho_t * edx + one_minus_rho * tf.square(dx))
         variable.assign_add(lr * dx)
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.fast_path(Adadelta)
+def _adadelta_kernel(opt, gradient, variable, learning_rate):
+    """TensorFlow's ``ResourceApplyAdadelta``."""
+    dtype = variable.dtype
+    return tf.raw_ops.ResourceApplyAdadelta(
+        var=variable.handle,
+        accum=fused.handle(opt.get_slot(variable, "accumulated_grad")),
+        accum_update=fused.handle(opt.get_slot(variable, "accumulated_delta_var")),
+        lr=fused.lr(opt, learning_rate, dtype),
+        rho=fused.hyper(opt, "rho", dtype),
+        epsilon=fused.hyper(opt, "epsilon", dtype),
+        grad=gradient,
+    )

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_bool, check_nonnegative
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import constant
@@ -16,7 +17,7 @@ from optimlab.registry import register
     url="https://jmlr.org/papers/v12/duchi11a.html",
     quadratic=({"learning_rate": 0.5}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5}, 10000, 5e-2),
-    capabilities=("sparse", "lazy_sparse", "fused"),
+    capabilities=("sparse", "lazy_sparse"),
 )
 class Adagrad(Optimizer):
     """Adagrad (Duchi, Hazan & Singer, 2011): per-coordinate steps shrinking with the summed squared gradients.
@@ -97,3 +98,32 @@ class Adagrad(Optimizer):
         self.assign_add(a, tf.IndexedSlices(tf.square(g), rows, gradient.dense_shape))
         step = self._step(g, tf.gather(a, rows), lr, epsilon)
         variable.scatter_sub(tf.IndexedSlices(step, rows, gradient.dense_shape))
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.native_kernel(Adagrad, "adagrad")
+def _adagrad_native(opt, learning_rate, dtype):
+    def scalars():
+        return learning_rate, opt._get_hyper("epsilon", tf.float64)
+
+    coefficients = fused.coefficients(opt, "native-adagrad", dtype, scalars)
+    return ("accumulator",), coefficients, {"epsilon_inside_sqrt": opt.epsilon_inside_sqrt}
+
+
+@fused.fast_path(Adagrad, sparse=True)
+def _adagrad_kernel(opt, gradient, variable, learning_rate):
+    """The native op for dense gradients on the CPU; else TensorFlow's ``Resource(Sparse)ApplyAdagradV2``."""
+    library = fused.native(variable)
+    if library is not None and not isinstance(gradient, tf.IndexedSlices):
+        return fused.native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
+    if opt.epsilon_inside_sqrt:
+        return fused.DECLINED  # TensorFlow's AdagradV2 kernel adds epsilon after the square root
+    dtype = variable.dtype
+    return fused.resource_apply(
+        "AdagradV2",
+        gradient,
+        var=variable.handle,
+        accum=fused.handle(opt.get_slot(variable, "accumulator")),
+        lr=fused.lr(opt, learning_rate, dtype),
+        epsilon=fused.hyper(opt, "epsilon", dtype),
+    )

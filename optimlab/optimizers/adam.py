@@ -1,10 +1,11 @@
-"""Adam, in the form of the paper's Algorithm 1 (and of seed 000)."""
+"""Adam, in the form of the paper's Algorithm 1 (and of the TensorFlow guide "Optimizers with Core APIs")."""
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
-from optimlab.optimizers._common import bias_correction, step_count
+from optimlab.optimizers._common import bias_correction, keras_adam_step_size, step_count
 from optimlab.registry import register
 
 
@@ -15,7 +16,6 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1412.6980",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
-    capabilities=("fused",),
 )
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2014): bias-corrected first and second moments.
@@ -34,16 +34,17 @@ class Adam(Optimizer):
         learning_rate: ``lr`` (default 0.001).
         beta_1: first-moment decay in [0, 1) (default 0.9).
         beta_2: second-moment decay in [0, 1) (default 0.999).
-        epsilon: added after the square root (default 1e-7, as seed 000 and Keras).
+        epsilon: added after the square root (default 1e-7, as the Core APIs guide and Keras).
         amsgrad: keep the running maximum of ``v`` (Reddi et al., 2018) (default False).
         epsilon_hat: if True use the paper's "efficient" form that Keras, TF and
             Optax's ``eps_root=0`` path use, ``x <- x - lr_t * m / (sqrt(v) + epsilon)``
             with ``lr_t = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)``, computed operation
             for operation as ``keras.optimizers.Adam`` does (default False).
 
-    Conventions: the default form is seed 000's and torch.optim's (epsilon added
-    to ``sqrt(v_hat)``); Keras 3 adds epsilon to ``sqrt(v)`` (``epsilon_hat=True``),
-    which acts like a smaller epsilon early in training. On seed 000's quartic at
+    Conventions: the default form is that of TensorFlow's guide "Optimizers with
+    Core APIs" and torch.optim's (epsilon added to ``sqrt(v_hat)``); Keras 3 adds
+    epsilon to ``sqrt(v)`` (``epsilon_hat=True``), which acts like a smaller
+    epsilon early in training. On that guide's quartic at
     learning rate 0.1 the default form converges in 1156 iterations, the Keras
     form in 1093. torch and Optax default to epsilon 1e-8.
 
@@ -114,11 +115,58 @@ class Adam(Optimizer):
         dtype = variable.dtype
         beta_1 = self._get_hyper("beta_1", tf.float64)
         beta_2 = self._get_hyper("beta_2", tf.float64)
-        t = tf.cast(self.iterations + 1, dtype)
-        alpha = lr * tf.sqrt(1 - tf.pow(tf.cast(beta_2, dtype), t)) / (1 - tf.pow(tf.cast(beta_1, dtype), t))
+        alpha = keras_adam_step_size(lr, beta_1, beta_2, self.iterations + 1, dtype)
         m.assign_add((gradient - m) * tf.cast(1.0 - beta_1, dtype))
         v.assign_add((tf.square(gradient) - v) * tf.cast(1.0 - beta_2, dtype))
         if self.amsgrad:
             v_max = self.get_slot(variable, "v_max")
             v = v_max.assign(tf.maximum(v_max, v))
         variable.assign_sub(m * alpha / (tf.sqrt(v) + epsilon))
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.native_kernel(Adam, "adam")
+def _adam_native(opt, learning_rate, dtype):
+    """optimlab's Adam op: the scalars of ``update_step`` (or of ``_keras_form``), in its order."""
+    slots = ("m", "v", "v_max") if opt.amsgrad else ("m", "v")
+
+    def scalars():  # computed once per apply and dtype
+        beta_1, beta_2, epsilon = (opt._get_hyper(name, tf.float64) for name in ("beta_1", "beta_2", "epsilon"))
+        if opt.epsilon_hat:
+            alpha = keras_adam_step_size(learning_rate, beta_1, beta_2, opt.iterations + 1, dtype)
+            return 1.0 - beta_1, 1.0 - beta_2, alpha, epsilon
+        beta_1_power, beta_2_power = fused.powers(opt, "beta_1", "beta_2")
+        return beta_1, 1.0 - beta_1, beta_2, 1.0 - beta_2, 1.0 - beta_1_power, 1.0 - beta_2_power, learning_rate, epsilon
+
+    coefficients = fused.coefficients(opt, "native-adam", dtype, scalars)
+    return slots, coefficients, {"amsgrad": opt.amsgrad, "form": "keras" if opt.epsilon_hat else "paper"}
+
+
+@fused.fast_path(Adam)
+def _adam_kernel(opt, gradient, variable, learning_rate):
+    """The native op on the CPU; else TensorFlow's ``ResourceApplyAdam`` (``...WithAmsgrad``)."""
+    dtype = variable.dtype
+    library = fused.native(variable)
+    if library is not None:
+        return fused.native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
+
+    def scalars():
+        beta_1_power, beta_2_power = fused.powers(opt, "beta_1", "beta_2")
+        epsilon = opt._get_hyper("epsilon", tf.float64)
+        if not opt.epsilon_hat:
+            # m_hat / (sqrt(v_hat) + eps) == lr_t * m / (sqrt(v) + eps * sqrt(1 - beta_2^t))
+            epsilon = epsilon * tf.sqrt(1.0 - beta_2_power)
+        return dict(
+            beta1_power=tf.cast(beta_1_power, dtype),
+            beta2_power=tf.cast(beta_2_power, dtype),
+            lr=fused.lr(opt, learning_rate, dtype),
+            beta1=fused.hyper(opt, "beta_1", dtype),
+            beta2=fused.hyper(opt, "beta_2", dtype),
+            epsilon=tf.cast(epsilon, dtype),
+        )
+
+    m, v = (fused.handle(opt.get_slot(variable, s)) for s in ("m", "v"))
+    args = dict(var=variable.handle, m=m, v=v, grad=gradient, **fused.once(opt, ("adam", dtype), scalars))
+    if opt.amsgrad:
+        return tf.raw_ops.ResourceApplyAdamWithAmsgrad(vhat=fused.handle(opt.get_slot(variable, "v_max")), **args)
+    return tf.raw_ops.ResourceApplyAdam(**args)

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, keras_ema, step_count
@@ -15,7 +16,6 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1412.6980",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
-    capabilities=("fused",),
 )
 class Adamax(Optimizer):
     """Adamax (Kingma & Ba, 2014): Adam with the second moment replaced by a decaying infinity norm.
@@ -72,3 +72,22 @@ class Adamax(Optimizer):
         m.assign(keras_ema(m, gradient, tf.cast(1.0 - beta_1, dtype)))
         u.assign(tf.maximum(beta_2 * u, tf.abs(gradient)))
         variable.assign_sub(lr * m / (correction * (u + epsilon)))
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.fast_path(Adamax)
+def _adamax_kernel(opt, gradient, variable, learning_rate):
+    """TensorFlow's ``ResourceApplyAdaMax``."""
+    dtype = variable.dtype
+    beta_1_power = fused.once(opt, ("beta_1_power", dtype), lambda: tf.cast(fused.powers(opt, "beta_1")[0], dtype))
+    return tf.raw_ops.ResourceApplyAdaMax(
+        var=variable.handle,
+        m=fused.handle(opt.get_slot(variable, "m")),
+        v=fused.handle(opt.get_slot(variable, "u")),
+        beta1_power=beta_1_power,
+        lr=fused.lr(opt, learning_rate, dtype),
+        beta1=fused.hyper(opt, "beta_1", dtype),
+        beta2=fused.hyper(opt, "beta_2", dtype),
+        epsilon=fused.hyper(opt, "epsilon", dtype),
+        grad=gradient,
+    )

@@ -12,7 +12,6 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1711.05101",
     quadratic=({"learning_rate": 0.05, "weight_decay": 1e-4}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02, "weight_decay": 1e-5}, 5000, 5e-2),
-    capabilities=("fused",),
 )
 class AdamW(Adam):
     """AdamW (Loshchilov & Hutter, 2017): Adam with weight decay decoupled from the gradient.

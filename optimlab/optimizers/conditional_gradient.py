@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_choice, check_nonnegative, check_range
 from optimlab.optimizer import Optimizer
 from optimlab.gradients import frobenius_norm
@@ -28,7 +29,6 @@ def nuclear_direction(g):
     quadratic=({"learning_rate": 0.99, "lambda_": 5.0}, 2000, 5e-2),
     rosenbrock=({"learning_rate": 0.9998, "lambda_": 1.45}, 20000, 2.5e-1),  # constant-step Frank-Wolfe creeps along the valley
     aliases=("frank_wolfe",),
-    capabilities=("fused",),
 )
 class ConditionalGradient(Optimizer):
     """ConditionalGradient (Frank & Wolfe, 1956; Ravi et al., 2018): keeps each variable in a norm ball of radius ``lambda_``.
@@ -86,3 +86,20 @@ class ConditionalGradient(Optimizer):
         else:
             s = nuclear_direction(gradient)
         variable.assign(lr * variable - (1 - lr) * lambda_ * s)
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.fast_path(ConditionalGradient)
+def _conditional_gradient_kernel(opt, gradient, variable, learning_rate):
+    """optimlab's native op (Frobenius norm only; the nuclear-norm step needs an SVD)."""
+    library = fused.native(variable)
+    if library is None or opt.ord != "fro":
+        return fused.DECLINED
+    dtype = variable.dtype
+    lr = tf.cast(learning_rate, dtype)
+    # The op takes ||g|| in a first pass of its own (summed in double, faster
+    # than a separate l2_loss), so the result equals the plain path's up to rounding.
+    coefficients = tf.stack([lr, (1 - lr) * opt._get_hyper("lambda_", dtype), opt._get_hyper("epsilon", dtype)])
+    return library.optimlab_apply_conditional_gradient(
+        handles=[variable.handle], grad=gradient, coefficients=coefficients, norm=True
+    )

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_bool, check_nonnegative, check_range
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import constant
@@ -37,7 +38,7 @@ def _check_power(name, value):
     url="https://research.google.com/pubs/archive/41159.pdf",
     quadratic=({"learning_rate": 1.0}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5}, 20000, 5e-2),
-    capabilities=("sparse", "lazy_sparse", "fused"),
+    capabilities=("sparse", "lazy_sparse"),
 )
 class Ftrl(Optimizer):
     """FTRL-Proximal (McMahan et al., 2013): follow the regularized leader, with L1 and L2 penalties.
@@ -166,3 +167,26 @@ class Ftrl(Optimizer):
         self.assign(z, tf.IndexedSlices(z_new, rows, shape))
         self.assign(n, tf.IndexedSlices(n_new, rows, shape))
         variable.scatter_update(tf.IndexedSlices(x_new, rows, shape))
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.fast_path(Ftrl, sparse=True)
+def _ftrl_kernel(opt, gradient, variable, learning_rate):
+    """TensorFlow's ``Resource(Sparse)ApplyFtrlV2``."""
+    dtype = variable.dtype
+    lr = fused.lr(opt, learning_rate, dtype)
+    lr_power, l1, l2, l2_shrinkage, beta = fused.once(opt, ("ftrl", dtype), lambda: opt._hypers_for(dtype))
+    if isinstance(gradient, tf.IndexedSlices) and not opt.lazy_sparse:
+        gradient = tf.convert_to_tensor(gradient)  # Keras's rule: every row takes the dense step
+    return fused.resource_apply(
+        "FtrlV2",
+        gradient,
+        var=variable.handle,
+        accum=fused.handle(opt.get_slot(variable, "accumulator")),
+        linear=fused.handle(opt.get_slot(variable, "linear")),
+        lr=lr,
+        l1=l1,
+        l2=l2 + beta / (2.0 * lr),  # as Keras 2 passed beta to the kernel
+        l2_shrinkage=l2_shrinkage,
+        lr_power=lr_power,
+    )

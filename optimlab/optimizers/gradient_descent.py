@@ -1,7 +1,8 @@
-"""Plain gradient descent, as seed 000 writes it."""
+"""Plain gradient descent, as TensorFlow's guide "Optimizers with Core APIs" writes it."""
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
 
@@ -13,11 +14,11 @@ from optimlab.registry import register
     url="https://gallica.bnf.fr/ark:/12148/bpt6k2982c/f540.item",
     quadratic=({"learning_rate": 0.1}, 200, 1e-3),
     rosenbrock=({"learning_rate": 2e-3}, 20000, 5e-2),
-    capabilities=("sparse", "lazy_sparse", "fused"),
+    capabilities=("sparse", "lazy_sparse"),
     aliases=("gradient_descent", "gradientdescent"),
 )
 class GradientDescent(Optimizer):
-    """Gradient descent (Cauchy, 1847): the seed's first optimizer.
+    """Gradient descent (Cauchy, 1847): the first optimizer of the "Optimizers with Core APIs" guide.
 
     Use it as the baseline every other optimizer must beat, and to study
     learning rates and clipping on their own.
@@ -27,10 +28,11 @@ class GradientDescent(Optimizer):
         x <- x - lr * g
 
     Args:
-        learning_rate: step size ``lr`` (default 0.001, the seed's default).
+        learning_rate: step size ``lr`` (default 0.001, the Core APIs guide's).
         **kwargs: base arguments (``clipnorm``, ``clipvalue``, ``global_clipnorm``,
-            ``weight_decay``, ...). ``GradientDescent(1e-3, clipnorm=2)`` is seed 002's
-            gradient descent with clipping by norm.
+            ``weight_decay``, ...). ``GradientDescent(1e-3, clipnorm=2)`` is the gradient
+            descent with clipping by norm of the book chapter on the Boston
+            housing regression.
 
     Conventions: the same as ``keras.optimizers.SGD(momentum=0)``,
     ``torch.optim.SGD`` and ``optax.sgd``. A sparse gradient updates only its rows.
@@ -56,3 +58,16 @@ class GradientDescent(Optimizer):
     def sparse_update_step(self, gradient, variable, learning_rate):
         lr = tf.cast(learning_rate, variable.dtype)
         variable.scatter_sub(tf.IndexedSlices(lr * gradient.values, gradient.indices, gradient.dense_shape))
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.native_kernel(GradientDescent, "gradient_descent")
+def _gradient_descent_native(opt, learning_rate, dtype):
+    return (), fused.coefficients(opt, "native-gd", dtype, lambda: [learning_rate]), {}
+
+
+@fused.fast_path(GradientDescent)
+def _gradient_descent_kernel(opt, gradient, variable, learning_rate):
+    """TensorFlow's ``ResourceApplyGradientDescent`` (the native op serves only the multi-tensor path)."""
+    lr = fused.lr(opt, learning_rate, variable.dtype)
+    return tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)

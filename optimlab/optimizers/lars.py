@@ -1,13 +1,12 @@
-"""LARS: momentum SGD with a layer-wise trust ratio (seed 004's large-batch optimizer)."""
-
-import re
+"""LARS: momentum SGD with a layer-wise trust ratio (TF Addons' large-batch optimizer)."""
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.gradients import frobenius_norm
-from optimlab.optimizers._common import cast, own_weight_decay
+from optimlab.optimizers._common import cast, check_patterns, matches_any, own_weight_decay
 from optimlab.registry import register
 
 
@@ -17,19 +16,6 @@ def trust_ratio(w_norm, g_norm, trust_coefficient, weight_decay, epsilon):
     return tf.where((w_norm > 0) & (g_norm > 0), ratio, tf.ones_like(ratio))
 
 
-def _check_patterns(name, patterns):
-    if patterns is None:
-        return ()
-    if not isinstance(patterns, (list, tuple)) or not all(isinstance(p, str) for p in patterns):
-        raise TypeError(f"{name} must be a list of regular-expression strings or None; got {patterns!r}")
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValueError(f"{name} holds an invalid regular expression {pattern!r}: {error}") from error
-    return tuple(patterns)
-
-
 @register(
     "lars",
     paper="You, Gitman & Ginsburg, Large Batch Training of Convolutional Networks",
@@ -37,12 +23,11 @@ def _check_patterns(name, patterns):
     url="https://arxiv.org/abs/1708.03888",
     quadratic=({"learning_rate": 1.0, "momentum": 0.5, "trust_coefficient": 0.005, "weight_decay": 0.0, "exclude_vectors": False}, 1000, 1e-2),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9, "weight_decay": 0.0}, 10000, 5e-2),
-    capabilities=("fused",),
 )
 class LARS(Optimizer):
     """LARS (You, Gitman & Ginsburg, 2017): momentum SGD with a per-layer trust ratio.
 
-    For large-batch training of convolutional networks (seed 004): each layer's
+    For large-batch training of convolutional networks: each layer's
     step is scaled by the ratio of its weight norm to its gradient norm, so that
     no layer moves by more than a fraction ``trust_coefficient`` of its size.
 
@@ -77,7 +62,7 @@ class LARS(Optimizer):
     ``||g + wd * w||`` (never larger, so their ratio is a little larger). Optax
     sets the ratio to 1 (not ``eta``) where a norm is zero, as here, requires
     masks for exclusions (none by default) and defaults to ``weight_decay=0``.
-    tensorflow_addons' ``LARS`` (seed 004) is gone with TF Addons.
+    tensorflow_addons' ``LARS`` is gone with TF Addons.
 
     Reference: https://arxiv.org/abs/1708.03888
 
@@ -111,7 +96,7 @@ class LARS(Optimizer):
         self._set_hyper("epsilon", epsilon, check=check_nonnegative)
         self.nesterov = check_bool("nesterov", nesterov)
         self.exclude_vectors = check_bool("exclude_vectors", exclude_vectors)
-        self.exclude_from_adaptation = _check_patterns("exclude_from_adaptation", exclude_from_adaptation)
+        self.exclude_from_adaptation = check_patterns("exclude_from_adaptation", exclude_from_adaptation)
 
     def _apply_weight_decay(self, variables):
         """Off: LARS couples its weight decay into the step (see ``update_step``)."""
@@ -120,8 +105,7 @@ class LARS(Optimizer):
         """Whether ``variable`` gets the trust ratio and weight decay (not excluded)."""
         if self.exclude_vectors and len(variable.shape) <= 1:
             return False
-        name = getattr(variable, "path", None) or variable.name
-        return not any(re.search(p, name) for p in self.exclude_from_adaptation)
+        return not matches_any(self.exclude_from_adaptation, variable)
 
     def _adapted_rate(self, variable, gradient, lr):
         """``lr * lambda`` and the weight decay of an adapted variable, in its dtype."""
@@ -145,3 +129,27 @@ class LARS(Optimizer):
             step = lr * gradient
         v.assign(momentum * v + step)
         variable.assign_sub(momentum * v + step if self.nesterov else v)
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.fast_path(LARS)
+def _lars_kernel(opt, gradient, variable, learning_rate):
+    """optimlab's native op, with the trust ratio computed as ``update_step`` computes it."""
+    library = fused.native(variable)
+    if library is None:
+        return fused.DECLINED
+    dtype = variable.dtype
+    lr = tf.cast(learning_rate, dtype)
+    adapted = opt.is_adapted(variable)
+    if adapted:
+        rate, weight_decay = opt._adapted_rate(variable, gradient, lr)
+        scalars = [rate, weight_decay, opt._get_hyper("momentum", dtype)]
+    else:
+        scalars = [lr, tf.zeros([], dtype), opt._get_hyper("momentum", dtype)]
+    return library.optimlab_apply_lars(
+        handles=[variable.handle, fused.handle(opt.get_slot(variable, "momentum"))],
+        grad=gradient,
+        coefficients=tf.stack(scalars),
+        nesterov=opt.nesterov,
+        adapted=adapted,
+    )

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, step_count
@@ -15,7 +16,7 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1412.6980",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
-    capabilities=("sparse", "lazy_sparse", "fused"),
+    capabilities=("sparse", "lazy_sparse"),
     aliases=("lazyadam",),
 )
 class LazyAdam(Optimizer):
@@ -95,3 +96,13 @@ class LazyAdam(Optimizer):
         self.assign(v, tf.IndexedSlices(v_rows, rows, gradient.dense_shape))
         step = lr_t * m_rows / (tf.sqrt(v_rows) + epsilon)
         self.assign_sub(variable, tf.IndexedSlices(step, rows, gradient.dense_shape))
+
+
+# ------------------------------------------------------------------ fast paths
+# The native op only (its default fast path): TensorFlow's Adam kernel folds
+# epsilon differently from this dense rule.
+@fused.native_kernel(LazyAdam, "adam")
+def _lazy_adam_native(opt, learning_rate, dtype):
+    # ``_coefficients`` casts each scalar to the variable's dtype itself.
+    coefficients = fused.once(opt, ("native-lazy-adam", dtype), lambda: tf.stack(opt._coefficients(dtype, learning_rate)))
+    return ("m", "v"), coefficients, {"form": "lazy"}

@@ -1,7 +1,8 @@
-"""Gradient descent with momentum in the form seed 000 writes it."""
+"""Gradient descent with momentum in the form TensorFlow's guide "Optimizers with Core APIs" writes it."""
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -14,10 +15,9 @@ from optimlab.registry import register
     url="https://doi.org/10.1016/0041-5553(64)90137-5",
     quadratic=({"learning_rate": 0.05}, 300, 1e-3),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 10000, 5e-2),
-    capabilities=("fused",),
 )
 class Momentum(Optimizer):
-    """Gradient descent with (heavy-ball) momentum (Polyak, 1964), as seed 000 writes it.
+    """Gradient descent with (heavy-ball) momentum (Polyak, 1964), as the "Optimizers with Core APIs" guide writes it.
 
     Use it where plain gradient descent crawls over plateaus.
 
@@ -27,14 +27,14 @@ class Momentum(Optimizer):
         x      <- x - change
 
     Args:
-        learning_rate: ``lr`` (default 0.001, the seed's).
-        momentum: ``p`` in [0, 1) (default 0.7, the seed's).
+        learning_rate: ``lr`` (default 0.001, the guide's).
+        momentum: ``p`` in [0, 1) (default 0.7, the guide's).
 
     Conventions: with a constant learning rate this is ``keras.optimizers.SGD``
     with momentum (whose velocity is ``-change``); with a schedule the two differ,
     since here the old change keeps the old learning rate. ``torch.optim.SGD``
     keeps ``lr`` outside the buffer: ``buf = p * buf + g; x -= lr * buf``.
-    Unlike the seed, the change is kept per variable (the seed shares one across
+    Unlike the guide, the change is kept per variable (the guide shares one across
     all variables, which only works for a single variable).
 
     Reference: https://doi.org/10.1016/0041-5553(64)90137-5
@@ -60,3 +60,14 @@ class Momentum(Optimizer):
         change = self.get_slot(variable, "change")
         change.assign(lr * gradient + p * change)
         variable.assign_sub(change)
+
+
+# ------------------------------------------------------------------ fast paths
+# The native op only (its default fast path): TensorFlow's momentum kernels keep
+# ``change / lr``, not ``change``, so they would differ under a schedule.
+@fused.native_kernel(Momentum, "sgd_momentum")
+def _momentum_native(opt, learning_rate, dtype):
+    def scalars():
+        return learning_rate, opt._get_hyper("momentum", tf.float64)
+
+    return ("change",), fused.coefficients(opt, "native-momentum", dtype, scalars), {"change_form": True}

@@ -1,12 +1,25 @@
 """Muon: momentum orthogonalized by Newton-Schulz for matrices, Adam for the rest."""
 
-import re
-
 import tensorflow as tf
 
-from optimlab._checks import check_bool, check_choice, check_nonnegative, check_positive, check_unit_interval
+from optimlab._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_unit_interval,
+)
 from optimlab.optimizer import Optimizer
-from optimlab.optimizers._common import bias_correction, cast, own_weight_decay, step_count
+from optimlab.optimizers._common import (
+    bias_correction,
+    cast,
+    check_patterns,
+    keras_adam_step_size,
+    matches_any,
+    own_weight_decay,
+    step_count,
+)
 from optimlab.registry import register
 
 
@@ -62,20 +75,6 @@ def _check_coefficients(value):
     if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
         raise TypeError(f"ns_coefficients must be three numbers (a, b, c); got {value!r}")
     return tuple(float(v) for v in value)
-
-
-def _check_steps(value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"ns_steps must be an integer >= 1; got {value!r}")
-    return value
-
-
-def _check_patterns(value):
-    if value is None:
-        return ()
-    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
-        raise TypeError(f"exclude_layers must be a list of regular-expression strings or None; got {value!r}")
-    return tuple(value)
 
 
 @register(
@@ -196,10 +195,10 @@ class Muon(Optimizer):
         self._set_hyper("adam_beta_2", adam_beta_2, check=check_unit_interval)
         self._set_hyper("adam_epsilon", adam_epsilon, check=check_nonnegative)
         self.nesterov = check_bool("nesterov", nesterov)
-        self.ns_steps = _check_steps(ns_steps)
+        self.ns_steps = check_int("ns_steps", ns_steps, low=1)
         self.ns_coefficients = _check_coefficients(ns_coefficients)
         self.exclude_embeddings = check_bool("exclude_embeddings", exclude_embeddings)
-        self.exclude_layers = _check_patterns(exclude_layers)
+        self.exclude_layers = check_patterns("exclude_layers", exclude_layers)
         self.flatten_higher_rank = check_bool("flatten_higher_rank", flatten_higher_rank)
         self.rms_rate = _check_rms_rate(rms_rate)
         self.momentum_form = check_choice("momentum_form", momentum_form, ("average", "sum"))
@@ -215,7 +214,7 @@ class Muon(Optimizer):
         path = getattr(variable, "path", None) or variable.name
         if self.exclude_embeddings and "embedding" in path.lower():
             return False
-        return not any(re.search(p, path) for p in self.exclude_layers)
+        return not matches_any(self.exclude_layers, variable)
 
     def build(self, var_list):
         if self.built:
@@ -264,9 +263,7 @@ class Muon(Optimizer):
         m, v = self.get_slot(variable, "momentum"), self.get_slot(variable, "velocity")
         variable.assign_sub(cast(dtype, lr * wd) * variable)
         if self.adam_epsilon_hat:
-            alpha = cast(dtype, lr) * tf.sqrt(1 - tf.pow(cast(dtype, b2), cast(dtype, t))) / (
-                1 - tf.pow(cast(dtype, b1), cast(dtype, t))
-            )
+            alpha = keras_adam_step_size(lr, b1, b2, self.iterations + 1, dtype)
             m.assign_add((gradient - m) * cast(dtype, 1 - b1))
             v.assign_add((tf.square(gradient) - v) * cast(dtype, 1 - b2))
             variable.assign_sub(m * alpha / (tf.sqrt(v) + self._get_hyper("adam_epsilon", dtype)))

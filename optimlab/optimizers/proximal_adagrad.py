@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_nonnegative, check_positive
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -22,7 +23,7 @@ def proximal_step(x, g, accumulator, lr, l1, l2):
     url="https://jmlr.org/papers/v10/duchi09a.html",
     quadratic=({"learning_rate": 0.5}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5}, 10000, 5e-2),
-    capabilities=("sparse", "lazy_sparse", "fused"),
+    capabilities=("sparse", "lazy_sparse"),
 )
 class ProximalAdagrad(Optimizer):
     """ProximalAdagrad (Duchi & Singer, 2009): Adagrad with a proximal l1/l2 step that yields exact zeros.
@@ -100,3 +101,13 @@ class ProximalAdagrad(Optimizer):
         self.assign(accumulator, tf.IndexedSlices(a_rows, rows, shape))
         x_rows = proximal_step(tf.gather(variable, rows), g, a_rows, lr, l1, l2)
         self.assign(variable, tf.IndexedSlices(x_rows, rows, shape))
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.fast_path(ProximalAdagrad, sparse=True)
+def _proximal_adagrad_kernel(opt, gradient, variable, learning_rate):
+    """TensorFlow's ``Resource(Sparse)ApplyProximalAdagrad``."""
+    dtype = variable.dtype
+    lr, l1, l2 = fused.once(opt, ("proximal_adagrad", dtype), lambda: opt._hypers_for(dtype, learning_rate))
+    accumulator = fused.handle(opt.get_slot(variable, "accumulator"))
+    return fused.resource_apply("ProximalAdagrad", gradient, var=variable.handle, accum=accumulator, lr=lr, l1=l1, l2=l2)

@@ -2,17 +2,10 @@
 
 import tensorflow as tf
 
-from optimlab._checks import check_bool, check_nonnegative, check_range, check_unit_interval
+from optimlab._checks import check_bool, check_int, check_nonnegative, check_range, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, step_count
 from optimlab.registry import register
-
-
-def check_total_steps(name, value):
-    """``total_steps``: a non-negative integer (0 switches the schedule off)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
-    return value
 
 
 def warmup_then_decay(lr, t, total_steps, warmup_proportion, min_lr):
@@ -50,7 +43,7 @@ class _RectifiedBase(Optimizer):
         self._set_hyper("warmup_proportion", warmup_proportion, check=lambda n, v: check_range(n, v, 0.0, 1.0))
         self._set_hyper("min_lr", min_lr, check=check_nonnegative)
         self.amsgrad = check_bool("amsgrad", amsgrad)
-        self.total_steps = check_total_steps("total_steps", total_steps)
+        self.total_steps = check_int("total_steps", total_steps, low=0)  # 0 switches the schedule off
 
     def build(self, var_list):
         if self.built:

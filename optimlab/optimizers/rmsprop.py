@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -27,7 +28,6 @@ def rms_denominator(mean_square, epsilon, epsilon_inside_sqrt):
     url="https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf",
     quadratic=({"learning_rate": 0.01}, 500, 1e-2),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 5000, 5e-2),
-    capabilities=("fused",),
 )
 class RMSprop(Optimizer):
     """RMSprop (Hinton, Srivastava & Swersky, 2012), centered form by Graves (2013).
@@ -126,3 +126,41 @@ class RMSprop(Optimizer):
         u = self.get_slot(variable, "momentum")
         u.assign(self._get_hyper("momentum", dtype) * u + increment)
         variable.assign_sub(u)
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.native_kernel(RMSprop, "rmsprop")
+def _rmsprop_native(opt, learning_rate, dtype):
+    def scalars():
+        rho = opt._get_hyper("rho", tf.float64)
+        head = (rho, 1.0 - rho, learning_rate, opt._get_hyper("epsilon", tf.float64))
+        return head + (opt._get_hyper("momentum", tf.float64),) if opt._has_momentum else head
+
+    slots = ("velocity",) + ("average_gradient",) * opt.centered + ("momentum",) * opt._has_momentum
+    attrs = {"centered": opt.centered, "momentum": opt._has_momentum, "epsilon_inside_sqrt": opt.epsilon_inside_sqrt}
+    return slots, fused.coefficients(opt, "native-rmsprop", dtype, scalars), attrs
+
+
+@fused.fast_path(RMSprop)
+def _rmsprop_kernel(opt, gradient, variable, learning_rate):
+    """The native op on the CPU; else TensorFlow's ``ResourceApply(Centered)RMSProp`` where it has the semantics."""
+    dtype = variable.dtype
+    library = fused.native(variable)
+    if library is not None:
+        return fused.native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
+    if not (opt.epsilon_inside_sqrt and opt._has_momentum):
+        return fused.DECLINED  # TensorFlow's kernels need a momentum slot and epsilon inside the square root
+    args = dict(
+        var=variable.handle,
+        ms=fused.handle(opt.get_slot(variable, "velocity")),
+        mom=fused.handle(opt.get_slot(variable, "momentum")),
+        lr=fused.lr(opt, learning_rate, dtype),
+        rho=fused.hyper(opt, "rho", dtype),
+        momentum=fused.hyper(opt, "momentum", dtype),
+        epsilon=fused.hyper(opt, "epsilon", dtype),
+        grad=gradient,
+    )
+    if opt.centered:
+        average_gradient = fused.handle(opt.get_slot(variable, "average_gradient"))
+        return tf.raw_ops.ResourceApplyCenteredRMSProp(mg=average_gradient, **args)
+    return tf.raw_ops.ResourceApplyRMSProp(**args)

@@ -5,7 +5,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from optimlab._checks import check_nonnegative, check_unit_interval
+from optimlab import fused
+from optimlab._checks import check_int, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, cast, own_weight_decay, step_count
 from optimlab.registry import register
@@ -21,12 +22,6 @@ def warmup_factor(t, warmup_steps):
 def averaging_weight(weight, weight_sum):
     """``c = weight / weight_sum``, 0 while both are 0 (a warm-up starting at lr = 0)."""
     return tf.math.divide_no_nan(weight, weight_sum)
-
-
-def _check_warmup_steps(value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"warmup_steps must be an integer >= 0; got {value!r}")
-    return value
 
 
 class _EvaluationSwap:
@@ -122,7 +117,6 @@ _SWAP_DOC = """
     quadratic=({"learning_rate": 0.1}, 500, 1e-2),
     rosenbrock=({"learning_rate": 3e-3, "beta_1": 0.5}, 10000, 5e-2),
     aliases=("sfsgd",),
-    capabilities=("fused",),
 )
 class ScheduleFreeSGD(_EvaluationSwap, Optimizer):
     """Schedule-Free SGD (Defazio et al., 2024): momentum by interpolation and averaging, no schedule.
@@ -172,7 +166,7 @@ class ScheduleFreeSGD(_EvaluationSwap, Optimizer):
     def __init__(self, learning_rate=1.0, beta_1=0.9, warmup_steps=0, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._set_hyper("beta_1", beta_1, check=check_unit_interval)
-        self.warmup_steps = _check_warmup_steps(warmup_steps)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
 
     def update_step(self, gradient, variable, learning_rate):
         self._averaged_step(variable, lambda: gradient, learning_rate)
@@ -186,7 +180,6 @@ class ScheduleFreeSGD(_EvaluationSwap, Optimizer):
     quadratic=({"learning_rate": 0.1}, 1000, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 10000, 5e-2),
     aliases=("sfadamw",),
-    capabilities=("fused",),
 )
 class ScheduleFreeAdamW(_EvaluationSwap, Optimizer):
     """Schedule-Free AdamW (Defazio et al., 2024): Adam's scaling with schedule-free averaging.
@@ -244,7 +237,7 @@ class ScheduleFreeAdamW(_EvaluationSwap, Optimizer):
         self._set_hyper("beta_1", beta_1, check=check_unit_interval)
         self._set_hyper("beta_2", beta_2, check=check_unit_interval)
         self._set_hyper("epsilon", epsilon, check=check_nonnegative)
-        self.warmup_steps = _check_warmup_steps(warmup_steps)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
 
     def build(self, var_list):
         if self.built:
@@ -268,6 +261,34 @@ class ScheduleFreeAdamW(_EvaluationSwap, Optimizer):
 
 ScheduleFreeSGD.__doc__ = ScheduleFreeSGD.__doc__.replace("{swap}", _SWAP_DOC)
 ScheduleFreeAdamW.__doc__ = ScheduleFreeAdamW.__doc__.replace("{swap}", _SWAP_DOC)
+
+
+# ------------------------------------------------------------------ fast paths
+def _schedule_free_kernel(opt, gradient, variable, learning_rate, adam):
+    """optimlab's native op: the averaging scalars (and Adam's moment scalars) as ``update_step`` computes them."""
+    library = fused.native(variable)
+    if library is None:
+        return fused.DECLINED
+    scalars = list(opt._averaging_scalars(variable, learning_rate))
+    slots = ("z", "x", "v") if adam else ("z", "x")
+    if adam:
+        scalars += opt._moment_scalars(variable.dtype)
+    return library.optimlab_apply_schedule_free(
+        handles=[variable.handle] + [fused.handle(opt.get_slot(variable, s)) for s in slots],
+        grad=gradient,
+        coefficients=tf.stack(scalars),
+        adam=adam,
+    )
+
+
+@fused.fast_path(ScheduleFreeSGD)
+def _schedule_free_sgd_kernel(opt, gradient, variable, learning_rate):
+    return _schedule_free_kernel(opt, gradient, variable, learning_rate, adam=False)
+
+
+@fused.fast_path(ScheduleFreeAdamW)
+def _schedule_free_adamw_kernel(opt, gradient, variable, learning_rate):
+    return _schedule_free_kernel(opt, gradient, variable, learning_rate, adam=True)
 
 
 class ScheduleFreeEvaluation(keras.callbacks.Callback):

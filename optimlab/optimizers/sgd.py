@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import fused
 from optimlab._checks import check_bool, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -14,7 +15,7 @@ from optimlab.registry import register
     url="https://doi.org/10.1214/aoms/1177729586",
     quadratic=({"learning_rate": 0.05, "momentum": 0.5}, 300, 1e-3),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 10000, 5e-2),
-    capabilities=("sparse", "fused"),
+    capabilities=("sparse",),
 )
 class SGD(Optimizer):
     """Stochastic gradient descent (Robbins & Monro, 1951) with momentum (Sutskever et al., 2013).
@@ -36,7 +37,7 @@ class SGD(Optimizer):
     Conventions: identical to ``keras.optimizers.SGD``. ``torch.optim.SGD``
     keeps ``lr`` outside the buffer (``b <- momentum * b + g; x <- x - lr * b``),
     which differs when the learning rate changes during training; Optax's
-    ``sgd`` follows torch. See ``optimlab.Momentum`` for seed 000's form.
+    ``sgd`` follows torch. See ``optimlab.Momentum`` for the form of TensorFlow's guide "Optimizers with Core APIs".
 
     Reference: https://doi.org/10.1214/aoms/1177729586 and
     https://proceedings.mlr.press/v28/sutskever13.html
@@ -82,3 +83,35 @@ class SGD(Optimizer):
             return super().sparse_update_step(gradient, variable, learning_rate)
         lr = tf.cast(learning_rate, variable.dtype)
         variable.scatter_sub(tf.IndexedSlices(gradient.values * lr, gradient.indices, gradient.dense_shape))
+
+
+# ------------------------------------------------------------------ fast paths
+@fused.native_kernel(SGD, "sgd_momentum")
+def _sgd_native(opt, learning_rate, dtype):
+    if not opt._has_momentum:
+        return fused.DECLINED  # SGD without momentum: the per-variable path's TensorFlow kernel
+
+    def scalars():
+        return learning_rate, opt._get_hyper("momentum", tf.float64)
+
+    return ("momentum",), fused.coefficients(opt, "native-sgd", dtype, scalars), {"nesterov": opt.nesterov}
+
+
+@fused.fast_path(SGD)
+def _sgd_kernel(opt, gradient, variable, learning_rate):
+    """TensorFlow's gradient-descent kernel; with momentum the native op on the CPU, else ``ResourceApplyKerasMomentum``."""
+    dtype = variable.dtype
+    lr = fused.lr(opt, learning_rate, dtype)
+    if not opt._has_momentum:
+        return tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=gradient)
+    library = fused.native(variable)
+    if library is not None:
+        return fused.native_apply(library, opt, [gradient], [variable], learning_rate, single=True)
+    return tf.raw_ops.ResourceApplyKerasMomentum(
+        var=variable.handle,
+        accum=fused.handle(opt.get_slot(variable, "momentum")),
+        lr=lr,
+        grad=gradient,
+        momentum=fused.hyper(opt, "momentum", dtype),
+        use_nesterov=opt.nesterov,
+    )

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab._checks import check_nonnegative, check_unit_interval
+from optimlab._checks import check_int, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import cast
 from optimlab.registry import register
@@ -39,12 +39,6 @@ def gauss_newton_bartlett(logits_fn, var_list, generator):
     grads = tape.gradient(loss, var_list)
     batch = tf.cast(tf.reduce_prod(tf.shape(logits)[:-1]), logits.dtype)
     return [tf.cast(batch, g.dtype) * tf.square(g) for g in grads]
-
-
-def _check_interval(value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"hessian_update_interval must be an integer >= 1; got {value!r}")
-    return value
 
 
 @register(
@@ -128,7 +122,7 @@ class Sophia(Optimizer):
         self._set_hyper("beta_2", beta_2, check=check_unit_interval)
         self._set_hyper("rho", rho, check=check_nonnegative)
         self._set_hyper("epsilon", epsilon, check=check_nonnegative)
-        self.hessian_update_interval = _check_interval(hessian_update_interval)
+        self.hessian_update_interval = check_int("hessian_update_interval", hessian_update_interval, low=1)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be an integer or None; got {seed!r}")
         self.seed = seed

@@ -1,6 +1,6 @@
 """Adam against a float64 NumPy transcription of Algorithm 1 of Kingma & Ba (2014) and keras.optimizers.Adam.
 
-The default form is the paper's (and seed 000's): epsilon added to
+The default form is the paper's (and that of the guide "Optimizers with Core APIs"): epsilon added to
 ``sqrt(v_hat)``. ``epsilon_hat=True`` is the paper's "efficient" form that
 Keras uses; it is compared with ``keras.optimizers.Adam``, with and without AMSGrad.
 """

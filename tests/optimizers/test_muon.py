@@ -211,6 +211,7 @@ def test_higher_rank_kernels_flatten_or_fall_back():
         ({"ns_coefficients": (1.0, 2.0)}, TypeError, "ns_coefficients"),
         ({"adam_lr_ratio": 0.0}, ValueError, "adam_lr_ratio"),
         ({"exclude_layers": "head"}, TypeError, "exclude_layers"),
+        ({"exclude_layers": ["("]}, ValueError, "exclude_layers"),  # compiled up front, as LARS's patterns
         ({"rms_rate": 0.0}, ValueError, "rms_rate"),
         ({"momentum_form": "ema"}, ValueError, "momentum_form"),
         ({"adam_epsilon_hat": 1}, TypeError, "adam_epsilon_hat"),

@@ -145,14 +145,14 @@ def test_callback_rejects_other_optimizers():
 
 
 @pytest.mark.parametrize(
-    "cls, kwargs, match",
+    "cls, kwargs, error, match",
     [
-        (optimlab.ScheduleFreeSGD, {"beta_1": 1.0}, "beta_1"),
-        (optimlab.ScheduleFreeSGD, {"warmup_steps": -1}, "warmup_steps"),
-        (optimlab.ScheduleFreeAdamW, {"beta_2": 1.5}, "beta_2"),
-        (optimlab.ScheduleFreeAdamW, {"warmup_steps": 2.5}, "warmup_steps"),
+        (optimlab.ScheduleFreeSGD, {"beta_1": 1.0}, ValueError, "beta_1"),
+        (optimlab.ScheduleFreeSGD, {"warmup_steps": -1}, ValueError, "warmup_steps"),
+        (optimlab.ScheduleFreeAdamW, {"beta_2": 1.5}, ValueError, "beta_2"),
+        (optimlab.ScheduleFreeAdamW, {"warmup_steps": 2.5}, TypeError, "warmup_steps"),  # not an integer: _checks.check_int
     ],
 )
-def test_bad_arguments(cls, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments(cls, kwargs, error, match):
+    with pytest.raises(error, match=match):
         cls(**kwargs)
