@@ -119,7 +119,7 @@ def test_bad_optimizer_and_task_paths_are_named():
     with pytest.raises(ValueError, match="has no attribute 'nope'"):
         problems.get("optimlab:nope")
     with pytest.raises(TypeError, match="must be an optimlab.lab.Problem or a function returning one"):
-        custom.resolve_task("numpy:pi")
+        problems.get("numpy:pi")
 
 
 MODULE = textwrap.dedent('''

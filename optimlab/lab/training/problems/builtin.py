@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from optimlab.lab.training.problems import Problem, holdout, register
+from optimlab.lab.training.problems.data import holdout
+from optimlab.lab.training.problems.problem import Problem, register
 
 BOSTON_COLUMNS = (
     "crim", "zn", "indus", "chas", "nox", "rm", "age", "dis", "rad", "tax", "ptratio", "b", "lstat",

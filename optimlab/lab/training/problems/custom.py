@@ -13,7 +13,7 @@ gets a ``ValueError``/``TypeError`` naming what is wrong when one is missing:
 
 ``metrics``, the budget (``epochs``, ``batch_size``) and the options have
 defaults. From the command line, ``--task package.module:attribute`` names a
-Problem or a function returning one (:func:`resolve_task`); ``--optimizers
+Problem or a function returning one (``problems.get``); ``--optimizers
 package.module:Class`` names an optimizer class the same way.
 
 Example:
@@ -35,6 +35,8 @@ import numbers
 
 import numpy as np
 
+from optimlab.lab.training.problems.data import VALID_SEED, Data, holdout, standardize_inputs
+
 LOSSES = ("mse", "crossentropy", "mean_output")
 METRICS = ("mae", "accuracy")
 BUILTIN_MODELS = ("mlp", "linear", "cnn")
@@ -55,20 +57,6 @@ def import_object(path, what):
             raise ValueError(f"{what} {path!r}: module {module_name!r} has no attribute {attribute!r}")
         target = getattr(target, part)
     return target
-
-
-def resolve_task(path):
-    """The Problem at ``path`` (a Problem or a function of no arguments returning one)."""
-    from optimlab.lab.training.problems import Problem
-
-    target = import_object(path, "task")
-    problem = target() if callable(target) and not isinstance(target, Problem) else target
-    if not isinstance(problem, Problem):
-        raise TypeError(f"task {path!r} must be an optimlab.lab.Problem or a function returning one; "
-                        f"got {type(problem).__name__}")
-    if problem.name == "custom":  # name the records' folder after the attribute
-        problem = dataclasses.replace(problem, name=path.rpartition(":")[2].replace(".", "_"))
-    return problem
 
 
 def metric_name(metric):
@@ -241,8 +229,6 @@ def _targets(problem, y):
 
 def load(problem, valid_fraction, standardize):
     """The :class:`~optimlab.lab.training.problems.Data` of a problem that carries its own ``data``."""
-    from optimlab.lab.training.problems import VALID_SEED, Data, holdout, standardize_inputs
-
     parts = splits(problem.data)
     (x_tr, y_tr), (x_te, y_te) = parts["train"], parts["test"]
     if parts["valid"] is None:

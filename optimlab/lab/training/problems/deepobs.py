@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optimlab.lab.training.problems import Problem, register
+from optimlab.lab.training.problems.problem import Problem, register
 
 QUADRATIC_SIZE, QUADRATIC_DIM, QUADRATIC_NOISE = 1000, 100, 0.6
 TWO_D_SIZE = 10000
