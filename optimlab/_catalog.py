@@ -22,6 +22,7 @@ FUNCTION_COLUMNS = ("name", "dim", "minima", "min_value", "start", "domain")
 
 def build():
     """``{"optimizers": [...], "functions": [...]}`` from the registries (imports TensorFlow)."""
+    # Imported here: the listings read this module's data without TensorFlow; only build() needs the registries.
     from optimlab import registry
     from optimlab.lab.convergence.functions import describe_functions
     from optimlab.lab.factory import hyperparameters_of, own_keywords

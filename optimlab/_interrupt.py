@@ -18,10 +18,14 @@ Example::
             train(run)
 """
 
+import concurrent.futures
 import contextlib
+import os
 import signal
 import threading
 import time
+
+from optimlab import _quiet
 
 _requested = threading.Event()
 _watching = threading.Event()  # set inside graceful(): Ctrl-C is ours to handle
@@ -131,8 +135,6 @@ def terminate(pool):
 
 def result(future, pool):
     """``future.result()`` from ``pool``, watching for a Ctrl-C; on one the pool's workers are ended."""
-    import concurrent.futures
-
     try:
         while True:
             check()
@@ -153,10 +155,6 @@ def worker_process(quiet):
     for nobody; and the libraries load silently when the parent's did
     (:func:`optimlab._quiet.quiet` there).
     """
-    import os
-
-    from optimlab import _quiet
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 

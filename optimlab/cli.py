@@ -1,6 +1,7 @@
 """The ``optimlab`` command: one Typer app; each command's work is done in the library.
 
-Only Typer is imported here: TensorFlow loads when a command starts its work
+Only Typer and the TensorFlow-free checks (:mod:`optimlab.lab.arguments`), listings and
+Ctrl-C handling are imported here: TensorFlow loads when a command starts its work
 (quietly, see :mod:`optimlab._quiet`), so ``optimlab --help``, ``--version``
 and option errors answer at once. Every command checks its input and its output
 paths before any work; bad input is one line on stderr and exit status 2, a
@@ -12,10 +13,15 @@ Example::
 """
 
 import contextlib
+import shlex
 import sys
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+
+from optimlab import __version__, _interrupt, _quiet
+from optimlab.lab import arguments, tables
 
 # Plain (click) help: at 80 columns Rich's option panels cut option names and defaults ("--optim…") and
 # Typer's panels show a type after each flag ("--svg <bool>"); the plain layout wraps every line whole.
@@ -35,8 +41,6 @@ TASKS = ("boston, diabetes, digits, breast_cancer, wine, iris, quadratic, classi
 
 def _version(value: bool):
     if value:
-        from optimlab import __version__
-
         typer.echo(f"optimlab {__version__}")
         raise typer.Exit()
 
@@ -53,18 +57,14 @@ def main_options(
 
 def _commands():
     """The library's command glue, imported (with TensorFlow, quietly) when a command runs."""
-    from optimlab import _quiet
-
     _quiet.import_libraries(_state["verbose"])
-    from optimlab.lab import commands
+    from optimlab.lab import commands  # imports TensorFlow: here, after _quiet, so --help and listings stay fast
 
     return commands
 
 
 def _command_line(ctx):
     """The running command with every option spelled out (defaults included), for the report."""
-    import shlex
-
     words = ["optimlab", ctx.info_name]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
@@ -91,18 +91,12 @@ def _run(ctx, work, safe_points=True, static=False, **checks):
     ``static`` work is a listing read from :mod:`optimlab._catalog`: ``work(tables, console)``,
     without TensorFlow (:mod:`optimlab.lab.tables`).
     """
-    from optimlab.lab import arguments
-
     try:
         arguments.precheck(**checks)
     except arguments.LabError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     if static:
-        from rich.console import Console
-
-        from optimlab.lab import tables
-
         try:
             work(tables, Console())
         except arguments.LabError as error:
@@ -111,8 +105,6 @@ def _run(ctx, work, safe_points=True, static=False, **checks):
         return
     commands = _commands()
     commands.set_command_line(_command_line(ctx))
-    from optimlab import _interrupt
-
     _interrupt.count_saved_runs(None)  # until this command makes a Runner (make_runner): nothing to resume
     try:
         with _interrupt.graceful() if safe_points else contextlib.nullcontext():

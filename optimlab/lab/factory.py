@@ -82,7 +82,8 @@ def make_schedule(name, learning_rate, args):
             try:
                 return cls(learning_rate, **args)
             except TypeError as error:
-                raise ValueError(f"schedule {name!r} does not take {sorted(args)} after the learning rate: {error}") from error
+                raise ValueError(f"schedule {name!r} does not take {sorted(args)} after the learning rate: "
+                                 f"{error}") from error
     known = sorted({n for m in (schedules, keras.optimizers.schedules) for n in dir(m)
                     if _is_schedule(getattr(m, n)) and not n.startswith("_") and n != "LearningRateSchedule"})
     raise ValueError(unknown("schedule", name, known))

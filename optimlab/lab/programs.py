@@ -92,7 +92,7 @@ class ProgramCache:
 
 
 def load_fresh_state(traced, fresh, variables):
-    """Build ``fresh`` on ``variables`` and copy its variables (slots, ``iterations``, hyperparameters) into ``traced``'s."""
+    """Build ``fresh`` on ``variables``; copy its variables (slots, ``iterations``, hyperparameters) into ``traced``'s."""
     fresh.build(variables)
     for mine, value in zip(traced.variables, fresh.variables, strict=True):
         mine.assign(value)

@@ -221,7 +221,8 @@ def _rosenbrock(dim):
 @register("beale")
 def _beale(dim):
     return dict(fn=beale, dim=2, minima=((3.0, 0.5),), min_value=0.0, domain=_box(2, -4.5, 4.5), start=(1.0, 1.5),
-                description="(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2: flat plateaus, sharp ridges")
+                description="(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2: flat plateaus, "
+                            "sharp ridges")
 
 
 @register("booth")
@@ -248,7 +249,8 @@ def _rastrigin(dim):
 def _ackley(dim):
     return dict(fn=ackley, dim=dim, minima=_origin(dim), min_value=0.0, domain=_box(dim, -5.0, 5.0),
                 start=(-3.0, 2.5) if dim == 2 else tuple(2.5 for _ in range(dim)),
-                description="-20 exp(-0.2 rms(x)) - exp(mean cos 2 pi x) + 20 + e: nearly flat outside, a deep well at 0")
+                description="-20 exp(-0.2 rms(x)) - exp(mean cos 2 pi x) + 20 + e: nearly flat outside, "
+                            "a deep well at 0")
 
 
 @register("quadratic", any_dim=True)

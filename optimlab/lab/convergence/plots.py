@@ -21,6 +21,7 @@ import pathlib
 
 import numpy as np
 import tensorflow as tf
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from optimlab.lab.convergence.functions import as_function
@@ -275,8 +276,6 @@ def _panels(n, size):
 
 def _cycle(n, on_dark=True):
     """``n`` colours, all different while ``n`` <= 28 (the guide's first, then tab20's)."""
-    from matplotlib import colormaps
-
     first = COLORS if on_dark else ("r", "k", "c", "m", "orange", "lime", "tab:blue", "y")
     colors = list(first) + [c for c in colormaps["tab20"].colors]
     return [colors[i % len(colors)] for i in range(n)]

@@ -102,7 +102,7 @@ def tune_learning_rate(
 
 
 def _optuna_search(run, n_trials, low, high, objective, seed):
-    import optuna
+    import optuna  # only for method="optuna": the converge command's grid stays off its second of import
 
     check_positive("low", low)
     check_positive("high", high)

@@ -49,7 +49,7 @@ def set_threads(threads):
     global _THREADS
     if threads is None or _THREADS == threads:
         return
-    import tensorflow as tf
+    import tensorflow as tf  # here, not above: a spawned worker must load it after optimlab._quiet (see compute)
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -153,7 +153,7 @@ def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eva
     ``train_loss`` is the mean of the epochs' losses since the last
     evaluation, ``train_loss_max`` the largest of them and ``peak_epoch`` its
     epoch (so a one-epoch explosion shows). The run reuses the traced program of an earlier run with the same
-    problem, data and optimizer structure (see :class:`Program`); ``wall_time``
+    problem, data and optimizer structure (see :mod:`~optimlab.lab.training.runner.program`); ``wall_time``
     counts training seconds only (tracing and evaluation excluded).
 
     Example:
