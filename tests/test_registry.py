@@ -143,3 +143,12 @@ def test_fused_capability_is_declared_exactly_where_a_fast_path_exists():
     for entry in optimlab.entries():
         has_path = fused.has_fast_path(entry.cls())
         assert entry.has("fused") == has_path, f"{entry.name}: fast path {has_path}, declared {entry.has('fused')}"
+
+
+def test_fused_capability_is_derived_never_declared():
+    """``fused`` comes from the fast-path registration beside the update rule; declaring it is refused."""
+    with pytest.raises(ValueError, match="derived"):
+        registry.register("x", paper="p", year=2000, url="u", quadratic=({}, 1, 1.0), rosenbrock=({}, 1, 1.0),
+                          capabilities=("fused",))
+    assert "fused" in optimlab.info("adamw").capabilities  # AdamW keeps Adam's update rule, so Adam's fast path
+    assert "fused" not in optimlab.info("nadam").capabilities
