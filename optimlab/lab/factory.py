@@ -53,11 +53,11 @@ def canonical(name):
     return registry.info(name).name
 
 
-def check_names(optimizer_names_list):
-    """:func:`canonical` of each name in a list; ValueError for an empty list or an unknown name."""
-    if not optimizer_names_list:
+def check_names(items):
+    """:func:`canonical` of each name in the list ``items``; ValueError for an empty list or an unknown name."""
+    if not items:
         raise ValueError("optimizers must name at least one optimizer; got an empty list")
-    return [canonical(name) for name in optimizer_names_list]
+    return [canonical(name) for name in items]
 
 
 def names(text, option="--optimizers"):
