@@ -14,15 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from optimlab._checks import check_choice, check_nonnegative, check_positive, check_range
+from optimlab._checks import check_choice, check_int, check_nonnegative, check_positive, check_range
 
 _register = keras.saving.register_keras_serializable(package="optimlab")
-
-
-def _check_steps(name, value, minimum=0):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 def _fraction(step, start, length):
@@ -78,8 +72,8 @@ class WarmupDecay(_Schedule):
 
     def __init__(self, peak_value, warmup_steps, decay_steps, decay="cosine", init_value=0.0, end_value=0.0, power=1.0):
         self.peak_value = float(check_nonnegative("peak_value", peak_value))
-        self.warmup_steps = _check_steps("warmup_steps", warmup_steps)
-        self.decay_steps = _check_steps("decay_steps", decay_steps, 1)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
+        self.decay_steps = check_int("decay_steps", decay_steps, 1)
         self.decay = check_choice("decay", decay, ("cosine", "linear", "polynomial"))
         self.init_value = float(check_nonnegative("init_value", init_value))
         self.end_value = float(check_nonnegative("end_value", end_value))
@@ -116,9 +110,9 @@ class WarmupStableDecay(_Schedule):
 
     def __init__(self, peak_value, warmup_steps, stable_steps, decay_steps, decay="linear", init_value=0.0, end_value=0.0):
         self.peak_value = float(check_nonnegative("peak_value", peak_value))
-        self.warmup_steps = _check_steps("warmup_steps", warmup_steps)
-        self.stable_steps = _check_steps("stable_steps", stable_steps)
-        self.decay_steps = _check_steps("decay_steps", decay_steps, 1)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
+        self.stable_steps = check_int("stable_steps", stable_steps, 0)
+        self.decay_steps = check_int("decay_steps", decay_steps, 1)
         self.decay = check_choice("decay", decay, ("linear", "cosine", "sqrt"))
         self.init_value = float(check_nonnegative("init_value", init_value))
         self.end_value = float(check_nonnegative("end_value", end_value))
@@ -158,7 +152,7 @@ class OneCycle(_Schedule):
 
     def __init__(self, max_value, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, anneal="cos"):
         self.max_value = float(check_nonnegative("max_value", max_value))
-        self.total_steps = _check_steps("total_steps", total_steps, 2)
+        self.total_steps = check_int("total_steps", total_steps, 2)
         self.pct_start = float(check_range("pct_start", pct_start, 0.0, 1.0, low_open=True, high_open=True))
         self.div_factor = float(check_positive("div_factor", div_factor))
         self.final_div_factor = float(check_positive("final_div_factor", final_div_factor))
@@ -261,10 +255,10 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
         super().__init__()
         self.monitor = monitor
         self.factor = float(check_range("factor", factor, 0.0, 1.0, low_open=True, high_open=True))
-        self.patience = _check_steps("patience", patience)
+        self.patience = check_int("patience", patience, 0)
         self.mode = check_choice("mode", mode, ("auto", "min", "max"))
         self.min_delta = abs(float(check_nonnegative("min_delta", min_delta)))
-        self.cooldown = _check_steps("cooldown", cooldown)
+        self.cooldown = check_int("cooldown", cooldown, 0)
         self.min_lr = float(check_nonnegative("min_lr", min_lr))
         self.verbose = verbose
         self._maximize = mode == "max" or (mode == "auto" and "acc" in monitor)
