@@ -4,7 +4,7 @@ The registries that hold these names import TensorFlow, which takes seconds;
 the ``optimlab`` command checks ``--task``, ``--optimizers`` and ``--function``
 against the lists here first, so a typo is answered at once, with a
 suggestion. The registries stay the source of truth: optimizer and function
-names come from the generated catalog (``python -m optimlab._catalog``), aliases
+names come from the generated catalog (``python -m optimlab.lab.catalog``), aliases
 and tasks are listed here, and a test (tests/lab/test_cli_names.py) asserts that
 each list equals its registry and says which name is missing. Example::
 

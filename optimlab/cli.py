@@ -88,7 +88,7 @@ def _run(ctx, work, safe_points=True, static=False, **checks):
     ``checks`` go to :func:`optimlab.lab.arguments.precheck` first, before TensorFlow is imported.
     With ``safe_points`` the work checks for a Ctrl-C itself (between runs, and inside
     compiled loops: :mod:`optimlab._interrupt`); without, a Ctrl-C interrupts it where it is.
-    ``static`` work is a listing read from :mod:`optimlab._catalog`: ``work(tables, console)``,
+    ``static`` work is a listing read from :mod:`optimlab.lab.catalog`: ``work(tables, console)``,
     without TensorFlow (:mod:`optimlab.lab.tables`).
     """
     try:

@@ -5,7 +5,7 @@ columns when the output is piped), one block of ``name  value`` lines per row
 where a long value wraps under itself. :func:`fmt` and :func:`percent` write
 numbers for those tables; :func:`progress_for` draws the one progress bar of
 a command's runs on standard error. The listings (``optimlab optimizers``,
-``functions``) read :mod:`optimlab._catalog`, the registries' static copy, so
+``functions``) read :mod:`optimlab.lab.catalog`, the registries' static copy, so
 they print in a fraction of a second. Nothing here imports TensorFlow. Example::
 
     show("two rows", ("name", "value"), [("a", "1"), ("b", "2")], numeric=("value",))
@@ -23,8 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from optimlab import _catalog
 from optimlab._names import did_you_mean
+from optimlab.lab import catalog
 from optimlab.lab.arguments import LabError
 
 console = Console()  # tables and summaries (standard output)
@@ -84,9 +84,9 @@ def details(out, rows):
 
 def list_optimizers(pattern, full, out):
     """The optimizers matching ``pattern``: one line each, or in full (``full``, or one name given)."""
-    entries = [e for e in _catalog.OPTIMIZERS if fnmatch.fnmatch(e["name"], pattern.lower())]
+    entries = [e for e in catalog.OPTIMIZERS if fnmatch.fnmatch(e["name"], pattern.lower())]
     if not entries:
-        names = [e["name"] for e in _catalog.OPTIMIZERS]
+        names = [e["name"] for e in catalog.OPTIMIZERS]
         raise LabError(f"no optimizer matches {pattern!r}{did_you_mean(pattern, names)} "
                        f"(try 'adam*' or see optimlab optimizers)")
     if full or (len(entries) == 1 and not any(c in pattern for c in "*?[")):
@@ -102,9 +102,9 @@ def list_optimizers(pattern, full, out):
 
 def list_functions(out):
     """The convergence lab's analytic test functions: minima, start, domain."""
-    headers = _catalog.FUNCTION_COLUMNS
+    headers = catalog.FUNCTION_COLUMNS
     show("analytic test functions (optimlab converge --function NAME)", headers,
-         [tuple(r[h] for h in headers) for r in _catalog.FUNCTIONS], ("dim", "min_value"), out)
+         [tuple(r[h] for h in headers) for r in catalog.FUNCTIONS], ("dim", "min_value"), out)
 
 
 def _counts(running, diverged, retried):

@@ -50,7 +50,7 @@ def test_functions_at_80_columns_wraps_long_values_inside_their_column(monkeypat
     from optimlab.lab.convergence.functions import describe_functions
 
     monkeypatch.setattr(tables, "console", Console(width=80))
-    monkeypatch.setenv("COLUMNS", "80")  # the listing prints without the library (optimlab._catalog)
+    monkeypatch.setenv("COLUMNS", "80")  # the listing prints without the library (optimlab.lab.catalog)
     result = runner.invoke(cli.app, ["functions"])
     assert result.exit_code == 0, result.output
     title, *body = result.output.splitlines()
@@ -105,7 +105,7 @@ def test_optimizers_details_at_80_columns_wrap_inside_their_column(monkeypatch):
     from optimlab.lab import tables
 
     monkeypatch.setattr(tables, "console", Console(width=80))
-    monkeypatch.setenv("COLUMNS", "80")  # the listing prints without the library (optimlab._catalog)
+    monkeypatch.setenv("COLUMNS", "80")  # the listing prints without the library (optimlab.lab.catalog)
     result = runner.invoke(cli.app, ["optimizers", "adam*", "--details"])
     assert result.exit_code == 0, result.output
     keys = ("paper", "link", "summary", "capabilities", "defaults")

@@ -143,10 +143,10 @@ def test_every_unknown_name_has_one_message_format_suggestion_first():
 
 def test_the_static_listings_equal_the_registries_and_print_without_tensorflow(tmp_path):
     """Found by a user test: `optimlab optimizers` and `functions` waited 15-18 s for TensorFlow to print static text."""
-    from optimlab import _catalog
+    from optimlab.lab import catalog
 
-    assert {"optimizers": _catalog.OPTIMIZERS, "functions": _catalog.FUNCTIONS} == _catalog.build(), \
-        "the stored listings drifted from the registries: run python -m optimlab._catalog"
+    assert {"optimizers": catalog.OPTIMIZERS, "functions": catalog.FUNCTIONS} == catalog.build(), \
+        "the stored listings drifted from the registries: run python -m optimlab.lab.catalog"
     code = ("import sys\nimport optimlab.cli\n"
             "for args in (['optimizers'], ['optimizers', 'adam'], ['functions'], ['optimizers', 'adma']):\n"
             "    sys.argv = ['optimlab', *args]\n"
