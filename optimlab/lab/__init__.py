@@ -17,9 +17,10 @@ figures, analysis):
 Shared by both: ``factory`` (optimizer names, aliases, wildcards and
 ``package.module:Class`` become optimizers), ``programs`` (the one trace-once
 cache of compiled programs). For the ``optimlab`` command: ``arguments``
-(checks and parsers that need no TensorFlow), ``tables`` (console output),
-``commands`` (the glue, one function per command) and ``training_commands``
-(compare, sweep, tune, diagnose).
+(checks and parsers that need no TensorFlow), ``catalog`` (the registries'
+static copy behind the listings and the ``--set`` check), ``tables`` (console
+output), ``commands`` (the glue, one function per command) and
+``training_commands`` (compare, sweep, tune, diagnose).
 
 The convergence lab's main entry points are re-exported here, and the
 training lab's :class:`Problem` (your own model and data)::
