@@ -38,6 +38,7 @@ from optimlab._checks import check_range
 from optimlab._names import unknown
 from optimlab.lab.training.problems import builtin, custom, deepobs  # noqa: F401  (they register their problems)
 from optimlab.lab.training.problems.builtin import BOSTON_COLUMNS, BOSTON_ENV, boston_split  # noqa: F401
+from optimlab.lab.training.problems.identity import data_digest, fingerprint  # noqa: F401
 from optimlab.lab.training.problems.data import VALID_SEED, Data, holdout, standardize_inputs  # noqa: F401
 from optimlab.lab.training.problems.problem import PROBLEMS, Problem, names, note, register  # noqa: F401
 

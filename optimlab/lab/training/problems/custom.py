@@ -63,15 +63,15 @@ def metric_name(metric):
     return metric if isinstance(metric, str) else getattr(metric, "__name__", type(metric).__name__)
 
 
-def _name_of(value):
-    """A JSON-able name: strings as they are, functions and classes as ``module:qualname``."""
+def describe_value(value):
+    """A JSON-able name (no memory addresses): strings as they are, functions and classes as ``module:qualname``."""
     if value is None or isinstance(value, (str, bool, numbers.Number)):
         return value
     if isinstance(value, (list, tuple)):
-        return [_name_of(v) for v in value]
+        return [describe_value(v) for v in value]
     if isinstance(value, functools.partial):
         args = [repr(a) for a in value.args] + [f"{k}={v!r}" for k, v in value.keywords.items()]
-        return f"{_name_of(value.func)}({', '.join(args)})"
+        return f"{describe_value(value.func)}({', '.join(args)})"
     module = getattr(value, "__module__", None)
     name = getattr(value, "__qualname__", None) or type(value).__qualname__
     return f"{module}:{name}" if module else name
@@ -89,7 +89,7 @@ def describe(problem):
         value = getattr(problem, field.name)
         if field.name == "data" and value is not None and not callable(value):
             value = "arrays"
-        meta[field.name] = _name_of(value)
+        meta[field.name] = describe_value(value)
     meta["metric"] = problem.metric
     meta["metrics"] = [metric_name(m) for m in problem.metrics]
     return meta
