@@ -95,8 +95,7 @@ class HyperparameterAttributes:
     def __setattr__(self, name, value):
         names = self._hyperparameter_names()
         key = self._canonical(name)
-        to_store = key in names or (key == "learning_rate" and self._LEARNING_RATE_TO_STORE) if names is not None else False
-        if to_store:
+        if names is not None and (key in names or (key == "learning_rate" and self._LEARNING_RATE_TO_STORE)):
             self._set_hyper(key, value)
         else:
             super().__setattr__(key, value)
