@@ -1,5 +1,6 @@
 """The lab's statistics against scipy.stats on known samples, and against hand computations."""
 
+import functools
 import math
 
 import numpy as np
@@ -37,11 +38,22 @@ def test_wilcoxon_exact_matches_scipy(n):
 def test_wilcoxon_normal_approximation_with_ties_matches_scipy():
     x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0])
     y = x - np.array([1.0, 1.0, -2.0, 2.0, 3.0, 3.0, 3.0, -1.0, 4.0, 5.0, 0.0, 6.0])  # ties and one zero
-    ours = stats.wilcoxon(x, y)
+    ours = stats.wilcoxon(x, y, method="approx")
     ref = sps.wilcoxon(x, y, method="approx", zero_method="wilcox", correction=False)
     assert ours["method"] == "approx" and ours["n"] == 11
     assert ours["statistic"] == pytest.approx(ref.statistic)
     assert ours["p"] == pytest.approx(ref.pvalue, rel=1e-10)
+
+
+@pytest.mark.parametrize("d", [[1.0] * 6, [-1, 1, 2, 3, 4, 5.0], [1, 1, 2, -2, 3, 3, 4, 5.0],
+                               [-1, 1, 1, 1, 1, 1, 1.0], [2.0, -2.0, 3, 3, 3, 5, 6, 7, 7, -8, 9, 10, 11]])
+def test_wilcoxon_with_ties_matches_scipys_default(d):
+    """Found in issue 22: six equal differences gave p = 0.029 (normal approximation), below the exact 2/64."""
+    ours = stats.wilcoxon(np.array(d), np.zeros(len(d)))
+    ref = sps.wilcoxon(d)  # scipy's auto: with ties and n <= 13, every sign pattern
+    assert ours["method"] == "permutation"
+    assert ours["p"] == pytest.approx(ref.pvalue, rel=1e-12)
+    assert ours["p"] >= stats.wilcoxon_min_p(len(d))
 
 
 def test_wilcoxon_refuses_samples_that_can_never_reach_alpha():
@@ -114,3 +126,67 @@ def test_bad_input_is_named():
         stats.describe([])
     with pytest.raises(ValueError, match="confidence"):
         stats.bootstrap_ci([1.0, 2.0], confidence=1.5)
+
+
+# ------------------------------------------------ what a design can show (issue 22)
+
+def _sign_patterns(n):
+    """Every one of the 2**n sign patterns of the differences ranked 1..n, as rows of signed ranks."""
+    signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    return signs * np.arange(1.0, n + 1)
+
+
+@functools.cache
+def _scipy_smallest_p(n):
+    """The smallest exact two-sided p scipy gives over all sign patterns of n pairs (one call per distinct W+)."""
+    patterns = _sign_patterns(n)
+    w_plus = np.where(patterns > 0, patterns, 0).sum(axis=1)
+    one_per_w = {w: row for w, row in zip(w_plus, patterns)}
+    return min(sps.wilcoxon(row, method="exact", zero_method="wilcox").pvalue for row in one_per_w.values())
+
+
+def _holm_rejects_any(pvalues, alpha):
+    """Holm's step-down procedure as written in textbooks: reject while p_(i) <= alpha / (m - i + 1)."""
+    m = len(pvalues)
+    return sorted(pvalues)[0] < alpha / m  # the first step decides whether anything is rejected
+
+
+@pytest.mark.parametrize("n", range(1, 12))
+def test_smallest_p_of_n_pairs_matches_an_exhaustive_count_with_scipy(n):
+    assert stats.wilcoxon_min_p(n) == pytest.approx(_scipy_smallest_p(n), rel=1e-12)
+
+
+def test_seeds_needed_matches_an_exhaustive_count_under_holm():
+    smallest = {n: _scipy_smallest_p(n) for n in range(1, 12)}
+    for comparisons in range(1, 40):
+        # the fewest pairs with which some sign pattern, repeated over every comparison, lets Holm reject
+        expected = min(n for n, p in smallest.items() if _holm_rejects_any([p] * comparisons, 0.05))
+        assert stats.seeds_needed(comparisons) == expected, comparisons
+        assert stats.holm_min_p(expected, comparisons) < 0.05 <= stats.holm_min_p(expected - 1, comparisons)
+    assert [stats.seeds_needed(k - 1) for k in (2, 3, 4, 5, 8, 14, 27)] == [6, 7, 7, 8, 9, 10, 11]
+
+
+def test_holm_floor_is_what_holm_gives_on_the_most_one_sided_results():
+    for n, comparisons in [(6, 2), (7, 2), (10, 5), (5, 1)]:
+        p = _scipy_smallest_p(n)
+        assert min(stats.holm([p] * comparisons)) == pytest.approx(stats.holm_min_p(n, comparisons))
+    assert stats.holm_min_p(6, 2) == pytest.approx(0.0625)  # the user's case: 3 optimizers, 6 seeds
+
+
+def test_design_limit_says_what_the_design_can_never_show():
+    text = stats.design_limit(6, 3)
+    assert "0.0625" in text and "at least 7 seeds" in text and "3 optimizers" in text
+    assert stats.design_limit(7, 3) is None and stats.design_limit(6, 2) is None
+    assert "at least 6 seeds" in stats.design_limit(5, 2)
+
+
+def test_default_seeds_can_show_a_difference_with_room_to_spare():
+    for k in (2, 3, 5, 20, 40, 60):
+        assert stats.design_limit(stats.default_seeds(k), k) is None
+    assert stats.default_seeds(3) == stats.DEFAULT_SEEDS == 10
+    assert stats.default_seeds(40) == 11
+    # at 10 seeds, 3 optimizers still reach p < 0.05 when the two smallest differences go the other way (W = 3)
+    d = np.arange(1.0, 11.0) * np.array([-1, -1] + [1] * 8)
+    assert min(stats.holm([sps.wilcoxon(d, method="exact").pvalue] * 2)) < 0.05
+    with pytest.raises(ValueError, match="alpha"):
+        stats.seeds_needed(2, alpha=0.0)

@@ -70,3 +70,29 @@ def test_a_column_of_p_values_uses_one_notation():
     assert [float(t) for t in small[:3]] == [5.8e-04, 5.8e-05, 3.1e-02]
     plain = verdict.p_texts([0.031, 0.5, 0.0012])
     assert plain == ["0.031", "0.500", "0.001"]
+
+
+def test_a_design_that_can_never_reach_the_threshold_says_so():
+    """Found by a user (issue 22): 3 optimizers x 6 seeds, Holm p never below 0.0625, yet "needs p < 0.05"."""
+    from optimlab.lab.training.analysis import tables
+
+    runs = _runs([("adam", 0.01, s, 1.0 + s) for s in range(6)] + [("gd", 0.01, s, 2.0 + s) for s in range(6)]
+                 + [("sgd", 0.01, s, 3.0 + s) for s in range(6)])  # adam wins every seed against both
+    tests = tables.tests(runs)
+    assert list(tests["wilcoxon_p_holm"]) == [0.0625, 0.0625]  # the most one-sided result possible
+    assert all("can go below 0.0625" in note and "at least 7 seeds" in note for note in tests["note"])
+    sentence = verdict.headline(runs)
+    assert "6 paired seeds cannot show it is better" in sentence and "at least 7 seeds" in sentence
+    assert "needs p < 0.05" not in sentence
+    seven = _runs([(name, 0.01, s, base + s) for name, base in (("adam", 1.0), ("gd", 2.0), ("sgd", 3.0))
+                   for s in range(7)])
+    assert verdict.headline(seven).startswith("adam lr=0.01 beats gd lr=0.01 on diabetes")
+    assert set(tables.tests(seven)["note"]) == {""}
+
+
+def test_too_few_pairs_are_told_what_every_comparison_needs():
+    runs = _runs([(name, 0.01, s, base + s) for name, base in (("adam", 1.0), ("gd", 2.0), ("sgd", 3.0))
+                  for s in range(5)])
+    from optimlab.lab.training.analysis import tables
+
+    assert all("at least 7 seeds" in note for note in tables.tests(runs)["note"])  # not the single test's 6

@@ -16,7 +16,16 @@ import numpy as np
 import pandas as pd
 
 from optimlab.lab.training.analysis import stats
-from optimlab.lab.training.runner.experiments import selection_loss
+
+
+def selection_loss(record):
+    """The final validation loss (training loss without a validation split); inf if diverged."""
+    final = record["final"]
+    value = final.get("valid_loss")
+    value = final.get("train_loss") if value is None else value
+    if record["status"] != "ok" or value is None or not math.isfinite(value):
+        return math.inf
+    return value
 
 
 def config_label(hyperparameters):
@@ -159,8 +168,28 @@ def tests(runs, alpha=0.05):
         for column in ("wilcoxon_p", "welch_p"):
             for row, adjusted in zip(block, stats.holm([r[column] for r in block])):
                 row[f"{column}_holm"] = adjusted
+        _note_design_limits(block, alpha)
         rows.extend(block)
     return pd.DataFrame(rows)
+
+
+def _note_design_limits(block, alpha):
+    """Say, on each test of a problem whose seeds can never give a Holm-corrected p below ``alpha``, why not.
+
+    Sets ``limit`` (that sentence, or "") and ``note`` of each row of ``block``.
+    Holm multiplies the smallest of the m p-values it corrects by m, so no
+    adjusted p goes below ``m * 2 / 2**n`` with n the most pairs of a test
+    (:func:`stats.holm_min_p`). A test refused for too few pairs is told what
+    the whole problem's comparisons need (the refusal counts one test alone).
+    """
+    tested = [row for row in block if row["wilcoxon_p"] is not None]
+    limit = stats.design_limit(max(r["pairs"] for r in tested), len(tested) + 1, alpha) if tested else None
+    for row in block:
+        row["limit"] = (limit or "") if row["wilcoxon_p"] is not None else ""
+        if row["limit"]:
+            row["note"] = limit
+        elif row["wilcoxon_p"] is None and row["pairs"] > 0:
+            row["note"] = stats.design_limit(row["pairs"], len(block) + 1, alpha) or row["note"]
 
 
 def ranked_summary(runs):

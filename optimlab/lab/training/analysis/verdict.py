@@ -123,7 +123,7 @@ def headline(problem_runs, alpha=0.05):
     if p is not None and not (isinstance(p, float) and math.isnan(p)) and p < alpha:
         return (f"{_who(best)} beats {_who(second)} on {problem}: {both}, Wilcoxon p={p:.2g} Holm, "
                 f"{pairs} paired seeds, Cohen's d={_num(d, 2)}.")
-    if p is None or (isinstance(p, float) and math.isnan(p)):
+    if p is None or (isinstance(p, float) and math.isnan(p)) or t["limit"]:
         return (f"{_who(best)} has the lowest median {loss} on {problem} ahead of {_who(second)} ({both}), "
                 f"but {pairs} paired seeds cannot show it is better: {t['note']}.")
     return (f"No significant difference on {problem}: {_who(best)} leads {_who(second)} with {both}, "
