@@ -410,7 +410,7 @@ class Optimizer(Float64Hyperparameters, keras.optimizers.Optimizer):
     def _apply_weight_decay(self, variables):
         # Keras 3 casts the Python float through float32 (tf.cast of a float makes a
         # float32 tensor first); this keeps it exact for float64 variables.
-        if self.weight_decay is None:
+        if not self._decays_weights():
             return
         if not tf.distribute.has_strategy() and fast_paths.folds_weight_decay(self):
             # The update step decays each variable with its update: in the native
@@ -425,6 +425,9 @@ class Optimizer(Float64Hyperparameters, keras.optimizers.Optimizer):
                 distribution.extended.update(variable, self._decay_one, args=(learning_rate,), group=False)
 
         self._merge(apply, variables)
+
+    def _decays_weights(self):  # whether _apply_weight_decay has work (Muon: also adam_weight_decay)
+        return self.weight_decay is not None
 
     def _decay_one(self, variable, learning_rate):
         """Decoupled weight decay ``x <- x - lr * wd * x``, with ``wd`` exact in the variable's dtype."""

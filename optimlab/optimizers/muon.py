@@ -8,6 +8,7 @@ from optimlab._checks import (
     check_int,
     check_nonnegative,
     check_positive,
+    check_range,
     check_unit_interval,
 )
 from optimlab.optimizer import Optimizer
@@ -23,21 +24,29 @@ from optimlab.optimizers._common import (
 from optimlab.registry import register
 
 
+def transpose_last_axes(x):
+    """``x`` with its last two axes swapped: each matrix of a batch of matrices transposed."""
+    if len(x.shape) < 2:
+        raise ValueError(f"expected a matrix or a batch of matrices (rank >= 2); got shape {tuple(x.shape)}")
+    return tf.linalg.matrix_transpose(x)
+
+
 def newton_schulz(g, steps, coefficients, epsilon):
     """Approximate ``U V^T`` of the matrix ``g = U S V^T`` by the quintic Newton-Schulz iteration.
 
     ``X <- a X + (b A + c A^2) X`` with ``A = X X^T``, from ``X = g / (||g||_F + epsilon)``,
     on the wide orientation of ``g``. The coefficients push singular values
-    towards [0.7, 1.2] quickly rather than exactly to 1.
+    towards [0.7, 1.2] quickly rather than exactly to 1. A ``g`` of rank > 2 is a
+    batch of matrices on its last two axes.
     """
     a, b, c = coefficients
-    tall = g.shape[0] > g.shape[1]
-    x = tf.transpose(g) if tall else g
-    x = x / (tf.norm(x) + epsilon)
+    tall = g.shape[-2] > g.shape[-1]
+    x = transpose_last_axes(g) if tall else g
+    x = x / (tf.norm(x, axis=(-2, -1), keepdims=True) + epsilon)
     for _ in range(steps):
         gram = tf.matmul(x, x, transpose_b=True)
         x = a * x + tf.matmul(b * gram + c * tf.matmul(gram, gram), x)
-    return tf.transpose(x) if tall else x
+    return transpose_last_axes(x) if tall else x
 
 
 def as_matrix_shape(shape):
@@ -75,6 +84,41 @@ def _check_coefficients(value):
     if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
         raise TypeError(f"ns_coefficients must be three numbers (a, b, c); got {value!r}")
     return tuple(float(v) for v in value)
+
+
+DEFAULT_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+KERAS_COEFFICIENT_NAMES = ("muon_a", "muon_b", "muon_c")
+
+
+def _coefficients(ns_coefficients, muon_abc):
+    """``ns_coefficients`` with Keras's ``muon_a``, ``muon_b``, ``muon_c`` (None: not given) in their places.
+
+    Giving both spellings of one coefficient with different values is a ValueError.
+    """
+    coefficients = list(_check_coefficients(ns_coefficients))
+    explicit = coefficients != list(DEFAULT_COEFFICIENTS)
+    for i, (name, value) in enumerate(zip(KERAS_COEFFICIENT_NAMES, muon_abc)):
+        if value is None:
+            continue
+        value = float(check_range(name, value, dynamic=False))
+        if explicit and value != coefficients[i]:
+            raise ValueError(
+                f"{name}={value} conflicts with ns_coefficients[{i}]={coefficients[i]}; "
+                f"give the coefficient once (ns_coefficients=(a, b, c) or muon_a/muon_b/muon_c)"
+            )
+        coefficients[i] = value
+    return tuple(coefficients)
+
+
+def _keras_coefficient(index):
+    """Keras's ``muon_a``/``muon_b``/``muon_c``: one entry of ``ns_coefficients``, readable and settable."""
+
+    def set_coefficient(self, value):
+        coefficients = list(self.ns_coefficients)
+        coefficients[index] = float(check_range(KERAS_COEFFICIENT_NAMES[index], value, dynamic=False))
+        self.ns_coefficients = tuple(coefficients)
+
+    return property(lambda self: self.ns_coefficients[index], set_coefficient)
 
 
 @register(
@@ -125,6 +169,8 @@ class Muon(Optimizer):
         nesterov: Nesterov momentum (default True).
         ns_steps: Newton-Schulz iterations (default 5).
         ns_coefficients: ``(a, b, c)`` (default (3.4445, -4.7750, 2.0315)).
+        muon_a, muon_b, muon_c: Keras's names for the entries of ``ns_coefficients``
+            (default None: as ``ns_coefficients``); also readable and settable attributes.
         epsilon: added to the Frobenius norm before the iteration (default 1e-7).
         rms_rate: None (default) for the reference's shape scale; a positive
             number for Moonlight's ``rms_rate * sqrt(max(fan_in, fan_out))`` (Keras's 0.2).
@@ -149,6 +195,12 @@ class Muon(Optimizer):
     weight_decay=0.004, adam_weight_decay=0.004`` and its default learning rate
     0.001 (equal up to float32 rounding; Keras decays the fallback's variables
     with ``lr``, not ``lr_a``, which differs only when ``adam_lr_ratio != 1``).
+    Keras's methods ``zeropower_via_newtonschulz5``, ``transpose_last_axis``,
+    ``lr_adjust`` and ``_should_use_adamw`` exist here with Keras's meaning, and
+    the decay runs in ``_apply_weight_decay`` as in Keras. One name differs:
+    Keras's ``epsilon`` is the fallback's (its Newton-Schulz epsilon is a fixed
+    1e-7), optimlab's ``epsilon`` is the Newton-Schulz one and ``adam_epsilon``
+    the fallback's; pass ``adam_epsilon`` where Keras code passes ``epsilon``.
     Optax's ``contrib.muon`` scales by ``sqrt(max(1, fan_out / fan_in))`` as here
     (``consistent_rms`` gives the ``rms_rate`` rule), but bias-corrects its
     momentum, which changes the Nesterov direction in early steps, and
@@ -171,7 +223,7 @@ class Muon(Optimizer):
         momentum=0.95,
         nesterov=True,
         ns_steps=5,
-        ns_coefficients=(3.4445, -4.7750, 2.0315),
+        ns_coefficients=DEFAULT_COEFFICIENTS,
         epsilon=1e-7,
         adam_lr_ratio=0.015,
         adam_beta_1=0.9,
@@ -184,6 +236,9 @@ class Muon(Optimizer):
         momentum_form="average",
         adam_epsilon_hat=False,
         adam_weight_decay=None,
+        muon_a=None,
+        muon_b=None,
+        muon_c=None,
         name=None,
         **kwargs,
     ):
@@ -196,7 +251,7 @@ class Muon(Optimizer):
         self._set_hyper("adam_epsilon", adam_epsilon, check=check_nonnegative)
         self.nesterov = check_bool("nesterov", nesterov)
         self.ns_steps = check_int("ns_steps", ns_steps, low=1)
-        self.ns_coefficients = _check_coefficients(ns_coefficients)
+        self.ns_coefficients = _coefficients(ns_coefficients, (muon_a, muon_b, muon_c))
         self.exclude_embeddings = check_bool("exclude_embeddings", exclude_embeddings)
         self.exclude_layers = check_patterns("exclude_layers", exclude_layers)
         self.flatten_higher_rank = check_bool("flatten_higher_rank", flatten_higher_rank)
@@ -207,6 +262,8 @@ class Muon(Optimizer):
             adam_weight_decay = float(check_nonnegative("adam_weight_decay", adam_weight_decay))
         self.adam_weight_decay = adam_weight_decay
 
+    muon_a, muon_b, muon_c = (_keras_coefficient(i) for i in range(3))
+
     def uses_muon(self, variable):
         """Whether ``variable`` gets the orthogonalized update (else the Adam fallback)."""
         if len(variable.shape) < 2 or (len(variable.shape) > 2 and not self.flatten_higher_rank):
@@ -215,6 +272,37 @@ class Muon(Optimizer):
         if self.exclude_embeddings and "embedding" in path.lower():
             return False
         return not matches_any(self.exclude_layers, variable)
+
+    def _should_use_adamw(self, variable):
+        """Keras's name for ``not uses_muon(variable)``: the variable takes the Adam fallback."""
+        return not self.uses_muon(variable)
+
+    def zeropower_via_newtonschulz5(self, x, steps):
+        """Keras's name for :func:`newton_schulz` with this optimizer's ``ns_coefficients`` and ``epsilon``.
+
+        ``x``: a matrix, or a batch of matrices on its last two axes; ``steps``: iterations.
+        """
+        x = tf.convert_to_tensor(x)
+        if len(x.shape) < 2:
+            raise ValueError(f"zeropower_via_newtonschulz5 needs x of rank >= 2 (a matrix); got shape {tuple(x.shape)}")
+        steps = check_int("steps", steps, low=1)
+        return newton_schulz(x, steps, self.ns_coefficients, self._get_hyper("epsilon", x.dtype))
+
+    def transpose_last_axis(self, x):
+        """Keras's name for :func:`transpose_last_axes`: ``x`` with its last two axes swapped."""
+        return transpose_last_axes(tf.convert_to_tensor(x))
+
+    def lr_adjust(self, x):
+        """``x`` times the shape scale of an orthogonalized update of ``x``'s shape (Keras's name).
+
+        ``rms_rate * sqrt(max(fan_in, fan_out))`` with ``rms_rate`` as Keras; with
+        ``rms_rate=None`` the reference's ``sqrt(max(1, fan_out / fan_in))``, where
+        Keras returns ``x`` unchanged (the two agree for fan_out <= fan_in).
+        """
+        x = tf.convert_to_tensor(x)
+        if len(x.shape) < 2:
+            raise ValueError(f"lr_adjust needs x of rank >= 2 (a matrix); got shape {tuple(x.shape)}")
+        return x * tf.cast(shape_scale(*as_matrix_shape(x.shape), self.rms_rate), x.dtype)
 
     def build(self, var_list):
         if self.built:
@@ -226,20 +314,31 @@ class Muon(Optimizer):
             if not self.uses_muon(var):
                 self.add_slot(var, "velocity")
 
-    def _apply_weight_decay(self, variables):
-        """Off: each rule decays with its own learning rate (see ``update_step``)."""
+    def _decays_weights(self):
+        return self.weight_decay is not None or self.adam_weight_decay is not None
+
+    def _decay_one(self, variable, learning_rate):
+        """Decoupled decay before the update, each rule at its own rate.
+
+        ``lr * weight_decay`` for the orthogonalized matrices, ``lr_a *
+        adam_weight_decay`` (``weight_decay`` when None) for the fallback's variables.
+        """
+        lr = tf.cast(learning_rate, tf.float64)
+        wd = own_weight_decay(self, variable)
+        if not self.uses_muon(variable):
+            lr = lr * self._get_hyper("adam_lr_ratio", tf.float64)
+            if self.adam_weight_decay is not None:
+                wd = tf.constant(self.adam_weight_decay if self._use_weight_decay(variable) else 0.0, tf.float64)
+        variable.assign_sub(cast(variable.dtype, lr * wd) * variable)
 
     def update_step(self, gradient, variable, learning_rate):
         lr = tf.cast(learning_rate, tf.float64)
-        wd = own_weight_decay(self, variable)
         if self.uses_muon(variable):
-            self._muon_step(gradient, variable, lr, wd)
+            self._muon_step(gradient, variable, lr)
             return
-        if self.adam_weight_decay is not None:
-            wd = tf.constant(self.adam_weight_decay if self._use_weight_decay(variable) else 0.0, tf.float64)
-        self._adam_step(gradient, variable, lr * self._get_hyper("adam_lr_ratio", tf.float64), wd)
+        self._adam_step(gradient, variable, lr * self._get_hyper("adam_lr_ratio", tf.float64))
 
-    def _muon_step(self, gradient, variable, lr, wd):
+    def _muon_step(self, gradient, variable, lr):
         dtype = variable.dtype
         beta = self._get_hyper("momentum", dtype)
         b = self.get_slot(variable, "momentum")
@@ -250,18 +349,15 @@ class Muon(Optimizer):
             b.assign(beta * b + (1 - beta) * gradient)
             u = (1 - beta) * gradient + beta * b if self.nesterov else b
         fan_in, fan_out = as_matrix_shape(variable.shape)
-        epsilon = self._get_hyper("epsilon", dtype)
-        direction = newton_schulz(tf.reshape(u, (fan_in, fan_out)), self.ns_steps, self.ns_coefficients, epsilon)
+        direction = self.zeropower_via_newtonschulz5(tf.reshape(u, (fan_in, fan_out)), self.ns_steps)
         scale = shape_scale(fan_in, fan_out, self.rms_rate)
-        variable.assign_sub(cast(dtype, lr * wd) * variable)
         variable.assign_sub(cast(dtype, lr * scale) * tf.reshape(direction, variable.shape))
 
-    def _adam_step(self, gradient, variable, lr, wd):
+    def _adam_step(self, gradient, variable, lr):
         dtype = variable.dtype
         b1, b2 = self._get_hyper("adam_beta_1", tf.float64), self._get_hyper("adam_beta_2", tf.float64)
         t = step_count(self)
         m, v = self.get_slot(variable, "momentum"), self.get_slot(variable, "velocity")
-        variable.assign_sub(cast(dtype, lr * wd) * variable)
         if self.adam_epsilon_hat:
             alpha = keras_adam_step_size(lr, b1, b2, self.iterations + 1, dtype)
             m.assign_add((gradient - m) * cast(dtype, 1 - b1))

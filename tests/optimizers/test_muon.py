@@ -234,3 +234,89 @@ def test_low_precision_matrix_keeps_dtype_and_descends(dtype):
         opt.minimize(loss, [w])
     assert w.dtype == tf.as_dtype(dtype) and opt.get_slot(w, "momentum").dtype == tf.as_dtype(dtype)
     assert float(loss()) < 0.5 * start
+
+
+# Keras 3's Muon API (issue 24): its method and argument names, compared with keras.optimizers.Muon.
+def test_newton_schulz_method_matches_keras_for_matrices_and_batches():
+    rng = np.random.default_rng(7)
+    ours, theirs = optimlab.Muon(), keras.optimizers.Muon()
+    for shape in [(2, 2), (6, 4), (3, 5), (2, 6, 4), (3, 2, 5)]:
+        x = tf.constant(rng.normal(size=shape), tf.float32)
+        got = ours.zeropower_via_newtonschulz5(x, 5).numpy()
+        np.testing.assert_allclose(got, keras.ops.convert_to_numpy(theirs.zeropower_via_newtonschulz5(x, 5)), rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(ours.transpose_last_axis(x).numpy(), keras.ops.convert_to_numpy(theirs.transpose_last_axis(x)))
+    x = tf.constant(rng.normal(size=(3, 6, 4)))  # each matrix of the batch on its own
+    for i in range(3):
+        np.testing.assert_allclose(ours.zeropower_via_newtonschulz5(x, 5)[i].numpy(), _ns5(x[i].numpy()), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(4, 2), (3, 7), (8, 8)])
+def test_lr_adjust_matches_keras_with_rms_rate(shape):
+    x = tf.constant(np.random.default_rng(1).normal(size=shape), tf.float32)
+    ours = optimlab.Muon(rms_rate=0.2).lr_adjust(x).numpy()
+    np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(keras.optimizers.Muon(rms_rate=0.2).lr_adjust(x)), rtol=1e-6)
+    np.testing.assert_allclose(ours, x.numpy() * 0.2 * max(shape) ** 0.5, rtol=1e-6)
+
+
+def test_lr_adjust_without_rms_rate_is_the_reference_scale():
+    """Keras returns x unchanged; optimlab keeps the reference's sqrt(max(1, fan_out / fan_in)): equal for 6 -> 4."""
+    tall, wide = tf.ones((6, 4)), tf.ones((3, 12))
+    keras_muon = keras.optimizers.Muon(rms_rate=None)
+    np.testing.assert_array_equal(optimlab.Muon().lr_adjust(tall).numpy(), keras.ops.convert_to_numpy(keras_muon.lr_adjust(tall)))
+    np.testing.assert_allclose(optimlab.Muon().lr_adjust(wide).numpy(), np.full((3, 12), 2.0))
+
+
+def test_should_use_adamw_matches_keras():
+    model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(10, 4), keras.layers.Dense(5, name="hidden"),
+                              keras.layers.Dense(2, name="last")])
+    conv = keras.Variable(np.ones((3, 3, 2, 4)), name="conv")
+    for kwargs in ({}, {"exclude_layers": ["last"]}, {"exclude_embeddings": False}):
+        ours, theirs = optimlab.Muon(flatten_higher_rank=False, **kwargs), keras.optimizers.Muon(**kwargs)
+        for v in model.trainable_variables + [conv]:
+            assert ours._should_use_adamw(v) == theirs._should_use_adamw(v), (kwargs, v.path)
+    assert not optimlab.Muon()._should_use_adamw(conv)  # flattened by default, as the reference does
+
+
+def test_keras_coefficient_names_are_ns_coefficients():
+    x = tf.constant(np.random.default_rng(2).normal(size=(5, 3)), tf.float32)
+    ours = optimlab.Muon(muon_a=3.0, muon_b=-3.5)
+    assert ours.ns_coefficients == (3.0, -3.5, 2.0315) and (ours.muon_a, ours.muon_b, ours.muon_c) == ours.ns_coefficients
+    theirs = keras.optimizers.Muon(muon_a=3.0, muon_b=-3.5)
+    np.testing.assert_allclose(ours.zeropower_via_newtonschulz5(x, 5).numpy(),
+                               keras.ops.convert_to_numpy(theirs.zeropower_via_newtonschulz5(x, 5)), rtol=1e-4, atol=1e-5)
+    ours.muon_c = 1.5
+    assert ours.ns_coefficients == (3.0, -3.5, 1.5)
+    assert optimlab.Muon.from_config(ours.get_config()).ns_coefficients == (3.0, -3.5, 1.5)
+    assert optimlab.Muon(ns_coefficients=(2.0, -1.0, 0.5), muon_b=-1.0).ns_coefficients == (2.0, -1.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: optimlab.Muon(muon_a="x"), TypeError, "muon_a"),
+        (lambda: optimlab.Muon(muon_c=float("nan")), ValueError, "muon_c"),
+        (lambda: optimlab.Muon(ns_coefficients=(2.0, -1.0, 0.5), muon_b=-4.0), ValueError, "muon_b.*ns_coefficients"),
+        (lambda: optimlab.Muon().zeropower_via_newtonschulz5(tf.ones(3), 5), ValueError, "rank >= 2.*\\(3,\\)"),
+        (lambda: optimlab.Muon().zeropower_via_newtonschulz5(tf.ones((2, 2)), 0), ValueError, "steps"),
+        (lambda: optimlab.Muon().lr_adjust(tf.ones(3)), ValueError, "rank >= 2"),
+        (lambda: optimlab.Muon().transpose_last_axis(tf.ones(3)), ValueError, "rank >= 2"),
+    ],
+)
+def test_keras_api_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_weight_decay_runs_in_apply_weight_decay_as_keras():
+    """Keras's tests call ``_apply_weight_decay`` alone: matrices decay with weight_decay, the rest with adam_weight_decay."""
+    def decayed(opt):
+        matrix, scalar = keras.Variable(np.ones((2, 2)), dtype="float32"), keras.Variable(2.0)
+        opt._apply_weight_decay([matrix, scalar])
+        return keras.ops.convert_to_numpy(matrix), keras.ops.convert_to_numpy(scalar)
+
+    kwargs = dict(learning_rate=0.5, weight_decay=0.25, adam_weight_decay=0.125)
+    for o, k in zip(decayed(optimlab.Muon(adam_lr_ratio=1.0, **kwargs)), decayed(keras.optimizers.Muon(**kwargs))):
+        np.testing.assert_allclose(o, k, rtol=1e-7)
+    matrix, scalar = decayed(optimlab.Muon(learning_rate=0.5, adam_weight_decay=0.125, adam_lr_ratio=0.5))
+    np.testing.assert_array_equal(matrix, np.ones((2, 2)))  # no weight_decay: the matrix stays
+    assert float(scalar) == 2.0 * (1 - 0.25 * 0.125)  # the fallback decays with lr_a = lr * adam_lr_ratio
