@@ -69,7 +69,9 @@ def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=
         batch = "problem" if batch_size is None else (None if batch_size == 0 else batch_size)
         runner = experiments.Runner(out, problem, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
                                     target=target, standardize=standardize, valid_fraction=valid_fraction,
-                                    tensorboard=tensorboard, jobs=jobs, ray=ray, **parse_options(options))
+                                    tensorboard=tensorboard, jobs=jobs, ray=ray, **parse_options(options),
+                                    on_note=lambda text: tables.console.print(text, highlight=False, markup=False,
+                                                                              soft_wrap=True))
     _interrupt.count_saved_runs(runner)  # a Ctrl-C says how many of its runs were saved
     return runner
 

@@ -23,18 +23,25 @@ creates it computes the run, the others wait for its record. A claim whose
 process is dead (same machine) or that is older than :data:`CLAIM_TIMEOUT`
 (another machine) is stale and taken over.
 
-Layout: ``OUT/records/<problem>/<optimizer>/<key>.json``.
+Layout: ``OUT/records/<problem>/<optimizer>/<fingerprint>-<key>.json``, where
+``<fingerprint>`` is the first 8 digits of the problem's fingerprint (see
+:func:`optimlab.lab.training.problems.fingerprint`; schema 2 records, from
+before it, are named ``<key>.json`` and stay readable). Folder names are the
+names made safe on every system (:func:`folder_name`: ``keras.optimizers:Adam``
+becomes ``keras.optimizers_Adam-<hash>``); the record holds the real names.
 """
 
 import hashlib
 import json
 import math
 import os
+import re
 import socket
 import time
 from pathlib import Path
 
-SCHEMA = 2
+SCHEMA = 3  # 3: the spec holds the problem's fingerprint; file names begin with it; folder names are safe names
+READABLE = (2, 3)  # schemas this version reads (2: before problem fingerprints)
 CLAIM_TIMEOUT = 6 * 3600.0  # seconds after which another machine's claim counts as abandoned
 TMP_TIMEOUT = 3600.0  # seconds after which a temporary file of another machine counts as abandoned
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
@@ -50,8 +57,40 @@ def run_key(spec):
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")  # Windows forbids <>:"/\\|?* and control characters in names
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+def folder_name(name):
+    """``name`` as a folder name valid on Windows, macOS and Linux, distinct for distinct names.
+
+    A name that is safe as it is stays as it is (``adam``, ``iris``); any other
+    gets its unsafe characters replaced by ``_`` and 8 digits of its hash added
+    (``keras.optimizers:Adam`` -> ``keras.optimizers_Adam-<hash>``), so two names never share a folder.
+    """
+    slug = _UNSAFE.sub("_", str(name)).rstrip(". ") or "_"
+    if slug.split(".")[0].upper() in _RESERVED:
+        slug = f"_{slug}"
+    if slug != name:
+        slug = f"{slug}-{hashlib.sha256(str(name).encode()).hexdigest()[:8]}"
+    return slug
+
+
 def record_path(out, spec):
-    return Path(out) / "records" / spec["problem"] / spec["optimizer"] / f"{run_key(spec)}.json"
+    """Where the record of ``spec`` lives: ``OUT/records/<problem>/<optimizer>/<fingerprint>-<key>.json``."""
+    prefix = f"{spec['fingerprint'][:8]}-" if spec.get("fingerprint") else ""
+    return (Path(out) / "records" / folder_name(spec["problem"]) / folder_name(spec["optimizer"])
+            / f"{prefix}{run_key(spec)}.json")
+
+
+def other_definitions(out, problem, fingerprint):
+    """How many records under ``out`` of the problem named ``problem`` were made by another definition of it.
+
+    Reads only file names (the fingerprint begins each one; schema 2 records have none and count as other).
+    """
+    folder = Path(out) / "records" / folder_name(problem)
+    own = f"{fingerprint[:8]}-"
+    return sum(1 for path in folder.glob("*/*.json") if not path.name.startswith(own))
 
 
 def _clean(value):
@@ -124,8 +163,9 @@ def _parse(path):
                           f"or edited); {fix}")
     if record["checksum"] != checksum(record):
         raise RecordError(f"run record {path} does not match its checksum: it was edited or corrupted; {fix}")
-    if record.get("schema") is not None and record["schema"] != SCHEMA:
-        raise RecordError(f"run record {path} has schema {record['schema']}, this optimlab reads {SCHEMA}; {fix}")
+    if record.get("schema") is not None and record["schema"] not in READABLE:
+        raise RecordError(f"run record {path} has schema {record['schema']}, this optimlab reads "
+                          f"{' and '.join(map(str, READABLE))}; {fix}")
     del record["checksum"]
     return record
 

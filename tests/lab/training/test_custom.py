@@ -83,7 +83,11 @@ def test_data_as_tf_data_or_a_callable_gives_the_same_arrays():
     ({"epochs": 0}, ValueError, "epochs must be a positive integer"),
     ({"batch_size": -2}, ValueError, "batch_size must be a positive integer"),
     ({"mixup": -1.0}, ValueError, "mixup must be a finite number >= 0"),
-    ({"label_smoothing": 0.1, "loss": "mse"}, ValueError, "label_smoothing needs loss='crossentropy'"),
+    ({"label_smoothing": 0.1, "loss": "mse", "metrics": ["mae"]}, ValueError, "label_smoothing needs loss='crossentropy'"),
+    ({"loss": None}, ValueError, "loss is required with your own data"),
+    ({"metrics": ["mae"]}, ValueError, "metrics: 'mae' compares real-valued targets"),
+    ({"loss": "mse", "metrics": ["accuracy"]}, ValueError, "metrics: 'accuracy' needs class labels"),
+    ({"loss": "mean_output", "metrics": ["mae"]}, ValueError, "metrics: 'mae' compares"),
     ({"name": "a/b"}, ValueError, "name must be a non-empty string"),
 ])
 def test_bad_problem_fields_are_named(overrides, error, message):

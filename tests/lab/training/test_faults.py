@@ -51,7 +51,8 @@ def test_damaged_records_name_the_file_and_what_to_do(folder, tmp_path):
             commands.make_report(out)
         with pytest.raises(records.RecordError, match=str(target)):  # a resumed compare stops at it too
             experiments.compare(experiments.Runner(out, "iris", epochs=2), ["gd", "adam"], seeds=2)
-    assert records.read(source)["key"] == source.stem  # the intact record reads back
+    intact = records.read(source)  # the intact record reads back, from where its spec puts it
+    assert records.record_path(folder, intact["spec"]) == source and source.stem.endswith(intact["key"])
 
 
 def test_records_follow_the_umask_and_stale_temporary_files_go(tmp_path):

@@ -26,6 +26,7 @@ BOSTON_COLUMNS = (
     "crim", "zn", "indus", "chas", "nox", "rm", "age", "dis", "rad", "tax", "ptratio", "b", "lstat",
 )
 BOSTON_ENV = "OPTIMLAB_BOSTON"
+DATA_SETS = ("diabetes", "digits", "breast_cancer", "wine", "iris", "quadratic", "classification")  # Boston aside
 TEST_SEED = 0  # fixed: the generated data and the test rows never depend on the run's seed
 BOSTON_NOTE = ("Boston housing's b column encodes a racial statistic; it is kept only so that results "
                "compare with the literature.")
@@ -62,6 +63,9 @@ def raw_split(name, data=None):
     """``((x_train, y_train), (x_test, y_test))`` of the built-in problem ``name`` (``data``: Boston's path)."""
     if name == "boston":
         return _load_boston(data)
+    if name not in DATA_SETS:
+        raise ValueError(f"data: problem {name!r} has none; data=None is for the built-in problems "
+                         f"{['boston', *DATA_SETS]}: pass data=... (arrays, tf.data or a function returning them)")
     return holdout(*_load_sklearn(name), 0.2, TEST_SEED)
 
 

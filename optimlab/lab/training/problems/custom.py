@@ -110,6 +110,34 @@ def _check_name_or_function(value, names, allowed, not_callable=None):
         raise TypeError(not_callable or f"{allowed}; got {value!r}")
 
 
+def default_metrics(loss):
+    """The metrics that fit ``loss`` when none are given: accuracy for crossentropy, mae for mse, none otherwise."""
+    return {"crossentropy": ("accuracy",), "mse": ("mae",)}.get(loss, ()) if isinstance(loss, str) else ()
+
+
+def _check_loss(problem):
+    """A loss is required with your own data (no silent MSE), and must be a known name or a function."""
+    if problem.loss is None:
+        if problem.data is None:
+            return  # a built-in problem's data with no loss: refused before any run (loop.preflight)
+        raise ValueError(f"loss is required with your own data: one of {list(LOSSES)} ('mse' for real-valued "
+                         "targets, 'crossentropy' for class labels) or a function loss(y_true, y_pred); got None")
+    _check_name_or_function(problem.loss, LOSSES, f"loss must be one of {list(LOSSES)} or a function loss(y_true, y_pred)")
+
+
+def _check_metric_fits(metric, loss):
+    """``mae`` needs real-valued targets (loss mse), ``accuracy`` class labels (crossentropy); a function fits any."""
+    if not isinstance(metric, str) or callable(loss) or loss is None:
+        return
+    if metric == "mae" and loss != "mse":
+        raise ValueError(f"metrics: 'mae' compares real-valued targets with the outputs, which loss={loss!r} "
+                         f"does not have; use {list(default_metrics(loss))} (the default for {loss!r}) or a function")
+    if metric == "accuracy" and loss != "crossentropy":
+        raise ValueError(f"metrics: 'accuracy' needs class labels and one logit per class (loss='crossentropy'); "
+                         f"loss={loss!r} has none: use {list(default_metrics(loss))} (the default for {loss!r}) "
+                         "or a function")
+
+
 def check_problem(problem):
     """Raise ValueError/TypeError naming the first missing or bad part of ``problem``."""
     if not isinstance(problem.name, str) or not problem.name or "/" in problem.name or ":" in problem.name:
@@ -122,11 +150,12 @@ def check_problem(problem):
         f"model must be a function of no arguments returning a keras.Model (or one of {list(BUILTIN_MODELS)}); "
         f"got {type(problem.model).__name__}",
     )
-    _check_name_or_function(problem.loss, LOSSES, f"loss must be one of {list(LOSSES)} or a function loss(y_true, y_pred)")
+    _check_loss(problem)
     if isinstance(problem.metrics, (str, bytes)) or not isinstance(problem.metrics, (list, tuple)):
         raise TypeError(f"metrics must be a list of names {list(METRICS)} or functions; got {problem.metrics!r}")
     for metric in problem.metrics:
         _check_name_or_function(metric, METRICS, f"metrics must hold names in {list(METRICS)} or functions")
+        _check_metric_fits(metric, problem.loss)
     if isinstance(problem.epochs, bool) or not isinstance(problem.epochs, numbers.Integral) or problem.epochs < 1:
         raise ValueError(f"epochs must be a positive integer; got {problem.epochs!r}")
     batch = problem.batch_size
@@ -215,15 +244,29 @@ def splits(data):
                      f"got {type(data).__name__}")
 
 
-def _targets(problem, y):
+def _numeric(array, what, split):
+    """``array`` unless its dtype is not numeric: ValueError naming ``data``, the split and the dtype."""
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise ValueError(f"data: the {split} {what} must be numbers (encode text or categories first); "
+                         f"got dtype {array.dtype}")
+    return array
+
+
+def _targets(problem, y, split):
+    y = _numeric(np.asarray(y), "targets", split)
     if problem.loss == "mse":
-        return np.asarray(y, np.float32).reshape(len(y), -1)
+        return y.astype(np.float32).reshape(len(y), -1)
     if problem.loss == "crossentropy":
-        y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] > 1:  # one-hot rows -> labels
             y = y.argmax(axis=1)
+        if y.ndim > 1 and y.size != len(y):
+            raise ValueError(f"data: loss='crossentropy' needs one class label per row (or one-hot rows); "
+                             f"the {split} targets have shape {y.shape}")
+        bad = y[y != np.round(y)] if np.issubdtype(y.dtype, np.floating) else y[:0]
+        if bad.size:
+            raise ValueError(f"data: loss='crossentropy' needs integer class labels 0, 1, ...; the {split} targets "
+                             f"hold {bad.flat[0]!r} (for real-valued targets use loss='mse')")
         return y.reshape(-1).astype(np.int32)
-    y = np.asarray(y)
     return y.astype(np.int32) if np.issubdtype(y.dtype, np.integer) else y.astype(np.float32)
 
 
@@ -238,8 +281,9 @@ def load(problem, valid_fraction, standardize):
     if x_tr.shape[1:] != x_te.shape[1:] or (len(x_va) and x_va.shape[1:] != x_tr.shape[1:]):
         raise ValueError(f"data: inputs of the splits differ in shape: train {x_tr.shape[1:]}, "
                          f"valid {x_va.shape[1:]}, test {x_te.shape[1:]}")
-    inputs = [np.asarray(x, np.float32) for x in (x_tr, x_va, x_te)]
+    split_names = ("train", "valid", "test")
+    inputs = [_numeric(np.asarray(x), "inputs", s).astype(np.float32) for x, s in zip((x_tr, x_va, x_te), split_names)]
     if standardize:
         inputs = [x.astype(np.float32) for x in standardize_inputs(inputs)]
-    targets = [_targets(problem, y) for y in (y_tr, y_va, y_te)]
+    targets = [_targets(problem, y, s) for y, s in zip((y_tr, y_va, y_te), split_names)]
     return Data(inputs[0], targets[0], inputs[1], targets[1], inputs[2], targets[2])

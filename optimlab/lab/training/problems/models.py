@@ -4,6 +4,8 @@
 that every optimizer of a paired comparison starts from the same point.
 """
 
+import re
+
 import keras
 import numpy as np
 
@@ -83,5 +85,26 @@ def build(problem, input_shape, seed):
         model = small_cnn(problem.outputs, filters=problem.hidden[0], batchnorm=problem.batchnorm)
     else:
         raise ValueError(f"model must be one of ['cnn', 'linear', 'mlp'] or a function; got {problem.model!r}")
-    model(np.zeros((1, *input_shape), "float32"))  # creates the weights now, from the seed
+    try:
+        model(np.zeros((1, *input_shape), "float32"))  # creates the weights now, from the seed
+    except Exception as error:  # noqa: BLE001 - Keras's long message, cut to the line that says what is wrong
+        raise ValueError(f"model: {describe(problem)} cannot take the data's inputs, rows of shape {input_shape}: "
+                         f"{reason(error)}") from error
     return model
+
+
+def describe(problem):
+    """How an error names the problem's model: ``'mlp'`` or the function's ``module:qualname``."""
+    model = problem.model
+    return repr(model) if isinstance(model, str) else f"{getattr(model, '__module__', '?')}:" \
+        f"{getattr(model, '__qualname__', type(model).__qualname__)}"
+
+
+def reason(error):
+    """The line of a Keras or TensorFlow error that says what is wrong (not its call stack), at most 300 characters."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # Keras colours its messages
+    lines = [line.strip(" \t\u2022") for line in text.splitlines()]
+    useful = [line for line in lines if line and not line.startswith(("Exception encountered", "Arguments received",
+                                                                      "Call arguments received", "{{function_node"))]
+    text = useful[0] if useful else (lines[0] if lines and lines[0] else type(error).__name__)
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -37,9 +37,12 @@ class Problem:
         loss: ``"mse"``, ``"crossentropy"`` (sparse labels, logits),
             ``"mean_output"`` (the model outputs its per-example loss, as in
             DeepOBS's quadratic and 2-D problems) or a function
-            ``loss(y_true, y_pred)`` (a Keras loss object works).
+            ``loss(y_true, y_pred)`` (a Keras loss object works). Required
+            with your own ``data``: there is no default loss.
         metrics: ``"mae"``, ``"accuracy"`` or functions ``metric(y_true, y_pred)``;
-            the first is the one summaries show.
+            the first is the one summaries show. Default (None): the one that
+            fits the loss (``accuracy`` for crossentropy, ``mae`` for mse, none
+            otherwise); ``mae`` with class labels or ``accuracy`` without them is refused.
         epochs, batch_size: the default budget (``batch_size`` None: full batch).
         standardize: scale inputs with the training statistics.
         target: validation loss that counts as "reached" (None: no target).
@@ -50,14 +53,18 @@ class Problem:
             report shows it; "" for none). Not stored in records: the report
             finds it by the records' problem name among the registered problems.
 
-    Problems compare by identity (traced programs are reused per problem object).
+    Problems compare by identity (traced programs are reused per problem object);
+    what a problem *is*, for its records, is its fingerprint
+    (:func:`optimlab.lab.training.problems.fingerprint`). Before any run, one
+    step on one batch checks that model, data, loss and metrics fit together
+    (:func:`optimlab.lab.training.runner.loop.preflight`).
     """
 
     name: str = "custom"
     model: object = "mlp"
     data: object = None
-    loss: object = "mse"
-    metrics: tuple = ("mae",)
+    loss: object = None
+    metrics: tuple | None = None
     epochs: int = 10
     batch_size: int | None = 32
     standardize: bool = False
@@ -72,6 +79,8 @@ class Problem:
     note: str = dataclasses.field(default="", metadata={"recorded": False})
 
     def __post_init__(self):
+        if self.metrics is None:  # frozen: the default that fits the loss is set once, here
+            object.__setattr__(self, "metrics", custom.default_metrics(self.loss))
         custom.check_problem(self)
 
     @property

@@ -1,7 +1,8 @@
 """Where the runs of an experiment are computed: here, in worker processes, or on a Ray cluster.
 
 Every executor computes runs with the same function, :func:`compute`
-(``spec`` in, record out), and hands the records back to the driver, which
+(``spec`` in, record out; the record's key is the spec's, and the spec holds
+the problem's fingerprint, computed once by the driver), and hands the records back to the driver, which
 writes them (see :class:`~optimlab.lab.training.runner.experiments.Runner`):
 workers never need the output folder, so a cluster needs no shared
 filesystem. Results do not depend on the executor: a run is a pure function
@@ -22,7 +23,6 @@ per configuration, not once per run.
 """
 
 import concurrent.futures
-import hashlib
 import multiprocessing
 import os
 import pickle
@@ -31,17 +31,8 @@ import time
 from optimlab import _interrupt, _quiet
 
 MAX_RETRIES = 3
-_DATA = {}  # fingerprint -> Data: one object per data set in a worker, so its traced programs are reused
+_DATA = {}  # problems.data_digest -> Data: one object per data set in a worker, so its traced programs are reused
 _THREADS = None
-
-
-def _fingerprint(data):
-    digest = hashlib.sha256()
-    for name in ("x_train", "y_train", "x_valid", "y_valid", "x_test", "y_test"):
-        array = getattr(data, name)
-        digest.update(f"{name}{array.shape}{array.dtype}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 def set_threads(threads):
@@ -68,9 +59,10 @@ def compute(problem, data, spec):
 
     import optimlab
     from optimlab.lab.training import records
+    from optimlab.lab.training.problems import identity
     from optimlab.lab.training.runner import loop
 
-    data = _DATA.setdefault(_fingerprint(data), data)
+    data = _DATA.setdefault(identity.data_digest(data), data)
     started = time.time()
     schedule = spec.get("schedule")
     result = loop.train_named(problem, data, spec["optimizer"], spec["hyperparameters"], spec["seed"],

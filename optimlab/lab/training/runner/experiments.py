@@ -14,6 +14,7 @@ gives every optimizer the same initial weights and the same data order.
 import dataclasses
 import math
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -50,6 +51,14 @@ class Runner:
         on_run: called as ``on_run(record, computed)`` after every run.
         on_start: called as ``on_start()`` when a run starts computing (progress bars).
         on_retry: called as ``on_retry()`` when a run lost its worker and is computed again.
+        on_note: called as ``on_note(text)`` with a one-line note (a problem
+            that changed under its name); None: a Python warning.
+
+    Before anything is written, :meth:`data_split` loads the data and checks
+    the problem with one step on one batch
+    (:func:`~optimlab.lab.training.runner.loop.preflight`). Every run's spec
+    holds the problem's :meth:`fingerprint`, so different problems (two
+    unnamed ones, or one changed under its name) never share records.
 
     Concurrent runners (other processes, other machines on a shared folder)
     split the work: each claims a run before computing it (see
@@ -76,6 +85,7 @@ class Runner:
     on_run: object = None
     on_start: object = None
     on_retry: object = None
+    on_note: object = None
     computed: int = 0
     reused: int = 0
     _counted: set = dataclasses.field(default_factory=set, init=False, repr=False)  # record paths counted
@@ -100,10 +110,29 @@ class Runner:
         return self._problem.meta()
 
     def data_split(self):
-        """The problem's data, loaded once (errors about missing data surface here)."""
+        """The problem's data, loaded and checked once (one step on one batch): bad data or model errors surface here."""
         if self._data is None:
-            self._data = problems.load(self._problem, self.data, self.standardize, self.valid_fraction)
+            data = problems.load(self._problem, self.data, self.standardize, self.valid_fraction)
+            loop.preflight(self._problem, data)
+            self._data = data
+            self._note_changed()
         return self._data
+
+    def fingerprint(self):
+        """The problem's fingerprint on its loaded data (:func:`~optimlab.lab.training.problems.fingerprint`)."""
+        return problems.fingerprint(self._problem, self.data_split())
+
+    def _note_changed(self):
+        """One line when ``out`` holds records of a problem of this name made by another definition of it."""
+        others = records.other_definitions(self.out, self.problem, self.fingerprint())
+        if others:
+            text = (f"note: problem {self.problem!r} is not the one of {others} earlier record(s) under "
+                    f"{self.out / 'records' / records.folder_name(self.problem)} (its data, model, loss, metrics "
+                    "or options differ, or they predate problem fingerprints): its runs are computed again")
+            if self.on_note is None:
+                warnings.warn(text, stacklevel=3)
+            else:
+                self.on_note(text)
 
     def spec(self, optimizer, hyperparameters, seed):
         """Everything that determines a run, with the problem's defaults filled in."""
@@ -111,6 +140,7 @@ class Runner:
         epochs = p.epochs if self.epochs is None else int(self.epochs)
         return {
             "problem": p.name,
+            "fingerprint": self.fingerprint(),
             "optimizer": factory.canonical(optimizer),
             "hyperparameters": {k: float(v) for k, v in sorted(hyperparameters.items()) if v is not None},
             "seed": int(seed),
@@ -198,7 +228,8 @@ class Runner:
                 if self.tensorboard:
                     spec = record["spec"]
                     loop.write_tensorboard(pd.DataFrame(record["history"]),
-                                           self.out / "tensorboard" / spec["problem"] / spec["optimizer"] / record["key"])
+                                           self.out / "tensorboard" / records.folder_name(spec["problem"])
+                                           / records.folder_name(spec["optimizer"]) / record["key"])
                 found[paths[i]] = record
                 self.computed += 1
                 self._done(paths[i], record, computed=True)

@@ -82,6 +82,69 @@ def initial_weights(problem, input_shape, seed):
     return _WEIGHTS[key]
 
 
+PREFLIGHT_ROWS = 16  # rows of the one batch that preflight trains on
+
+
+def _check_outputs(problem, data, outputs):
+    """Shape and label-range checks of the model's outputs against every split's targets (ValueError naming the field)."""
+    units = outputs.shape[-1] if outputs.ndim > 1 else None
+    if problem.loss == "crossentropy":
+        labels = np.concatenate([data.y_train, data.y_valid, data.y_test])
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0:
+            raise ValueError(f"data: loss='crossentropy' needs class labels 0, 1, ...; the targets hold {low}")
+        if outputs.ndim != 2 or units < 2 or units <= high:
+            raise ValueError(f"model: outputs {units or 1} value(s) per row (shape {tuple(outputs.shape)}); "
+                             f"loss='crossentropy' with labels 0..{high} needs one logit per class: "
+                             f"{max(high + 1, 2)} units in the last layer")
+    elif problem.loss == "mse" and tuple(outputs.shape[1:]) != tuple(data.y_train.shape[1:]):
+        raise ValueError(f"model: outputs rows of shape {tuple(outputs.shape[1:])} but the targets' rows have shape "
+                         f"{tuple(data.y_train.shape[1:])}; loss='mse' compares them value by value "
+                         f"(give the last layer {int(np.prod(data.y_train.shape[1:]))} units)")
+
+
+def _checked(field, what, call):
+    """``call()``, its error turned into one ValueError line naming ``field``."""
+    try:
+        return call()
+    except Exception as error:  # noqa: BLE001 - TensorFlow's traceback, cut to the line that says what is wrong
+        raise ValueError(f"{field}: {what}: {models.reason(error)}") from error
+
+
+def preflight(problem, data):
+    """One forward and backward step on one batch of ``data``, before any run writes anything.
+
+    Turns what would fail (or silently mean nothing) inside a run into one
+    ValueError/TypeError naming the field (``model``, ``data``, ``loss``,
+    ``metrics``) and what was expected: a model function returning a
+    non-model, inputs the model cannot take, too few output units for the
+    labels, labels out of range, outputs that do not match regression
+    targets, a loss or metric that fails on the batch, a loss that is not
+    finite or gives no gradient. Changes no weights of any run.
+    """
+    if problem.loss is None:
+        raise ValueError(f"loss: problem {problem.name!r} has none; give loss= one of {list(custom.LOSSES)} "
+                         "or a function loss(y_true, y_pred)")
+    model = models.build(problem, data.x_train.shape[1:], seed=0)
+    x, y = tf.constant(data.x_train[:PREFLIGHT_ROWS]), tf.constant(data.y_train[:PREFLIGHT_ROWS])
+    shapes = f"inputs {tuple(x.shape)}, targets {tuple(y.shape)} {y.dtype.name}"
+    with tf.GradientTape() as tape:
+        outputs = _checked("model", f"fails on one batch ({shapes})", lambda: model(x, training=True))
+        _check_outputs(problem, data, outputs)
+        loss = _checked("loss", f"{custom.describe_value(problem.loss)} fails on one batch ({shapes}, outputs "
+                        f"{tuple(outputs.shape)})", lambda: loss_fn(problem, training=True)(y, outputs))
+    if not np.isfinite(float(loss)):
+        raise ValueError(f"loss: {custom.describe_value(problem.loss)} gives {loss.numpy()!r} at the initial weights "
+                         "(a finite number is expected)")
+    gradients = tape.gradient(loss, model.trainable_variables)
+    if not any(g is not None for g in gradients):
+        raise ValueError(f"loss: {custom.describe_value(problem.loss)} does not depend on the model's trainable "
+                         f"weights ({len(gradients)} of them): no gradient reaches them")
+    for metric in problem.metrics:
+        _checked("metrics", f"{custom.metric_name(metric)} fails on one batch ({shapes}, outputs "
+                 f"{tuple(outputs.shape)})", lambda metric=metric: metric_fn(metric)(y, outputs))
+
+
 def _context(problem, data, full_batch, diagnostics):
     """What a traced program computes on, besides the optimizer (the program holds problem and data)."""
     return id(problem), id(data), full_batch, diagnostics
