@@ -78,7 +78,6 @@ def test_a_problem_changed_under_its_name_is_recomputed_with_a_one_line_note(tmp
     {"model": build_other_init},
     {"loss": lambda y, out: (y - out) ** 2},
     {"metrics": ()},
-    {"mixup": 0.2},
     {"standardize": True},
     {"name": "other"},
 ])
@@ -86,10 +85,12 @@ def test_the_fingerprint_covers_what_defines_the_problem(change):
     assert _fingerprint(_unnamed(**change)) != _fingerprint(_unnamed())
 
 
-def test_the_fingerprint_ignores_the_budget_and_keras_layer_numbering():
+def test_the_fingerprint_ignores_the_budget_options_and_keras_layer_numbering(tmp_path):
     base = _fingerprint(_unnamed())
     keras.Sequential([keras.layers.Dense(3)])  # shifts Keras's automatic layer names (dense_7 ...)
-    assert _fingerprint(_unnamed(epochs=9, batch_size=10, target=0.5, description="same problem")) == base
+    assert _fingerprint(_unnamed(epochs=9, batch_size=10, target=0.5, description="same problem", mixup=0.2)) == base
+    plain, mixed = experiments.Runner(tmp_path, _unnamed()), experiments.Runner(tmp_path, _unnamed(), mixup=0.2)
+    assert plain.spec("sgd", {}, 0) != mixed.spec("sgd", {}, 0)  # an option changes the run's key, in its spec
 
 
 def test_the_fingerprint_is_the_same_in_another_process():

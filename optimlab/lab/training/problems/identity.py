@@ -8,13 +8,14 @@ fingerprint covers:
   with its shape and dtype, after the validation rows are cut and inputs standardized);
 * the definition: name, model (a built-in name or the function's
   ``module:qualname``), loss and metrics (with a function's code and a Keras
-  object's config), hidden layers, outputs and the training options;
+  object's config), hidden layers, outputs and batch normalization;
 * the model's structure (:func:`model_structure`: each layer's class and
   config, and every weight's shape and dtype), built once from seed 0;
 * :data:`SEED_RULE`, how a run's seed gives its initial weights.
 
-The budget (epochs, batch size, target) is not part of it: every run's spec
-holds its own. The fingerprint is computed in the process that writes the
+The budget (epochs, batch size, target) and the training options (mixup,
+label smoothing) are not part of it: every run's spec holds its own, so they
+change the run's key without making it another problem. The fingerprint is computed in the process that writes the
 records (the driver); workers receive the spec that holds it, so every
 executor files a run under the same key.
 
@@ -34,7 +35,8 @@ import numpy as np
 from optimlab.lab.training.problems import custom, models
 
 SEED_RULE = "keras.utils.set_random_seed(seed), then the model is built"  # see models.build
-_NOT_IDENTITY = ("epochs", "batch_size", "target", "description", "needs_data")  # budget and labels
+# the budget, training options (each run's spec holds them, so they enter its key there) and labels
+_NOT_IDENTITY = ("epochs", "batch_size", "target", "mixup", "label_smoothing", "description", "needs_data")
 _CACHE = {}  # (id(problem), id(data)) -> (problem, data, fingerprint): computed once per pair
 _KEEP = 16
 
