@@ -28,6 +28,9 @@ Problems:
 
 Your own model and data: ``Problem(model=..., data=..., loss=...)`` (checked
 and loaded by :mod:`.custom`), or ``--task package.module:attribute``.
+
+What a problem *is* (for its records: two problems of one name are one only
+when these agree) is :func:`fingerprint` (:mod:`.identity`).
 """
 
 import dataclasses

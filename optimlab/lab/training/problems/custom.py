@@ -9,10 +9,15 @@ gets a ``ValueError``/``TypeError`` naming what is wrong when one is missing:
   ``tf.data.Dataset`` s of ``(x, y)``, or a function returning them (a
   validation split is cut from the training rows when none is given);
 * ``loss``: ``mse``, ``crossentropy``, ``mean_output`` or a function
-  ``loss(y_true, y_pred)``.
+  ``loss(y_true, y_pred)``; required with your own data (no silent MSE).
 
-``metrics``, the budget (``epochs``, ``batch_size``) and the options have
-defaults. From the command line, ``--task package.module:attribute`` names a
+``metrics`` default to the one that fits the loss (:func:`default_metrics`:
+``accuracy`` for crossentropy, ``mae`` for mse, none otherwise; ``mae`` with
+class labels or ``accuracy`` without them is refused); the budget
+(``epochs``, ``batch_size``) and the options have defaults. That model, data,
+loss and metrics fit together (output units, label range, input shape) is
+checked by one step on one batch before any run
+(:func:`optimlab.lab.training.runner.loop.preflight`). From the command line, ``--task package.module:attribute`` names a
 Problem or a function returning one (``problems.get``); ``--optimizers
 package.module:Class`` names an optimizer class the same way.
 

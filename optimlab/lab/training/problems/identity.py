@@ -38,7 +38,7 @@ SEED_RULE = "keras.utils.set_random_seed(seed), then the model is built"  # see 
 # the budget, training options (each run's spec holds them, so they enter its key there) and labels
 _NOT_IDENTITY = ("epochs", "batch_size", "target", "mixup", "label_smoothing", "description", "needs_data")
 _CACHE = {}  # (id(problem), id(data)) -> (problem, data, fingerprint): computed once per pair
-_KEEP = 16
+_KEEP = 4  # each entry holds its data alive
 
 
 def data_digest(data):
