@@ -156,3 +156,38 @@ def test_workers_file_runs_under_the_drivers_key(tmp_path):
     assert record["key"] == records.run_key(spec) and record["spec"]["fingerprint"] == runner.fingerprint()
     assert record["schema"] == records.SCHEMA == 3
     assert json.loads(json.dumps(record["spec"])) == spec
+
+
+TASK = '''
+import keras
+import numpy as np
+from optimlab.lab import Problem
+
+def task():
+    rng = np.random.default_rng({seed})
+    x = rng.normal(size=(60, 3)).astype("float32")
+    y = x.sum(axis=1)
+    return Problem(name="toy", model=lambda: keras.Sequential([keras.layers.Dense(1)]),
+                   data=((x[:45], y[:45]), (x[45:], y[45:])), loss="mse", epochs=2, batch_size=15)
+'''
+
+
+def test_the_command_notes_a_changed_problem_in_one_line_and_computes_its_runs(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from optimlab.cli import app
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out, outputs = tmp_path / "runs", []
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # no cached bytecode of an earlier version
+    for seed in (0, 0, 11):  # the same module edited: its data changed, not its name
+        (tmp_path / "toy_task.py").write_text(TASK.format(seed=seed))
+        monkeypatch.delitem(sys.modules, "toy_task", raising=False)  # a new command imports it afresh
+        result = CliRunner().invoke(app, ["compare", "--task", "toy_task:task", "--optimizers", "sgd",
+                                          "--lrs", "0.01", "--seeds", "1", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert "is not the one of" not in outputs[0] + outputs[1] and "0 runs computed, 1 reused" in outputs[1]
+    notes = [line for line in outputs[2].splitlines() if "problem 'toy' is not the one of 1 earlier record" in line]
+    assert len(notes) == 1 and "computed again" in notes[0] and "1 runs computed, 0 reused" in outputs[2]
+    assert len(records.load_all(out)) == 2
