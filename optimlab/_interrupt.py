@@ -10,6 +10,14 @@ which raises :class:`Interrupted` there, and a run in progress watches
 A second Ctrl-C raises ``KeyboardInterrupt`` at once. :func:`message` is
 what the command prints then (how many runs were saved, how to resume).
 
+Before that, from the command's first moment (:func:`start_up`, called by
+:mod:`optimlab.cli` before Typer loads), every press is remembered
+(:func:`untold`): while the command's modules load it exits at once with
+status 130; later it raises ``KeyboardInterrupt``, and a press that a
+library swallowed on the way (TensorFlow's import runs optional imports
+under bare ``except``) still stops the command once the import returns,
+instead of letting it run to its end and exit 0.
+
 Example::
 
     with graceful():
@@ -29,6 +37,10 @@ from optimlab import _quiet
 
 _requested = threading.Event()
 _watching = threading.Event()  # set inside graceful(): Ctrl-C is ours to handle
+_pressed = threading.Event()  # a Ctrl-C reached the start-up handler (kept to the end; graceful() has its own)
+_delivered = threading.Event()  # check() raised Interrupted for the current request
+_reported = threading.Event()  # the command told the user it stopped (message() via stopped())
+_exit_now = []  # [True] while the command's own modules load: a Ctrl-C exits at once (nothing to clean up)
 
 
 _saving = []  # [runner] whose saved runs the Ctrl-C message counts: set by the commands that save runs
@@ -54,6 +66,48 @@ def requested():
     return _requested.is_set()
 
 
+def stopped():
+    """:func:`message`, noted as told (the command's last line after a Ctrl-C; see :func:`untold`)."""
+    _reported.set()
+    return message()
+
+
+def untold():
+    """Whether a Ctrl-C reached the command but no :func:`stopped` message was printed (it was swallowed)."""
+    return _pressed.is_set() and not _reported.is_set()
+
+
+def _start_up_handler(signum, frame):
+    _pressed.set()
+    if _exit_now:  # only modules loading: nothing is written yet, nothing to undo
+        os.write(2, f"{message()}\n".encode())
+        os._exit(130)
+    raise KeyboardInterrupt
+
+
+def start_up(exit_now=False):
+    """Watch for a Ctrl-C from the command's first moment (main thread only; elsewhere nothing).
+
+    A press is remembered (:func:`untold`) even where a library swallows the
+    ``KeyboardInterrupt`` it raises (an import guarded by a bare ``except``),
+    so that the command can still stop after the import instead of running to
+    its end. With ``exit_now`` (while the command's own modules load) the
+    process prints the message and exits with status 130 at once;
+    :func:`started` ends that phase.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _pressed.clear()
+    _reported.clear()
+    _exit_now[:] = [True] if exit_now else []
+    signal.signal(signal.SIGINT, _start_up_handler)
+
+
+def started():
+    """The command's modules are loaded: a Ctrl-C now raises ``KeyboardInterrupt`` (remembered) instead."""
+    _exit_now.clear()
+
+
 def watching():
     """Whether a :func:`graceful` block is active (so a Ctrl-C will be a request, not an exception)."""
     return _watching.is_set()
@@ -62,6 +116,7 @@ def watching():
 def check(*_):
     """Raise :class:`Interrupted` if a Ctrl-C arrived (ignores its arguments: usable as a callback)."""
     if _requested.is_set():
+        _delivered.set()
         raise Interrupted()
 
 
@@ -77,14 +132,18 @@ def graceful():
             raise KeyboardInterrupt
         _requested.set()
 
+    _requested.clear()  # before the handler: a press from now on is never cleared unseen
+    _delivered.clear()
     previous = signal.signal(signal.SIGINT, handler)
-    _requested.clear()
     _watching.set()
     try:
         yield
+        if not _delivered.is_set():
+            check()  # a press after the last safe point (during the closing summary) still stops the command
     finally:
         signal.signal(signal.SIGINT, previous)
         _requested.clear()
+        _delivered.clear()
         _watching.clear()
 
 

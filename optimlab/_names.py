@@ -1,8 +1,8 @@
-"""The built-in names (optimizers, tasks, test functions) and "did you mean", without TensorFlow.
+"""The built-in names (optimizers, tasks, test functions, samplers, shape sets) and "did you mean", without TensorFlow.
 
 The registries that hold these names import TensorFlow, which takes seconds;
-the ``optimlab`` command checks ``--task``, ``--optimizers`` and ``--function``
-against the lists here first, so a typo is answered at once, with a
+the ``optimlab`` command checks ``--task``, ``--optimizers``, ``--function``,
+``--sampler`` and ``--shapes`` against the lists here first, so a typo is answered at once, with a
 suggestion. The registries stay the source of truth: optimizer and function
 names come from the generated catalog (``python -m optimlab.lab.catalog``), aliases
 and tasks are listed here, and a test (tests/lab/test_cli_names.py) asserts that
@@ -28,6 +28,10 @@ TASKS = (
     "quadratic_deep", "two_d_rosenbrock", "two_d_beale", "two_d_branin", "mnist_logreg", "mnist_mlp", "mnist_2c2d",
     "fmnist_logreg", "fmnist_mlp", "fmnist_2c2d", "cifar10_3c3d",
 )
+# optimlab.lab.training.runner.tuning.SAMPLERS: tune's --sampler values.
+SAMPLERS = ("grid", "random", "tpe")
+# optimlab.bench.SHAPE_SETS: bench's --shapes values.
+SHAPE_SETS = ("large", "small")
 # optimlab.lab.convergence.functions.FUNCTION_NAMES: the convergence lab's test functions (from the catalog).
 FUNCTIONS = tuple(entry["name"] for entry in _catalog_data.FUNCTIONS)
 

@@ -15,13 +15,22 @@ Example::
 import contextlib
 import shlex
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
-from rich.console import Console
+from optimlab import _interrupt
 
-from optimlab import __version__, _interrupt, _quiet
-from optimlab.lab import arguments, tables
+# This process is the command (``optimlab ...`` or ``python -m optimlab ...``), not a program importing it: a
+# Ctrl-C is watched from here on, before Typer, Rich and the checks load (a press now exits with status 130).
+_IS_COMMAND = Path(sys.argv[0]).name == "optimlab" or Path(sys.argv[0]).parts[-2:] == ("optimlab", "__main__.py")
+if _IS_COMMAND:
+    _interrupt.start_up(exit_now=True)
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from optimlab import __version__, _quiet  # noqa: E402
+from optimlab.lab import arguments, tables  # noqa: E402
 
 # Plain (click) help: at 80 columns Rich's option panels cut option names and defaults ("--optim…") and
 # Typer's panels show a type after each flag ("--svg <bool>"); the plain layout wraps every line whole.
@@ -56,10 +65,16 @@ def main_options(
 
 
 def _commands():
-    """The library's command glue, imported (with TensorFlow, quietly) when a command runs."""
+    """The library's command glue, imported (with TensorFlow, quietly) when a command runs.
+
+    A Ctrl-C during the import stops it; one that a library swallowed on the
+    way (a bare ``except`` around an optional import) stops the command here.
+    """
     _quiet.import_libraries(_state["verbose"])
     from optimlab.lab import commands  # imports TensorFlow: here, after _quiet, so --help and listings stay fast
 
+    if _interrupt.untold():
+        raise KeyboardInterrupt
     return commands
 
 
@@ -91,68 +106,69 @@ def _run(ctx, work, safe_points=True, static=False, **checks):
     ``static`` work is a listing read from :mod:`optimlab.lab.catalog`: ``work(tables, console)``,
     without TensorFlow (:mod:`optimlab.lab.tables`).
     """
-    try:
-        arguments.precheck(**checks)
-    except arguments.LabError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    if static:
-        try:
-            work(tables, Console())
-        except arguments.LabError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
-        return
-    commands = _commands()
-    commands.set_command_line(_command_line(ctx))
     _interrupt.count_saved_runs(None)  # until this command makes a Runner (make_runner): nothing to resume
     try:
+        arguments.precheck(**checks)
+        if static:
+            work(tables, Console())
+            return
+        commands = _commands()
+        commands.set_command_line(_command_line(ctx))
         with _interrupt.graceful() if safe_points else contextlib.nullcontext():
             work(commands)
-    except commands.LabError as error:
+    except arguments.LabError as error:  # commands.LabError is this class
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        typer.echo(_interrupt.message(), err=True)
+        typer.echo(_interrupt.stopped(), err=True)
         raise typer.Exit(130) from None
 
 
 # ---------------------------------------------------------------- options
 # Each option that several commands take is defined once here, with its name, type and help; a command
 # lists it with its default, e.g. ``epochs: Epochs = None`` (Typer's Annotated style).
-Task = Annotated[str, typer.Option("--task", help=f"problem: {TASKS}")]
-Optimizers = Annotated[str, typer.Option("--optimizers", help="comma-separated names or wildcards ('adam*', 'all'), or "
+Task = Annotated[str, typer.Option("--task", metavar="TASK", help=f"problem: {TASKS}")]
+Optimizers = Annotated[str, typer.Option("--optimizers", metavar="NAMES",
+                                         help="comma-separated names or wildcards ('adam*', 'all'), or "
                                          "package.module:Class (your own Keras/optimlab optimizer class)")]
-Clipnorm = Annotated[str, typer.Option("--clipnorm", help="clip each gradient to this L2 norm; 'none' for no clipping")]
-Epochs = Annotated[Optional[int], typer.Option("--epochs", min=1, help="epochs per run (default: the problem's budget)")]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=0,
+Clipnorm = Annotated[str, typer.Option("--clipnorm", metavar="NORM",
+                                       help="clip each gradient to this L2 norm; 'none' for no clipping")]
+Epochs = Annotated[Optional[int], typer.Option("--epochs", metavar="N", min=1,
+                                               help="epochs per run (default: the problem's budget)")]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", metavar="N", min=0,
                                                   help="minibatch size; 0 = full batch (default: the problem's)")]
 Standardize = Annotated[Optional[bool], typer.Option("--standardize/--raw", help="standardize inputs, or raw features "
                                                      "as in the Boston housing chapter (default: the problem's)")]
-ValidFraction = Annotated[float, typer.Option("--valid-fraction",
+ValidFraction = Annotated[float, typer.Option("--valid-fraction", metavar="FRACTION",
                                               help="share of training rows held out for selection (0: none)")]
-Target = Annotated[Optional[float], typer.Option("--target",
+Target = Annotated[Optional[float], typer.Option("--target", metavar="LOSS",
                                                  help="validation loss counted as reached (default: the problem's)")]
-Data = Annotated[Optional[str], typer.Option("--data", help="Boston CSV or Keras .npz (boston only; default: "
+Data = Annotated[Optional[str], typer.Option("--data", metavar="FILE",
+                                             help="Boston CSV or Keras .npz (boston only; default: "
                                              "$OPTIMLAB_BOSTON, the Keras cache, a download)")]
 TensorBoard = Annotated[bool, typer.Option("--tensorboard", help="also write TensorBoard logs under OUT/tensorboard "
                                            "(needs tensorboard)")]
-EvalEvery = Annotated[Optional[int], typer.Option("--eval-every", min=1,
+EvalEvery = Annotated[Optional[int], typer.Option("--eval-every", metavar="N", min=1,
                                                   help="epochs between evaluations (default: ~100 per run)")]
-Settings = Annotated[Optional[list[str]], typer.Option("--set", help="optimizer hyperparameter KEY=NUMBER, repeatable "
+Settings = Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=NUMBER",
+                                                       help="optimizer hyperparameter KEY=NUMBER, repeatable "
                                                        "(e.g. --set momentum=0.98)")]
-Jobs = Annotated[int, typer.Option("--jobs", min=1, help="worker processes on this machine (see README: Running at "
+Jobs = Annotated[int, typer.Option("--jobs", metavar="N", min=1,
+                                   help="worker processes on this machine (see README: Running at "
                                    "scale)")]
-Ray = Annotated[Optional[str], typer.Option("--ray", help="run on a Ray cluster: its ADDRESS, or auto (see README: "
+Ray = Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS",
+                                            help="run on a Ray cluster: its ADDRESS, or auto (see README: "
                                             "Running at scale)")]
 TrainingOptions = Annotated[Optional[list[str]], typer.Option(
-    "--option", help="training option KEY=VALUE, repeatable: batchnorm=true, mixup=ALPHA, label_smoothing=EPS, "
+    "--option", metavar="KEY=VALUE",
+    help="training option KEY=VALUE, repeatable: batchnorm=true, mixup=ALPHA, label_smoothing=EPS, "
     "schedule=Name:arg=NUMBER,... (a Keras or optimlab schedule from each run's learning rate)")]
 
 
 def _out(folder):
     """The ``--out`` option of a command whose records go to ``runs/{folder}`` by default."""
-    return Annotated[Optional[str], typer.Option("--out", help=f"output folder (records, report); default runs/{folder}")]
+    return Annotated[Optional[str], typer.Option("--out", metavar="FOLDER",
+                                                 help=f"output folder (records, report); default runs/{folder}")]
 
 
 # The options that set up a training run: the keywords of optimlab.lab.commands.make_runner.
@@ -169,11 +185,14 @@ def _runner_options(ctx):
 @app.command("optimizers", short_help="List the registered optimizers, or one in full.")
 def optimizers_command(
     ctx: typer.Context,
-    pattern: Annotated[str, typer.Argument(help="name or wildcard, e.g. 'adam*'")] = "*",
+    pattern: Annotated[str, typer.Argument(metavar="PATTERN", hidden=True)] = "*",  # the help says it: no "<str>"
     details: Annotated[bool, typer.Option("--details", help="paper, link, capabilities and defaults of each match")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="print the README's table of all optimizers")] = False,
 ):
-    """List registered optimizers (one line each; --details or one name for the full entry)."""
+    """List registered optimizers (one line each; --details or one name for the full entry).
+
+    PATTERN: a name or wildcard, e.g. 'adam*' (default: all).
+    """
     if markdown:  # generated from the registry itself
         _run(ctx, lambda c: c.list_optimizers(pattern, details, markdown), safe_points=False)
         return
@@ -183,17 +202,22 @@ def optimizers_command(
 @app.command("bench", short_help="Time optimizer steps against Keras, TF, torch and Optax.")
 def bench_command(
     ctx: typer.Context,
-    optimizers: Annotated[str, typer.Option(help="comma-separated names or wildcards ('all')")] = "adam,sgd,rmsprop",
-    shapes: Annotated[str, typer.Option(help="shape sets: large (ResNet-50-like, ~25M params), small (MLP)")] = "large,small",
-    repeats: Annotated[int, typer.Option(min=1, help="interleaved repetitions; the median is reported")] = 7,
-    steps: Annotated[int, typer.Option(min=1, help="optimizer steps per timed repetition")] = 3,
-    pause: Annotated[float, typer.Option(min=0.0, help="idle seconds before each timed repetition")] = 0.05,
+    optimizers: Annotated[str, typer.Option(metavar="NAMES",
+                                            help="comma-separated names or wildcards ('all')")] = "adam,sgd,rmsprop",
+    shapes: Annotated[str, typer.Option(metavar="SETS", help="shape sets: large (ResNet-50-like, ~25M params), "
+                                        "small (MLP)")] = "large,small",
+    repeats: Annotated[int, typer.Option(metavar="N", min=1,
+                                         help="interleaved repetitions; the median is reported")] = 7,
+    steps: Annotated[int, typer.Option(metavar="N", min=1, help="optimizer steps per timed repetition")] = 3,
+    pause: Annotated[float, typer.Option(metavar="SECONDS", min=0.0,
+                                         help="idle seconds before each timed repetition")] = 0.05,
     isolate: Annotated[bool, typer.Option(help="measure each optimizer in a fresh process (bounded memory)")] = True,
-    out: Annotated[str, typer.Option(help="folder for bench.csv, summary.csv and bench.png")] = "runs/bench",
+    out: Annotated[str, typer.Option(metavar="FOLDER",
+                                     help="folder for bench.csv, summary.csv and bench.png")] = "runs/bench",
 ):
     """Time optimizer steps against Keras 3, TF fused kernels, torch.optim and Optax."""
     _run(ctx, lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out), optimizers=optimizers,
-         out=out)
+         shapes=shapes, out=out)
 
 
 # ---------------------------------------------------------------- training lab
@@ -202,8 +226,10 @@ def compare_command(
     ctx: typer.Context,
     task: Task = "diabetes",
     optimizers: Optimizers = "sgd,momentum,adam",
-    seeds: Annotated[int, typer.Option(min=1, help="paired seeds per optimizer (at least 6 for a Wilcoxon p < 0.05)")] = 10,
-    lrs: Annotated[str, typer.Option("--lrs", "--lr", help="learning rates to select from on the validation split; "
+    seeds: Annotated[int, typer.Option(metavar="N", min=1, help="paired seeds per optimizer (at least 6 for a "
+                                       "Wilcoxon p < 0.05)")] = 10,
+    lrs: Annotated[str, typer.Option("--lrs", "--lr", metavar="RATES",
+                                     help="learning rates to select from on the validation split; "
                                      "'default' for each optimizer's own")] = "1e-3,1e-2,1e-1",
     clipnorm: Clipnorm = "none",
     epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
@@ -216,19 +242,21 @@ def compare_command(
     _run(ctx, lambda c: c.compare(c.make_runner(folder, **_runner_options(ctx)), optimizers, seeds, lrs, clipnorm,
                                   settings),
          task=task, optimizers=optimizers, out=folder, lrs=lrs, clipnorm=clipnorm, settings=settings, data=data,
-         options=options)
+         options=options, valid_fraction=valid_fraction)
 
 
 @app.command("sweep", short_help="Sweep the learning rate (and clipping) of one optimizer.")
 def sweep_command(
     ctx: typer.Context,
     task: Task = "diabetes",
-    optimizer: Annotated[str, typer.Option("--optimizer", "--optimizers", help="registered name")] = "gd",
-    lrs: Annotated[str, typer.Option("--lrs", "--lr", help="comma-separated learning rates")] = \
+    optimizer: Annotated[str, typer.Option("--optimizer", "--optimizers", metavar="NAME",
+                                           help="registered name")] = "gd",
+    lrs: Annotated[str, typer.Option("--lrs", "--lr", metavar="RATES", help="comma-separated learning rates")] = \
         "1e-3,1e-4,1e-5,1e-6,1e-7,1e-8,1e-9",
-    clipnorm: Annotated[str, typer.Option(help="comma-separated clipnorm values, 'none' for no clipping, e.g. "
+    clipnorm: Annotated[str, typer.Option(metavar="NORMS",
+                                          help="comma-separated clipnorm values, 'none' for no clipping, e.g. "
                                           "none,2")] = "none",
-    seeds: Annotated[int, typer.Option(min=1, help="seeds per setting")] = 1,
+    seeds: Annotated[int, typer.Option(metavar="N", min=1, help="seeds per setting")] = 1,
     epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
     valid_fraction: ValidFraction = 0.2, target: Target = None, data: Data = None, out: _out("TASK-sweep") = None,
     tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None, jobs: Jobs = 1,
@@ -239,7 +267,7 @@ def sweep_command(
     _run(ctx, lambda c: c.sweep(c.make_runner(folder, **_runner_options(ctx)), optimizer, lrs, seeds, clipnorm,
                                 settings),
          task=task, optimizer=optimizer, out=folder, lrs=lrs, lrs_default=False, clipnorms=clipnorm,
-         settings=settings, data=data, options=options)
+         settings=settings, data=data, options=options, valid_fraction=valid_fraction)
 
 
 @app.command("tune", short_help="Tune each optimizer's learning rate with Optuna; resumable.")
@@ -247,11 +275,13 @@ def tune_command(
     ctx: typer.Context,
     task: Task = "diabetes",
     optimizers: Optimizers = "sgd,momentum,adam",
-    trials: Annotated[int, typer.Option(min=1, help="trials per optimizer (the same budget for each)")] = 10,
-    sampler: Annotated[str, typer.Option(help="grid, random or tpe")] = "tpe",
-    lr_low: Annotated[float, typer.Option(help="smallest learning rate")] = 1e-5,
-    lr_high: Annotated[float, typer.Option(help="largest learning rate")] = 1.0,
-    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL shared by several tune processes, e.g. "
+    trials: Annotated[int, typer.Option(metavar="N", min=1,
+                                        help="trials per optimizer (the same budget for each)")] = 10,
+    sampler: Annotated[str, typer.Option(metavar="NAME", help="grid, random or tpe")] = "tpe",
+    lr_low: Annotated[float, typer.Option(metavar="RATE", help="smallest learning rate")] = 1e-5,
+    lr_high: Annotated[float, typer.Option(metavar="RATE", help="largest learning rate")] = 1.0,
+    storage: Annotated[Optional[str], typer.Option(metavar="URL",
+                                                   help="Optuna storage URL shared by several tune processes, e.g. "
                                                    "postgresql://... (default: sqlite OUT/tuning.db)")] = None,
     clipnorm: Clipnorm = "none",
     epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
@@ -264,18 +294,21 @@ def tune_command(
     _run(ctx, lambda c: c.tune(c.make_runner(folder, **_runner_options(ctx)), optimizers, trials, sampler,
                                lr_low, lr_high, storage, clipnorm, settings),
          task=task, optimizers=optimizers, out=folder, clipnorm=clipnorm, settings=settings, data=data,
-         storage=storage, options=options)
+         storage=storage, options=options, valid_fraction=valid_fraction, sampler=sampler, lr_range=(lr_low, lr_high))
 
 
 @app.command("diagnose", short_help="Train one run briefly and explain what happened.")
 def diagnose_command(
     ctx: typer.Context,
     task: Task = "diabetes",
-    optimizer: Annotated[str, typer.Option("--optimizer", help="a registered name or package.module:Class")] = "gd",
-    lr: Annotated[Optional[float], typer.Option("--lr", help="learning rate (default: the optimizer's)")] = None,
+    optimizer: Annotated[str, typer.Option("--optimizer", metavar="NAME",
+                                           help="a registered name or package.module:Class")] = "gd",
+    lr: Annotated[Optional[float], typer.Option("--lr", metavar="RATE",
+                                                help="learning rate (default: the optimizer's)")] = None,
     clipnorm: Clipnorm = "none",
-    seed: Annotated[int, typer.Option(min=0, help="seed (initial weights, data order)")] = 0,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="epochs (default: the problem's budget, at "
+    seed: Annotated[int, typer.Option(metavar="N", min=0, help="seed (initial weights, data order)")] = 0,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", metavar="N", min=1,
+                                                  help="epochs (default: the problem's budget, at "
                                                   "most 200)")] = None,
     batch_size: BatchSize = None, standardize: Standardize = None, valid_fraction: ValidFraction = 0.2,
     data: Data = None, out: _out("TASK-diagnose") = None, eval_every: EvalEvery = None, settings: Settings = None,
@@ -291,16 +324,20 @@ def diagnose_command(
         c.diagnose(runner, optimizer, lr, clipnorm, seed, settings)
 
     _run(ctx, work, task=task, optimizer=optimizer, out=folder, clipnorm=clipnorm, settings=settings, data=data,
-         options=options)
+         options=options, valid_fraction=valid_fraction)
 
 
 @app.command("report", short_help="Write OUT/report.html and PNG figures from the records.")
 def report_command(
     ctx: typer.Context,
-    folder: Annotated[Optional[str], typer.Argument(help="folder written by compare, sweep or tune (or use --out)")] = None,
-    out: Annotated[Optional[str], typer.Option("--out", help="the same folder, as the other commands name it")] = None,
+    folder: Annotated[Optional[str], typer.Argument(metavar="FOLDER", hidden=True)] = None,  # in the help: no "<str>"
+    out: Annotated[Optional[str], typer.Option("--out", metavar="FOLDER",
+                                               help="the same folder, as the other commands name it")] = None,
 ):
-    """Write OUT/report.html (self-contained) and PNG figures from the run records."""
+    """Write OUT/report.html (self-contained) and PNG figures from the run records.
+
+    FOLDER: the folder written by compare, sweep or tune (or give it as --out).
+    """
     if folder and out and folder != out:
         typer.echo(f"error: give the folder once: got {folder!r} and --out {out!r}", err=True)
         raise typer.Exit(2)
@@ -322,25 +359,33 @@ def functions_command(
 @app.command("converge", short_help="The TF guide's convergence test per optimizer and rate.")
 def converge_command(
     ctx: typer.Context,
-    function: Annotated[str, typer.Option(help="test function (see `optimlab functions`)")] = "quartic",
-    optimizers: Annotated[str, typer.Option(help="comma-separated names or wildcards ('adam*', 'all')")] = \
+    function: Annotated[str, typer.Option(metavar="NAME", help="test function (see `optimlab functions`)")] = "quartic",
+    optimizers: Annotated[str, typer.Option(metavar="NAMES",
+                                            help="comma-separated names or wildcards ('adam*', 'all')")] = \
         "gd,momentum,adam",
-    lrs: Annotated[str, typer.Option("--lrs", "--lr", help="comma-separated learning rates")] = "1e-3,1e-2,1e-1",
-    init: Annotated[Optional[str], typer.Option(help="start: a number (every coordinate) or comma-separated "
+    lrs: Annotated[str, typer.Option("--lrs", "--lr", metavar="RATES",
+                                     help="comma-separated learning rates")] = "1e-3,1e-2,1e-1",
+    init: Annotated[Optional[str], typer.Option(metavar="X",
+                                                help="start: a number (every coordinate) or comma-separated "
                                                 "coordinates; default: the function's standard start")] = None,
-    max_iters: Annotated[int, typer.Option(min=1, help="maximum iterations")] = 2000,
-    dim: Annotated[Optional[int], typer.Option(help="dimension of an N-D function (default 2)")] = None,
-    step_tol: Annotated[float, typer.Option(min=0.0, help="converged when the step norm is <= this (0: unchanged "
+    max_iters: Annotated[int, typer.Option(metavar="N", min=1, help="maximum iterations")] = 2000,
+    dim: Annotated[Optional[int], typer.Option(metavar="N", help="dimension of an N-D function (default 2)")] = None,
+    step_tol: Annotated[float, typer.Option(metavar="TOL", min=0.0,
+                                            help="converged when the step norm is <= this (0: unchanged "
                                             "parameter, the guide's test)")] = 0.0,
-    grad_tol: Annotated[Optional[float], typer.Option(min=0.0, help="also converged when the gradient norm is <= "
+    grad_tol: Annotated[Optional[float], typer.Option(metavar="TOL", min=0.0,
+                                                      help="also converged when the gradient norm is <= "
                                                       "this")] = None,
-    optimum_tol: Annotated[Optional[float], typer.Option(min=0.0, help="also converged within this distance of a "
+    optimum_tol: Annotated[Optional[float], typer.Option(metavar="TOL", min=0.0,
+                                                         help="also converged within this distance of a "
                                                          "known minimum")] = None,
-    explosion: Annotated[str, typer.Option(help="seed (the guide's rule: NaN gradient or non-finite parameter) or "
+    explosion: Annotated[str, typer.Option(metavar="RULE",
+                                           help="seed (the guide's rule: NaN gradient or non-finite parameter) or "
                                            "immediate (any non-finite gradient)")] = "seed",
     tune: Annotated[bool, typer.Option("--tune", help="first tune each optimizer's learning rate on the function "
                                        "(the --lrs values are the grid)")] = False,
-    plot: Annotated[Optional[str], typer.Option(help="write the path plots to this PNG (see README: Convergence "
+    plot: Annotated[Optional[str], typer.Option(metavar="FILE",
+                                                help="write the path plots to this PNG (see README: Convergence "
                                                 "lab)")] = None,
     svg: Annotated[bool, typer.Option("--svg", help="also write every plot as SVG")] = False,
     eager: Annotated[bool, typer.Option("--eager", help="run the guide's loop eagerly instead of compiled")] = False,
@@ -350,11 +395,26 @@ def converge_command(
     options = dict(init=init, max_iters=max_iters, dim=dim, step_tol=step_tol, grad_tol=grad_tol,
                    optimum_tol=optimum_tol, explosion=explosion, tune=tune, plot=plot, svg=svg, eager=eager)
     _run(ctx, lambda c: c.converge(function, optimizers, lrs, **options), function=function, optimizers=optimizers,
-         plot=plot)
+         lrs=lrs, lrs_default=False, init=init, plot=plot)
 
 
 def main():
-    app(prog_name="optimlab")
+    """Run the command. A Ctrl-C at any moment ends it with the message and status 130, also one pressed while
+    Typer parses (which would exit 130 silently) or one a library swallowed (which would run on to exit 0)."""
+    if not _IS_COMMAND:
+        _interrupt.start_up()
+    _interrupt.started()
+    try:
+        app(prog_name="optimlab")
+        status = 0
+    except SystemExit as stop:
+        status = stop.code
+    except KeyboardInterrupt:
+        status = 130
+    if _interrupt.untold():
+        typer.echo(_interrupt.stopped(), err=True)
+        status = 130
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -34,16 +34,36 @@ def user_errors():
         raise LabError(" ".join(str(message).split())) from error  # one line on the terminal
 
 
-def check_writable(path, option="--out"):
-    """``path`` is a folder or can become one, and we may write there; changes nothing on disk."""
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise LabError(f"{option} {str(path)!r} is a file, not a folder")
-    existing = target
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise LabError(f"{option} {str(path)!r} is not writable: {str(existing)!r} does not accept new files")
+def check_writable(path, option="--out", given=None):
+    """``path`` is a folder or can become one, proven by writing a file there; leaves nothing on disk.
+
+    ``given`` is the value the user gave when ``path`` is its folder (``--plot``'s
+    file name): the message names it.
+
+    ``os.access`` is not asked: it answers yes to root for folders that refuse
+    new files (under /proc or /sys, a read-only mount, an immutable folder).
+    Missing folders are created for the probe and removed after it.
+    """
+    target, shown = Path(path), repr(str(path if given is None else given))
+    if given is None and target.exists() and not target.is_dir():
+        raise LabError(f"{option} {shown} is a file, not a folder")
+    made = []
+    try:
+        for folder in [*reversed(target.parents), target]:
+            if folder.exists() and not folder.is_dir():
+                raise LabError(f"{option} {shown} is not writable: {str(folder)!r} is a file")
+            if not folder.exists():
+                folder.mkdir()
+                made.append(folder)
+        probe = target / f".optimlab-write-test-{uuid.uuid4().hex}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise LabError(f"{option} {shown} is not writable: {error.strerror or error}") from None
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):  # another process may have started to use it meanwhile
+                folder.rmdir()
     return target
 
 
@@ -276,16 +296,67 @@ def check_storage(url):
                        f"{allowed}") from None
 
 
-def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=None, out=None, lrs=None,
-             lrs_default=True, clipnorm=None, clipnorms=None, settings=None, data=None, plot=None,
-             report_folder=None, storage=None, options=None):
-    """Every check that needs no library, in the order a user reads the command; LabError on the first.
+def check_options(options):
+    """``--option`` values in range (the problem checks them again): LabError naming the flag otherwise."""
+    parsed = parse_options(options)
+    if "batchnorm" in parsed and not isinstance(parsed["batchnorm"], bool):
+        raise LabError(f"--option batchnorm must be true or false; got {parsed['batchnorm']!r}")
+    mixup = parsed.get("mixup", 0)
+    if isinstance(mixup, bool) or not (math.isfinite(mixup) and mixup >= 0):
+        raise LabError(f"--option mixup must be a finite number >= 0 (0: off); got {mixup!r}")
+    smoothing = parsed.get("label_smoothing", 0)
+    if isinstance(smoothing, bool) or not 0 <= smoothing < 1:
+        raise LabError(f"--option label_smoothing must be in [0, 1); got {smoothing!r}")
+    return parsed
 
-    ``optimizers`` is a list option (``--optimizers``), ``optimizer`` the
-    option of one optimizer (``--optimizer``), ``pattern`` the argument of
-    ``optimlab optimizers``. ``lrs_default``: whether ``--lrs default`` is
-    allowed (compare) or not (sweep).
-    """
+
+def check_storage_folder(url):
+    """A sqlite ``--storage`` file's folder accepts new files (probed; other databases are opened later)."""
+    with contextlib.suppress(ImportError):
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            check_writable(Path(parsed.database).parent, "--storage", given=url)
+
+
+def check_plot(plot):
+    """``--plot`` ends in .png or .svg, is not a folder, and its folder accepts new files; nothing written."""
+    target = Path(plot)
+    if target.suffix.lower() not in (".png", ".svg"):
+        raise LabError(f"--plot {str(plot)!r} must end in .png or .svg")
+    if target.is_dir():
+        raise LabError(f"--plot {str(plot)!r} is a folder; give a file name")
+    check_writable(target.parent, "--plot", given=plot)
+
+
+def check_fraction(valid_fraction):
+    """``--valid-fraction`` is in [0, 1)."""
+    if not (math.isfinite(valid_fraction) and 0 <= valid_fraction < 1):
+        raise LabError(f"--valid-fraction must be in [0, 1); got {valid_fraction:g}")
+
+
+def check_tuning(sampler, lr_range):
+    """``--sampler`` is one of Optuna's samplers here; ``--lr-low`` < ``--lr-high``, both > 0."""
+    if sampler is not None and sampler not in _names.SAMPLERS:
+        raise LabError(f"--sampler: {unknown('sampler', sampler, _names.SAMPLERS)}")
+    if lr_range is not None and not 0 < lr_range[0] < lr_range[1]:
+        raise LabError(f"--lr-low and --lr-high must satisfy 0 < low < high; got {lr_range[0]:g} and "
+                       f"{lr_range[1]:g}")
+
+
+def check_init(init):
+    """converge's ``--init``: finite numbers, comma-separated (their count is checked with the function)."""
+    try:
+        values = parse_numbers(init, "--init")
+    except ValueError as error:
+        raise LabError(str(error)) from None
+    if not all(math.isfinite(v) for v in values):
+        raise LabError(f"--init must be finite numbers; got {init!r}")
+
+
+def check_names(task=None, function=None, optimizers=None, optimizer=None, pattern=None, shapes=None):
+    """The names of a command: task, function, optimizers, listing pattern, bench's shape sets."""
     if task is not None:
         check_task(task)
     if function is not None:
@@ -299,25 +370,55 @@ def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=
             raise LabError(f"--optimizer takes one optimizer; {optimizer!r} names {len(names)}")
     if pattern is not None:
         check_pattern(pattern)
+    for name in parse_list("--shapes", shapes, none_ok=False, allowed="shape set names") if shapes is not None else []:
+        if name not in _names.SHAPE_SETS:
+            raise LabError(f"--shapes: {unknown('shape set', name, _names.SHAPE_SETS)}")
+    return names
+
+
+def check_paths(out=None, plot=None, report_folder=None, storage=None, data=None):
+    """Input files exist; every output place accepts new files (probed, nothing left behind)."""
+    if data is not None and not Path(data).exists():
+        raise LabError(f"--data {str(data)!r} does not exist")
+    if report_folder is not None:
+        check_report_folder(report_folder)
+        check_writable(report_folder, "report folder")
+    if out is not None:
+        check_writable(out)
+    if plot is not None:
+        check_plot(plot)
+    if storage is not None:
+        check_storage_folder(storage)
+
+
+def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=None, out=None, lrs=None,
+             lrs_default=True, clipnorm=None, clipnorms=None, settings=None, data=None, plot=None,
+             report_folder=None, storage=None, options=None, valid_fraction=None, sampler=None, lr_range=None,
+             init=None, shapes=None):
+    """Every check that needs no library, in the order a user reads the command; LabError on the first.
+
+    ``optimizers`` is a list option (``--optimizers``), ``optimizer`` the
+    option of one optimizer (``--optimizer``), ``pattern`` the argument of
+    ``optimlab optimizers``. ``lrs_default``: whether ``--lrs default`` is
+    allowed (compare) or not (sweep, converge). ``lr_range``: tune's
+    ``(--lr-low, --lr-high)``. Output paths are probed last, so that a refused
+    value never leaves a trace.
+    """
+    names = check_names(task, function, optimizers, optimizer, pattern, shapes)
     if lrs is not None and not (lrs_default and str(lrs).strip().lower() == "default"):
         parse_list("--lrs", lrs, float, none_ok=False,
                    allowed="positive numbers" + (" or 'default'" if lrs_default else ""))
+    if init is not None:
+        check_init(init)
     if clipnorm is not None:
         parse_clipnorm(clipnorm)
     if clipnorms is not None:
         parse_list("--clipnorm", clipnorms, float)
     check_settings(names, parse_settings(settings))
-    parse_options(options)
+    check_options(options)
+    if valid_fraction is not None:
+        check_fraction(valid_fraction)
+    check_tuning(sampler, lr_range)
     if storage is not None:
         check_storage(storage)
-    if data is not None and not Path(data).exists():
-        raise LabError(f"--data {str(data)!r} does not exist")
-    if out is not None:
-        check_writable(out)
-    if plot is not None:
-        suffix = Path(plot).suffix.lower()
-        if suffix not in (".png", ".svg"):
-            raise LabError(f"--plot {str(plot)!r} must end in .png or .svg")
-        check_writable(Path(plot).parent if str(Path(plot).parent) else ".", "--plot")
-    if report_folder is not None:
-        check_report_folder(report_folder)
+    check_paths(out, plot, report_folder, storage, data)

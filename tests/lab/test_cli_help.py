@@ -26,6 +26,12 @@ def test_every_help_at_80_columns_is_whole_and_shows_no_type_after_a_flag():
         text = _help(name)
         assert max(len(line) for line in text.splitlines()) <= 80, (name, text)
         assert "…" not in text and "<bool>" not in text and "<bool " not in text, (name, text)
+        # Found by a user test: Typer's type placeholders ("--task <str>", "--seeds <int range>"): a word that says
+        # what to give (TASK, N, RATES, FOLDER) or nothing.
+        assert not re.search(r"<[a-z][a-z ._|\[\]]*>", text), (name, re.findall(r"<[^>]*>", text))
+        for param in command.params:
+            if param.param_type_name == "option" and not param.is_flag:
+                assert param.metavar and param.metavar == param.metavar.upper(), (name, param.opts, param.metavar)
         whole = " ".join(text.split())
         for param in command.params:
             if param.param_type_name != "option":

@@ -15,20 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from optimlab import _names, registry
+from optimlab import _names, bench, registry
 from optimlab.lab import arguments
 from optimlab.lab.convergence import functions
 from optimlab.lab.training import problems
+from optimlab.lab.training.runner import tuning
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_static_names_equal_the_registries():
-    """If this fails, add the new optimizer, alias, problem or function to optimlab/_names.py."""
+    """If this fails, add the new optimizer, alias, problem, function, sampler or shape set to optimlab/_names.py."""
     assert list(_names.OPTIMIZERS) == registry.names()
     assert _names.OPTIMIZER_ALIASES == {a: e.name for e in registry.entries() for a in e.aliases}
     assert list(_names.TASKS) == list(problems.PROBLEMS)
     assert list(_names.FUNCTIONS) == functions.function_names()
+    assert _names.SAMPLERS == tuning.SAMPLERS and _names.SHAPE_SETS == tuple(bench.SHAPE_SETS)
     # The TensorFlow-free expansion of --optimizers gives what the registry gives.
     for pattern in ("adam*", "*sgd*", "ada?", "[lm]*", "all", "ADAM", "radam", "sfsgd,gd,gradient_descent"):
         expected = []
