@@ -10,7 +10,10 @@ samplers steer away from it.
 Studies live in SQLite at ``OUT/tuning.db`` by default: an interrupted study
 resumes with the trials it still lacks. Trials interrupted by Ctrl-C or left
 RUNNING by a killed process are failed, never counted, and queued again with
-their learning rate, so a resumed grid tries exactly the grid. ``storage`` takes any Optuna URL
+their grid point and learning rate, so a resumed grid tries exactly the grid,
+whatever moment the process died at: every trial names its worker from its
+first RUNNING moment (:func:`_start_trial`) and every step of a resume is one
+write that a later resume completes. ``storage`` takes any Optuna URL
 (e.g. ``postgresql://...``) so that several processes or machines share one
 study.
 """
@@ -90,43 +93,99 @@ def _counted(trial):
     return trial.state in (TrialState.RUNNING, TrialState.WAITING) and not attrs.get("surplus")
 
 
+_CLAIM = "claim "  # user attribute ``claim host:pid``: that worker tried to take this queued trial
+
+
+def _owners(trial):
+    """The workers that may be running ``trial``: its ``worker``, or until it has one, each that claimed it."""
+    attrs = trial.user_attrs
+    if "worker" in attrs:
+        return [attrs["worker"]]
+    return [key[len(_CLAIM):] for key in attrs if key.startswith(_CLAIM)]
+
+
+def _abandoned(trial):
+    """A RUNNING trial none of whose possible workers is alive (a trial naming none is an older optimlab's)."""
+    return trial.state == TrialState.RUNNING and not any(_alive_here(w) for w in _owners(trial))
+
+
+def _unmeasured(trial):
+    """A failed trial whose learning rate was not measured: interrupted or raised, not diverged or surplus."""
+    attrs = trial.user_attrs
+    return trial.state == TrialState.FAIL and attrs.get("outcome") != "diverged" and not attrs.get("surplus")
+
+
 def _retry_interrupted(study):
-    """Fail trials left RUNNING by dead processes and queue every interrupted trial again, once.
+    """Fail trials abandoned by dead processes and queue every interrupted trial again, once.
 
     A trial killed with ``kill -9`` stays RUNNING in the storage; one whose
     process raised (Ctrl-C, an error) ends FAIL without an outcome. Either
     way its learning rate was not measured: the trial is failed (and no
-    longer counted) and its parameters are queued, so a resumed grid covers
-    the whole grid. Trials of other machines are left to Optuna's heartbeat.
+    longer counted) and a copy is queued (its grid point and whatever it had
+    drawn, see :func:`_retry`), so a resumed grid covers the whole grid. Each
+    step is one write, and a kill between two steps leaves a state this
+    function completes: an interrupted trial without a queued copy gets one
+    whether it is still RUNNING or already failed. Trials of other machines are
+    left alone (their processes cannot be checked from here).
     """
-    trials = study.get_trials(deepcopy=False)
+    storage = study._storage
+    trials = storage.get_all_trials(study._study_id, deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     for t in trials:
-        if t.state == TrialState.RUNNING and not _alive_here(t.user_attrs.get("worker")):
-            study._storage.set_trial_user_attr(t._trial_id, "outcome", "interrupted")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        elif not (t.state == TrialState.FAIL and "outcome" not in t.user_attrs and "surplus" not in t.user_attrs):
-            continue
-        if t.number not in retried and t.params:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        abandoned, surplus = _abandoned(t), "surplus" in t.user_attrs
+        try:
+            if abandoned and not surplus:
+                storage.set_trial_user_attr(t._trial_id, "outcome", "interrupted")
+            if (abandoned or _unmeasured(t)) and not surplus and t.number not in retried:
+                storage.create_new_trial(study._study_id, template_trial=_retry(t))
+            if abandoned:
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process resuming this study failed it first
 
 
-def _give_grid_point(study, trial):
-    """A queued retry of a grid trial takes over the grid point of the trial it repeats.
+def _retry(trial):
+    """A queued copy of an interrupted ``trial``: its grid point, the parameters it had drawn, ``retry_of``.
 
-    Optuna's grid sampler reads the grid point of every finished trial, and a
-    queued trial has none (a KeyError after it, once one grid point is left).
+    Written with the trial in one insert, so the copy never exists without its
+    grid point (Optuna's grid sampler counts the interrupted trial's point as
+    visited: only the copy covers it) or its parameters.
     """
-    retry_of = trial.user_attrs.get("retry_of")
-    if retry_of is None or not isinstance(study.sampler, optuna.samplers.GridSampler):
-        return
+    grid = {k: trial.system_attrs[k] for k in ("search_space", "grid_id") if k in trial.system_attrs}
+    return optuna.trial.create_trial(state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+                                     system_attrs=grid, user_attrs={"retry_of": trial.number})
+
+
+def _start_trial(study):
+    """The id of a RUNNING trial for this worker that names its worker from its first RUNNING moment.
+
+    The first queued trial this worker wins, else a new one. A queued trial is
+    claimed (``claim host:pid``) before it turns RUNNING and gets its ``worker``
+    right after, so a process killed in between leaves a trial whose every
+    claimant is dead (:func:`_abandoned`); a new trial is written with its
+    ``worker`` in one insert. (Optuna's own ``ask`` turns a trial RUNNING before
+    anyone can say whose it is: a process killed there left it RUNNING, and
+    counted, forever.)
+    """
     storage = study._storage
-    if "grid_id" in storage.get_trial_system_attrs(trial._trial_id):
-        return
-    original = storage.get_trial_system_attrs(study.get_trials(deepcopy=False)[retry_of]._trial_id)
-    for key in ("search_space", "grid_id"):
-        if key in original:
-            storage.set_trial_system_attr(trial._trial_id, key, original[key])
+    for t in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            storage.set_trial_user_attr(t._trial_id, _CLAIM + _WORKER, True)
+            if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                continue  # another worker took it
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker took it and finished it
+        storage.set_trial_user_attr(t._trial_id, "worker", _WORKER)
+        return t._trial_id
+    template = optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs={"worker": _WORKER})
+    return storage.create_new_trial(study._study_id, template_trial=template)
+
+
+class _Study(optuna.Study):
+    """An Optuna study whose ``ask`` takes its trial from :func:`_start_trial`."""
+
+    def _pop_waiting_trial_id(self):  # Optuna's ask: a queued trial's id, else None for a new trial
+        return _start_trial(self)
 
 
 def _retry_races(call, attempts=6):
@@ -149,9 +208,10 @@ def _retry_races(call, attempts=6):
 
 
 def _create_study(study_name, storage, sampler):
-    """``optuna.create_study`` (or load), safe beside other workers starting at once."""
-    return _retry_races(lambda: optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
-                                                    load_if_exists=True, sampler=sampler))
+    """``optuna.create_study`` (or load), safe beside other workers starting at once, as a :class:`_Study`."""
+    study = _retry_races(lambda: optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
+                                                     load_if_exists=True, sampler=sampler))
+    return _Study(study_name=study.study_name, storage=study._storage, sampler=sampler)
 
 
 def _optimize(study, objective, trials):
@@ -165,8 +225,6 @@ def _optimize(study, objective, trials):
     surplus = []
 
     def guarded(trial):
-        trial.set_user_attr("worker", _WORKER)
-        _give_grid_point(study, trial)
         before = sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.number < trial.number)
         if before >= trials:
             trial.set_user_attr("surplus", True)
@@ -178,7 +236,10 @@ def _optimize(study, objective, trials):
             return math.nan  # a failed trial: samplers steer away from it
         return value
 
-    while not surplus and sum(_counted(t) for t in study.get_trials(deepcopy=False)) < trials:
+    def started():  # queued trials (retries) are not: counting them ended a resumed study before its retries ran
+        return sum(_counted(t) and t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+
+    while not surplus and started() < trials:
         study.optimize(guarded, n_trials=1, catch=())
 
 

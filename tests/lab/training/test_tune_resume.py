@@ -1,0 +1,251 @@
+"""Issue 22: a tune killed at any moment of a trial's life resumes to a complete study.
+
+A kill is injected deterministically at the N-th *point*: just before or just
+after each write to Optuna's storage (each write is one transaction, so these
+points reach every state a kill inside Optuna's calls can leave) and each
+record write. In-process, the kill raises :class:`Killed` there and at every
+later point (a dead process writes nothing more), and the killed "process" is
+a worker whose pid is dead; one test kills a real process with ``os._exit``.
+The runner is a stub that trains nothing, so every point is tried in seconds.
+"""
+
+import json
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optimlab.lab.training.runner import tuning
+
+# every write of Optuna's SQL storage (the underscored two are what the public ones and Optuna's cache call)
+WRITES = ("create_new_study", "_create_new_trial", "_set_trial_param", "set_trial_state_values", "set_trial_user_attr",
+          "set_trial_system_attr", "set_study_user_attr", "set_study_system_attr", "set_trial_intermediate_value")
+LR_RANGE = (1e-4, 1e-1)
+
+
+class Killed(BaseException):
+    """A ``kill -9`` here (a BaseException: Optuna's ``except Exception`` does not tell the trial)."""
+
+
+class Points:
+    """Counts kill points; at point ``kill_at`` and every one after it, the process is dead."""
+
+    def __init__(self, kill_at=None):
+        self.kill_at, self.count = kill_at, 0
+
+    @property
+    def killed(self):
+        return self.kill_at is not None and self.count >= self.kill_at
+
+    def hit(self):
+        self.count += 1
+        if self.killed:
+            raise Killed(self.count)
+
+
+class StubRunner:
+    """What :func:`tuning.tune` needs of a Runner: one JSON record per learning rate, no training."""
+
+    def __init__(self, out, points, problem="stub"):
+        self.out, self.points, self.problem, self.computed = out, points, problem, 0
+
+    def data_split(self):
+        return None
+
+    def run(self, optimizer, hyperparameters, seed):
+        lr = hyperparameters["learning_rate"]
+        path = self.out / "records" / f"{lr!r}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        record = {"status": "ok", "learning_rate": lr, "final": {"valid_loss": (math.log10(lr) + 2.5) ** 2}}
+        self.points.hit()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+        self.computed += 1
+        self.points.hit()
+        return record
+
+
+def _dead_worker():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return f"{socket.gethostname()}:{child.pid}"
+
+
+@pytest.fixture
+def hooks(monkeypatch):
+    """``hooks(points)``: every storage write passes two kill points of ``points``."""
+    current = {}
+
+    def wrap(name):
+        real = getattr(optuna.storages.RDBStorage, name)
+
+        def write(self, *args, **kwargs):
+            current["points"].hit()
+            result = real(self, *args, **kwargs)
+            current["points"].hit()
+            return result
+
+        monkeypatch.setattr(optuna.storages.RDBStorage, name, write)
+
+    for name in WRITES:
+        wrap(name)
+
+    def use(points):
+        current["points"] = points
+        return points
+
+    return use
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory):
+    """One SQLite storage for a test's many studies (a new engine per study compiles its queries anew: slow)."""
+    return optuna.storages.RDBStorage(tuning.default_storage(tmp_path_factory.mktemp("storage")))
+
+
+def _tune(out, points, sampler, trials, storage, worker=None):
+    """One ``tune`` process of the study of problem ``str(out)``, named ``worker`` (a dead pid if it may be killed); False if
+    it was killed."""
+    alive = tuning._WORKER
+    tuning._WORKER = worker or alive
+    try:
+        tuning.tune(StubRunner(out, points, str(out)), ["adam"], trials=trials, sampler=sampler, lr_range=LR_RANGE,
+                    storage=storage)
+    except (Killed, Exception):  # noqa: BLE001 - once killed, Optuna's cleanup may fail on what it lacks
+        if not points.killed:
+            raise
+        return False
+    finally:
+        tuning._WORKER = alive
+    return True
+
+
+def _check_complete(out, sampler, trials, storage):
+    """The study finished: no trial RUNNING or queued, ``trials`` counted, the grid tried exactly once each."""
+    study = optuna.load_study(study_name=tuning.study_name(str(out), "adam", sampler), storage=storage)
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states, states
+    counted = [t for t in study.trials if tuning._counted(t)]
+    assert len(counted) == trials, [(t.number, t.state, t.user_attrs) for t in study.trials]
+    measured = sorted(t.params["learning_rate"] for t in counted)
+    if sampler == "grid":
+        np.testing.assert_allclose(measured, np.geomspace(*LR_RANGE, trials), rtol=1e-12)
+    else:
+        assert len(set(measured)) == trials
+    tried = sorted(float(p.stem) for p in (out / "records").glob("*.json"))
+    assert tried == measured
+
+
+def _kill_everywhere(tmp_path, hooks, storage, sampler, trials):
+    """Kill the first tune at each point in turn, resume, check; returns how many points there were."""
+    total = hooks(Points())
+    assert _tune(tmp_path / "whole", total, sampler, trials, storage)
+    _check_complete(tmp_path / "whole", sampler, trials, storage)
+    dead = _dead_worker()
+    for kill_at in range(1, total.count + 1):
+        out = tmp_path / f"killed-at-{kill_at}"
+        assert not _tune(out, hooks(Points(kill_at)), sampler, trials, storage, dead)
+        assert _tune(out, hooks(Points()), sampler, trials, storage), kill_at
+        _check_complete(out, sampler, trials, storage)
+    return total.count
+
+
+def test_a_grid_tune_killed_at_any_point_resumes_to_the_whole_grid(tmp_path, hooks, storage):
+    """The user's report: after kills, 11 of 12 grid points and one trial RUNNING forever (killed between
+    Optuna turning a trial RUNNING and optimlab naming its worker: counted as running, never retried)."""
+    assert _kill_everywhere(tmp_path, hooks, storage, "grid", 2) >= 16
+
+
+@pytest.mark.slow
+def test_a_longer_grid_tune_killed_at_any_point_resumes_to_the_whole_grid(tmp_path, hooks, storage):
+    assert _kill_everywhere(tmp_path, hooks, storage, "grid", 3) >= 24
+
+
+@pytest.mark.slow
+def test_a_random_tune_killed_at_any_point_resumes_to_exactly_its_trials(tmp_path, hooks, storage):
+    assert _kill_everywhere(tmp_path, hooks, storage, "random", 2) >= 10
+
+
+@pytest.mark.slow
+def test_a_grid_tune_killed_again_and_again_while_resuming_completes(tmp_path, hooks, storage):
+    """Six kills at random points of the first tune and of each resume (the retries' own lives included)."""
+    rng = random.Random(22)
+    out = tmp_path / "study"
+    kills = 0
+    while kills < 6:
+        kills += not _tune(out, hooks(Points(rng.randint(1, 40))), "grid", 12, storage, _dead_worker())
+    assert _tune(out, hooks(Points()), "grid", 12, storage)
+    _check_complete(out, "grid", 12, storage)
+
+
+def test_a_trial_claimed_by_a_live_worker_is_left_to_it(tmp_path):
+    """A RUNNING trial not yet named by its worker is abandoned only when every worker that claimed it is dead."""
+    storage = tuning.default_storage(tmp_path)
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.enqueue_trial({"learning_rate": 0.01})
+    (queued,) = study.get_trials(deepcopy=False)
+    study._storage.set_trial_user_attr(queued._trial_id, tuning._CLAIM + _dead_worker(), True)
+    study._storage.set_trial_user_attr(queued._trial_id, tuning._CLAIM + tuning._WORKER, True)
+    study._storage.set_trial_state_values(queued._trial_id, TrialState.RUNNING)
+    (running,) = study.get_trials(deepcopy=False)
+    assert not tuning._abandoned(running)  # this process, alive, may be the one that took it
+    tuning._retry_interrupted(study)
+    assert [t.state for t in study.get_trials(deepcopy=False)] == [TrialState.RUNNING]
+    study._storage.set_trial_user_attr(queued._trial_id, "worker", _dead_worker())
+    (named,) = study.get_trials(deepcopy=False)
+    assert tuning._abandoned(named)  # once named, only its worker counts
+
+
+KILLED_PROCESS = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    import optuna
+    sys.path.insert(0, sys.argv[3])
+    import test_tune_resume as t
+    from optimlab.lab.training.runner import tuning
+    kill_at, calls = int(sys.argv[2]), [0]
+    real = optuna.storages.RDBStorage._create_new_trial
+
+    def create_new_trial(self, *args, **kwargs):
+        trial_id = real(self, *args, **kwargs)
+        calls[0] += 1
+        if calls[0] == kill_at:
+            os._exit(9)  # a kill -9 just after a trial turned RUNNING
+        return trial_id
+
+    optuna.storages.RDBStorage._create_new_trial = create_new_trial
+    out = Path(sys.argv[1])
+    tuning.tune(t.StubRunner(out, t.Points(), str(out)), ["adam"], trials=3, sampler="grid", lr_range=t.LR_RANGE)
+""")
+
+
+def _killed_process(out, kill_at):
+    here = os.path.dirname(__file__)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", KILLED_PROCESS, str(out), str(kill_at), here], env=env,
+                          stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 9, done.stderr
+
+
+def test_a_tune_process_killed_as_a_trial_starts_resumes_to_the_whole_grid(tmp_path):
+    """A real process (``os._exit``) dies as its second trial turns RUNNING; the next tune completes the grid."""
+    _killed_process(tmp_path, 2)
+    assert _tune(tmp_path, Points(), "grid", 3, tuning.default_storage(tmp_path))
+    _check_complete(tmp_path, "grid", 3, tuning.default_storage(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", [1, 3])
+def test_a_tune_process_killed_as_other_trials_start_resumes_to_the_whole_grid(tmp_path, kill_at):
+    _killed_process(tmp_path, kill_at)
+    assert _tune(tmp_path, Points(), "grid", 3, tuning.default_storage(tmp_path))
+    _check_complete(tmp_path, "grid", 3, tuning.default_storage(tmp_path))
