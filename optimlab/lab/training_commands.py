@@ -29,7 +29,7 @@ from optimlab.lab.arguments import (
 )
 from optimlab.lab.tables import fmt, percent, show
 from optimlab.lab.training import analysis, problems, records
-from optimlab.lab.training.analysis import diagnostics, verdict
+from optimlab.lab.training.analysis import diagnostics, stats, verdict
 from optimlab.lab.training.runner import experiments, tuning
 
 COMMAND_LINE = None  # set by the CLI: the running command with every option spelled out
@@ -102,6 +102,7 @@ def compare(runner, optimizers, seeds, lrs, clipnorm, settings=None):
         parse_list("--lrs", lrs, float, none_ok=False, allowed="positive numbers or 'default'")
     with user_errors():
         runner.data_split()
+    seeds = choose_seeds(seeds, len(names))
     log_command(runner.out)
     # Selection runs with seed 0, then the winner's seeds; the winner's seed 0 is its selection run (one run).
     selecting = learning_rates is not None and len(learning_rates) > 1
@@ -109,6 +110,21 @@ def compare(runner, optimizers, seeds, lrs, clipnorm, settings=None):
     with tables.progress_for(runner, per_optimizer * len(names), "compare"), user_errors():
         result = experiments.compare(runner, names, seeds, learning_rates, extra={**extra, "clipnorm": clip})
     print_summary(runner, {r["key"] for v in result.values() for r in v["records"]})
+
+
+def choose_seeds(seeds, optimizers, alpha=0.05):
+    """``compare``'s seeds: None gives :func:`stats.default_seeds`; too few to ever show a difference, a warning first.
+
+    The warning (before any run) says why: the best optimizer is set against
+    each other one with Holm's correction, whose p can never go below
+    ``(optimizers - 1) * 2 / 2**seeds`` (:func:`stats.design_limit`).
+    """
+    if seeds is None:
+        return stats.default_seeds(optimizers, alpha)
+    limit = stats.design_limit(seeds, optimizers, alpha) if optimizers > 1 else None
+    if limit:
+        tables.console.print(f"warning: {limit}; the runs go ahead, their tests will say the same.", highlight=False)
+    return seeds
 
 
 def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None):
@@ -215,6 +231,8 @@ def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
                  "learning_rate": factory.default_learning_rate(name) if lr is None else lr}
         factory.make_optimizer(name, hyper)
         record = runner.run(name, hyper, seed)
+    # The record as written (NaN and infinities become null), as the report reads it: one story per run.
+    record = records.read(records.record_path(runner.out, record["spec"]))
     base = (record.get("diagnostics") or {}).get("baseline")
     if base:
         values = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in base.items() if k != "kind")
@@ -225,6 +243,9 @@ def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
     headers, rows = history_rows(record["history"])
     show(f"{runner.problem}: {name} {analysis.config_label(record['spec']['hyperparameters'])} seed {seed} "
          f"({state})", headers, rows, numeric=headers)
+    worst, at = diagnostics.peak(record["history"])
+    if math.isfinite(worst):
+        tables.console.print(f"worst epoch: training loss {fmt(worst)} at epoch {int(at)}", highlight=False)
     layers = (record.get("diagnostics") or {}).get("layers") or {}
     if layers:
         rows = []
@@ -246,17 +267,16 @@ def history_rows(history, shown=12):
     """Headers and about ``shown`` rows of a run's evaluations for :func:`diagnose`'s table.
 
     Each shown row stands for the evaluations since the previous shown row: its
-    "worst epoch" is the largest training loss of any epoch among them, so a
-    one-epoch explosion between two shown rows still shows (the other columns
-    are the values at that evaluation). "dead ReLU" is a share, printed as a percent.
+    "worst epoch" is the largest training loss of any epoch among them
+    (:func:`diagnostics.window_peaks`, the report's rule), so a one-epoch
+    explosion between two shown rows still shows (the other columns are the
+    values at that evaluation). "dead ReLU" is a share, printed as a percent.
     """
-    history = pd.DataFrame(history)
-    picks = sorted(set(np.linspace(0, len(history) - 1, min(len(history), shown)).astype(int)))
-    table = history.iloc[picks].copy()
-    if "train_loss_max" in history:
-        worst = history["train_loss_max"].astype(float).to_numpy()
-        starts = [0, *(p + 1 for p in picks[:-1])]
-        table["train_loss_max"] = [worst[a:b + 1].max() for a, b in zip(starts, picks)]  # NaN if any is NaN
+    frame = pd.DataFrame(history)
+    picks = sorted(set(np.linspace(0, len(frame) - 1, min(len(frame), shown)).astype(int)))
+    table = frame.iloc[picks].copy()
+    if "train_loss_max" in frame:
+        table["train_loss_max"] = diagnostics.window_peaks(history, picks)
     columns = {"epoch": "epoch", "train_loss": "train loss", "train_loss_max": "worst epoch",
                "grad_norm": "grad norm", "update_ratio": "update/weight", "dead_units": "dead ReLU"}
     used = [c for c in columns if c in table]

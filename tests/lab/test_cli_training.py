@@ -72,3 +72,43 @@ def test_tune_command(tmp_path):
                               "grid", "--epochs", "3", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "tuning.db").exists() and "best learning rate" in result.output
+
+
+def test_compare_warns_before_any_run_when_its_seeds_can_never_show_a_difference(tmp_path):
+    """Found by a user (issue 22): 3 optimizers x 6 seeds can never give a Holm-corrected p below 0.0625."""
+    result = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam,sgd", "--seeds", "2", "--lrs",
+                              "0.1", "--epochs", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    warning = text.index("warning: with 2 paired seeds and 3 optimizers")
+    assert "can never reach p < 0.05: that needs at least 7 seeds" in text
+    assert warning < text.index("final test cross-entropy") < text.index("6 runs computed")  # before the work
+    quiet = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam", "--seeds", "7", "--lrs", "0.1",
+                             "--epochs", "1", "--out", str(tmp_path / "seven")])
+    assert quiet.exit_code == 0 and "warning" not in quiet.output
+
+
+def test_compare_default_seeds_are_enough_for_the_optimizers(monkeypatch, tmp_path):
+    from optimlab.lab import commands, training_commands
+    from optimlab.lab.training.analysis import stats
+
+    chosen = {}
+    monkeypatch.setattr(commands, "compare", lambda runner, optimizers, seeds, *rest: chosen.update(seeds=seeds))
+    result = cli.invoke(app, ["compare", "--task", "iris", "--optimizers", "gd,adam,sgd", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert chosen["seeds"] is None  # "enough", decided once the optimizers are known
+    for k in (2, 3, 30):
+        seeds = training_commands.choose_seeds(None, k)
+        assert stats.design_limit(seeds, k) is None and seeds >= stats.seeds_needed(k - 1)
+    assert training_commands.choose_seeds(None, 3) == 10 and training_commands.choose_seeds(None, 30) == 11
+    assert training_commands.choose_seeds(4, 3) == 4  # the user's choice stands, with a warning
+
+
+def test_seeds_help_is_truthful():
+    from optimlab.lab.training.analysis import stats
+
+    text = " ".join(cli.invoke(app, ["compare", "--help"], terminal_width=200).output.split())
+    assert "at least 6 for a Wilcoxon" not in text  # untrue with Holm over 3 optimizers
+    assert "fewer than 6 seeds for 2 optimizers, 7 for 3 or 4, 8 for 5 to 7, it never can" in text
+    assert [stats.seeds_needed(k - 1) for k in (2, 3, 4, 5, 7)] == [6, 7, 7, 8, 8]
+    assert stats.seeds_needed(8) == 9 and stats.default_seeds(26) == 10 < stats.default_seeds(27)

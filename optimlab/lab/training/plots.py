@@ -324,8 +324,8 @@ def _run_marks(record):
     """``(epoch, value, marker)`` of a run's explosion peak (^) and, if it diverged, its last finite loss (x)."""
     marks = []
     found = [f for f in diagnostics.flags(record) if f["flag"] == "exploding"]
-    if found and "train_loss_max" in record["history"]:
-        marks.append((found[0]["epoch"], diagnostics.peak(record["history"])[0], "^"))
+    if found and math.isfinite(found[0]["peak"]):
+        marks.append((found[0]["peak_epoch"], found[0]["peak"], "^"))
     history = pd.DataFrame(record["history"]).astype(float)
     last = history[np.isfinite(history["train_loss"])].tail(1)
     if record["status"] == "diverged" and len(last):

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from optimlab.lab.training import analysis, plots, problems, records
-from optimlab.lab.training.analysis import diagnostics, verdict
+from optimlab.lab.training.analysis import diagnostics, stats, verdict
 
 
 @dataclasses.dataclass
@@ -155,11 +155,24 @@ def section_tests(ctx):
             for (_, r), w, t in zip(tests.iterrows(), wilcoxon, welch)]
     note = ("The best optimizer (lowest median test loss) against each other one: paired Wilcoxon signed-rank "
             "over seeds, Welch's t-test, both Holm-corrected within a problem; Cohen's d of the test losses. "
-            "A p-value is left out (-) where the sample can never reach 0.05 (fewer than 6 pairs).")
+            "A Wilcoxon p-value is left out (-) where its pairs alone can never reach 0.05 (fewer than 6). "
+            "Holm multiplies the smallest p by the number of comparisons, and n pairs never give a p below 2 / 2^n, "
+            "so the seeds a problem needs grow with its optimizers:")
     return ('<section id="tests"><h2>Statistical tests</h2>'
             + _table(("problem", "best", "other", "paired seeds", "Wilcoxon p (Holm)", "Welch p (Holm)",
                       "Cohen's d", "note"), rows, {"Wilcoxon p (Holm)": "number", "Welch p (Holm)": "number"})
-            + f"<p class='note'>{html.escape(note)}</p></section>")
+            + f"<p class='note'>{html.escape(note)} " + html.escape(_seeds_needed_text(tests)) + "</p></section>")
+
+
+def _seeds_needed_text(tests, alpha=0.05):
+    """Per problem: its optimizers, their comparisons and the fewest paired seeds that can reach ``alpha`` under Holm."""
+    parts = []
+    for problem, group in tests.groupby("problem", sort=True):
+        comparisons = len(group)
+        parts.append(f"{problem}: {comparisons + 1} optimizers, {comparisons} comparison"
+                     f"{'s' if comparisons > 1 else ''}, at least {stats.seeds_needed(comparisons, alpha)} paired "
+                     f"seeds for a p below {alpha:g}")
+    return "; ".join(parts) + " (the note on a test says when its seeds are too few)."
 
 
 def section_problems(ctx):
@@ -216,19 +229,34 @@ def section_diagnostics(ctx):
 
 
 def _baseline_paragraphs(base, rows):
-    """The naive baseline's losses, and which configurations beat it (``rows``: the problem's diagnostics rows)."""
+    """The naive baseline's losses, and which configurations beat it (``rows``: the problem's diagnostics rows).
+
+    One level decides (:func:`diagnostics.against_baseline`: the median over
+    seeds); the words beside each configuration count its seeds.
+    """
     if not base:
         return ["<p>Naive baseline: none (the model computes its own loss, or the records predate it).</p>"]
     values = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in base.items() if k != "kind")
     parts = [f"<p>Naive baseline ({html.escape(base['kind'])}): {html.escape(values)}.</p>"]
-    for column, answer, words in (("beats_baseline", "yes", "Beat the naive baseline's test loss"),
-                                  ("beats_baseline", "no", "Did not beat it"),
-                                  ("status", "diverged", "Did not beat it (diverged)")):
-        who = sorted({f"{o} {c}" for o, c in rows[rows[column] == answer][["optimizer", "config"]]
-                      .itertuples(index=False)})
+    verdicts = diagnostics.against_baseline(rows, base)
+    groups = (("Beat the naive baseline's test loss", lambda v: v["beat"]),
+              ("Did not beat it", lambda v: not v["beat"] and math.isfinite(v["median"])),
+              ("Did not beat it (diverged)", lambda v: not math.isfinite(v["median"])))
+    for words, chosen in groups:
+        who = [f"{v['optimizer']} {v['config']} ({_seed_words(v)})" for v in verdicts if chosen(v)]
         if who:
             parts.append(f"<p>{words}: {html.escape(', '.join(who))}.</p>")
     return parts
+
+
+def _seed_words(verdict):
+    """``"median over 5 seeds; 4 of 5 seeds did"``, ``"1 seed"``, or the count of seeds that diverged."""
+    n = verdict["seeds"]
+    if not math.isfinite(verdict["median"]):
+        return "every seed diverged" if verdict["diverged"] == n else f"{verdict['diverged']} of {n} seeds diverged"
+    if n == 1:
+        return "1 seed"
+    return f"median over {n} seeds; {verdict['seeds_beat']} of {n} seeds did"
 
 
 def _flag_paragraphs(recs):

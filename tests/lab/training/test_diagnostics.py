@@ -120,8 +120,9 @@ def test_boston_chapter_story_is_named_in_the_report(tmp_path):
         assert diagnostics.flags(by_config[key]) == []
     html = report.write_report(tmp_path).read_text()
     for text in ("Naive baseline (mean of the training targets)", "exploding", "collapsed to a constant",
-                 "Beat the naive baseline's test loss: gd clipnorm=2 lr=0.001, gd lr=1e-06",
-                 "Did not beat it: gd lr=0.001", "boston: training loss of every configuration, explosions marked"):
+                 "Beat the naive baseline's test loss: gd clipnorm=2 lr=0.001 (1 seed), gd lr=1e-06 (1 seed)",
+                 "Did not beat it: gd lr=0.001 (1 seed)", "boston: training loss of every configuration, explosions marked",
+                 "standardize the inputs (--standardize)"):
         assert text in html
     assert (tmp_path / "figures" / "boston_all_curves.png").exists()
 
@@ -136,3 +137,93 @@ def test_boston_chapter_collapse_ends_at_the_mean_predictor(tmp_path):
     base = record["diagnostics"]["baseline"]
     assert record["final"]["train_loss"] == pytest.approx(base["train_loss"], rel=1e-3)
     assert record["final"]["test_loss"] == pytest.approx(base["test_loss"], rel=1e-3)
+
+
+# ------------------------------------------------ one story per run (issue 22)
+
+def _spec(**changes):
+    spec = {"problem": "diabetes", "optimizer": "gd", "hyperparameters": {"learning_rate": 0.5}, "seed": 0,
+            "epochs": 40, "batch_size": None, "eval_every": 10, "target": None, "standardize": True,
+            "valid_fraction": 0.2}
+    return {**spec, **changes}
+
+
+def test_suggestions_follow_the_runs_settings():
+    """Found by a user: "standardize the inputs" on a run whose inputs were standardized."""
+    exploding = dict(train_loss=[100.0, 90.0, 80.0, 70.0], train_loss_max=[100.0, 2e6, 80.0, 70.0],
+                     peak_epoch=[0, 3, 20, 30])
+    standardized = {**_record(**exploding), "spec": _spec()}
+    (flag,) = diagnostics.flags(standardized)
+    assert "standardize" not in flag["suggestion"] and "--clipnorm)" in flag["suggestion"]
+    assert "below 0.5" in flag["suggestion"]
+    raw_clipped = {**_record(**exploding), "spec": _spec(standardize=False,
+                                                         hyperparameters={"learning_rate": 0.5, "clipnorm": 2.0})}
+    (flag,) = diagnostics.flags(raw_clipped)
+    assert "standardize the inputs (--standardize)" in flag["suggestion"]
+    assert "harder (--clipnorm below 2)" in flag["suggestion"]
+    scheduled = {**_record(**exploding), "spec": _spec(schedule={"name": "CosineDecay", "args": {}})}
+    assert "warm the learning rate up" not in diagnostics.flags(scheduled)[0]["suggestion"]
+
+
+def test_one_rule_for_the_worst_epoch_in_the_report_the_flags_and_diagnose():
+    """The peak, the explosion flag's peak and diagnose's windows agree, also where a row was not measured."""
+    from optimlab.lab.tables import fmt
+    from optimlab.lab.training_commands import history_rows
+
+    history = {"epoch": [0, 10, 20, 30, 40], "train_loss": [50.0, 40.0, 9e4, 30.0, 20.0],
+               "train_loss_max": [50.0, 60.0, None, 7e3, 25.0], "peak_epoch": [0, 3, None, 24, 31],
+               "grad_norm": [1.0, 1.0, 1.0, 1.0, 1.0]}
+    # row 20 has no train_loss_max: its own training loss (9e4, epoch 20) is the worst there
+    assert diagnostics.peak(history) == (9e4, 20.0)
+    (flag,) = diagnostics.flags(_record(**{k: v for k, v in history.items() if k != "epoch"}))
+    assert (flag["peak"], flag["peak_epoch"], flag["epoch"]) == (9e4, 20.0, 20)
+    assert diagnostics.window_peaks(history, [0, 3, 4]) == [50.0, 9e4, 25.0]
+    headers, rows = history_rows(history, shown=3)  # rows 0, 2 and 4 shown: windows [0], [1, 2], [3, 4]
+    worst = [row[headers.index("worst epoch")] for row in rows]
+    assert worst == [fmt(50.0), fmt(9e4), fmt(7e3)]
+
+
+def test_diagnose_and_the_report_read_the_same_record(tmp_path, monkeypatch):
+    """Found by a user: diagnose (the record in memory, with infinities) flagged what the report (the record
+    on disk, infinities written as null) did not. Here the record in memory differs from the one on disk."""
+    import math
+
+    computed = experiments.Runner.run
+
+    def in_memory(self, *args):
+        record = computed(self, *args)
+        record["history"]["grad_norm"][1] = math.inf  # on disk: a finite norm
+        return record
+
+    monkeypatch.setattr(experiments.Runner, "run", in_memory)
+    result = CliRunner().invoke(app, ["diagnose", "--task", "diabetes", "--optimizer", "adam", "--lr", "0.01",
+                                      "--epochs", "12", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (record,) = records.load_all(tmp_path)
+    found = diagnostics.flags(record)
+    assert "exploding" not in {f["flag"] for f in found} and "exploding" not in result.output
+    for f in found:
+        assert f"{f['flag']} from epoch {f['epoch']}" in result.output
+    worst, at = diagnostics.peak(record["history"])
+    assert f"worst epoch: training loss" in result.output and f"at epoch {int(at)}" in result.output
+    html = report.write_report(tmp_path).read_text()
+    assert diagnostics.flag_text(diagnostics.flags(record)) in html
+    assert "standardize" not in html.split('id="diagnostics"')[1]  # diabetes is standardized by default
+
+
+def test_beat_the_baseline_is_decided_by_the_median_and_counts_the_seeds():
+    """Found by a user: a configuration listed under both "beat the naive baseline" and "did not beat it"."""
+    import pandas as pd
+
+    rows = pd.DataFrame([{"optimizer": "gd", "config": "lr=0.1", "seed": s, "status": "ok", "test_loss": v}
+                         for s, v in enumerate([1.0, 2.0, 3.0, 4.0, 9.0])]
+                        + [{"optimizer": "sgd", "config": "lr=1", "seed": s, "status": st, "test_loss": v}
+                           for s, (st, v) in enumerate([("ok", 1.0), ("diverged", float("nan")),
+                                                        ("diverged", float("nan"))])])
+    verdicts = {v["optimizer"]: v for v in diagnostics.against_baseline(rows, {"test_loss": 3.5})}
+    assert verdicts["gd"]["beat"] and verdicts["gd"]["seeds_beat"] == 3 and verdicts["gd"]["median"] == 3.0
+    assert not verdicts["sgd"]["beat"] and verdicts["sgd"]["seeds_beat"] == 1 and verdicts["sgd"]["diverged"] == 2
+    parts = "".join(report._baseline_paragraphs({"kind": "mean", "test_loss": 3.5}, rows))
+    assert "Beat the naive baseline's test loss: gd lr=0.1 (median over 5 seeds; 3 of 5 seeds did)." in parts
+    assert "Did not beat it (diverged): sgd lr=1 (2 of 3 seeds diverged)." in parts
+    assert parts.count("gd lr=0.1") == 1

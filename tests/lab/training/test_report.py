@@ -237,7 +237,8 @@ def test_diagnostics_name_diverged_configurations_and_keep_the_curves_readable(f
 
     monkeypatch.setattr(plots, "_save", keep)
     text = report.section_diagnostics(ctx)
-    assert "Did not beat it (diverged): momentum lr=0.1, sgd lr=0.1." in text
+    assert ("Did not beat it (diverged): momentum lr=0.1 (every seed diverged), sgd lr=0.1 (every seed "
+            "diverged).") in text
     ax = captured["iris_all_curves.png"].axes[0]
     top = ax.get_ylim()[1]
     baseline = base["diagnostics"]["baseline"]["train_loss"]
@@ -247,5 +248,42 @@ def test_diagnostics_name_diverged_configurations_and_keep_the_curves_readable(f
     assert len(marks) == 6  # three explosion peaks (^), three diverged runs' ends (x)
     assert all(c.get_offsets()[0][1] <= top for c in marks)  # on the top edge, not off it
     above = {c.get_offsets()[0][0] for c in marks if c.get_offsets()[0][1] >= top}
-    assert len(above) == 2 and len(ax.texts) == 2  # the value written once per spot on the edge
+    # each peak (^) sits at the epoch it happened (here the last, where the runs also diverged: x), once per spot
+    last = max(base["history"]["epoch"])
+    assert above == {last} and len(ax.texts) == 1
     assert all(float(t.get_text()) > top for t in ax.texts)
+
+
+def test_diagnostics_of_one_problem_run_with_two_budgets(folder, monkeypatch, tmp_path):
+    """Found in a code read (issue 22): diagnostics grouped by "iris" while the tables said "iris [epochs=3]":
+    an empty figure and no flags explained."""
+    import copy
+
+    from optimlab.lab.training import analysis, records
+
+    base = [r for r in records.load_all(folder) if r["spec"]["problem"] == "iris"][0]
+    n = len(base["history"]["epoch"])
+    exploding = [1.1] + [1.1 * 1000.0 ** i for i in range(1, n)]
+    recs = []
+    for epochs in (3, 6):
+        for seed in range(2):
+            r = _variant(base, "adam", 0.01, seed, exploding if epochs == 3 else [1.2 * 0.8 ** i for i in range(n)])
+            r["spec"]["epochs"], r["key"] = epochs, f"{r['key']}-{epochs}"
+            recs.append(copy.deepcopy(r))
+    runs = analysis.runs_table(recs)
+    assert set(runs["problem"]) == {"iris [epochs=3]", "iris [epochs=6]"}
+    ctx = report.Context(folder, recs, runs, analysis.selected(runs), analysis.curves(recs), tmp_path)
+    captured = {}
+    save = plots._save
+
+    def keep(fig, path):
+        captured[path.name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    text = report.section_diagnostics(ctx)
+    for label in ("iris [epochs=3]", "iris [epochs=6]"):
+        assert f"<h3>{label}</h3>" in text
+        assert len(captured[f"{label}_all_curves.png"].axes[0].lines) >= 1  # the curves are drawn
+    assert text.count("Naive baseline (") == 2
+    assert "<b>exploding</b> (adam lr=0.01 seed 0" in text  # the flag of the epochs=3 runs, explained

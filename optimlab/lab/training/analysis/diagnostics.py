@@ -31,18 +31,36 @@ import math
 import numpy as np
 import pandas as pd
 
+from optimlab.lab.training.analysis.tables import config_label, problem_labels
+
 EXPLOSION = 100.0
 COLLAPSE = 0.01
 PLATEAU = 0.01
 
-SUGGESTIONS = {
-    "diverged": "lower the learning rate, clip the gradient norm (--clipnorm) or warm the learning rate up",
-    "exploding": "clip the gradient norm (--clipnorm), lower the learning rate or warm it up; standardize the inputs",
-    "collapsed to a constant": "lower the learning rate or clip the gradient norm so the first steps do not kill "
-                               "the ReLU units; standardize the inputs",
-    "plateau": "if the loss is still high, raise the learning rate or use a schedule; if it is the floor, the "
-               "budget could end here",
-}
+
+def suggestion(flag, spec=None):
+    """What to try against ``flag``, for the run's settings (its record's ``spec``; None: not known).
+
+    Nothing the run already does is suggested: standardizing the inputs only
+    when they were raw (or not known), clipping harder than the run's
+    ``clipnorm`` when it clipped, a warm-up only without a schedule.
+    """
+    spec = spec or {}
+    hyper = spec.get("hyperparameters") or {}
+    lr, clip = hyper.get("learning_rate"), hyper.get("clipnorm")
+    lower = "lower the learning rate" + (f" (below {lr:g})" if lr else "")
+    clipping = f"clip the gradient norm harder (--clipnorm below {clip:g})" if clip else \
+        "clip the gradient norm (--clipnorm)"
+    warm = "check the schedule's first steps" if spec.get("schedule") else "warm the learning rate up"
+    raw = {False: "; standardize the inputs (--standardize)", None: "; standardize the inputs if they are raw"}
+    standardize = raw.get(spec.get("standardize"), "")
+    return {
+        "diverged": f"{lower}, {clipping} or {warm}{standardize}",
+        "exploding": f"{clipping}, {lower} or {warm}{standardize}",
+        "collapsed to a constant": f"{lower} or {clipping} so the first steps do not kill the ReLU units{standardize}",
+        "plateau": "if the loss is still high, raise the learning rate or use a schedule; if it is the floor, the "
+                   "budget could end here",
+    }[flag]
 
 
 def _column(history, name):
@@ -53,23 +71,64 @@ def _column(history, name):
 
 
 def _flag(name, epoch, detail):
-    return {"flag": name, "epoch": int(epoch), "detail": detail, "suggestion": SUGGESTIONS[name]}
+    return {"flag": name, "epoch": int(epoch), "detail": detail}
+
+
+def worst_losses(history):
+    """Per evaluation: ``(loss, epoch)`` arrays of the largest epoch training loss since the previous one.
+
+    That is ``train_loss_max`` at ``peak_epoch`` where the run measured them,
+    else the evaluation's own training loss and epoch: the one rule behind the
+    report's peak column, the explosion flag and ``diagnose``'s "worst epoch".
+    """
+    loss, epochs = _column(history, "train_loss"), _column(history, "epoch")
+    worst, at = _column(history, "train_loss_max"), _column(history, "peak_epoch")
+    measured = ~np.isnan(worst)
+    return np.where(measured, worst, loss), np.where(measured & ~np.isnan(at), at, epochs)
+
+
+def peak(history):
+    """``(loss, epoch)`` of the largest finite epoch training loss of a run (:func:`worst_losses`); NaNs if none."""
+    worst, at = worst_losses(history)
+    finite = np.isfinite(worst)
+    if not finite.any():
+        return math.nan, math.nan
+    i = int(np.argmax(np.where(finite, worst, -np.inf)))
+    return float(worst[i]), float(at[i])
+
+
+def window_peaks(history, picks):
+    """The largest finite worst loss (:func:`worst_losses`) of the evaluations since each previous pick, per pick.
+
+    ``picks``: increasing row indices (``diagnose`` shows about a dozen rows):
+    an explosion between two shown rows still shows. NaN where none is finite.
+    """
+    worst, _ = worst_losses(history)
+    starts = [0, *(p + 1 for p in picks[:-1])]
+    out = []
+    for a, b in zip(starts, picks):
+        window = worst[a:b + 1]
+        window = window[np.isfinite(window)]
+        out.append(float(window.max()) if window.size else math.nan)
+    return out
 
 
 def _exploding(history, epochs):
-    loss, peak = _column(history, "train_loss"), _column(history, "train_loss_max")
-    peak = np.where(np.isnan(peak), loss, peak)
-    peak_epoch = _column(history, "peak_epoch")
+    worst, at = worst_losses(history)
     grad = _column(history, "grad_norm")
-    start_loss, start_grad = loss[0], grad[0]
+    start_loss, start_grad = worst[0], grad[0]
+    top, top_epoch = peak(history)
     for i in range(1, len(epochs)):
-        if start_loss > 0 and peak[i] > EXPLOSION * start_loss:
-            at = peak_epoch[i] if math.isfinite(peak_epoch[i]) else epochs[i]
-            return _flag("exploding", at, f"training loss reached {peak[i]:.3g} at epoch {int(at)}, "
-                                          f"{peak[i] / start_loss:.2g}x its initial {start_loss:.4g}")
+        if start_loss > 0 and worst[i] > EXPLOSION * start_loss:
+            flag = _flag("exploding", at[i], f"training loss reached {top:.3g} at epoch {int(top_epoch)}, "
+                                             f"{top / start_loss:.2g}x its initial {start_loss:.4g}")
+            return {**flag, "peak": top, "peak_epoch": top_epoch}
         if start_grad > 0 and grad[i] > EXPLOSION * start_grad:
-            return _flag("exploding", epochs[i], f"gradient norm reached {grad[i]:.3g} at epoch {int(epochs[i])}, "
-                                                 f"{grad[i] / start_grad:.2g}x its initial {start_grad:.4g}")
+            detail = (f"gradient norm reached {grad[i]:.3g} at epoch {int(epochs[i])}, "
+                      f"{grad[i] / start_grad:.2g}x its initial {start_grad:.4g}")
+            if start_loss > 0 and top > EXPLOSION * start_loss:
+                detail += f"; training loss then reached {top:.3g} at epoch {int(top_epoch)}"
+            return {**_flag("exploding", epochs[i], detail), "peak": top, "peak_epoch": top_epoch}
     return None
 
 
@@ -111,7 +170,10 @@ def _plateau(history, epochs):
 
 
 def flags(record):
-    """The flags of one record, ordered by the epoch where each began."""
+    """The flags of one record, ordered by the epoch where each began, each with a suggestion for its settings.
+
+    An ``exploding`` flag also carries ``peak`` and ``peak_epoch`` (:func:`peak`).
+    """
     history = record["history"]
     epochs = _column(history, "epoch")
     baseline = (record.get("diagnostics") or {}).get("baseline")
@@ -128,16 +190,9 @@ def flags(record):
         plateau = _plateau(history, epochs)
         if plateau:
             out.append(plateau)
+    for f in out:
+        f["suggestion"] = suggestion(f["flag"], record.get("spec"))
     return sorted(out, key=lambda f: f["epoch"])
-
-
-def peak(history):
-    """``(loss, epoch)`` of the largest epoch training loss (``train_loss_max``); NaNs where none was measured."""
-    loss_max = _column(history, "train_loss_max")
-    if not np.isfinite(loss_max).any():
-        return math.nan, math.nan
-    at = int(np.nanargmax(loss_max))
-    return loss_max[at], _column(history, "peak_epoch")[at]
 
 
 def flag_text(found):
@@ -145,16 +200,19 @@ def flag_text(found):
 
 
 def runs(records):
-    """One row per record: final losses against the baseline, the diagnostics' extremes and the flags."""
-    from optimlab.lab.training.analysis import config_label
+    """One row per record: final losses against the baseline, the diagnostics' extremes and the flags.
 
+    ``problem`` is the problem's label (:func:`~optimlab.lab.training.analysis.tables.problem_labels`), as in
+    every other table, so runs of one problem with different budgets stay apart.
+    """
+    labels = problem_labels(records)
     rows = []
     for r in records:
         h, spec = r["history"], r["spec"]
         baseline = (r.get("diagnostics") or {}).get("baseline") or {}
         peak_loss, peak_epoch = peak(h)
         rows.append({
-            "problem": spec["problem"], "optimizer": spec["optimizer"], "config": config_label(spec["hyperparameters"]),
+            "problem": labels[r["key"]], "optimizer": spec["optimizer"], "config": config_label(spec["hyperparameters"]),
             "seed": spec["seed"], "status": r["status"],
             "train_loss": _column(h, "train_loss")[-1], "test_loss": _column(h, "test_loss")[-1],
             "baseline_test_loss": baseline.get("test_loss", math.nan),
@@ -170,10 +228,33 @@ def runs(records):
 
 
 def baselines(records):
-    """Per problem: the naive baseline's kind and losses (from the first record that has one)."""
+    """Per problem label (as :func:`runs`): the naive baseline's kind and losses (from the first record that has one)."""
+    labels = problem_labels(records)
     out = {}
     for r in records:
         baseline = (r.get("diagnostics") or {}).get("baseline")
-        if baseline and r["spec"]["problem"] not in out:
-            out[r["spec"]["problem"]] = baseline
+        if baseline and labels[r["key"]] not in out:
+            out[labels[r["key"]]] = baseline
+    return out
+
+
+def against_baseline(rows, baseline):
+    """Per configuration of ``rows`` (one problem's :func:`runs`): did it beat the naive baseline's test loss?
+
+    One level decides: the median final test loss over the configuration's
+    seeds, a diverged seed counting as worse than any loss. Each entry also
+    counts the seeds that beat it on their own, for the words beside the answer:
+    ``{"optimizer", "config", "seeds", "seeds_beat", "diverged", "median", "beat"}``.
+    """
+    target = (baseline or {}).get("test_loss")
+    out = []
+    for (optimizer, config), group in rows.groupby(["optimizer", "config"], sort=True):
+        ok = group["status"] == "ok"
+        losses = np.where(ok, group["test_loss"].astype(float), np.inf)
+        losses = np.where(np.isnan(losses), np.inf, losses)
+        median = float(np.median(losses))
+        out.append({"optimizer": optimizer, "config": config, "seeds": len(group),
+                    "seeds_beat": int((losses < target).sum()) if target is not None else 0,
+                    "diverged": int((~ok).sum()), "median": median,
+                    "beat": target is not None and median < target})
     return out
