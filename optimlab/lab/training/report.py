@@ -7,13 +7,15 @@ The report is where a user reads the answer. In order:
 2. the context: task, budget, batch size, raw or standardized inputs,
    validation share, target, seeds, library versions and the commands run;
 3. the ranked summary table, with readable column names;
-4. the statistical tests (when there is something to test);
+4. the statistical tests (when there is something to test), with the paired
+   seeds each problem needs for a Holm-corrected p below 0.05;
 5. per problem: training and validation (or test) curves per configuration
    (median over seeds with the interquartile band; every configuration of a
    sweep), learning-rate sensitivity (when several rates were run) and the
    per-seed test losses (when several seeds were run);
 6. diagnostics (:func:`section_diagnostics`): per problem the naive
-   baseline, which configurations beat it, every configuration's training
+   baseline, which configurations beat it (median over seeds, with how many
+   seeds did), every configuration's training
    curve with explosions marked and the baseline dashed, and the runs' flags
    (:mod:`optimlab.lab.training.analysis.diagnostics`);
 7. tuning history (when ``OUT/tuning.db`` exists) and performance profiles

@@ -287,3 +287,24 @@ def test_diagnostics_of_one_problem_run_with_two_budgets(folder, monkeypatch, tm
         assert len(captured[f"{label}_all_curves.png"].axes[0].lines) >= 1  # the curves are drawn
     assert text.count("Naive baseline (") == 2
     assert "<b>exploding</b> (adam lr=0.01 seed 0" in text  # the flag of the epochs=3 runs, explained
+
+
+def test_the_tests_section_says_how_many_seeds_each_problem_needs(folder, tmp_path):
+    """Issue 22: the note said 6 pairs suffice; with Holm over 2 comparisons no p goes below 0.05 under 7."""
+    import json
+    import math
+
+    import pandas as pd
+
+    from optimlab.lab.training import analysis
+
+    rows = [{"problem": "toy", "optimizer": name, "config": "lr=0.1", "hyperparameters": json.dumps({"lr": 0.1}),
+             "seed": s, "diverged": False, "selection_loss": 1.0, "test_loss": base + s + 0.01 * s * s,
+             "epochs_to_target": math.nan, "seconds_to_target": math.nan, "metric": "mae", "test_metric": math.nan}
+            for name, base in (("adam", 1.0), ("gd", 2.0), ("sgd", 3.0)) for s in range(6)]
+    runs = pd.DataFrame(rows)
+    ctx = report.Context(folder, [], runs, analysis.selected(runs), None, tmp_path)
+    text = report.section_tests(ctx)
+    assert "toy: 3 optimizers, 2 comparisons, at least 7 paired seeds for a p below 0.05" in text
+    assert "no p-value can go below 0.0625, so it can never reach p &lt; 0.05: that needs at least 7 seeds" in text
+    assert "fewer than 6 pairs)" not in text

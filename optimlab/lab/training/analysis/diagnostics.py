@@ -13,6 +13,13 @@ loss between evaluations). The flags:
 * ``plateau``: from some epoch on, the training loss never improved by more
   than ``PLATEAU`` (1%) again, for at least a quarter of the budget.
 
+One rule each, used by the report and by ``optimlab diagnose`` alike, on the
+record as written: the worst epoch loss (:func:`worst_losses`, :func:`peak`,
+:func:`window_peaks`), the flags (:func:`flags`), whether a configuration beat
+the naive baseline (:func:`against_baseline`: the median over its seeds) and
+what to try (:func:`suggestion`, from the run's own settings). Tables group runs
+by the problem's label (:func:`~optimlab.lab.training.analysis.tables.problem_labels`).
+
 In the book chapter on Boston housing regression, gradient descent at lr 1e-3
 on the raw features shows three of them: the first steps explode (training
 loss ~1e11), every ReLU unit dies and the network ends at exactly the mean
