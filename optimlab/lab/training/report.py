@@ -167,7 +167,7 @@ def section_tests(ctx):
 
 
 def _seeds_needed_text(tests, alpha=0.05):
-    """Per problem: its optimizers, their comparisons and the fewest paired seeds that can reach ``alpha`` under Holm."""
+    """Per problem: its optimizers, comparisons and the fewest paired seeds that can reach ``alpha`` under Holm."""
     parts = []
     for problem, group in tests.groupby("problem", sort=True):
         comparisons = len(group)

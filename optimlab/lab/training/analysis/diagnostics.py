@@ -219,7 +219,8 @@ def runs(records):
         baseline = (r.get("diagnostics") or {}).get("baseline") or {}
         peak_loss, peak_epoch = peak(h)
         rows.append({
-            "problem": labels[r["key"]], "optimizer": spec["optimizer"], "config": config_label(spec["hyperparameters"]),
+            "problem": labels[r["key"]], "optimizer": spec["optimizer"],
+            "config": config_label(spec["hyperparameters"]),
             "seed": spec["seed"], "status": r["status"],
             "train_loss": _column(h, "train_loss")[-1], "test_loss": _column(h, "test_loss")[-1],
             "baseline_test_loss": baseline.get("test_loss", math.nan),
@@ -235,7 +236,7 @@ def runs(records):
 
 
 def baselines(records):
-    """Per problem label (as :func:`runs`): the naive baseline's kind and losses (from the first record that has one)."""
+    """Per problem label (as :func:`runs`): the naive baseline's kind and losses (the first record's that has one)."""
     labels = problem_labels(records)
     out = {}
     for r in records:
