@@ -29,6 +29,14 @@ KERAS_BASE_ARGS = (
 CLIP_ARGS = ("clipvalue", "clipnorm", "global_clipnorm")
 
 
+class ArgumentError(TypeError, ValueError):
+    """An argument of the wrong name or kind: a TypeError by Python's convention, a ValueError as Keras 3 raises it.
+
+    Code written for ``keras.optimizers`` (``except ValueError``) and for Python
+    (``except TypeError``) both catch it.
+    """
+
+
 # ------------------------------------------------------------------ value forms
 def is_dynamic(value):
     """Schedules and zero-argument callables: evaluated at every step, not checked as numbers."""
@@ -46,9 +54,15 @@ def var_label(variable):
 def check_keyword_args(owner, kwargs):
     """Only Keras 3's base arguments may come through ``**kwargs`` (``owner``: the class name)."""
     unknown = sorted(set(kwargs) - set(KERAS_BASE_ARGS))
+    if "decay" in unknown:
+        raise ArgumentError(
+            f"{owner} does not take Keras 2's `decay` (Keras 3 ignores it with a warning); for Keras 2's "
+            "lr / (1 + decay * t) pass learning_rate=keras.optimizers.schedules.InverseTimeDecay(lr, 1, decay). "
+            f"Received: decay={kwargs['decay']!r}"
+        )
     if unknown:
         allowed = sorted(set(KERAS_BASE_ARGS) | set(CLIP_ARGS) | {"learning_rate", "name"})
-        raise TypeError(
+        raise ArgumentError(
             f"{owner} got unexpected keyword argument(s) {unknown}; "
             f"allowed besides the optimizer's own arguments: {allowed}"
         )
@@ -77,7 +91,10 @@ def check_learning_rate(value):
     """A non-negative number; variables, callables and schedules are read (not checked) at each step."""
     if is_dynamic(value) or isinstance(value, (tf.Variable, keras.Variable)):
         return value
-    return check_range("learning_rate", value, 0.0)
+    try:
+        return check_range("learning_rate", value, 0.0)
+    except TypeError as error:  # Keras 3 raises ValueError here: ArgumentError is both
+        raise ArgumentError(str(error)) from None
 
 
 def check_clip(arg, value, gradient_transformers=None):
@@ -94,10 +111,11 @@ def check_clip(arg, value, gradient_transformers=None):
 
 
 def check_one_norm_clip(clipnorm, global_clipnorm):
+    """``clipnorm`` and ``global_clipnorm`` exclude each other, as in Keras 2 and 3 (``clipvalue`` combines with either)."""
     if clipnorm is not None and global_clipnorm is not None:
         raise ValueError(
-            "Cannot accept both `clipnorm` and `global_clipnorm`; "
-            f"got clipnorm={clipnorm}, global_clipnorm={global_clipnorm}"
+            "Only one of `clipnorm` and `global_clipnorm` can be set (`clipvalue` may be combined with "
+            f"either; it is applied first, as in Keras 2). Received: clipnorm={clipnorm}, global_clipnorm={global_clipnorm}"
         )
 
 
@@ -151,6 +169,7 @@ def check_constructor_args(owner, kwargs, *, learning_rate, clips, gradient_aggr
     check_name(name)
     for arg, value in zip(CLIP_ARGS, clips):
         check_clip(arg, value)
+    check_one_norm_clip(clips[1], clips[2])
     check_base_args(kwargs)
     check_bool("skip_nonfinite", skip_nonfinite)
     check_learning_rate(learning_rate)

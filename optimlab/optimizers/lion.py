@@ -32,9 +32,11 @@ class Lion(Optimizer):
         beta_1: interpolation for the step, in [0, 1] (default 0.9; 0 gives signSGD).
         beta_2: momentum decay in [0, 1) (default 0.99).
 
-    Conventions: identical to ``keras.optimizers.Lion`` (which refuses
-    ``beta_1=0``) and Optax's ``lion``. The paper's decoupled weight decay
-    ``x <- x - lr * wd * x`` is the base class's ``weight_decay`` argument.
+    Conventions: the update of ``keras.optimizers.Lion`` and Optax's ``lion``.
+    Keras refuses ``beta_1=0``, which here gives signSGD (the paper's limit);
+    a ``beta_1`` outside [0, 1] is a ValueError in both, and ``beta_2`` outside
+    [0, 1) is one here (Keras does not check it). The paper's decoupled weight
+    decay ``x <- x - lr * wd * x`` is the base class's ``weight_decay`` argument.
 
     Reference: https://arxiv.org/abs/2302.06675
 

@@ -80,28 +80,34 @@ def _check_rms_rate(value):
     return float(check_positive("rms_rate", value))
 
 
+DEFAULT_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+KERAS_COEFFICIENT_NAMES = ("muon_a", "muon_b", "muon_c")
+# a is the iteration's slope at zero (it must grow small singular values): > 0;
+# c >= 0 as in every published set (Jordan's, You's, Polar Express, the cubic (1.5, -0.5, 0)).
+COEFFICIENT_RANGES = ({"low": 0.0, "low_open": True}, {}, {"low": 0.0})
+
+
+def _check_coefficient(name, value, index):
+    return float(check_range(name, value, dynamic=False, **COEFFICIENT_RANGES[index]))
+
+
 def _check_coefficients(value):
     if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
         raise TypeError(f"ns_coefficients must be three numbers (a, b, c); got {value!r}")
-    return tuple(float(v) for v in value)
-
-
-DEFAULT_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
-KERAS_COEFFICIENT_NAMES = ("muon_a", "muon_b", "muon_c")
+    return tuple(_check_coefficient(f"ns_coefficients[{i}]", v, i) for i, v in enumerate(value))
 
 
 def _coefficients(ns_coefficients, muon_abc):
-    """``ns_coefficients`` with Keras's ``muon_a``, ``muon_b``, ``muon_c`` (None: not given) in their places.
+    """``ns_coefficients`` with Keras's ``muon_a``, ``muon_b``, ``muon_c`` in their places where they differ from the default.
 
-    Giving both spellings of one coefficient with different values is a ValueError.
+    Both spellings of one coefficient set to different non-default values is a ValueError.
     """
     coefficients = list(_check_coefficients(ns_coefficients))
-    explicit = coefficients != list(DEFAULT_COEFFICIENTS)
     for i, (name, value) in enumerate(zip(KERAS_COEFFICIENT_NAMES, muon_abc)):
-        if value is None:
+        value = _check_coefficient(name, value, i)
+        if value == DEFAULT_COEFFICIENTS[i]:
             continue
-        value = float(check_range(name, value, dynamic=False))
-        if explicit and value != coefficients[i]:
+        if coefficients[i] not in (value, DEFAULT_COEFFICIENTS[i]):
             raise ValueError(
                 f"{name}={value} conflicts with ns_coefficients[{i}]={coefficients[i]}; "
                 f"give the coefficient once (ns_coefficients=(a, b, c) or muon_a/muon_b/muon_c)"
@@ -115,7 +121,7 @@ def _keras_coefficient(index):
 
     def set_coefficient(self, value):
         coefficients = list(self.ns_coefficients)
-        coefficients[index] = float(check_range(KERAS_COEFFICIENT_NAMES[index], value, dynamic=False))
+        coefficients[index] = _check_coefficient(KERAS_COEFFICIENT_NAMES[index], value, index)
         self.ns_coefficients = tuple(coefficients)
 
     return property(lambda self: self.ns_coefficients[index], set_coefficient)
@@ -168,9 +174,10 @@ class Muon(Optimizer):
         momentum: in [0, 1) (default 0.95).
         nesterov: Nesterov momentum (default True).
         ns_steps: Newton-Schulz iterations (default 5).
-        ns_coefficients: ``(a, b, c)`` (default (3.4445, -4.7750, 2.0315)).
+        ns_coefficients: ``(a, b, c)`` with ``a > 0``, ``c >= 0`` (default (3.4445, -4.7750, 2.0315)).
         muon_a, muon_b, muon_c: Keras's names for the entries of ``ns_coefficients``
-            (default None: as ``ns_coefficients``); also readable and settable attributes.
+            (defaults as there; a value other than the default replaces that entry);
+            also readable and settable attributes.
         epsilon: added to the Frobenius norm before the iteration (default 1e-7).
         rms_rate: None (default) for the reference's shape scale; a positive
             number for Moonlight's ``rms_rate * sqrt(max(fan_in, fan_out))`` (Keras's 0.2).
@@ -236,9 +243,9 @@ class Muon(Optimizer):
         momentum_form="average",
         adam_epsilon_hat=False,
         adam_weight_decay=None,
-        muon_a=None,
-        muon_b=None,
-        muon_c=None,
+        muon_a=DEFAULT_COEFFICIENTS[0],
+        muon_b=DEFAULT_COEFFICIENTS[1],
+        muon_c=DEFAULT_COEFFICIENTS[2],
         name=None,
         **kwargs,
     ):
@@ -272,6 +279,10 @@ class Muon(Optimizer):
         if self.exclude_embeddings and "embedding" in path.lower():
             return False
         return not matches_any(self.exclude_layers, variable)
+
+    def get_config(self):
+        """The base's config plus Keras's ``muon_a``/``muon_b``/``muon_c`` (the entries of ``ns_coefficients``)."""
+        return {**super().get_config(), **dict(zip(KERAS_COEFFICIENT_NAMES, self.ns_coefficients))}
 
     def _should_use_adamw(self, variable):
         """Keras's name for ``not uses_muon(variable)``: the variable takes the Adam fallback."""

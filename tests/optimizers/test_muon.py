@@ -287,14 +287,21 @@ def test_keras_coefficient_names_are_ns_coefficients():
     ours.muon_c = 1.5
     assert ours.ns_coefficients == (3.0, -3.5, 1.5)
     assert optimlab.Muon.from_config(ours.get_config()).ns_coefficients == (3.0, -3.5, 1.5)
+    assert {k: ours.get_config()[k] for k in ("muon_a", "muon_b", "muon_c")} == {"muon_a": 3.0, "muon_b": -3.5, "muon_c": 1.5}
     assert optimlab.Muon(ns_coefficients=(2.0, -1.0, 0.5), muon_b=-1.0).ns_coefficients == (2.0, -1.0, 0.5)
+    assert optimlab.Muon(ns_coefficients=(1.5, -0.5, 0.0)).ns_coefficients == (1.5, -0.5, 0.0)  # the cubic iteration
+    with pytest.raises(ValueError, match="muon_a must"):
+        ours.muon_a = -1.0
+    assert ours.muon_a == 3.0
 
 
 @pytest.mark.parametrize(
     "call, error, match",
     [
         (lambda: optimlab.Muon(muon_a="x"), TypeError, "muon_a"),
+        (lambda: optimlab.Muon(muon_a=0.0), ValueError, r"muon_a must be .*\(0, inf\)"),
         (lambda: optimlab.Muon(muon_c=float("nan")), ValueError, "muon_c"),
+        (lambda: optimlab.Muon(ns_coefficients=(3.0, -4.0, -1.0)), ValueError, r"ns_coefficients\[2\] must be .*\[0, inf\)"),
         (lambda: optimlab.Muon(ns_coefficients=(2.0, -1.0, 0.5), muon_b=-4.0), ValueError, "muon_b.*ns_coefficients"),
         (lambda: optimlab.Muon().zeropower_via_newtonschulz5(tf.ones(3), 5), ValueError, "rank >= 2.*\\(3,\\)"),
         (lambda: optimlab.Muon().zeropower_via_newtonschulz5(tf.ones((2, 2)), 0), ValueError, "steps"),
