@@ -14,6 +14,7 @@ they print in a fraction of a second. Nothing here imports TensorFlow. Example::
 import contextlib
 import fnmatch
 import math
+import re
 
 from rich import box
 from rich.console import Console
@@ -46,15 +47,48 @@ def percent(share):
     return "-" if share is None or (isinstance(share, float) and math.isnan(share)) else f"{share:.0%}"
 
 
+_NUMBER = re.compile(r"^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$")
+
+
+def same_notation(cells):
+    """Numbers of one column in one notation: if any is written ``1e-05``, all are (``0.5`` -> ``5e-01``).
+
+    Each keeps its significant digits; integers, ``-`` and text stay as they are.
+    """
+    if not any(_NUMBER.match(c) and "e" in c for c in cells):
+        return list(cells)
+    out = []
+    for cell in cells:
+        if _NUMBER.match(cell) and "e" not in cell and "." in cell:
+            digits = len(cell.replace("-", "").replace(".", "").lstrip("0")) or 1
+            cell = f"{float(cell):.{digits - 1}e}"
+        out.append(cell)
+    return out
+
+
+def trimmed(out, renderable):
+    """Print ``renderable`` without the spaces Rich pads every line's last cell with (piped output, logs)."""
+    for line in out.render_lines(renderable, out.options, pad=False):
+        text = Text.assemble(*((segment.text, segment.style) for segment in line if not segment.control))
+        text.rstrip()
+        out.print(text, soft_wrap=True, highlight=False)
+
+
 def show(title, headers, rows, numeric=(), out=None):
     """Print a table that never cuts a value, on ``out`` (default: :data:`console`).
 
-    ``numeric`` names the columns that hold numbers (never wrapped). When the
-    table does not fit the console's width, each row is printed as a block of
-    ``header  value`` lines instead (the detail view), where a long value
-    wraps inside its own column.
+    ``numeric`` names the columns that hold numbers (never wrapped, and in one
+    notation: :func:`same_notation`). When the table does not fit the
+    console's width, each row is printed as a block of ``header  value`` lines
+    instead (the detail view), where a long value wraps inside its own column.
+    No line ends in spaces.
     """
     out = out or console
+    rows = [list(row) for row in rows]
+    for i, header in enumerate(headers):
+        if header in numeric:
+            for row, cell in zip(rows, same_notation([str(r[i]) for r in rows])):
+                row[i] = cell
     table = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False,
                   pad_edge=False, collapse_padding=True)
     for column in table.columns:
@@ -64,7 +98,7 @@ def show(title, headers, rows, numeric=(), out=None):
         table.add_row(*row)
     natural = Measurement.get(out, out.options.update_width(10**6), table).maximum
     if natural <= out.width:
-        out.print(table)
+        trimmed(out, table)
         return
     out.print(title, overflow="fold")
     for row in rows:
@@ -79,7 +113,7 @@ def details(out, rows):
     block.add_column(overflow="fold")
     for key, value in rows:
         block.add_row(Text(key), Text(str(value)))
-    out.print(Padding(block, (0, 0, 0, 2), expand=False))
+    trimmed(out, Padding(block, (0, 0, 0, 2), expand=False))
 
 
 def list_optimizers(pattern, full, out):
@@ -101,10 +135,10 @@ def list_optimizers(pattern, full, out):
 
 
 def list_functions(out):
-    """The convergence lab's analytic test functions: minima, start, domain."""
+    """The convergence lab's analytic test functions: minima (one per line, never split), start, domain."""
     headers = catalog.FUNCTION_COLUMNS
-    show("analytic test functions (optimlab converge --function NAME)", headers,
-         [tuple(r[h] for h in headers) for r in catalog.FUNCTIONS], ("dim", "min_value"), out)
+    rows = [tuple(r[h].replace("; ", "\n") if h == "minima" else r[h] for h in headers) for r in catalog.FUNCTIONS]
+    show("analytic test functions (optimlab converge --function NAME)", headers, rows, ("dim", "min_value"), out)
 
 
 def _counts(running, diverged, retried):
@@ -120,11 +154,12 @@ def progress_for(runner, total, label, done=0):
     It starts at ``done`` (work finished by an earlier, interrupted command) and
     shows runs done of the total, how many are running, how many diverged (a
     result, not a fault) and how many were retried after losing their worker,
-    and the time left. It fits 80 columns, e.g.
-    ``compare adam  ━━━━━━━━ 12/36 2 running, 1 diverged 0:00:41``. The
-    ``runner`` (a training-lab Runner) reports to it and is closed after.
+    and the time left. Its label is ``label`` until a run ends, then the name
+    of the optimizer whose run ended last, never cut (``schedule_free_adamw``).
+    It fits 80 columns, e.g. ``adam ━━━━━ 12/36 2 running, 1 diverged 0:00:41``.
+    The ``runner`` (a training-lab Runner) reports to it and is closed after.
     """
-    columns = (TextColumn("{task.description}"), BarColumn(bar_width=8), MofNCompleteColumn(),
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=5), MofNCompleteColumn(),
                TextColumn("{task.fields[counts]}"), TimeRemainingColumn())
     counts = {"running": 0, "diverged": 0, "retried": 0}
     with Progress(*columns, console=progress_console, transient=False) as progress:
@@ -146,7 +181,7 @@ def progress_for(runner, total, label, done=0):
             if computed:
                 counts["running"] = max(0, counts["running"] - 1)
             counts["diverged"] += record["status"] != "ok"
-            update(advance=1, description=f"{label} {record['spec']['optimizer']}"[:14])
+            update(advance=1, description=record["spec"]["optimizer"])
 
         runner.on_run, runner.on_start, runner.on_retry = on_run, on_start, on_retry
         try:

@@ -1,0 +1,74 @@
+"""The command's console output as a pipe or a log receives it (issue 22): no padding at line ends, one number
+notation per column, names never cut, a coordinate pair never split across lines."""
+
+import io
+import re
+
+from rich.console import Console
+
+from optimlab.lab import catalog, tables
+
+
+def _screen(width=80):
+    return Console(file=io.StringIO(), width=width)  # not a terminal: what `optimlab ... | tee log` gets
+
+
+def test_piped_tables_and_detail_views_end_no_line_in_spaces():
+    """Found by a user test: every table line was padded with spaces to its column's width."""
+    for width in (120, 40):  # the table, then the detail view (too wide for 40 columns)
+        out = _screen(width)
+        tables.show("two rows", ("name", "value", "note"), [("a", "1", "short"), ("longer name", "22", "x")],
+                    numeric=("value",), out=out)
+        text = out.file.getvalue()
+        assert "longer name" in text and "22" in text
+        assert [line for line in text.splitlines() if line != line.rstrip()] == [], text
+    out = _screen()
+    tables.list_optimizers("adam", False, out)
+    tables.list_functions(out)
+    assert not re.search(r" +$", out.file.getvalue(), re.MULTILINE)
+
+
+def test_numbers_of_one_column_are_written_in_one_notation():
+    """Found by a user test: "0.001" above "1e-05" in one column read as different kinds of number."""
+    assert tables.same_notation(["0.5", "1e-05", "-", "12", "0.932129", "-0.25"]) == \
+        ["5e-01", "1e-05", "-", "12", "9.32129e-01", "-2.5e-01"]
+    assert tables.same_notation(["0.5", "0.001", "12"]) == ["0.5", "0.001", "12"]  # no e-notation: unchanged
+    out = _screen(120)
+    tables.show("rates", ("optimizer", "lr", "final loss"), [("adam", "0.001", "0.25"), ("sgd", "1e-05", "1.5e-09")],
+                numeric=("lr", "final loss"), out=out)
+    text = out.file.getvalue()
+    assert "1e-03" in text and "2.5e-01" in text and "0.001" not in text, text
+
+
+def test_the_progress_bar_names_the_optimizer_whole_within_80_columns(monkeypatch):
+    """Found by a user test: the label was cut to 14 characters ("compare rmspro")."""
+    screen = io.StringIO()
+    monkeypatch.setattr(tables, "progress_console", Console(file=screen, width=80, force_terminal=True))
+
+    class FakeRunner:
+        def close(self):
+            pass
+
+    runner = FakeRunner()
+    with tables.progress_for(runner, 1000, "compare"):
+        for name in ("rmsprop", "schedule_free_adamw"):
+            runner.on_start()
+            runner.on_run({"status": "ok", "spec": {"optimizer": name}}, True)
+        for _ in range(12):
+            runner.on_retry()
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").splitlines()
+    last = [line for line in lines if line.strip()][-1]
+    assert "schedule_free_adamw" in last and "2/1000" in last and "retried" in last, last
+    assert len(last.rstrip()) <= 80 and "…" not in last, last
+
+
+def test_the_functions_listing_never_splits_a_coordinate_pair():
+    """Found by a user test: himmelblau's minima broke "(3.5844," from "-1.8481)" across two lines."""
+    pairs = [pair for row in catalog.FUNCTIONS for pair in row["minima"].split("; ")]
+    assert "(3.5844, -1.8481)" in pairs
+    for width in (80, 60):
+        out = _screen(width)
+        tables.list_functions(out)
+        lines = out.file.getvalue().splitlines()
+        for pair in pairs:
+            assert any(pair in line for line in lines), (width, pair)
