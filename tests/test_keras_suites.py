@@ -15,6 +15,9 @@ copied here), runs with optimlab's classes swapped in:
 
 Methods that cannot pass are in ``EXPECTED_FAILURES`` with the reason, as strict
 xfails: one that starts passing fails the suite, so the list stays exact.
+
+With Keras 3.15: muon_test 12 of 12 pass (5 before issue 24 gave Muon Keras's
+API), lion_test 7 of 8, optimizer_test 40 of 42.
 """
 
 import importlib
