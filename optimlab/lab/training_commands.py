@@ -171,7 +171,7 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
         open_storage(storage)
     log_command(runner.out)
     url = storage or tuning.default_storage(runner.out)
-    earlier = [tuning.finished_trials(tuning.study_name(runner.problem, n, sampler), url) for n in names]
+    earlier = [tuning.finished_trials(tuning.study_name(runner, n, sampler, url), url) for n in names]
     with tables.progress_for(runner, trials * len(names), "tune", done=sum(min(trials, n) for n in earlier)), user_errors():
         result = tuning.tune(runner, names, trials, sampler, (lr_low, lr_high), storage,
                              extra={**extra, "clipnorm": clip})

@@ -196,6 +196,7 @@ KILLED = textwrap.dedent("""
     import os, signal, socket, sys
     import optuna
     study = optuna.create_study(study_name="iris-adam-random", storage=sys.argv[1], load_if_exists=True)
+    study.set_user_attr("fingerprint", sys.argv[2])  # as tune's study of this problem
     trial = study.ask()
     trial.suggest_float("learning_rate", 1e-5, 1.0, log=True)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -206,12 +207,12 @@ KILLED = textwrap.dedent("""
 def test_trials_left_running_by_kill_9_are_retried_not_counted(tmp_path):
     """Issue 13 item 12: a killed tune leaves a RUNNING trial; the next tune fails and reruns it."""
     storage = tuning.default_storage(tmp_path)
-    killed = subprocess.run([sys.executable, "-c", KILLED, storage], env=ENV)
+    runner = experiments.Runner(tmp_path, "iris", epochs=2)
+    killed = subprocess.run([sys.executable, "-c", KILLED, storage, runner.fingerprint()], env=ENV)
     assert killed.returncode == -signal.SIGKILL
     study = optuna.load_study(study_name="iris-adam-random", storage=storage)
     (stale,) = study.trials
     assert stale.state == optuna.trial.TrialState.RUNNING
-    runner = experiments.Runner(tmp_path, "iris", epochs=2)
     result = tuning.tune(runner, ["adam"], trials=3, sampler="random")
     assert result["adam"]["trials"] == 3 and runner.computed == 3
     trials = optuna.load_study(study_name="iris-adam-random", storage=storage).trials

@@ -54,11 +54,15 @@ class Points:
 class StubRunner:
     """What :func:`tuning.tune` needs of a Runner: one JSON record per learning rate, no training."""
 
-    def __init__(self, out, points, problem="stub"):
+    def __init__(self, out, points, problem="stub", fingerprint="0123456789abcdef"):
         self.out, self.points, self.problem, self.computed = out, points, problem, 0
+        self._fingerprint = fingerprint
 
     def data_split(self):
         return None
+
+    def fingerprint(self):
+        return self._fingerprint
 
     def run(self, optimizer, hyperparameters, seed):
         lr = hyperparameters["learning_rate"]
@@ -131,7 +135,7 @@ def _tune(out, points, sampler, trials, storage, worker=None):
 
 def _check_complete(out, sampler, trials, storage):
     """The study finished: no trial RUNNING or queued, ``trials`` counted, the grid tried exactly once each."""
-    study = optuna.load_study(study_name=tuning.study_name(str(out), "adam", sampler), storage=storage)
+    study = optuna.load_study(study_name=f"{out}-adam-{sampler}", storage=storage)
     states = [t.state for t in study.trials]
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states, states
     counted = [t for t in study.trials if tuning._counted(t)]
@@ -249,3 +253,24 @@ def test_a_tune_process_killed_as_other_trials_start_resumes_to_the_whole_grid(t
     _killed_process(tmp_path, kill_at)
     assert _tune(tmp_path, Points(), "grid", 3, tuning.default_storage(tmp_path))
     _check_complete(tmp_path, "grid", 3, tuning.default_storage(tmp_path))
+
+
+def test_a_changed_problem_does_not_resume_the_study_of_the_old_one(tmp_path):
+    """Issue 22: the study is the problem's: another definition under the same name starts its own study."""
+    storage = tuning.default_storage(tmp_path)
+    first = StubRunner(tmp_path / "first", Points(), "p", fingerprint="aaaaaaaaaaaaaaaa")
+    done = tuning.tune(first, ["adam"], trials=2, sampler="grid", lr_range=LR_RANGE, storage=storage)
+    assert done["adam"]["study"] == "p-adam-grid" and first.computed == 2
+    changed = StubRunner(tmp_path / "changed", Points(), "p", fingerprint="bbbbbbbbbbbbbbbb")
+    assert tuning.study_name(changed, "adam", "grid", storage) == "p-adam-grid-bbbbbbbb"
+    result = tuning.tune(changed, ["adam"], trials=3, sampler="grid", lr_range=LR_RANGE, storage=storage)
+    assert result["adam"]["study"] == "p-adam-grid-bbbbbbbb" and result["adam"]["trials"] == 3
+    assert changed.computed == 3  # none of the old problem's trials was taken for its own
+    again = StubRunner(tmp_path / "first", Points(), "p", fingerprint="aaaaaaaaaaaaaaaa")
+    assert tuning.tune(again, ["adam"], trials=2, sampler="grid", lr_range=LR_RANGE,
+                       storage=storage)["adam"]["study"] == "p-adam-grid"
+    assert again.computed == 0  # the first definition resumes its own, complete, study
+    old = optuna.create_study(study_name="q-adam-grid", storage=storage)  # a study from before fingerprints
+    assert tuning.study_name(StubRunner(tmp_path, Points(), "q"), "adam", "grid", storage) == "q-adam-grid"  # empty
+    old.optimize(lambda trial: trial.suggest_float("learning_rate", *LR_RANGE), n_trials=1)
+    assert tuning.study_name(StubRunner(tmp_path, Points(), "q"), "adam", "grid", storage) == "q-adam-grid-01234567"

@@ -47,21 +47,46 @@ def _sampler(kind, low, high, trials, seed):
     raise ValueError(f"sampler must be one of {list(SAMPLERS)}; got {kind!r}")
 
 
-def study_name(problem, optimizer, sampler):
-    return f"{problem}-{optimizer}-{sampler}"
+def study_name(runner, optimizer, sampler, storage):
+    """The name of the study of ``optimizer`` on ``runner``'s problem in ``storage``.
+
+    ``<problem>-<optimizer>-<sampler>`` is the study of the first definition of
+    the problem tuned there (the study holds its fingerprint, see
+    :func:`~optimlab.lab.training.problems.fingerprint`); any other definition
+    (changed data, model, loss, ...; or a study from before fingerprints) gets
+    ``<problem>-<optimizer>-<sampler>-<fingerprint[:8]>``, the prefix of its
+    records' names, so a changed problem never resumes an old study. (A study
+    with no fingerprint and no trial was created by a process killed before it
+    wrote the fingerprint: it is taken.)
+    """
+    plain, fingerprint = f"{runner.problem}-{optimizer}-{sampler}", runner.fingerprint()
+    study = _load_study(plain, storage)
+    if study is None:
+        return plain
+    owner = study.user_attrs.get("fingerprint")
+    if owner == fingerprint or (owner is None and not study.get_trials(deepcopy=False)):
+        return plain
+    return f"{plain}-{fingerprint[:8]}"
+
+
+def _load_study(name, storage):
+    """Study ``name`` in ``storage``, or None if there is none."""
+
+    def load():
+        try:
+            return optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # no such study yet
+            return None
+
+    return _retry_races(load)
 
 
 def finished_trials(name, storage):
     """Finished trials of study ``name`` that count toward the budget (0 if there is no such study)."""
-
-    def count():
-        try:
-            study = optuna.load_study(study_name=name, storage=storage)
-        except KeyError:  # no such study yet
-            return 0
-        return sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
-
-    return _retry_races(count)
+    study = _load_study(name, storage)
+    if study is None:
+        return 0
+    return sum(_counted(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished())
 
 
 def default_storage(out):
@@ -207,10 +232,13 @@ def _retry_races(call, attempts=6):
             time.sleep(0.1 + random.random() * 0.4 * (attempt + 1))
 
 
-def _create_study(study_name, storage, sampler):
-    """``optuna.create_study`` (or load), safe beside other workers starting at once, as a :class:`_Study`."""
+def _create_study(study_name, storage, sampler, fingerprint):
+    """``optuna.create_study`` (or load), safe beside other workers starting at once, as a :class:`_Study`
+    that holds the problem's ``fingerprint`` (see :func:`study_name`)."""
     study = _retry_races(lambda: optuna.create_study(study_name=study_name, storage=storage, direction="minimize",
                                                      load_if_exists=True, sampler=sampler))
+    if "fingerprint" not in study.user_attrs:
+        study.set_user_attr("fingerprint", fingerprint)
     return _Study(study_name=study.study_name, storage=study._storage, sampler=sampler)
 
 
@@ -275,7 +303,8 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     optuna.logging.set_verbosity(max(optuna.logging.get_verbosity(), optuna.logging.WARNING))  # never louder
     results = {}
     for name in names:
-        study = _create_study(study_name(runner.problem, name, sampler), storage, _sampler(sampler, low, high, trials, seed))
+        study = _create_study(study_name(runner, name, sampler, storage), storage,
+                              _sampler(sampler, low, high, trials, seed), runner.fingerprint())
         _retry_interrupted(study)
         if sampler != "grid":
             # A resumed random or TPE study gets a sampler seeded past every trial it holds (interrupted
