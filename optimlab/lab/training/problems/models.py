@@ -67,7 +67,7 @@ def _from_builder(problem):
                              f"{problem.model!r} does not (add BatchNormalization layers to your model)") from error
         raise
     if not isinstance(model, keras.Model):
-        raise TypeError(f"model must return a keras.Model; {problem.model!r} returned {type(model).__name__}")
+        raise TypeError(f"model must return a keras.Model; {describe(problem)} returned {type(model).__name__}")
     return model
 
 
