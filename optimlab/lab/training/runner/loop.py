@@ -134,7 +134,7 @@ def preflight(problem, data):
         loss = _checked("loss", f"{custom.describe_value(problem.loss)} fails on one batch ({shapes}, outputs "
                         f"{tuple(outputs.shape)})", lambda: loss_fn(problem, training=True)(y, outputs))
     if not np.isfinite(float(loss)):
-        raise ValueError(f"loss: {custom.describe_value(problem.loss)} gives {loss.numpy()!r} at the initial weights "
+        raise ValueError(f"loss: {custom.describe_value(problem.loss)} gives {float(loss)} at the initial weights "
                          "(a finite number is expected)")
     gradients = tape.gradient(loss, model.trainable_variables)
     if not any(g is not None for g in gradients):
