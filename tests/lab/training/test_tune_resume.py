@@ -274,3 +274,9 @@ def test_a_changed_problem_does_not_resume_the_study_of_the_old_one(tmp_path):
     assert tuning.study_name(StubRunner(tmp_path, Points(), "q"), "adam", "grid", storage) == "q-adam-grid"  # empty
     old.optimize(lambda trial: trial.suggest_float("learning_rate", *LR_RANGE), n_trials=1)
     assert tuning.study_name(StubRunner(tmp_path, Points(), "q"), "adam", "grid", storage) == "q-adam-grid-01234567"
+
+
+def test_an_optuna_without_the_hook_tune_relies_on_is_refused_not_used_silently(tmp_path, monkeypatch):
+    monkeypatch.delattr(optuna.Study, "_pop_waiting_trial_id")
+    with pytest.raises(RuntimeError, match="_pop_waiting_trial_id"):
+        tuning.tune(StubRunner(tmp_path, Points()), ["adam"], trials=1, sampler="grid", lr_range=LR_RANGE)

@@ -130,7 +130,11 @@ def _owners(trial):
 
 
 def _abandoned(trial):
-    """A RUNNING trial none of whose possible workers is alive (a trial naming none is an older optimlab's)."""
+    """A RUNNING trial none of whose possible workers is alive on this machine.
+
+    A RUNNING trial that names no worker at all was left by an optimlab from
+    before :func:`_start_trial`, killed inside Optuna's ``ask``: abandoned too.
+    """
     return trial.state == TrialState.RUNNING and not any(_alive_here(w) for w in _owners(trial))
 
 
@@ -208,6 +212,12 @@ def _start_trial(study):
 
 class _Study(optuna.Study):
     """An Optuna study whose ``ask`` takes its trial from :func:`_start_trial`."""
+
+    def __init__(self, *args, **kwargs):
+        if not callable(getattr(optuna.Study, "_pop_waiting_trial_id", None)):  # never a silent fallback
+            raise RuntimeError(f"optimlab's tune needs Optuna's Study._pop_waiting_trial_id, which Optuna "
+                               f"{optuna.__version__} lacks: install an Optuna version that has it")
+        super().__init__(*args, **kwargs)
 
     def _pop_waiting_trial_id(self):  # Optuna's ask: a queued trial's id, else None for a new trial
         return _start_trial(self)
