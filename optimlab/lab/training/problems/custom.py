@@ -17,7 +17,9 @@ class labels or ``accuracy`` without them is refused); the budget
 (``epochs``, ``batch_size``) and the options have defaults. That model, data,
 loss and metrics fit together (output units, label range, input shape) is
 checked by one step on one batch before any run
-(:func:`optimlab.lab.training.runner.loop.preflight`). From the command line, ``--task package.module:attribute`` names a
+(:func:`optimlab.lab.training.runner.loop.preflight`).
+
+From the command line, ``--task package.module:attribute`` names a
 Problem or a function returning one (``problems.get``); ``--optimizers
 package.module:Class`` names an optimizer class the same way.
 
@@ -127,7 +129,8 @@ def _check_loss(problem):
             return  # a built-in problem's data with no loss: refused before any run (loop.preflight)
         raise ValueError(f"loss is required with your own data: one of {list(LOSSES)} ('mse' for real-valued "
                          "targets, 'crossentropy' for class labels) or a function loss(y_true, y_pred); got None")
-    _check_name_or_function(problem.loss, LOSSES, f"loss must be one of {list(LOSSES)} or a function loss(y_true, y_pred)")
+    _check_name_or_function(problem.loss, LOSSES,
+                            f"loss must be one of {list(LOSSES)} or a function loss(y_true, y_pred)")
 
 
 def _check_metric_fits(metric, loss):

@@ -110,7 +110,7 @@ class Runner:
         return self._problem.meta()
 
     def data_split(self):
-        """The problem's data, loaded and checked once (one step on one batch): bad data or model errors surface here."""
+        """The problem's data, loaded and checked once (one step on one batch): bad data or models surface here."""
         if self._data is None:
             data = problems.load(self._problem, self.data, self.standardize, self.valid_fraction)
             loop.preflight(self._problem, data)

@@ -86,7 +86,7 @@ PREFLIGHT_ROWS = 16  # rows of the one batch that preflight trains on
 
 
 def _check_outputs(problem, data, outputs):
-    """Shape and label-range checks of the model's outputs against every split's targets (ValueError naming the field)."""
+    """The model's outputs checked against every split's targets (shapes, label range): ValueError naming the field."""
     units = outputs.shape[-1] if outputs.ndim > 1 else None
     if problem.loss == "crossentropy":
         labels = np.concatenate([data.y_train, data.y_valid, data.y_test])
