@@ -79,7 +79,7 @@ def test_a_keras3_layers_slots_follow_the_rule_on_its_own_name():
     the slot is named from the variable's name, so only the model's prefix differs."""
 
     def slots(module, layers):
-        model = layers.Sequential([layers.Input((3,)), layers.layers.Dense(2, name="dense")])
+        model = layers.Sequential([layers.Input((3,)), layers.layers.Dense(2, name="dense")], name="sequential")
         opt = module.Adam(0.1)
         opt.apply_gradients([(tf.ones_like(w), w) for w in model.trainable_weights])
         return [v.name for v in opt.variables()]

@@ -47,6 +47,9 @@ TFA_OPTIMIZERS = (
     "MultiOptimizer",
     "CyclicalLearningRate",
 )
+# Wrappers whose inner optimizer is ``legacy.Adam`` / ``legacy.SGD``: run again with Keras 3's
+# (tests/test_legacy_keras3_inner.py) against these Keras 2 trajectories.
+KERAS3_INNER = ("MovingAverage", "SWA", "MultiOptimizer", "Lookahead_Adam")
 BUILTINS = ("SGD", "SGD_nesterov", "Adam", "Adam_amsgrad", "Adagrad", "Adadelta", "Adamax", "Ftrl", "Nadam", "RMSprop", "RMSprop_centered")
 SHAPES = {"vec": (3,), "mat": (4, 5)}
 EMBEDDING = (10, 4)
@@ -103,6 +106,7 @@ def build(name, tfa, legacy, variables):
         ),
         "Yogi": lambda: tfa.Yogi(learning_rate=0.05, l1_regularization_strength=1e-4, l2_regularization_strength=1e-4),
         "Lookahead": lambda: tfa.Lookahead(tfa.RectifiedAdam(learning_rate=0.01), sync_period=5, slow_step_size=0.5),
+        "Lookahead_Adam": lambda: tfa.Lookahead(legacy.Adam(0.01), sync_period=5, slow_step_size=0.5),
         "MovingAverage": lambda: tfa.MovingAverage(legacy.Adam(0.01), average_decay=0.9, dynamic_decay=True),
         "SWA": lambda: tfa.SWA(legacy.SGD(0.05, momentum=0.5), start_averaging=10, average_period=5),
         "MultiOptimizer": lambda: tfa.MultiOptimizer(
@@ -165,7 +169,7 @@ def main(path):
     assert tf.keras.__name__.startswith("tf_keras"), "run with TF_USE_LEGACY_KERAS=1"
     tfa = load_tfa(None)
     results = {}
-    for name in TFA_OPTIMIZERS + BUILTINS:
+    for name in dict.fromkeys(TFA_OPTIMIZERS + KERAS3_INNER + BUILTINS):
         start = time.process_time()
         results.update(trajectory(tf, tfa, tf.keras.optimizers.legacy, name))
         print(f"{name}: {time.process_time() - start:.1f}s CPU", flush=True)

@@ -19,12 +19,14 @@ The package:
 * :mod:`optimlab.legacy.base`: ``Optimizer``, the base class with Keras 2's hooks;
 * :mod:`optimlab.legacy.builtins` and :mod:`optimlab.legacy.builtins_adam`: Keras 2's
   built-in optimizers (``SGD``, ``Adam``, ...), re-exported here and listed in ``BUILTINS``;
+* :mod:`optimlab.legacy.keras3`: :func:`as_legacy`, a Keras 3 optimizer (``tf.keras.optimizers.Adam``
+  on TF >= 2.16, or optimlab's) behind Keras 2's hooks, for legacy wrappers that drive an inner optimizer;
 * :mod:`optimlab.legacy.tfa`: TensorFlow Addons' optimizers loaded on this base
-  (:func:`tensorflow_addons`);
+  (:func:`tensorflow_addons`), whose wrappers convert a Keras 3 inner optimizer with :func:`as_legacy`;
 * here: :func:`install` / :func:`uninstall`, which make ``tf.keras.optimizers.legacy``
   hand out these classes to unchanged code.
 
-Imports go one way: ``builtins`` imports ``base``, this module imports both;
+Imports go one way: ``builtins`` and ``keras3`` import ``base``, this module imports them;
 nothing imports this module back.
 """
 
@@ -34,6 +36,7 @@ import importlib
 from optimlab.legacy.base import Optimizer
 from optimlab.legacy.builtins import SGD, Adadelta, Adagrad, Ftrl, RMSprop
 from optimlab.legacy.builtins_adam import Adam, Adamax, Nadam
+from optimlab.legacy.keras3 import Keras3Optimizer, as_legacy
 
 BUILTINS = {cls.__name__: cls for cls in (SGD, Adadelta, Adagrad, Adam, Adamax, Ftrl, Nadam, RMSprop)}
 BUILTINS["Optimizer"] = Optimizer

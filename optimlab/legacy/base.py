@@ -44,6 +44,7 @@ from keras.optimizers.schedules import LearningRateSchedule
 
 from optimlab._validation import KERAS_BASE_ARGS, check_keras2_keyword_args, check_learning_rate
 from optimlab.hyperparameters import serializable
+from optimlab.legacy.names import Keras2Names, scope_prefix, shared_name
 from optimlab.optimizer import Optimizer as _ModernOptimizer
 
 _LEGACY_KWARGS = ("clipnorm", "clipvalue", "global_clipnorm", "lr", "decay")
@@ -56,12 +57,6 @@ def _tf_variable(variable):
     """The ``tf.Variable`` behind a Keras 3 variable (Keras 2 code calls ``handle``,
     ``read_value``, ``dtype.base_dtype``, ``assign_add(..., read_value=False)``)."""
     return variable.value if isinstance(variable, keras.Variable) else variable
-
-
-def _shared_name(variable):
-    """Keras 2's ``var._shared_name``: the TensorFlow name without ``:0`` (for a Keras 3 layer's
-    variable that is its path, the model's name first: ``sequential/dense/kernel``)."""
-    return _tf_variable(variable).name.split(":")[0]
 
 
 def _deduplicate(values, indices):
@@ -78,7 +73,7 @@ class _CallableList(list):
         return self
 
 
-class Optimizer(_ModernOptimizer):
+class Optimizer(Keras2Names, _ModernOptimizer):
     """Base class with the Keras 2 (``OptimizerV2``) subclassing contract.
 
     Args:
@@ -121,23 +116,6 @@ class Optimizer(_ModernOptimizer):
         }
         for key, value in state.items():
             object.__setattr__(self, key, value)
-
-    def _track_variable(self, variable):
-        """Keras 3's constructor tracks its step counter ``<optimizer>/iteration``; Keras 2's
-        ``<optimizer>/iter`` (same dtype and aggregation) is tracked in its place (and set as
-        ``_iterations`` by ``__setattr__``)."""
-        if "_hyper" in self.__dict__ or variable.name != "iteration" or "_keras2_counter" in self.__dict__:
-            super()._track_variable(variable)
-            return
-        scope = tf.get_current_name_scope()
-        full_name = f"{scope}/{self.name}/iter" if scope else f"{self.name}/iter"
-        counter = self._add_named_variable(full_name, (), variable.dtype, "zeros", "only_first_replica")
-        object.__setattr__(self, "_keras2_counter", counter)
-
-    def __setattr__(self, name, value):
-        if name == "_iterations" and "_keras2_counter" in self.__dict__:
-            value = self.__dict__["_keras2_counter"]  # Keras 2's counter, see _track_variable
-        super().__setattr__(name, value)
 
     def _init_learning_rate(self, learning_rate):
         """Nothing: a Keras 2 subclass sets ``learning_rate`` itself with ``_set_hyper``."""
@@ -343,7 +321,7 @@ class Optimizer(_ModernOptimizer):
                 value = tf.convert_to_tensor(_tf_variable(initializer))
                 shape = tuple(value.shape)
                 init = lambda shape, dtype: tf.cast(value, dtype)  # noqa: E731
-            object.__setattr__(self, "_slot_variable_name", self._keras2_name(f"{_shared_name(var)}/{slot_name}"))
+            object.__setattr__(self, "_slot_variable_name", self._keras2_name(f"{shared_name(var)}/{slot_name}"))
             try:
                 slot = _tf_variable(super().add_slot(var, slot_name, initializer=init, shape=shape))
             finally:
@@ -356,38 +334,6 @@ class Optimizer(_ModernOptimizer):
         with tf.init_scope():
             variable = _tf_variable(self._add_named_variable(self._keras2_name(name), shape, dtype, initializer))
         self._list_weight(variable)
-        return variable
-
-    # ------------------------------------------------------------- naming
-    def _keras2_name(self, name):
-        """Keras 2's name of an optimizer variable: ``<scope>/<optimizer>/<name>``, where ``<scope>``
-        is the ``tf.name_scope`` around the first ``apply_gradients`` (Keras 2 created the state there)
-        and ``<name>`` is ``<variable's shared name>/<slot>`` for a slot (``Adam/var0/m``)."""
-        return f"{self._outer_scope}{self.name}/{name}"
-
-    def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="none", layout=None, name=None):
-        """Keras 3's; while ``add_slot`` creates a slot, the slot gets its Keras 2 name."""
-        full_name = self.__dict__.get("_slot_variable_name")
-        if full_name is None:
-            return super().add_variable(shape, initializer, dtype, aggregation=aggregation, layout=layout, name=name)
-        return self._add_named_variable(full_name, shape, dtype, initializer, aggregation)
-
-    def _add_named_variable(self, full_name, shape, dtype, initializer, aggregation="none"):
-        """A Keras variable whose TensorFlow name is ``full_name:0`` and whose Keras path is ``full_name``
-        (a Keras 3 variable's own name cannot hold a ``/``: it is the last part)."""
-        parent, _, leaf = full_name.rpartition("/")
-        grandparent, _, last = parent.rpartition("/")
-        # The Keras scope sets the path; the absolute tf.name_scope inside it, the TensorFlow name.
-        with keras.name_scope(last, override_parent=grandparent), tf.name_scope(parent + "/"):
-            variable = keras.Variable(
-                initializer=keras.initializers.get(initializer),
-                shape=shape,
-                dtype=dtype,
-                trainable=False,
-                aggregation=aggregation,
-                name=leaf,
-            )
-        self._track_variable(variable)
         return variable
 
     def _list_weight(self, variable):
@@ -475,8 +421,7 @@ class Optimizer(_ModernOptimizer):
         if not given:
             return tf.no_op()
         if not self.built:  # Keras 2 names its state inside the caller's name scope
-            scope = tf.get_current_name_scope()
-            object.__setattr__(self, "_outer_scope", f"{scope}/" if scope else "")
+            object.__setattr__(self, "_outer_scope", scope_prefix())
         pairs = [pair for pair in given if not isinstance(pair, (tuple, list)) or pair[0] is not None]
         pairs = pairs or given  # all None: the base names the variables in its error
         super().apply_gradients(pairs, name=name, experimental_aggregate_gradients=experimental_aggregate_gradients)

@@ -19,6 +19,7 @@ Example::
 """
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import sys
@@ -86,4 +87,31 @@ def load(legacy=None):
             constants.KerasLegacyOptimizer = legacy.Optimizer
             sys.modules[constants.__name__] = constants
             stack.enter_context(legacy.install())
-        return importlib.import_module("tensorflow_addons.optimizers")
+        module = importlib.import_module("tensorflow_addons.optimizers")
+    if legacy is not None:
+        _accept_keras3_inner_optimizers(module, legacy.as_legacy)
+    return module
+
+
+def _accept_keras3_inner_optimizers(module, as_legacy):
+    """TFA's wrappers convert a Keras 3 inner optimizer with ``as_legacy`` before their own
+    code runs (see :mod:`optimlab.legacy.keras3`); their code is unchanged."""
+    for cls in (module.Lookahead, module.AveragedOptimizerWrapper):
+        cls.__init__ = _converting_first_argument(cls.__init__, as_legacy)
+    multi = module.MultiOptimizer
+    multi.create_optimizer_spec = classmethod(_converting_first_argument(multi.create_optimizer_spec.__func__, as_legacy))
+    original_spec = multi.maybe_initialize_optimizer_spec.__func__
+
+    @functools.wraps(original_spec)
+    def maybe_initialize_optimizer_spec(cls, spec):
+        return original_spec(cls, dict(spec, optimizer=as_legacy(spec["optimizer"])))
+
+    multi.maybe_initialize_optimizer_spec = classmethod(maybe_initialize_optimizer_spec)
+
+
+def _converting_first_argument(method, as_legacy):
+    @functools.wraps(method)
+    def converting(self, optimizer, *args, **kwargs):
+        return method(self, as_legacy(optimizer), *args, **kwargs)
+
+    return converting
