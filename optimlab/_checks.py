@@ -6,9 +6,9 @@ Messages name the argument, the allowed range and the bad value, e.g.
 
 import math
 import numbers
+import sys
 
 import numpy as np
-import tensorflow as tf
 
 from optimlab._names import did_you_mean  # noqa: F401 - TensorFlow-free, for the command line too
 
@@ -31,16 +31,27 @@ def _as_python_number(name, value, kinds=_KINDS):
         if value.ndim != 0 or value.dtype.kind not in "iuf":
             raise TypeError(f"{name} must be {kinds}; got an array of shape {value.shape} and dtype {value.dtype}: {value!r}")
         return float(value)
-    if isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable) and tf.executing_eagerly():
+    tf = _tensorflow()
+    if tf is not None and isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable) and tf.executing_eagerly():
         if value.shape.rank != 0 or not (value.dtype.is_floating or value.dtype.is_integer):
             raise TypeError(f"{name} must be {kinds}; got a tensor of shape {value.shape} and dtype {value.dtype.name}")
         return float(value.numpy())
     return None
 
 
+def _tensorflow():
+    """TensorFlow if it is loaded, else None: a value cannot be a tensor before TensorFlow is imported.
+
+    These checks run before TensorFlow too (the command's values, the lab's report), so they never import it.
+    """
+    return sys.modules.get("tensorflow")
+
+
 def _is_deferred(value):
     """Values read at each step (variables, callables, schedules, symbolic tensors): checked when used."""
-    return isinstance(value, (tf.Variable, tf.Tensor)) or callable(value) or hasattr(value, "dtype") and hasattr(value, "assign")
+    tf = _tensorflow()
+    tensor = tf is not None and isinstance(value, (tf.Variable, tf.Tensor))
+    return tensor or callable(value) or hasattr(value, "dtype") and hasattr(value, "assign")
 
 
 def check_range(name, value, low=None, high=None, low_open=False, high_open=False, dynamic=True):
