@@ -43,6 +43,14 @@ def test_a_sweep_names_the_best_configuration_and_the_edge_of_the_grid():
     assert "learning rate tried" not in middle
 
 
+def test_one_configuration_is_not_called_the_only_one_run():
+    """compare with one optimizer selects among several learning rates, then summarises only the winner's runs:
+    the sentence must not claim that a single configuration was run (a user test found "the only configuration run")."""
+    sentence = verdict.headline(_runs([("adam", 0.1, s, 0.5 + s / 100) for s in range(2)]))
+    assert sentence.startswith("adam lr=0.1 on diabetes:") and "over 2 seeds" in sentence
+    assert "only configuration run" not in sentence and "one configuration here" in sentence
+
+
 def test_the_sentence_quotes_the_medians_it_ranks_by():
     """Found by a QA pass: ranked by median but quoting means, the winner showed the larger mean."""
     import numpy as np

@@ -86,7 +86,7 @@ def _sweep_sentence(problem_runs, best, problem, loss):
     tried = problem_runs.drop_duplicates("hyperparameters")
     if len(tried) == 1:
         return (f"{_who(best)} on {problem}: {loss} {spread(best)} over {_seeds(best['seeds'])}; "
-                f"the only configuration run, so nothing to compare.")
+                f"one configuration here, so nothing to compare it with.")
     sentence = (f"{_who(best)} is the best of {len(tried)} configurations of {best['optimizer']} on {problem} "
                 f"(lowest final validation loss): {loss} {spread(best)} over {_seeds(best['seeds'])}.")
     rates = sorted(set(tried["learning_rate"].dropna()))
