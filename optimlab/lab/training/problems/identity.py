@@ -32,7 +32,7 @@ import numbers
 
 import numpy as np
 
-from optimlab.lab.training.problems import custom, models
+from optimlab.lab.training.problems import custom
 
 SEED_RULE = "keras.utils.set_random_seed(seed), then the model is built"  # see models.build
 # the budget, training options (each run's spec holds them, so they enter its key there) and labels
@@ -96,6 +96,8 @@ def model_structure(model):
 
 def definition(problem, input_shape):
     """The JSON-able definition of ``problem`` that the fingerprint hashes (data aside)."""
+    from optimlab.lab.training.problems import models  # here: Keras loads only when a model is built
+
     meta = {k: v for k, v in problem.meta().items() if k not in _NOT_IDENTITY}
     if callable(problem.loss):
         meta["loss"] = _callable_identity(problem.loss)
