@@ -1,7 +1,8 @@
 """optimlab.legacy names its state as Keras 2 does, checked side by side with tf_keras.
 
-Keras 2's rule (found by running tf_keras' legacy optimizers; ``OptimizerV2`` creates its
-state inside ``tf.name_scope(optimizer.name)`` during the first ``apply_gradients``):
+Keras 2's rule (found by running tf_keras' legacy optimizers): a variable is named by the
+``tf.name_scope`` where it is created, and ``apply_gradients`` creates the state inside
+``tf.name_scope(optimizer.name)``:
 
 * the step counter: ``<scope>/<optimizer>/iter:0`` (``Adam/iter:0``);
 * a hyperparameter: ``<scope>/<optimizer>/<hyperparameter>:0`` (``Adam/beta_1:0``);
@@ -9,7 +10,10 @@ state inside ``tf.name_scope(optimizer.name)`` during the first ``apply_gradient
   (``Adam/var0/m:0``, ``Adam/Variable/m:0`` for an unnamed variable,
   ``Adam/outer/inner/w/m:0`` for a variable made inside name scopes, ``Adam/dense/kernel/m:0``
   for a layer's kernel); two variables with the same name give the same slot names;
-* ``<scope>`` is the ``tf.name_scope`` around that first ``apply_gradients`` (empty at top level).
+* ``<scope>`` is the ``tf.name_scope`` around that first ``apply_gradients`` (empty at top level);
+* a hyperparameter read before any step is created outside that scope: ``learning_rate:0``;
+* an inner optimizer's slots created by a wrapper's step are in the wrapper's scope:
+  ``Lookahead/var0/m:0``.
 
 optimlab follows it, with one exception besides the next paragraph's: Keras 3 creates the
 step counter in the constructor, so the counter takes the scope around the constructor
@@ -178,3 +182,58 @@ def test_tfa_conditional_gradient_variables_are_named_per_variable(tfa, ord_, en
     assert names[1].startswith("ConditionalGradient/var0")
     assert names[2].startswith("ConditionalGradient/var1")
     assert names == keras2_conditional_gradient_names(ord_)
+
+
+def keras2_wrapper(base):
+    """A Keras 2 wrapper in TFA's Lookahead pattern: it builds its inner optimizer's state."""
+
+    class Wrapper(base):
+        def __init__(self, optimizer, name="Wrapper"):
+            super().__init__(name)
+            self._optimizer = optimizer
+
+        def _create_slots(self, var_list):
+            self._optimizer._create_slots(var_list=var_list)
+            for var in var_list:
+                self.add_slot(var, "slow", initializer=var)
+
+        def _create_hypers(self):
+            self._optimizer._create_hypers()
+
+        def _prepare(self, var_list):
+            return self._optimizer._prepare(var_list=var_list)
+
+        def _resource_apply_dense(self, grad, var, apply_state=None):
+            return self._optimizer._resource_apply_dense(grad, var, apply_state)
+
+    return Wrapper
+
+
+def test_inner_state_made_by_a_wrapper_is_named_as_tf_keras_names_it():
+    """Keras 2 names the inner optimizer's slots in the wrapper's scope (``Wrapper/var0/m``).
+    (The inner counter differs: Keras 2 makes it inside the wrapper's step, ``Wrapper/iter``;
+    Keras 3 in the inner optimizer's constructor, ``Adam/iter``.)"""
+
+    def names(module, base):
+        var = tf.Variable([1.0, 2.0], name="var0")
+        inner = module.Adam(0.1)
+        wrapper = keras2_wrapper(base)(inner)
+        wrapper.apply_gradients([(tf.ones_like(var), var)])
+        return [v.name for v in wrapper.variables()], [v.name for v in inner.variables()]
+
+    ours = names(optimlab.legacy, optimlab.legacy.Optimizer)
+    theirs = names(tf_keras.optimizers.legacy, tf_keras.optimizers.legacy.Optimizer)
+    assert ours[0] == theirs[0] == ["Wrapper/iter:0", "Wrapper/var0/slow:0"]
+    slots = [[n for n in names if not n.endswith("/iter:0")] for names in (ours[1], theirs[1])]
+    assert slots[0] == slots[1] == ["Wrapper/var0/m:0", "Wrapper/var0/v:0"]
+
+
+def test_hyperparameters_read_before_any_step_are_named_as_in_tf_keras():
+    def names(module):
+        opt = module.SGD(0.1, momentum=0.9)
+        opt._get_hyper("momentum")
+        return sorted(v.name for v in opt._hyper.values())
+
+    assert names(optimlab.legacy) == names(tf_keras.optimizers.legacy) == [
+        "decay:0", "learning_rate:0", "momentum:0"
+    ]

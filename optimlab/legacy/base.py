@@ -22,11 +22,14 @@ What the base reproduces from Keras 2 (and why it differs from optimlab's modern
 * ``variables()`` / ``weights`` / ``get_weights`` / ``set_weights`` list the
   iteration counter and the slots in creation order (no hyperparameters);
 * ``apply_gradients`` returns a tensor usable in ``tf.group``;
-* Keras 2's names (``tests/test_legacy_names.py``): the counter ``<optimizer>/iter:0``,
-  hyperparameters ``<optimizer>/<name>:0``, slots ``<optimizer>/<variable's name>/<slot>:0``
-  (``Adam/var0/m:0``), under the ``tf.name_scope`` around the first ``apply_gradients``
-  (the counter: around the constructor, where Keras 3 creates it); the Keras path of each
-  is its TensorFlow name without ``:0``;
+* Keras 2's names (:mod:`optimlab.legacy.names`, ``tests/test_legacy_names.py``): the counter
+  ``<optimizer>/iter:0``, hyperparameters ``<optimizer>/<name>:0``, slots
+  ``<optimizer>/<variable's name>/<slot>:0`` (``Adam/var0/m:0``), under the ``tf.name_scope``
+  around the first ``apply_gradients`` (the counter: around the constructor, where Keras 3
+  creates it); the Keras path of each is its TensorFlow name without ``:0``;
+* a Keras 3 optimizer (``tf.keras.optimizers.Adam`` on TF >= 2.16, or optimlab's) as the inner
+  optimizer of Keras 2 wrapper code: :func:`optimlab.legacy.as_legacy` (TFA's wrappers loaded
+  by ``tensorflow_addons()`` call it); what it covers is in :mod:`optimlab.legacy.keras3`;
 * ``load_own_variables`` (``keras.models.load_model``) restores slots that do
   not exist yet when they are created (Keras 2's deferred slot restoration).
 
@@ -34,6 +37,7 @@ Everything else (validation, clipping, aggregation, accumulation, EMA,
 ``tf.distribute``) is the modern base's, :class:`optimlab.optimizer.Optimizer`.
 """
 
+import contextlib
 import inspect
 import warnings
 
@@ -44,7 +48,7 @@ from keras.optimizers.schedules import LearningRateSchedule
 
 from optimlab._validation import KERAS_BASE_ARGS, check_keras2_keyword_args, check_learning_rate
 from optimlab.hyperparameters import serializable
-from optimlab.legacy.names import Keras2Names, scope_prefix, shared_name
+from optimlab.legacy.names import Keras2Names, applying, optimizer_scope, shared_name
 from optimlab.optimizer import Optimizer as _ModernOptimizer
 
 _LEGACY_KWARGS = ("clipnorm", "clipvalue", "global_clipnorm", "lr", "decay")
@@ -111,7 +115,6 @@ class Optimizer(Keras2Names, _ModernOptimizer):
             "_pending_restore": {},
             "_use_locking": True,
             "_initial_decay": float(decay),
-            "_outer_scope": "",
             "_slot_variable_name": None,
         }
         for key, value in state.items():
@@ -410,7 +413,9 @@ class Optimizer(Keras2Names, _ModernOptimizer):
     def build(self, var_list):
         if self.built:
             return
-        with tf.init_scope():
+        # Built outside apply_gradients (Keras 3's fit): named as inside it, as Keras 2's fit names them.
+        naming = optimizer_scope(self.name) if not applying() else contextlib.nullcontext()
+        with tf.init_scope(), naming:
             super().build(var_list)
             self._create_all_weights([_tf_variable(v) for v in var_list])
 
@@ -420,11 +425,10 @@ class Optimizer(Keras2Names, _ModernOptimizer):
         given = list(grads_and_vars)
         if not given:
             return tf.no_op()
-        if not self.built:  # Keras 2 names its state inside the caller's name scope
-            object.__setattr__(self, "_outer_scope", scope_prefix())
         pairs = [pair for pair in given if not isinstance(pair, (tuple, list)) or pair[0] is not None]
         pairs = pairs or given  # all None: the base names the variables in its error
-        super().apply_gradients(pairs, name=name, experimental_aggregate_gradients=experimental_aggregate_gradients)
+        with optimizer_scope(self.name):  # Keras 2 names the state it creates here
+            super().apply_gradients(pairs, name=name, experimental_aggregate_gradients=experimental_aggregate_gradients)
         return self.iterations.read_value()
 
     def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):

@@ -5,14 +5,42 @@ Keras 2 creates an optimizer's state inside ``tf.name_scope(optimizer.name)`` du
 ``<scope>/<optimizer>/<variable's name without ':0'>/<slot>:0``.
 """
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
+
+_applying = threading.local()  # .scopes: Keras 2 scopes of the legacy optimizers applying now, innermost last
 
 
 def scope_prefix():
     """The enclosing ``tf.name_scope`` as a prefix (``"outer/"``, or ``""`` at top level)."""
-    scope = tf.get_current_name_scope()
+    scope = tf.get_current_name_scope().strip("/")
     return f"{scope}/" if scope else ""
+
+
+def current_scope():
+    """Keras 2's name scope for a variable created now: the innermost applying optimizer's
+    ``<scope>/<optimizer>/``, else the enclosing ``tf.name_scope``."""
+    scopes = getattr(_applying, "scopes", None)
+    return scopes[-1] if scopes else scope_prefix()
+
+
+@contextlib.contextmanager
+def optimizer_scope(name):
+    """Keras 2's ``tf.name_scope(optimizer.name)`` around ``apply_gradients``, for the names only
+    (the TensorFlow scopes optimlab's apply enters are not Keras 2's)."""
+    scopes = _applying.__dict__.setdefault("scopes", [])
+    scopes.append(f"{current_scope()}{name}/")
+    try:
+        yield
+    finally:
+        scopes.pop()
+
+
+def applying():
+    return bool(getattr(_applying, "scopes", None))
 
 
 def shared_name(variable):
@@ -27,8 +55,11 @@ def named_variable(full_name, shape, dtype, initializer, aggregation="none"):
     ``full_name`` (a Keras 3 variable's own name cannot hold a ``/``: it is the last part)."""
     parent, _, leaf = full_name.rpartition("/")
     grandparent, _, last = parent.rpartition("/")
-    # The Keras scope sets the path; the absolute tf.name_scope inside it, the TensorFlow name.
-    with keras.name_scope(last, override_parent=grandparent), tf.name_scope(parent + "/"):
+    scopes = contextlib.ExitStack()
+    if parent:  # the Keras scope sets the path; the absolute tf.name_scope inside it, the TensorFlow name
+        scopes.enter_context(keras.name_scope(last, override_parent=grandparent))
+        scopes.enter_context(tf.name_scope(parent + "/"))
+    with scopes:
         return keras.Variable(
             initializer=keras.initializers.get(initializer),
             shape=shape,
@@ -51,7 +82,7 @@ class Keras2Names:
         if "_hyper" in self.__dict__ or variable.name != "iteration" or "_keras2_counter" in self.__dict__:
             super()._track_variable(variable)
             return
-        full_name = f"{scope_prefix()}{self.name}/iter"
+        full_name = f"{current_scope()}{self.name}/iter"
         counter = self._add_named_variable(full_name, (), variable.dtype, "zeros", "only_first_replica")
         object.__setattr__(self, "_keras2_counter", counter)
 
@@ -62,10 +93,11 @@ class Keras2Names:
 
 
     def _keras2_name(self, name):
-        """Keras 2's name of an optimizer variable: ``<scope>/<optimizer>/<name>``, where ``<scope>``
-        is the ``tf.name_scope`` around the first ``apply_gradients`` (Keras 2 created the state there)
-        and ``<name>`` is ``<variable's shared name>/<slot>`` for a slot (``Adam/var0/m``)."""
-        return f"{self._outer_scope}{self.name}/{name}"
+        """Keras 2's name of an optimizer variable created now: ``current_scope()`` then ``name``
+        (``<variable's shared name>/<slot>`` for a slot): ``Adam/var0/m`` inside Adam's
+        ``apply_gradients``, ``Lookahead/var0/m`` for Adam's slot made by a Lookahead around it,
+        ``learning_rate`` for a hyperparameter read before any step (as Keras 2 names them)."""
+        return f"{current_scope()}{name}"
 
     def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="none", layout=None, name=None):
         """Keras 3's; while ``add_slot`` creates a slot, the slot gets its Keras 2 name."""
