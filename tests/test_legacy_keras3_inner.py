@@ -83,3 +83,11 @@ def test_keras3_inner_state_is_listed_in_the_wrappers_weights(tfa):  # noqa: F81
     # Lookahead: its counter and slow copy, then Adam's two moments (no Keras 3 counter or learning rate).
     assert shapes == [(), (2,), (2,), (2,)]
     assert len(wrapper.get_weights()) == 4
+
+
+def test_tensorflow_addons_loads_again():
+    """A second ``tensorflow_addons()`` (another test module, a notebook cell run twice) works."""
+    first = optimlab.legacy.tensorflow_addons()
+    second = optimlab.legacy.tensorflow_addons()
+    assert second.Lookahead is not first.Lookahead
+    assert isinstance(second.Lookahead(keras.optimizers.SGD(0.1)), optimlab.legacy.Optimizer)

@@ -72,11 +72,11 @@ def load(legacy=None):
     Unchanged (``legacy=None``) is for the real Keras 2 (``TF_USE_LEGACY_KERAS=1``), the reference of
     the tests. Afterwards ``import tensorflow_addons as tfa; tfa.optimizers.AdamW`` finds the same module.
     """
+    for name in [n for n in sys.modules if n == "tensorflow_addons" or n.startswith("tensorflow_addons.")]:
+        del sys.modules[name]  # a previous load's bare package has no spec: find the wheel afresh
     _require("tensorflow_addons", "TensorFlow Addons' optimizers")
     _require("tf_keras", "TensorFlow Addons' optimizers")
     root = Path(importlib.util.find_spec("tensorflow_addons").origin).parent
-    for name in [n for n in sys.modules if n == "tensorflow_addons" or n.startswith("tensorflow_addons.")]:
-        del sys.modules[name]
     package = types.ModuleType("tensorflow_addons")
     package.__path__ = [str(root)]
     sys.modules["tensorflow_addons"] = package
