@@ -64,6 +64,13 @@ def main_options(
     _state["verbose"] = verbose
 
 
+def _report():
+    """The report module: it reads JSON records and draws, without TensorFlow (imported when the command runs)."""
+    from optimlab.lab.training import report
+
+    return report
+
+
 def _commands():
     """The library's command glue, imported (with TensorFlow, quietly) when a command runs.
 
@@ -103,8 +110,8 @@ def _run(ctx, work, safe_points=True, static=False, **checks):
     ``checks`` go to :func:`optimlab.lab.arguments.precheck` first, before TensorFlow is imported.
     With ``safe_points`` the work checks for a Ctrl-C itself (between runs, and inside
     compiled loops: :mod:`optimlab._interrupt`); without, a Ctrl-C interrupts it where it is.
-    ``static`` work is a listing read from :mod:`optimlab.lab.catalog`: ``work(tables, console)``,
-    without TensorFlow (:mod:`optimlab.lab.tables`).
+    ``static`` work needs no TensorFlow (the listings, read from :mod:`optimlab.lab.catalog`, and
+    the report, which reads JSON records and draws): ``work(tables, console)``.
     """
     _interrupt.count_saved_runs(None)  # until this command makes a Runner (make_runner): nothing to resume
     try:
@@ -346,7 +353,8 @@ def report_command(
     if not (folder or out):
         typer.echo("error: name the folder: optimlab report runs/diabetes (or --out runs/diabetes)", err=True)
         raise typer.Exit(2)
-    _run(ctx, lambda c: c.make_report(folder or out), safe_points=False, report_folder=folder or out)
+    _run(ctx, lambda tables, console: _report().make_report(folder or out, tables.console), static=True,
+         report_folder=folder or out)
 
 
 # ---------------------------------------------------------------- convergence lab

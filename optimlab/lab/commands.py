@@ -129,12 +129,7 @@ def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
 
 
 def make_report(out):
-    folder = Path(out)
-    check_report_folder(out)
-    check_output_folder(folder)
-    with user_errors():
-        path = report.write_report(folder)
-    tables.console.print(f"wrote {path} and PNGs under {path.parent / 'figures'}", highlight=False, overflow="fold")
+    report.make_report(out, tables.console)
 
 
 def converge(function, optimizers, lrs, init=None, max_iters=2000, dim=None, step_tol=0.0, grad_tol=None,

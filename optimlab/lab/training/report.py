@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from optimlab.lab.arguments import check_output_folder, check_report_folder, user_errors
 from optimlab.lab.training import analysis, plots, problems, records
 from optimlab.lab.training.analysis import diagnostics, stats, verdict
 
@@ -335,3 +336,13 @@ def write_report(out, sections=None):
                     f"<h1>optimlab report: {html.escape(problems)}</h1><p>{len(recs)} runs in "
                     f"{html.escape(str(out))}.</p>{body}</body></html>")
     return path
+
+
+def make_report(out, console):
+    """``optimlab report OUT``: check the folder, write the report, say where (no TensorFlow on this path)."""
+    folder = Path(out)
+    check_report_folder(out)
+    check_output_folder(folder)
+    with user_errors():
+        path = write_report(folder)
+    console.print(f"wrote {path} and PNGs under {path.parent / 'figures'}", highlight=False, overflow="fold")
