@@ -91,3 +91,24 @@ def test_tensorflow_addons_loads_again():
     second = optimlab.legacy.tensorflow_addons()
     assert second.Lookahead is not first.Lookahead
     assert isinstance(second.Lookahead(keras.optimizers.SGD(0.1)), optimlab.legacy.Optimizer)
+
+
+def test_wrapper_holding_a_keras3_optimizer_fits_saves_and_resumes_exactly(tfa, tmp_path):  # noqa: F811
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(32, 4)).astype("float32")
+    targets = inputs.sum(axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.compile(optimizer=tfa.Lookahead(keras.optimizers.Adam(0.01), sync_period=3), loss="mse")
+        model.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        model.save(tmp_path / "m.keras")
+        model.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        restored = keras.models.load_model(tmp_path / "m.keras")
+        assert isinstance(restored.optimizer._optimizer.inner_optimizer, keras.optimizers.Adam)
+        restored.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), restored.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.optimizer.get_weights(), restored.optimizer.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

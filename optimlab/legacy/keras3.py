@@ -20,8 +20,10 @@ hooks run the Keras 3 optimizer's own ``build`` and ``update_step`` (so its math
 * sparse gradients are densified (what Keras 3's Adam, SGD, ... do with ``IndexedSlices``);
 * ``learning_rate`` / ``_get_hyper("learning_rate")`` / ``_set_hyper`` read and set the
   Keras 3 optimizer's learning rate (a number or a schedule of the shared counter);
-* ``weights``: the counter, then the Keras 3 optimizer's own state (no counter, no
-  learning rate); ``get_config`` holds the serialized Keras 3 optimizer.
+* ``weights``: the Keras 3 optimizer's own state (no counter, no learning rate), as a Keras 2
+  inner optimizer's under a wrapper; ``get_config`` holds the serialized Keras 3 optimizer, and
+  ``model.save`` / ``keras.models.load_model`` restore the state (its names are Keras 3's own,
+  e.g. ``adam/dense_kernel_0_momentum``, not Keras 2's).
 
 Not supported: Keras 3 gradient accumulation, EMA or ``loss_scale_factor`` on the inner
 optimizer (they live in its ``apply``, which the wrapper does not call), and optimizers
@@ -31,7 +33,7 @@ whose ``update_step`` needs all variables at once (Keras 3's ``Muon`` is per-var
 import keras
 import tensorflow as tf
 
-from optimlab.legacy.base import Optimizer
+from optimlab.legacy.base import Optimizer, _tf_variable
 
 
 def as_legacy(optimizer):
@@ -113,10 +115,29 @@ class Keras3Optimizer(Optimizer):
 
     @property
     def weights(self):
-        """The counter and slots of the adapter, then the Keras 3 optimizer's own state."""
+        """The Keras 3 optimizer's state, without a counter: the adapter exists for wrappers, whose
+        counter drives it (a Keras 2 inner optimizer's ``weights`` have no counter there either)."""
+        own = _tf_variable(self._own_iterations)
+        return [w for w in self._weights if w is not own] + self._inner_state()
+
+    def _inner_state(self):
         own = self.__dict__.get("_inner_own_state", ())
-        inner = [v.value for v in self._inner.variables if id(v) not in own]
-        return self._weights + inner
+        return [v.value for v in self._inner.variables if id(v) not in own]
+
+    def save_own_variables(self, store):
+        """The adapter's own counter (whoever drives the steps), then the Keras 3 optimizer's state."""
+        for i, variable in enumerate([self._own_iterations.value, *self._inner_state()]):
+            store[str(i)] = keras.ops.convert_to_numpy(variable)
+
+    def load_own_variables(self, store):
+        state = [self._own_iterations.value, *self._inner_state()]
+        if len(store.keys()) != len(state):
+            raise ValueError(
+                f"Optimizer {self.name!r} holds {len(state)} variables (counter, then the Keras 3 "
+                f"optimizer's built state) but the file holds {len(store.keys())}"
+            )
+        for i, variable in enumerate(state):
+            variable.assign(store[str(i)])
 
     def get_config(self):
         config = super().get_config()
