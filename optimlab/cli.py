@@ -14,6 +14,7 @@ Example::
 
 import contextlib
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -424,6 +425,8 @@ def main():
     if _interrupt.untold():
         typer.echo(_interrupt.stopped(), err=True)
         status = 130
+    if status == 130:  # stopped: a late second press must not turn the exit into a death by SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(status)
 
 

@@ -33,6 +33,7 @@ SAVE = textwrap.dedent("""
     optimizers = {f"optimlab>{e.cls.__name__}": e.cls(**e.quadratic.kwargs) for e in registry.entries()}
     optimizers.update({f"optimlab_legacy>{name}": getattr(legacy, name)() for name in
                        ("SGD", "Adam", "Adadelta", "Adagrad", "Adamax", "Ftrl", "Nadam", "RMSprop")})
+    optimizers["optimlab.legacy>Keras3Optimizer"] = legacy.as_legacy(keras.optimizers.Adam(0.01))
     optimizers["optimlab>Lookahead"] = wrappers.Lookahead(optimlab.Adam(0.01), sync_period=3)
     optimizers["optimlab>SWA"] = wrappers.SWA(optimlab.SGD(0.01), start_averaging=1, average_period=2)
     optimizers["optimlab>PerVariableOptimizer"] = wrappers.PerVariableOptimizer(
