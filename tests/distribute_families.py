@@ -12,9 +12,9 @@ import numpy as np
 
 
 def _seed_adam():
-    from test_legacy import SeedAdam  # a Keras 2 style optimizer on optimlab.legacy
+    from test_legacy import BookAdam  # a Keras 2 style optimizer on optimlab.legacy
 
-    return SeedAdam(learning_rate=0.05)
+    return BookAdam(learning_rate=0.05)
 
 
 def families():

@@ -1,4 +1,4 @@
-"""tf.distribute: under MirroredStrategy gradients are summed across replicas (seed 003).
+"""tf.distribute: under MirroredStrategy gradients are summed across replicas (Keras 2's optimizer contract).
 
 Runs on two logical CPUs configured in conftest.py.
 """

@@ -19,10 +19,10 @@ STEPS = 100
 
 
 # ----------------------------------------------------------- legacy-style optimizers
-class SeedAdam(Optimizer):
+class BookAdam(Optimizer):
     """The Boston housing chapter's Adam: no apply_state, _decayed_lr, epsilon as a plain attribute."""
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, name="SeedAdam", **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, name="BookAdam", **kwargs):
         super().__init__(name, **kwargs)
         self._set_hyper("learning_rate", kwargs.get("lr", learning_rate))
         self._set_hyper("beta_1", beta_1)
@@ -149,7 +149,7 @@ class DecaySGD(Optimizer):
         return config
 
 
-for _cls in (SeedAdam, LazyMomentum, SimpleAdagrad, DecaySGD):
+for _cls in (BookAdam, LazyMomentum, SimpleAdagrad, DecaySGD):
     keras.saving.register_keras_serializable("optimlab_legacy_tests")(_cls)
 
 
@@ -215,7 +215,7 @@ def f32(x):
 
 CASES = {
     "seed_adam": (
-        lambda: SeedAdam(learning_rate=0.05, beta_1=0.8, decay=0.01),
+        lambda: BookAdam(learning_rate=0.05, beta_1=0.8, decay=0.01),
         lambda: numpy_seed_adam(X0, grad_fn, f32(0.05), f32(0.8), f32(0.999), 1e-8, f32(0.01), STEPS),
     ),
     "lazy_momentum": (
@@ -344,10 +344,10 @@ def test_lr_alias_and_deprecation_warning():
 
 
 def test_config_is_built_on_the_keras2_base_config():
-    opt = SeedAdam(learning_rate=0.02, clipnorm=1.5, decay=0.1)
+    opt = BookAdam(learning_rate=0.02, clipnorm=1.5, decay=0.1)
     config = opt.get_config()
-    assert config == {"name": "SeedAdam", "clipnorm": 1.5, "decay": 0.1, "learning_rate": 0.02, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
-    clone = SeedAdam.from_config(config)
+    assert config == {"name": "BookAdam", "clipnorm": 1.5, "decay": 0.1, "learning_rate": 0.02, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+    clone = BookAdam.from_config(config)
     assert clone.get_config() == config and clone.clipnorm == 1.5
 
 

@@ -1,4 +1,4 @@
-"""Seed 004's techniques as problem options: batch normalization, mixup, label smoothing, schedules."""
+"""The techniques of the article on TensorFlow optimizers as problem options: batch normalization, mixup, label smoothing, schedules."""
 
 import dataclasses
 
