@@ -8,7 +8,6 @@ interpreter, which then says whether it imported TensorFlow.
 """
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -18,36 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from cli_driver import drive
+
 from optimlab.lab import arguments
-
-ROOT = Path(__file__).resolve().parents[2]
-
-DRIVER = """
-import contextlib, io, json, sys, time
-import optimlab.cli
-results = []
-for args in json.loads(sys.argv[1]):
-    sys.argv = ["optimlab", *args]
-    err = io.StringIO()
-    started = time.perf_counter()
-    with contextlib.redirect_stderr(err):
-        try:
-            optimlab.cli.main()
-            code = 0
-        except SystemExit as exit:
-            code = exit.code
-    results.append({"code": code, "stderr": err.getvalue(), "seconds": time.perf_counter() - started})
-print(json.dumps({"results": results, "loaded": [m for m in ("tensorflow", "keras") if m in sys.modules]}))
-"""
-
-
-def _drive(cases, cwd):
-    """Each case's exit status, stderr and seconds, and whether TensorFlow was imported, from one interpreter."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
-    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True, env=env,
-                          timeout=120, cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
 
 
 def _refuses_files(folder):
@@ -132,7 +104,7 @@ def test_every_output_place_is_probed_before_tensorflow(tmp_path):
             subprocess.run(["chattr", "+i", str(folder)], check=True)
             cases.append((["report", str(folder)], "report folder"))
         before = sorted(tmp_path.rglob("*"))
-        report = _drive([args for args, _ in cases], tmp_path)
+        report = drive([args for args, _ in cases], tmp_path)
         assert sorted(tmp_path.rglob("*")) == before  # nothing written, no probe left
     assert report["loaded"] == []
     for (args, flag), result in zip(cases, report["results"]):
@@ -164,7 +136,7 @@ def test_every_value_is_checked_before_tensorflow_with_the_flags_name(tmp_path):
     """Found by a user test: --sampler, --valid-fraction, converge --init and --option values waited 15-20 s for
     TensorFlow, and --valid-fraction's message named valid_fraction, not the flag."""
     started = time.perf_counter()
-    report = _drive([args for args, _ in BAD_VALUES], tmp_path)
+    report = drive([args for args, _ in BAD_VALUES], tmp_path)
     assert time.perf_counter() - started < 20  # TensorFlow alone takes longer on a busy CI core
     assert report["loaded"] == []
     for (args, expected), result in zip(BAD_VALUES, report["results"]):

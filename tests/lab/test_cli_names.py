@@ -5,7 +5,6 @@ the first test keeps those lists equal to the registries, the others drive the
 command in a fresh interpreter and check that TensorFlow was never imported.
 """
 
-import json
 import re
 import os
 import subprocess
@@ -14,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from cli_driver import drive
 
 from optimlab import _names, bench, registry
 from optimlab.lab import arguments
@@ -60,38 +61,10 @@ MISTYPED = [
     (["optimizers", "adma"], ["no optimizer matches 'adma'", "did you mean 'adam'?"]),
 ]
 
-# Runs each case through optimlab.cli.main() in one fresh interpreter, then says what it imported.
-DRIVER = """
-import contextlib, io, json, sys, time
-import optimlab.cli
-results = []
-for args in json.loads(sys.argv[1]):
-    sys.argv = ["optimlab", *args]
-    err = io.StringIO()
-    started = time.perf_counter()
-    with contextlib.redirect_stderr(err):
-        try:
-            optimlab.cli.main()
-            code = 0
-        except SystemExit as exit:
-            code = exit.code
-    results.append({"code": code, "stderr": err.getvalue(), "seconds": time.perf_counter() - started})
-print(json.dumps({"results": results, "loaded": [m for m in ("tensorflow", "keras") if m in sys.modules]}))
-"""
-
-
-def _drive(cases, cwd):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
-    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True, env=env,
-                          timeout=120, cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
-
-
 def test_mistyped_names_are_answered_before_tensorflow_is_imported(tmp_path):
     """Found by a user test: `--task diabets` or `--optimizers adma` waited 5-30 s for TensorFlow to say so."""
     started = time.perf_counter()
-    report = _drive([args for args, _ in MISTYPED], tmp_path)
+    report = drive([args for args, _ in MISTYPED], tmp_path)
     assert time.perf_counter() - started < 20  # importing TensorFlow alone takes longer on a busy CI core
     assert report["loaded"] == []
     for (args, words), result in zip(MISTYPED, report["results"]):

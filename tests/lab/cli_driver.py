@@ -1,0 +1,37 @@
+"""Runs ``optimlab`` commands through ``optimlab.cli.main()`` in one fresh interpreter (shared by the CLI tests)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs each case through optimlab.cli.main() in one fresh interpreter, then says what it imported.
+DRIVER = """
+import contextlib, io, json, sys, time
+import optimlab.cli
+results = []
+for args in json.loads(sys.argv[1]):
+    sys.argv = ["optimlab", *args]
+    err = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stderr(err):
+        try:
+            optimlab.cli.main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+    results.append({"code": code, "stderr": err.getvalue(), "seconds": time.perf_counter() - started})
+print(json.dumps({"results": results, "loaded": [m for m in ("tensorflow", "keras") if m in sys.modules]}))
+"""
+
+
+def drive(cases, cwd):
+    """Each case's exit status, stderr and seconds, and whether TensorFlow was imported."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
+    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
