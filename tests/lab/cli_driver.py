@@ -1,10 +1,17 @@
-"""Runs ``optimlab`` commands through ``optimlab.cli.main()`` in one fresh interpreter (shared by the CLI tests)."""
+"""Helpers shared by the CLI tests: commands run through ``optimlab.cli.main()`` in one fresh interpreter,
+and the progress bar's last line at 80 columns."""
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from rich.console import Console
+
+from optimlab.lab import tables
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,3 +42,18 @@ def drive(cases, cwd):
                           timeout=120, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def last_bar_line(monkeypatch, total, drive):
+    """The progress bar's last line at 80 columns after ``drive(runner)`` reported runs to it."""
+    screen = io.StringIO()
+    monkeypatch.setattr(tables, "progress_console", Console(file=screen, width=80, force_terminal=True))
+
+    class FakeRunner:
+        def close(self):
+            pass
+
+    runner = FakeRunner()
+    with tables.progress_for(runner, total, "compare"):
+        drive(runner)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").strip().splitlines()[-1]

@@ -6,6 +6,8 @@ import re
 
 from rich.console import Console
 
+from cli_driver import last_bar_line
+
 from optimlab.lab import catalog, tables
 
 
@@ -42,22 +44,14 @@ def test_numbers_of_one_column_are_written_in_one_notation():
 
 def test_the_progress_bar_names_the_optimizer_whole_within_80_columns(monkeypatch):
     """Found by a user test: the label was cut to 14 characters ("compare rmspro")."""
-    screen = io.StringIO()
-    monkeypatch.setattr(tables, "progress_console", Console(file=screen, width=80, force_terminal=True))
-
-    class FakeRunner:
-        def close(self):
-            pass
-
-    runner = FakeRunner()
-    with tables.progress_for(runner, 1000, "compare"):
+    def drive(runner):
         for name in ("rmsprop", "schedule_free_adamw"):
             runner.on_start()
             runner.on_run({"status": "ok", "spec": {"optimizer": name}}, True)
         for _ in range(12):
             runner.on_retry()
-    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").splitlines()
-    last = [line for line in lines if line.strip()][-1]
+
+    last = last_bar_line(monkeypatch, 1000, drive)
     assert "schedule_free_adamw" in last and "2/1000" in last and "retried" in last, last
     assert len(last.rstrip()) <= 80 and "…" not in last, last
 

@@ -19,6 +19,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from cli_driver import last_bar_line
+
 from optimlab import cli
 from optimlab.lab import commands, tables
 from optimlab.lab.training import records
@@ -262,23 +264,6 @@ def test_lrs_errors_say_what_the_option_takes(tmp_path):
     assert not (tmp_path / "o" / "records").exists()
 
 
-def _last_bar_line(monkeypatch, total, drive):
-    """The progress bar's last line at 80 columns after ``drive(runner)`` reported runs to it."""
-    import io
-
-    screen = io.StringIO()
-    monkeypatch.setattr(tables, "progress_console", Console(file=screen, width=80, force_terminal=True))
-
-    class FakeRunner:
-        def close(self):
-            pass
-
-    runner = FakeRunner()
-    with tables.progress_for(runner, total, "compare"):
-        drive(runner)
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n").strip().splitlines()[-1]
-
-
 def test_progress_bar_tells_diverged_from_retried_and_the_time_left(monkeypatch):
     """Found by a user test: diverged runs were counted as 'fail'; the README promises the time left."""
     def drive(runner):
@@ -288,7 +273,7 @@ def test_progress_bar_tells_diverged_from_retried_and_the_time_left(monkeypatch)
         runner.on_start()
         runner.on_retry()
 
-    last = _last_bar_line(monkeypatch, 4, drive)
+    last = last_bar_line(monkeypatch, 4, drive)
     assert "2/4" in last and "0 running, 1 diverged, 1 retried" in last, last
     assert re.search(r"(-:--:--|\d:\d\d:\d\d)\s*$", last), last  # the time left
     assert len(last.rstrip()) <= 80
@@ -304,7 +289,7 @@ def test_progress_bar_speaks_words_and_fits_80_columns_with_large_counts(monkeyp
         for _ in range(12):
             runner.on_retry()
 
-    last = _last_bar_line(monkeypatch, 1000, drive)
+    last = last_bar_line(monkeypatch, 1000, drive)
     assert "120/1000" in last and "18 running, 120 diverged, 12 retried" in last, last
     assert len(last.rstrip()) <= 80 and "…" not in last, last
 

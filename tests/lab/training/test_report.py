@@ -215,6 +215,19 @@ def _variant(record, optimizer, lr, seed, train_loss, status="ok"):
     return r
 
 
+def _diagnostics_keeping_figures(ctx, monkeypatch):
+    """The diagnostics section's HTML and its figures by file name (kept open to be inspected)."""
+    captured = {}
+    save = plots._save
+
+    def keep(fig, path):
+        captured[path.name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return report.section_diagnostics(ctx), captured
+
+
 def test_diagnostics_name_diverged_configurations_and_keep_the_curves_readable(folder, monkeypatch, tmp_path):
     """Diverged configurations were left out of "did not beat it"; two explosions to 1e9 squashed the y axis."""
     from optimlab.lab.training import analysis, records
@@ -228,15 +241,7 @@ def test_diagnostics_name_diverged_configurations_and_keep_the_curves_readable(f
     recs += [_variant(base, "sgd", 0.1, 0, exploding, "diverged")]
     runs = analysis.runs_table(recs)
     ctx = report.Context(folder, recs, runs, analysis.selected(runs), analysis.curves(recs), tmp_path)
-    captured = {}
-    save = plots._save
-
-    def keep(fig, path):
-        captured[path.name] = fig
-        return save(fig, path)
-
-    monkeypatch.setattr(plots, "_save", keep)
-    text = report.section_diagnostics(ctx)
+    text, captured = _diagnostics_keeping_figures(ctx, monkeypatch)
     assert ("Did not beat it (diverged): momentum lr=0.1 (every seed diverged), sgd lr=0.1 (every seed "
             "diverged).") in text
     ax = captured["iris_all_curves.png"].axes[0]
@@ -273,15 +278,7 @@ def test_diagnostics_of_one_problem_run_with_two_budgets(folder, monkeypatch, tm
     runs = analysis.runs_table(recs)
     assert set(runs["problem"]) == {"iris [epochs=3]", "iris [epochs=6]"}
     ctx = report.Context(folder, recs, runs, analysis.selected(runs), analysis.curves(recs), tmp_path)
-    captured = {}
-    save = plots._save
-
-    def keep(fig, path):
-        captured[path.name] = fig
-        return save(fig, path)
-
-    monkeypatch.setattr(plots, "_save", keep)
-    text = report.section_diagnostics(ctx)
+    text, captured = _diagnostics_keeping_figures(ctx, monkeypatch)
     for label in ("iris [epochs=3]", "iris [epochs=6]"):
         assert f"<h3>{label}</h3>" in text
         assert len(captured[f"{label}_all_curves.png"].axes[0].lines) >= 1  # the curves are drawn
