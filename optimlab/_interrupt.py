@@ -80,7 +80,7 @@ def untold():
 def _start_up_handler(signum, frame):
     _pressed.set()
     if _exit_now:  # only modules loading: nothing is written yet, nothing to undo
-        os.write(2, f"{message()}\n".encode())
+        os.write(_quiet.stderr_fd(), f"{message()}\n".encode())  # seen even while the import is silenced
         os._exit(130)
     raise KeyboardInterrupt
 
@@ -106,6 +106,25 @@ def start_up(exit_now=False):
 def started():
     """The command's modules are loaded: a Ctrl-C now raises ``KeyboardInterrupt`` (remembered) instead."""
     _exit_now.clear()
+
+
+@contextlib.contextmanager
+def exit_at_once(enabled=True):
+    """Inside the block (``enabled``), a Ctrl-C prints the message and exits with status 130 at once.
+
+    For the command's import of TensorFlow, before it has written anything: an exception raised
+    there can pass through TensorFlow's C++ start-up (a Python callback under a ``noexcept`` frame),
+    which then aborts the process (status -6, its message hidden with the silenced import), and a
+    bare ``except`` in an optional import can swallow it.
+    """
+    if not enabled:
+        yield
+        return
+    _exit_now[:] = [True]
+    try:
+        yield
+    finally:
+        _exit_now.clear()
 
 
 def watching():

@@ -18,6 +18,12 @@ import sys
 import warnings
 
 _QUIET = []  # [True] once import_libraries silenced the libraries
+_SAVED_STDERR = []  # the real standard error's descriptor while silenced_stderr() points 2 at /dev/null
+
+
+def stderr_fd():
+    """The descriptor of the real standard error, also while :func:`silenced_stderr` hides descriptor 2."""
+    return _SAVED_STDERR[-1] if _SAVED_STDERR else 2
 
 
 def quiet():
@@ -30,6 +36,7 @@ def silenced_stderr():
     """Point file descriptor 2 at /dev/null for the block (C++ writes included)."""
     sys.stderr.flush()
     saved = os.dup(2)
+    _SAVED_STDERR.append(saved)
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
@@ -37,6 +44,7 @@ def silenced_stderr():
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
+        _SAVED_STDERR.remove(saved)
         os.close(saved)
 
 

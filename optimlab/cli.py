@@ -75,11 +75,13 @@ def _report():
 def _commands():
     """The library's command glue, imported (with TensorFlow, quietly) when a command runs.
 
-    A Ctrl-C during the import stops it; one that a library swallowed on the
-    way (a bare ``except`` around an optional import) stops the command here.
+    In the command, a Ctrl-C during the import exits at once with status 130
+    (nothing is written yet); elsewhere one that a library swallowed on the way
+    (a bare ``except`` around an optional import) stops the command here.
     """
-    _quiet.import_libraries(_state["verbose"])
-    from optimlab.lab import commands  # imports TensorFlow: here, after _quiet, so --help and listings stay fast
+    with _interrupt.exit_at_once(_IS_COMMAND):  # never an exception through TensorFlow's start-up
+        _quiet.import_libraries(_state["verbose"])
+        from optimlab.lab import commands  # imports TensorFlow: here, after _quiet, so --help and listings stay fast
 
     if _interrupt.untold():
         raise KeyboardInterrupt

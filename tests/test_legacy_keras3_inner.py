@@ -11,6 +11,8 @@ so the trajectories agree to float rounding, not bit for bit; in float64 too, be
 keeps ``beta_1`` etc. in float32 variables (0.8999999761...) where Keras 3 uses the Python float.
 """
 
+import importlib.util
+import os
 import types
 import warnings
 
@@ -91,6 +93,15 @@ def test_tensorflow_addons_loads_again():
     second = optimlab.legacy.tensorflow_addons()
     assert second.Lookahead is not first.Lookahead
     assert isinstance(second.Lookahead(keras.optimizers.SGD(0.1)), optimlab.legacy.Optimizer)
+
+
+def test_tensorflow_addons_package_keeps_its_spec():
+    """Found by CI: the loaded package had no ``__spec__``, so a later ``importlib.util.find_spec``
+    (a skip condition, a user's check that TFA is installed) raised ValueError instead of finding it."""
+    optimlab.legacy.tensorflow_addons()
+    spec = importlib.util.find_spec("tensorflow_addons")
+    assert spec is not None and spec.origin.endswith(os.path.join("tensorflow_addons", "__init__.py"))
+    assert importlib.util.find_spec("tensorflow_addons.optimizers") is not None
 
 
 def test_wrapper_holding_a_keras3_optimizer_fits_saves_and_resumes_exactly(tfa, tmp_path):  # noqa: F811

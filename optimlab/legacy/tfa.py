@@ -24,7 +24,6 @@ import importlib
 import importlib.util
 import sys
 import types
-from pathlib import Path
 
 
 def _require(module, what):
@@ -73,12 +72,12 @@ def load(legacy=None):
     the tests. Afterwards ``import tensorflow_addons as tfa; tfa.optimizers.AdamW`` finds the same module.
     """
     for name in [n for n in sys.modules if n == "tensorflow_addons" or n.startswith("tensorflow_addons.")]:
-        del sys.modules[name]  # a previous load's bare package has no spec: find the wheel afresh
+        del sys.modules[name]  # a previous load's package: import the wheel's modules afresh
     _require("tensorflow_addons", "TensorFlow Addons' optimizers")
     _require("tf_keras", "TensorFlow Addons' optimizers")
-    root = Path(importlib.util.find_spec("tensorflow_addons").origin).parent
-    package = types.ModuleType("tensorflow_addons")
-    package.__path__ = [str(root)]
+    # The wheel's package with its spec (find_spec keeps working), its __init__ not run: that would import
+    # all of TFA (layers, losses, ...) on Keras 2 internals that Keras 3 lacks.
+    package = importlib.util.module_from_spec(importlib.util.find_spec("tensorflow_addons"))
     sys.modules["tensorflow_addons"] = package
     with contextlib.ExitStack() as stack:
         stack.enter_context(keras2_internals())
