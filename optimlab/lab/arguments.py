@@ -307,7 +307,25 @@ def check_options(options):
     smoothing = parsed.get("label_smoothing", 0)
     if isinstance(smoothing, bool) or not 0 <= smoothing < 1:
         raise LabError(f"--option label_smoothing must be in [0, 1); got {smoothing!r}")
+    if "schedule" in parsed:
+        check_schedule(*parsed["schedule"])
     return parsed
+
+
+def check_schedule(name, args, option="--option schedule"):
+    """A schedule's name and argument names against the catalog (the arguments after the learning rate)."""
+    known = {entry["name"]: entry for entry in _catalog_data.SCHEDULES}
+    if name not in known:
+        raise LabError(f"{option}: {unknown('schedule', name, sorted(known))}")
+    allowed = known[name]["keywords"]
+    for key in args:
+        if key not in allowed:
+            raise LabError(f"{option}: {name} takes no argument {key!r}{did_you_mean(key, allowed)} "
+                           f"(after the learning rate it takes: {', '.join(allowed)})")
+    missing = [key for key in known[name]["required"] if key not in args]
+    if missing:
+        raise LabError(f"{option}: {name} needs {', '.join(missing)}, e.g. "
+                       f"{option.split()[-1]}={name}:{','.join(f'{key}=VALUE' for key in missing)}")
 
 
 def check_storage_folder(url):

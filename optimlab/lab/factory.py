@@ -76,21 +76,35 @@ def names(text, option="--optimizers"):
 
 def make_schedule(name, learning_rate, args):
     """``keras.optimizers.schedules.<name>`` or ``optimlab.schedules.<name>`` from ``learning_rate`` and ``args``."""
-    for module in (schedules, keras.optimizers.schedules):
-        cls = getattr(module, name, None)
-        if _is_schedule(cls):
-            try:
-                return cls(learning_rate, **args)
-            except TypeError as error:
-                raise ValueError(f"schedule {name!r} does not take {sorted(args)} after the learning rate: "
-                                 f"{error}") from error
-    known = sorted({n for m in (schedules, keras.optimizers.schedules) for n in dir(m)
-                    if _is_schedule(getattr(m, n)) and not n.startswith("_") and n != "LearningRateSchedule"})
-    raise ValueError(unknown("schedule", name, known))
+    known = schedule_classes()
+    if name not in known:
+        raise ValueError(unknown("schedule", name, sorted(known)))
+    try:
+        return known[name](learning_rate, **args)
+    except TypeError as error:
+        raise ValueError(f"schedule {name!r} does not take {sorted(args)} after the learning rate: {error}") from error
+
+
+# The first argument of a schedule that starts at (or peaks at) the run's learning rate. Others
+# (PiecewiseConstantDecay's boundaries, ScaledSchedule's inner schedule) would take the rate as something else.
+LEARNING_RATE_FIRST = ("initial_learning_rate", "initial_value", "max_value", "peak_value")
+
+
+def schedule_classes():
+    """``{name: class}`` of the schedules a run can follow (their first argument is the run's learning rate)."""
+    found = {}
+    for module in (keras.optimizers.schedules, schedules):  # optimlab's win a clash of names
+        for name in dir(module):
+            if _is_schedule(getattr(module, name)) and not name.startswith("_"):
+                found[name] = getattr(module, name)
+    return dict(sorted(found.items()))
 
 
 def _is_schedule(value):
-    return isinstance(value, type) and issubclass(value, keras.optimizers.schedules.LearningRateSchedule)
+    if not (isinstance(value, type) and issubclass(value, keras.optimizers.schedules.LearningRateSchedule)):
+        return False
+    first = list(inspect.signature(value.__init__).parameters)[1:2]
+    return bool(first) and first[0] in LEARNING_RATE_FIRST
 
 
 def make_optimizer(name, hyperparameters, schedule=None):

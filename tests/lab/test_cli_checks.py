@@ -19,6 +19,7 @@ import pytest
 
 from cli_driver import drive
 
+from optimlab import _catalog_data
 from optimlab.lab import arguments
 
 
@@ -127,6 +128,13 @@ BAD_VALUES = [
     (["sweep", "--option", "label_smoothing=1"], "--option label_smoothing must be in [0, 1); got 1"),
     (["tune", "--option", "batchnorm=2"], "--option batchnorm must be true or false; got 2"),
     (["compare", "--option", "mixupp=0.2"], "--option takes KEY=VALUE"),
+    (["compare", "--option", "schedule=CosineDecy:decay_steps=9"],
+     "--option schedule: unknown schedule 'CosineDecy'; did you mean 'CosineDecay'?"),
+    (["sweep", "--option", "schedule=CosineDecay:decay_step=9"],
+     "--option schedule: CosineDecay takes no argument 'decay_step'; did you mean 'decay_steps'?"),
+    (["tune", "--option", "schedule=WarmupDecay:warmup_steps=5"], "--option schedule: WarmupDecay needs decay_steps"),
+    (["compare", "--option", "schedule=PiecewiseConstantDecay:values=1"],  # its first argument is not a rate
+     "--option schedule: unknown schedule 'PiecewiseConstantDecay'"),
     (["compare", "--set", "momentum"], "--set takes KEY=NUMBER"),
     (["compare", "--optimizers", "sgd", "--set", "momentun=0.9"], "--set momentun: sgd has no hyperparameter"),
 ]
@@ -144,6 +152,18 @@ def test_every_value_is_checked_before_tensorflow_with_the_flags_name(tmp_path):
         assert result["code"] == 2 and len(lines) == 1, (args, result)
         assert lines[0].startswith(f"error: {expected}"), (args, lines[0])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_catalogs_schedules_are_the_ones_a_run_can_follow():
+    """Every schedule the early check accepts is built by the factory with its required arguments (and only those)."""
+    from optimlab.lab import factory
+
+    assert [entry["name"] for entry in _catalog_data.SCHEDULES] == list(factory.schedule_classes())
+    for entry in _catalog_data.SCHEDULES:
+        args = {key: 3 for key in entry["required"]}
+        arguments.check_schedule(entry["name"], args)
+        schedule = factory.make_schedule(entry["name"], 0.1, args)
+        assert float(schedule(1)) > 0, entry["name"]
 
 
 def test_values_in_range_pass_the_early_checks():

@@ -120,7 +120,8 @@ def test_the_static_listings_equal_the_registries_and_print_without_tensorflow(t
     """Found by a user test: `optimlab optimizers` and `functions` waited 15-18 s for TensorFlow to print static text."""
     from optimlab.lab import catalog
 
-    assert {"optimizers": catalog.OPTIMIZERS, "functions": catalog.FUNCTIONS} == catalog.build(), \
+    stored = {"optimizers": catalog.OPTIMIZERS, "functions": catalog.FUNCTIONS, "schedules": catalog.SCHEDULES}
+    assert stored == catalog.build(), \
         "the stored listings drifted from the registries: run python -m optimlab.lab.catalog"
     code = ("import sys\nimport optimlab.cli\n"
             "for args in (['optimizers'], ['optimizers', 'adam'], ['functions'], ['optimizers', 'adma']):\n"
