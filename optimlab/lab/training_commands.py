@@ -10,6 +10,7 @@ by :mod:`optimlab.lab.factory`.
 
 import math
 import shlex
+import warnings
 import sys
 from pathlib import Path
 
@@ -108,7 +109,9 @@ def compare(runner, optimizers, seeds, lrs, clipnorm, settings=None):
     selecting = learning_rates is not None and len(learning_rates) > 1
     per_optimizer = (len(learning_rates) - 1 if selecting else 0) + seeds
     with tables.progress_for(runner, per_optimizer * len(names), "compare"), user_errors():
-        result = experiments.compare(runner, names, seeds, learning_rates, extra={**extra, "clipnorm": clip})
+        with warnings.catch_warnings():  # choose_seeds told it already, in the command's words
+            warnings.simplefilter("ignore", stats.DesignWarning)
+            result = experiments.compare(runner, names, seeds, learning_rates, extra={**extra, "clipnorm": clip})
     print_summary(runner, {r["key"] for v in result.values() for r in v["records"]})
 
 

@@ -91,3 +91,32 @@ def test_bad_input_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match="task"):
         experiments.Runner(tmp_path, "mnist")
     assert not (tmp_path / "records").exists()
+
+
+class _NoRuns(Exception):
+    pass
+
+
+@pytest.mark.parametrize("seeds, warned", [(6, True), (10, False)])
+def test_compare_from_python_warns_before_any_run_when_the_design_can_never_show_a_difference(
+        tmp_path, monkeypatch, seeds, warned):
+    """Found by a user test: the command warned about 3 optimizers at 6 seeds (p >= 0.0625), the API did not."""
+    import warnings
+
+    from optimlab.lab.training.analysis import stats
+
+    runner = experiments.Runner(tmp_path, "diabetes", epochs=15)
+
+    def no_runs(runs):
+        raise _NoRuns
+
+    monkeypatch.setattr(runner, "run_many", no_runs)
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(_NoRuns):
+        warnings.simplefilter("always")
+        experiments.compare(runner, ["gd", "momentum", "adam"], seeds=seeds)
+    design = [w for w in caught if issubclass(w.category, stats.DesignWarning)]
+    if warned:
+        assert len(design) == 1 and "can never reach p < 0.05" in str(design[0].message)
+        assert "0.0625" in str(design[0].message) and design[0].filename == __file__  # points at the caller
+    else:
+        assert design == []

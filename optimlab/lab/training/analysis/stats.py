@@ -84,6 +84,10 @@ def seeds_needed(comparisons, alpha=0.05):
     return n
 
 
+class DesignWarning(UserWarning):
+    """A study that can never show a difference (too few paired seeds for its number of comparisons)."""
+
+
 DEFAULT_SEEDS = 10  # 3 optimizers at 10 seeds: p < 0.05 even when the 2 smallest differences go the other way
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from optimlab import _interrupt
 from optimlab.lab import factory
 from optimlab.lab.training import problems, records
+from optimlab.lab.training.analysis import stats
 from optimlab.lab.training.analysis.tables import selection_loss
 from optimlab.lab.training.runner import executors, loop
 
@@ -301,6 +302,9 @@ def compare(runner, optimizer_names, seeds, learning_rates=None, extra=None):
     optimizer's own default) is trained with the tuning seed 0; the one with the
     lowest final validation loss is rerun over seeds ``0 .. seeds-1``.
 
+    Too few ``seeds`` for any test to reach p < 0.05 (:func:`~optimlab.lab.training.analysis.stats.design_limit`)
+    gives a :class:`~optimlab.lab.training.analysis.stats.DesignWarning` first; the runs go ahead.
+
     Returns ``{optimizer: {"hyperparameters": ..., "records": [...]}}`` for the winners.
     ``extra`` holds hyperparameters shared by every optimizer (e.g. ``clipnorm``).
     """
@@ -311,6 +315,9 @@ def compare(runner, optimizer_names, seeds, learning_rates=None, extra=None):
     runner.data_split()
     for name in names:  # bad hyperparameters fail before any training
         factory.make_optimizer(name, extra or {})
+    limit = stats.design_limit(seeds, len(names)) if len(names) > 1 else None
+    if limit:  # before any run, as the command says it
+        warnings.warn(f"{limit}; the runs go ahead, their tests will say the same", stats.DesignWarning, stacklevel=2)
     configs = {name: [{**(extra or {}), "learning_rate": lr} for lr in learning_rates or [factory.default_learning_rate(name)]]
                for name in names}
     # Two batches of independent runs (selection, then the winners' seeds), so workers share them out.
