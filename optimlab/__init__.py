@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 # Submodules are imported by name on first access (``optimlab.registry``, ``optimlab.sam``...).
 _SUBMODULES = {"bench", "cli", "fused", "gradients", "kernels", "lab", "legacy", "optimizer", "optimizers",
-               "registry", "sam", "schedules", "wrappers"}
+               "registry", "sam", "schedules", "spaces", "wrappers"}
 _BASE_ALL = ["Optimizer", "get", "info", "names", "entries", "sam", "schedules", "wrappers", "SAMModel",
              "sam_gradients", "SWA", "Lookahead", "PerVariableOptimizer", "decoupled_weight_decay",
              "lr_multipliers"]

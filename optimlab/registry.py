@@ -55,6 +55,7 @@ class Entry:
     quadratic: Recipe
     rosenbrock: Recipe
     aliases: tuple = ()
+    space: dict = dataclasses.field(default_factory=dict)
 
     @property
     def defaults(self):
@@ -87,10 +88,16 @@ def register(
     rosenbrock,
     capabilities=(),
     aliases=(),
+    space=None,
 ):
     """Class decorator: register an optimizer under the lowercase ``name``.
 
     ``quadratic`` and ``rosenbrock`` are ``(kwargs, steps, tol)`` tuples or Recipes.
+    ``space``: ``{argument: Dimension}`` for each constructor argument worth
+    tuning, built with :mod:`optimlab.spaces` (``log``, ``log1m``, ...), each
+    with the source of its range; kept on ``Entry.space`` with every
+    dimension's name and default (read from the signature) filled in. An
+    argument the constructor lacks is a ValueError.
     """
     unknown = set(capabilities) - set(CAPABILITIES)
     if unknown:
@@ -100,6 +107,10 @@ def register(
         raise ValueError(f"capabilities {sorted(derived)} are derived (fused: register a fast path), not declared")
 
     def decorate(cls):
+        defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+        strangers = sorted(set(space or {}) - (set(defaults) - {"self", "name", "kwargs"}))
+        if strangers:
+            raise ValueError(f"space of {name}: {cls.__name__} takes no argument {', '.join(strangers)}")
         keras.saving.register_keras_serializable(package="optimlab", name=cls.__name__)(cls)
         doc = inspect.getdoc(cls) or ""
         entry = Entry(
@@ -113,6 +124,7 @@ def register(
             quadratic=quadratic if isinstance(quadratic, Recipe) else Recipe(*quadratic),
             rosenbrock=rosenbrock if isinstance(rosenbrock, Recipe) else Recipe(*rosenbrock),
             aliases=tuple(aliases),
+            space={key: dataclasses.replace(d, name=key, default=defaults[key]) for key, d in (space or {}).items()},
         )
         if name in _REGISTRY or name in _ALIASES:
             raise ValueError(f"optimizer name {name!r} is registered twice")

@@ -3,7 +3,9 @@
 The optimizer registry and the convergence lab's functions import TensorFlow
 (15-18 s); their listings are static text, and so are the keywords each
 optimizer's constructor takes (``keywords``: its own and its bases'; ``own``:
-its own), with which ``--set`` is checked before TensorFlow loads, and the
+its own), with which ``--set`` is checked before TensorFlow loads, each
+optimizer's search space (``space``: its dimensions as dicts, read back by
+:func:`optimlab.spaces.listed`; ``--grid`` and tune's names are checked with it), and the
 learning-rate schedules with the arguments they take (``--option schedule=...``).
 :data:`OPTIMIZERS` and :data:`FUNCTIONS` (stored in :mod:`optimlab._catalog_data`)
 are generated from them by :func:`build`, and a test
@@ -14,6 +16,7 @@ changing an optimizer or a function, regenerate with::
     python -m optimlab.lab.catalog
 """
 
+import dataclasses
 import pprint
 from pathlib import Path
 
@@ -33,7 +36,8 @@ def build():
     optimizers = [{"name": e.name, "class": e.cls.__name__, "year": e.year, "paper": e.paper, "link": e.url,
                    "summary": e.summary, "capabilities": sorted(e.capabilities),
                    "defaults": [f"{k}={v!r}" for k, v in e.defaults.items()],
-                   "keywords": hyperparameters_of(e.cls), "own": own_keywords(e.cls)} for e in registry.entries()]
+                   "keywords": hyperparameters_of(e.cls), "own": own_keywords(e.cls),
+                   "space": [dataclasses.asdict(d) for d in e.space.values()]} for e in registry.entries()]
     functions = [{h: str(row[h]) for h in FUNCTION_COLUMNS} for row in describe_functions()]
     schedules = [_schedule_entry(name, cls) for name, cls in schedule_classes().items()]
     return {"optimizers": optimizers, "functions": functions, "schedules": schedules}

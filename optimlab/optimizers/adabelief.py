@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_bool
 from optimlab.optimizers.rectified_adam import _RectifiedBase
 from optimlab.registry import register
@@ -14,6 +15,8 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/2010.07468",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.01, "rectify": False}, 5000, 5e-2),
+    space={**spaces.ADAM_LIKE, "epsilon": spaces.log(1e-16, 1e-4, "Zhuang et al. 2020 use 1e-16 (1e-14 here) and 1e-8; "
+                                                      "six decades either side of 1e-10")},
 )
 class AdaBelief(_RectifiedBase):
     """AdaBelief (Zhuang et al., 2020): steps large where the gradient matches its average, small where it surprises.

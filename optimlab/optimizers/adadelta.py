@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -15,6 +15,9 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1212.5701",
     quadratic=({"learning_rate": 1.0, "epsilon": 1e-4}, 1000, 1e-2),
     rosenbrock=({"learning_rate": 1.0, "epsilon": 1e-7, "rho": 0.99, "clipnorm": 1.0}, 40000, 5e-2),
+    space={"learning_rate": spaces.log(1e-4, 10.0, "Zeiler 2012 uses 1.0 (Keras defaults to 1e-3); four decades"),
+           "rho": spaces.log1m(0.5, 0.9999, "Zeiler 2012 uses 0.95; 1 - rho in [1e-4, 0.5]"),
+           "epsilon": spaces.log(1e-10, 1e-2, "Zeiler 2012 uses 1e-6 and 1e-8; [1e-10, 1e-2]")},
 )
 class Adadelta(Optimizer):
     """Adadelta (Zeiler, 2012): steps scaled by the ratio of running RMS of updates and of gradients.

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_bool, check_nonnegative, check_positive, check_range
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import step_count
@@ -29,6 +30,9 @@ def _check_decay(name, value):
     url="https://arxiv.org/abs/1804.04235",
     quadratic=({"learning_rate": 0.2}, 500, 2e-2),
     rosenbrock=({"learning_rate": 0.05}, 10000, 5e-2),
+    space={"learning_rate": spaces.LEARNING_RATE,
+           "beta_2_decay": spaces.linear(-1.0, -0.5, "Shazeer & Stern 2018 use -0.8 (decay 1 - t^-0.8); [-1, -0.5]"),
+           "clip_threshold": spaces.log(0.5, 4.0, "Shazeer & Stern 2018 use 1; [0.5, 4]")},
 )
 class Adafactor(Optimizer):
     """Adafactor (Shazeer & Stern, 2018): Adam-like scaling with second moments stored as row and column means.

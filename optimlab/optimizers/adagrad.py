@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_bool, check_nonnegative
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import constant
@@ -18,6 +18,9 @@ from optimlab.registry import register
     quadratic=({"learning_rate": 0.5}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5}, 10000, 5e-2),
     capabilities=("sparse", "lazy_sparse"),
+    space={"learning_rate": spaces.LEARNING_RATE,
+           "initial_accumulator_value": spaces.log(1e-4, 1.0, "Keras default 0.1; [1e-4, 1]"),
+           "epsilon": spaces.log(1e-10, 1e-2, "Keras default 1e-7; [1e-10, 1e-2]")},
 )
 class Adagrad(Optimizer):
     """Adagrad (Duchi, Hazan & Singer, 2011): per-coordinate steps shrinking with the summed squared gradients.

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, keras_adam_step_size, step_count
@@ -16,6 +16,7 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1412.6980",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
+    space={**spaces.ADAM_LIKE, "amsgrad": spaces.choice((False, True), "Reddi et al. 2018's variant, off or on")},
 )
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2014): bias-corrected first and second moments.

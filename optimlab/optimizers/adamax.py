@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, keras_ema, step_count
@@ -16,6 +16,7 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1412.6980",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
+    space=spaces.ADAM_LIKE,
 )
 class Adamax(Optimizer):
     """Adamax (Kingma & Ba, 2014): Adam with the second moment replaced by a decaying infinity norm.

@@ -1,5 +1,6 @@
 """AdamW: Adam with decoupled weight decay, with Keras's arguments."""
 
+from optimlab import spaces
 from optimlab._checks import check_nonnegative
 from optimlab.optimizers.adam import Adam
 from optimlab.registry import register
@@ -12,6 +13,8 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1711.05101",
     quadratic=({"learning_rate": 0.05, "weight_decay": 1e-4}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02, "weight_decay": 1e-5}, 5000, 5e-2),
+    space={**spaces.ADAM_LIKE,
+           "weight_decay": spaces.log(1e-5, 1.0, "Loshchilov & Hutter 2019 sweep decay on a log grid; [1e-5, 1]")},
 )
 class AdamW(Adam):
     """AdamW (Loshchilov & Hutter, 2017): Adam with weight decay decoupled from the gradient.

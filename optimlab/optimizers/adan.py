@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, cast, own_weight_decay, step_count
@@ -15,6 +16,9 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/2208.06677",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.01}, 5000, 5e-2),
+    space={"learning_rate": spaces.LEARNING_RATE, "beta_1": spaces.BETA_1, "beta_2": spaces.BETA_1,
+           "beta_3": spaces.log1m(0.9, 0.9999, "Xie et al. 2022 use 0.99; 1 - beta_3 in [1e-4, 0.1]"),
+           "epsilon": spaces.EPSILON},
 )
 class Adan(Optimizer):
     """Adan (Xie et al., 2022): Adam-like steps with a Nesterov estimate from gradient differences.

@@ -3,6 +3,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_nonnegative, check_range, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, cast, step_count
@@ -38,6 +39,9 @@ def _check_warmup(name, value):
     url="https://arxiv.org/abs/2409.03137",
     quadratic=({"learning_rate": 0.02, "beta_3": 0.99, "alpha": 2.0}, 800, 1e-2),
     rosenbrock=({"learning_rate": 0.002, "beta_3": 0.99, "alpha": 2.0}, 8000, 5e-2),
+    space={**spaces.ADAM_LIKE,
+           "beta_3": spaces.log1m(0.99, 0.99999, "Pagliardini et al. 2024 use 0.999 to 0.9999; 1 - beta_3 in [1e-5, 1e-2]"),
+           "alpha": spaces.linear(1.0, 10.0, "Pagliardini et al. 2024 use 5 to 8; [1, 10]")},
 )
 class AdEMAMix(Optimizer):
     """AdEMAMix (Pagliardini, Ablin & Grangier, 2024): Adam plus a very slow gradient average.

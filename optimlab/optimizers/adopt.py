@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import cast, step_count
@@ -15,6 +16,8 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/2411.02853",
     quadratic=({"learning_rate": 0.02, "beta_2": 0.99}, 800, 1e-2),
     rosenbrock=({"learning_rate": 0.005, "beta_2": 0.99}, 8000, 5e-2),
+    space={**spaces.ADAM_LIKE, "beta_2": spaces.log1m(0.9, 0.99999, "Taniguchi et al. 2024 use 0.9999; "
+                                                                  "1 - beta_2 in [1e-5, 0.1]")},
 )
 class ADOPT(Optimizer):
     """ADOPT (Taniguchi et al., 2024): Adam that normalizes by the previous second moment.

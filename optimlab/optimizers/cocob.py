@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_range
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -14,6 +15,8 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1705.07795",
     quadratic=({"alpha": 100.0}, 1000, 5e-2),
     rosenbrock=({"alpha": 100.0}, 20000, 1e-1),
+    space={"alpha": spaces.log(1.0, 1000.0, "Orabona & Tommasi 2017 use 100; [1, 1000]"),
+           "learning_rate": spaces.log(0.1, 10.0, "a multiplier of COCOB's parameter-free step, 1 by default; [0.1, 10]")},
 )
 class COCOB(Optimizer):
     """COCOB-Backprop (Orabona & Tommasi, 2017): each weight bets on the sign of its gradient; no learning rate.

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_choice, check_nonnegative, check_range
 from optimlab.optimizer import Optimizer
 from optimlab.gradients import frobenius_norm
@@ -29,6 +29,8 @@ def nuclear_direction(g):
     quadratic=({"learning_rate": 0.99, "lambda_": 5.0}, 2000, 5e-2),
     rosenbrock=({"learning_rate": 0.9998, "lambda_": 1.45}, 20000, 2.5e-1),  # constant-step Frank-Wolfe creeps along the valley
     aliases=("frank_wolfe",),
+    space={"learning_rate": spaces.LEARNING_RATE,
+           "lambda_": spaces.log(1e-4, 10.0, "the constraint's radius, 0.01 by default (TF Addons); [1e-4, 10]")},
 )
 class ConditionalGradient(Optimizer):
     """ConditionalGradient (Frank & Wolfe, 1956; Ravi et al., 2018): keeps each variable in a norm ball of radius ``lambda_``.

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_bool, check_nonnegative, check_range
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import constant
@@ -39,6 +39,9 @@ def _check_power(name, value):
     quadratic=({"learning_rate": 1.0}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5}, 20000, 5e-2),
     capabilities=("sparse", "lazy_sparse"),
+    space={"learning_rate": spaces.LEARNING_RATE,
+           "learning_rate_power": spaces.linear(-1.0, -0.1, "McMahan et al. 2013 use -0.5; [-1, -0.1]"),
+           "initial_accumulator_value": spaces.log(1e-4, 1.0, "Keras default 0.1; [1e-4, 1]")},
 )
 class Ftrl(Optimizer):
     """FTRL-Proximal (McMahan et al., 2013): follow the regularized leader, with L1 and L2 penalties.

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
 
@@ -16,6 +16,7 @@ from optimlab.registry import register
     rosenbrock=({"learning_rate": 2e-3}, 20000, 5e-2),
     capabilities=("sparse", "lazy_sparse"),
     aliases=("gradient_descent", "gradientdescent"),
+    space={"learning_rate": spaces.LEARNING_RATE},
 )
 class GradientDescent(Optimizer):
     """Gradient descent (Cauchy, 1847): the first optimizer of the "Optimizers with Core APIs" guide.

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, keras_ema, step_count
@@ -24,6 +25,7 @@ def trust_ratio(weights, update):
     url="https://arxiv.org/abs/1904.00962",
     quadratic=({"learning_rate": 0.005}, 2000, 2e-2),
     rosenbrock=({"learning_rate": 0.005}, 10000, 5e-2),
+    space=spaces.ADAM_LIKE,
 )
 class Lamb(Optimizer):
     """LAMB (You et al., 2019): Adam's step rescaled per variable by the trust ratio ``||x|| / ||step||``.

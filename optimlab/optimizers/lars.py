@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.gradients import frobenius_norm
@@ -23,6 +23,11 @@ def trust_ratio(w_norm, g_norm, trust_coefficient, weight_decay, epsilon):
     url="https://arxiv.org/abs/1708.03888",
     quadratic=({"learning_rate": 1.0, "momentum": 0.5, "trust_coefficient": 0.005, "weight_decay": 0.0, "exclude_vectors": False}, 1000, 1e-2),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9, "weight_decay": 0.0}, 10000, 5e-2),
+    space={"learning_rate": spaces.log(1e-3, 10.0, "You et al. 2017 scale a base rate near 1 by the trust ratio; [1e-3, 10]"),
+           "momentum": spaces.MOMENTUM,
+           "weight_decay": spaces.log(1e-6, 1e-2, "You et al. 2017 use 5e-4; [1e-6, 1e-2]"),
+           "trust_coefficient": spaces.log(1e-4, 1e-1, "You et al. 2017 use 1e-3; [1e-4, 0.1]"),
+           "nesterov": spaces.BOOLEAN},
 )
 class LARS(Optimizer):
     """LARS (You, Gitman & Ginsburg, 2017): momentum SGD with a per-layer trust ratio.

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, step_count
@@ -18,6 +18,7 @@ from optimlab.registry import register
     rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
     capabilities=("sparse", "lazy_sparse"),
     aliases=("lazyadam",),
+    space=spaces.ADAM_LIKE,
 )
 class LazyAdam(Optimizer):
     """LazyAdam (TF Addons, after Kingma & Ba, 2014): Adam that updates embeddings lazily, row by row.

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_range, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -14,6 +15,9 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/2302.06675",
     quadratic=({"learning_rate": 0.01, "beta_1": 0.5}, 500, 2e-2),
     rosenbrock=({"learning_rate": 3e-4}, 20000, 5e-2),
+    space={"learning_rate": spaces.log(1e-6, 1e-1, "Chen et al. 2023: 3-10 times smaller than AdamW's; [1e-6, 0.1]"),
+           "beta_1": spaces.BETA_1,
+           "beta_2": spaces.log1m(0.9, 0.9999, "Chen et al. 2023 use 0.99 (0.98 for stability); 1 - beta_2 in [1e-4, 0.1]")},
 )
 class Lion(Optimizer):
     """Lion (Chen et al., 2023): the sign of an interpolated momentum, found by program search.

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -15,6 +15,7 @@ from optimlab.registry import register
     url="https://doi.org/10.1016/0041-5553(64)90137-5",
     quadratic=({"learning_rate": 0.05}, 300, 1e-3),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 10000, 5e-2),
+    space={"learning_rate": spaces.LEARNING_RATE, "momentum": spaces.MOMENTUM},
 )
 class Momentum(Optimizer):
     """Gradient descent with (heavy-ball) momentum (Polyak, 1964), as the "Optimizers with Core APIs" guide writes it.

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import (
     check_bool,
     check_choice,
@@ -134,6 +135,10 @@ def _keras_coefficient(index):
     url="https://kellerjordan.github.io/posts/muon/",
     quadratic=({"learning_rate": 0.05, "adam_lr_ratio": 1.0, "adam_beta_2": 0.999}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.01, "adam_lr_ratio": 1.0, "adam_beta_2": 0.999}, 5000, 5e-2),
+    space={"learning_rate": spaces.log(1e-4, 1.0, "Jordan et al. 2024 use 0.02; [1e-4, 1]"),
+           "momentum": spaces.log1m(0.5, 0.999, "Jordan et al. 2024 use 0.95; 1 - momentum in [1e-3, 0.5]"),
+           "nesterov": spaces.BOOLEAN,
+           "ns_steps": spaces.integer(1, 10, "Jordan et al. 2024 use 5 Newton-Schulz steps; 1 to 10")},
 )
 class Muon(Optimizer):
     """Muon (Jordan et al., 2024): momentum whose matrix update is orthogonalized by Newton-Schulz.

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_nonnegative, check_positive, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, keras_ema, step_count
@@ -20,6 +21,7 @@ def momentum_schedule(beta_1, t, momentum_decay):
     url="https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
+    space=spaces.ADAM_LIKE,
 )
 class Nadam(Optimizer):
     """Nadam (Dozat, 2016): Adam whose first moment looks one step ahead, as Nesterov momentum does.

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import cast, exact
@@ -15,6 +16,7 @@ from optimlab.registry import register
     url="https://arxiv.org/abs/1905.11286",
     quadratic=({"learning_rate": 0.02}, 2000, 1e-2),
     rosenbrock=({"learning_rate": 0.002}, 10000, 5e-2),
+    space={**spaces.ADAM_LIKE, "grad_averaging": spaces.BOOLEAN},
 )
 class NovoGrad(Optimizer):
     """NovoGrad (Ginsburg et al., 2019): momentum on gradients normalized by a per-layer second moment.

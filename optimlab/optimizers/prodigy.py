@@ -4,6 +4,7 @@ import math
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_bool, check_nonnegative, check_positive, check_range, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, cast, constant, own_weight_decay, step_count
@@ -40,6 +41,11 @@ def _dot(a, b):
     # From d0 = 1e-6 the first steps vanish in bfloat16's 8-bit mantissa, so x never
     # leaves x0 and d (which grows with the distance travelled) never grows.
     capabilities=("no_bfloat16",),
+    space={"learning_rate": spaces.log(0.1, 10.0, "Mishchenko & Defazio 2023: a multiplier of the estimated step, 1 by "
+                                           "default; [0.1, 10]"),
+           "beta_1": spaces.BETA_1, "beta_2": spaces.BETA_2,
+           "d_coef": spaces.log(0.1, 10.0, "Mishchenko & Defazio 2023: scales the estimate D, 1 by default; [0.1, 10]"),
+           "d0": spaces.log(1e-8, 1e-4, "Mishchenko & Defazio 2023 start D at 1e-6; [1e-8, 1e-4]")},
 )
 class Prodigy(Optimizer):
     """Prodigy (Mishchenko & Defazio, 2023): Adam with a learned global step size ``d``.

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_nonnegative, check_positive
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -24,6 +24,8 @@ def proximal_step(x, g, accumulator, lr, l1, l2):
     quadratic=({"learning_rate": 0.5}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.5}, 10000, 5e-2),
     capabilities=("sparse", "lazy_sparse"),
+    space={"learning_rate": spaces.LEARNING_RATE,
+           "initial_accumulator_value": spaces.log(1e-4, 1.0, "Keras / TF default 0.1; [1e-4, 1]")},
 )
 class ProximalAdagrad(Optimizer):
     """ProximalAdagrad (Duchi & Singer, 2009): Adagrad with a proximal l1/l2 step that yields exact zeros.

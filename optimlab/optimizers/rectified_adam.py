@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_bool, check_int, check_nonnegative, check_range, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, step_count
@@ -89,6 +90,7 @@ class _RectifiedBase(Optimizer):
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.002}, 10000, 5e-2),
     aliases=("radam",),
+    space=spaces.ADAM_LIKE,
 )
 class RectifiedAdam(_RectifiedBase):
     """RectifiedAdam (Liu et al., 2019): Adam whose adaptive step is switched on as its variance becomes tractable.

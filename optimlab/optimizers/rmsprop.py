@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_bool, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -28,6 +28,9 @@ def rms_denominator(mean_square, epsilon, epsilon_inside_sqrt):
     url="https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf",
     quadratic=({"learning_rate": 0.01}, 500, 1e-2),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 5000, 5e-2),
+    space={"learning_rate": spaces.LEARNING_RATE,
+           "rho": spaces.log1m(0.0, 0.9999, spaces.CHOI.format("1 - rho; optimlab's range 1 - rho in [1e-4, 1]")),
+           "momentum": spaces.MOMENTUM, "epsilon": spaces.EPSILON, "centered": spaces.BOOLEAN},
 )
 class RMSprop(Optimizer):
     """RMSprop (Hinton, Srivastava & Swersky, 2012), centered form by Graves (2013).

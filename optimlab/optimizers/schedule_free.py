@@ -5,7 +5,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_int, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, cast, own_weight_decay, step_count
@@ -117,6 +117,8 @@ _SWAP_DOC = """
     quadratic=({"learning_rate": 0.1}, 500, 1e-2),
     rosenbrock=({"learning_rate": 3e-3, "beta_1": 0.5}, 10000, 5e-2),
     aliases=("sfsgd",),
+    space={"learning_rate": spaces.log(1e-3, 10.0, "Defazio et al. 2024 use rates near 1 for SGD; [1e-3, 10]"),
+           "beta_1": spaces.BETA_1},
 )
 class ScheduleFreeSGD(_EvaluationSwap, Optimizer):
     """Schedule-Free SGD (Defazio et al., 2024): momentum by interpolation and averaging, no schedule.
@@ -180,6 +182,7 @@ class ScheduleFreeSGD(_EvaluationSwap, Optimizer):
     quadratic=({"learning_rate": 0.1}, 1000, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 10000, 5e-2),
     aliases=("sfadamw",),
+    space=spaces.ADAM_LIKE,
 )
 class ScheduleFreeAdamW(_EvaluationSwap, Optimizer):
     """Schedule-Free AdamW (Defazio et al., 2024): Adam's scaling with schedule-free averaging.

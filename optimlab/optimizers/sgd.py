@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from optimlab import fused
+from optimlab import fused, spaces
 from optimlab._checks import check_bool, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.registry import register
@@ -16,6 +16,7 @@ from optimlab.registry import register
     quadratic=({"learning_rate": 0.05, "momentum": 0.5}, 300, 1e-3),
     rosenbrock=({"learning_rate": 1e-3, "momentum": 0.9}, 10000, 5e-2),
     capabilities=("sparse",),
+    space={"learning_rate": spaces.LEARNING_RATE, "momentum": spaces.MOMENTUM, "nesterov": spaces.BOOLEAN},
 )
 class SGD(Optimizer):
     """Stochastic gradient descent (Robbins & Monro, 1951) with momentum (Sutskever et al., 2013).

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_int, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import cast
@@ -49,6 +50,11 @@ def gauss_newton_bartlett(logits_fn, var_list, generator):
     quadratic=({"learning_rate": 0.02, "rho": 0.5, "seed": 0}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.01, "beta_1": 0.9, "rho": 0.01, "hessian_update_interval": 2, "seed": 0}, 8000, 5e-2),
     capabilities=("needs_loss",),
+    space={"learning_rate": spaces.log(1e-6, 1e-1, "Liu et al. 2023 use 1e-4 to 6e-4; [1e-6, 0.1]"),
+           "beta_1": spaces.BETA_1,
+           "beta_2": spaces.log1m(0.9, 0.9999, "Liu et al. 2023 use 0.99; 1 - beta_2 in [1e-4, 0.1]"),
+           "rho": spaces.log(1e-3, 1.0, "Liu et al. 2023 use 0.03 to 0.05; [1e-3, 1]"),
+           "epsilon": spaces.log(1e-15, 1e-6, "Liu et al. 2023 use 1e-12; three decades either side")},
 )
 class Sophia(Optimizer):
     """Sophia (Liu et al., 2023): momentum divided by a diagonal Hessian estimate, then clipped.

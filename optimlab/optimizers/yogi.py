@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from optimlab import spaces
 from optimlab._checks import check_choice, check_nonnegative, check_unit_interval
 from optimlab.optimizer import Optimizer
 from optimlab.optimizers._common import bias_correction, step_count
@@ -21,6 +22,9 @@ def proximal_l1_l2(x, step, l1, l2):
     url="https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization",
     quadratic=({"learning_rate": 0.05}, 500, 1e-2),
     rosenbrock=({"learning_rate": 0.02}, 5000, 5e-2),
+    space={"learning_rate": spaces.LEARNING_RATE, "beta_1": spaces.BETA_1, "beta_2": spaces.BETA_2,
+           "epsilon": spaces.log(1e-6, 1.0, "Zaheer et al. 2018 recommend 1e-3; [1e-6, 1]"),
+           "initial_accumulator_value": spaces.log(1e-8, 1e-2, "Zaheer et al. 2018 use 1e-6; [1e-8, 1e-2]")},
 )
 class Yogi(Optimizer):
     """Yogi (Zaheer et al., 2018): Adam whose second moment changes additively, by ``sign(g^2 - v) g^2``.
