@@ -22,6 +22,7 @@ Example:
 """
 
 import dataclasses
+import inspect
 import math
 import time
 
@@ -33,12 +34,10 @@ import tensorflow as tf
 from optimlab import _interrupt
 from optimlab._checks import check_bool, check_choice, check_nonnegative
 from optimlab.lab import factory, programs
-from optimlab.lab.convergence import adapters
+from optimlab.lab.convergence import adapters, side_by_side, stopping
 from optimlab.lab.convergence.functions import as_function
 
-RUNNING, STEP, GRADIENT, OPTIMUM, EXPLODED = range(5)
-_CRITERIA = {STEP: "step", GRADIENT: "gradient", OPTIMUM: "optimum"}
-EXPLOSION_RULES = ("seed", "immediate")
+from optimlab.lab.convergence.stopping import EXPLODED, EXPLOSION_RULES, RUNNING
 
 
 @dataclasses.dataclass
@@ -101,17 +100,6 @@ def _initial_value(function, init, dtype):
     return value
 
 
-@dataclasses.dataclass(frozen=True)
-class _Rules:
-    """When a run stops: :func:`convergence_test`'s tolerances and explosion rule, the function's minima."""
-
-    step_tol: float
-    grad_tol: object
-    optimum_tol: object
-    explosion: str
-    minima: tuple
-
-
 def _make_step(function, x, apply, rules, start):
     """One iteration: gradient, explosion check, update, convergence check; returns a status code."""
 
@@ -119,56 +107,17 @@ def _make_step(function, x, apply, rules, start):
         with tf.GradientTape() as tape:
             loss = function.fn(x)
         g = tape.gradient(loss, x)
-        param_bad = tf.logical_not(tf.reduce_all(tf.math.is_finite(x)))
-        if rules.explosion == "seed":
-            grad_bad = tf.reduce_any(tf.math.is_nan(g))
-        else:
-            grad_bad = tf.logical_not(tf.reduce_all(tf.math.is_finite(g)))
 
         def update():
             old = x.read_value()
             apply(g, x)
             new = x.read_value()
-            return _status_code(old, new, g, rules, start)
+            return stopping.status_code(old, new, g, rules, start)
 
-        return tf.cond(tf.logical_or(param_bad, grad_bad), lambda: tf.constant(EXPLODED), update)
+        bad = stopping.exploded_before_update(x, g, rules)
+        return tf.cond(bad, lambda: tf.constant(EXPLODED), update)
 
     return step
-
-
-def _start_gradient_norm(fn, x):
-    """The gradient's norm at the start: the scale a standstill's gradient is judged by."""
-    with tf.GradientTape() as tape:
-        loss = fn.fn(x)
-    return tf.cast(tf.norm(tape.gradient(loss, x)), x.dtype)
-
-
-def _status_code(old, new, g, rules, start):
-    """The first criterion met after an update (RUNNING if none).
-
-    A standstill counts as convergence only where the gradient has shrunk to a
-    thousandth of its norm at the start (or is zero): an optimizer whose steps are
-    too small to change a float far from a minimum, such as Prodigy while its
-    step-size estimate grows from ``d0=1e-6``, has not converged; it runs on.
-    """
-    if rules.step_tol == 0:
-        step_done = tf.reduce_all(tf.equal(new, old))
-    else:
-        step_done = tf.norm(new - old) <= rules.step_tol
-    flat = tf.logical_or(tf.norm(g) <= 1e-3 * tf.cast(start, g.dtype), tf.reduce_all(tf.equal(g, tf.zeros_like(g))))
-    step_done = tf.logical_and(step_done, flat)
-    checks = [(STEP, step_done)]
-    if rules.grad_tol is not None:
-        checks.append((GRADIENT, tf.norm(g) <= rules.grad_tol))
-    if rules.optimum_tol is not None:
-        gaps = [tf.norm(new - tf.constant(np.reshape(m, new.shape), new.dtype)) for m in rules.minima]
-        checks.append((OPTIMUM, tf.reduce_min(tf.stack(gaps)) <= rules.optimum_tol))
-    if rules.explosion == "immediate":
-        checks.insert(0, (EXPLODED, tf.logical_not(tf.reduce_all(tf.math.is_finite(new)))))
-    code = tf.constant(RUNNING)
-    for value, done in reversed(checks):
-        code = tf.where(done, tf.constant(value), code)
-    return code
 
 
 def _eager_loop(step, x, max_iters):
@@ -182,19 +131,10 @@ def _eager_loop(step, x, max_iters):
     return t, code, np.stack(path)
 
 
-_STOP = []  # [tf.Variable(False)]: set to end a running compiled loop early (Ctrl-C)
-
-
-def _stop_flag():
-    if not _STOP:
-        _STOP.append(tf.Variable(False, trainable=False, name="stop"))
-    return _STOP[0]
-
-
 def _compiled_program(step, x, max_iters, jit_compile):
     """The guide's loop as one ``tf.function``; it also ends when the stop flag is set (not under XLA,
     which reads the flag once: there a Ctrl-C waits for the loop's end)."""
-    stop = _stop_flag()
+    stop = stopping.stop_flag()
 
     @tf.function(jit_compile=jit_compile, autograph=False)
     def loop():
@@ -237,7 +177,7 @@ class _Loop:
         x = tf.Variable(value, name="x")
         if isinstance(optimizer, keras.optimizers.Optimizer):
             optimizer.build([x])
-        start_norm = tf.Variable(_start_gradient_norm(fn, x), name="start_gradient_norm")
+        start_norm = tf.Variable(stopping.start_gradient_norm(fn, x), name="start_gradient_norm")
         loop = cls(x, start_norm, _make_step(fn, x, apply, rules, start_norm), optimizer)
         if compiled:
             program = _compiled_program(loop.step, x, max_iters, jit_compile)
@@ -248,14 +188,14 @@ class _Loop:
     def reset(self, fn, value, optimizer):
         self.x.assign(value)
         programs.load_fresh_state(self.optimizer, optimizer, [self.x])
-        self.start_norm.assign(_start_gradient_norm(fn, self.x))
+        self.start_norm.assign(stopping.start_gradient_norm(fn, self.x))
 
     def run(self, max_iters):
         """``(iterations, status code, path)``: compiled in one call, else eagerly step by step."""
         if self.program is None:
             return _eager_loop(self.step, self.x, max_iters)
         with programs.grappler(arithmetic_optimization=False):  # the eager float arithmetic, bit for bit
-            t, code, path = (np.asarray(v) for v in _interrupt.call(self.program, stop=_stop_flag()))
+            t, code, path = (np.asarray(v) for v in _interrupt.call(self.program, stop=stopping.stop_flag()))
         return int(t), int(code), path[: int(t) + 1]
 
 
@@ -353,7 +293,7 @@ def convergence_test(
     """
     fn = as_function(function)
     dtype = _checked_settings(fn, max_iters, step_tol, grad_tol, optimum_tol, explosion, compiled, jit_compile, dtype)
-    rules = _Rules(step_tol, grad_tol, optimum_tol, explosion, fn.minima)
+    rules = stopping.Rules(step_tol, grad_tol, optimum_tol, explosion, fn.minima)
     value = tf.cast(_initial_value(fn, init, "float64"), dtype)
     optimizer = adapters.resolve(optimizer)
     start = time.perf_counter()
@@ -387,7 +327,7 @@ def _result(fn, optimizer, t, code, path, compiled, seconds, note):
         path=path,
         final_loss=final_loss,
         distance=fn.distance_to_minimum(final) if np.all(np.isfinite(final)) else math.inf,
-        criterion=_CRITERIA.get(code),
+        criterion=stopping.CRITERIA.get(code),
         compiled=compiled,
         function=fn.name,
         optimizer=adapters.label(optimizer),
@@ -398,7 +338,7 @@ def _result(fn, optimizer, t, code, path, compiled, seconds, note):
 
 
 # ------------------------------------------------------------ tables
-def run_grid(optimizers, function, learning_rates, *, on_result=None, **kwargs):
+def run_grid(optimizers, function, learning_rates, *, on_result=None, side_by_side=True, **kwargs):
     """Run ``convergence_test`` for every optimizer and learning rate.
 
     Args:
@@ -410,28 +350,90 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, **kwargs):
             or a dict ``{label: rate or list of rates}`` (e.g. tuned rates).
         on_result: optional callback ``on_result(label, learning_rate, result)``
             after each run (the CLI's progress bar).
+        side_by_side: run an optimizer's learning rates side by side in one
+            compiled program (default True; see below).
         **kwargs: passed to ``convergence_test`` (``init``, ``max_iters``, tolerances, ...).
 
-    The compiled program of an optimizer is traced once and reused across its
-    learning rates (the parameter, slots, ``iterations`` and hyperparameters are
-    reset; hyperparameters are variables), so a table costs one trace per optimizer.
+    An optimlab optimizer's learning rates run side by side
+    (:mod:`optimlab.lab.convergence.side_by_side`): one program per optimizer
+    holds all its runs, stacked along a leading axis, each with its own
+    learning rate, state, stopping iteration and status, and each run's result
+    equals the run computed alone, bit for bit. Where that cannot apply (an
+    update that mixes a variable's entries, such as LARS, LAMB, Muon, NovoGrad,
+    Adafactor, Prodigy, or a norm clip; an optimizer that is not an optimlab
+    one), each run is its own call of one program traced once per optimizer
+    and reused across its learning rates (parameter, slots, ``iterations`` and
+    hyperparameters reset), and the result's ``note`` says why. A run's
+    ``seconds`` is its share of its program's time, tracing included.
 
     Returns:
         A dict ``{(label, learning_rate): ConvergenceResult}`` in run order.
     """
+    check_bool("side_by_side", side_by_side)
     factories = factory.factories(optimizers)
     rates = _rates_per_optimizer(learning_rates, factories)
     results = {}
     cache = programs.ProgramCache()  # traced programs, reused across the learning rates of an optimizer
     fn = as_function(function)
     for label, make in factories.items():
-        for lr in rates[label]:
-            _interrupt.check()  # between runs: a Ctrl-C stops here
-            result = convergence_test(make(float(lr)), fn, _programs=cache, **kwargs)
-            results[(label, float(lr))] = result
+        _interrupt.check()  # between optimizers: a Ctrl-C stops here
+        lrs = [float(lr) for lr in rates[label]]
+        together, note = _side_by_side(make, lrs, fn, cache, kwargs) if side_by_side else (None, "")
+        for lr in lrs:
+            if together is not None:
+                result = together[lr]
+            else:
+                _interrupt.check()  # between runs: a Ctrl-C stops here
+                result = convergence_test(make(lr), fn, _programs=cache, **kwargs)
+                if note:
+                    result.note = "; ".join(filter(None, (result.note, note)))
+            results[(label, lr)] = result
             if on_result is not None:
-                on_result(label, float(lr), result)
+                on_result(label, lr, result)
     return results
+
+
+def _side_by_side(make, lrs, fn, cache, kwargs):
+    """``({lr: ConvergenceResult}, "")`` from one program running every rate of ``make``; ``(None, note)``
+    where they cannot share one (``note`` empty where nothing was tried: one rate, eager runs)."""
+    settings = inspect.signature(convergence_test).bind(None, fn, **kwargs)
+    settings.apply_defaults()
+    options = dict(settings.arguments)
+    if len(set(lrs)) < 2 or len(set(lrs)) != len(lrs) or not options["compiled"]:
+        return None, ""
+    dtype = _checked_settings(fn, *(options[k] for k in (
+        "max_iters", "step_tol", "grad_tol", "optimum_tol", "explosion", "compiled", "jit_compile", "dtype")))
+    max_iters = int(options["max_iters"])
+    rules = stopping.Rules(options["step_tol"], options["grad_tol"], options["optimum_tol"], options["explosion"],
+                           fn.minima)
+    start = time.perf_counter()
+    value = tf.cast(_initial_value(fn, options["init"], "float64"), dtype)
+    values = tf.stack([value] * len(lrs))
+    runs = [adapters.resolve(make(lr)) for lr in lrs]
+    fresh = adapters.resolve(make(lrs[0]))
+    if not isinstance(fresh, keras.optimizers.Optimizer):
+        return None, ""
+    structure = programs.optimizer_structure(fresh)
+    verdict = side_by_side.verdict(structure, dtype, values.shape.rank)
+    if verdict:
+        return None, verdict
+    try:
+        names = tuple(side_by_side.per_run_names([fresh] + runs))
+        context = ("side_by_side", len(lrs), names, id(fn), fn.name, dtype, max_iters, rules, options["jit_compile"])
+        together = cache.find(context, structure)
+        if together is not None:
+            together.reset(fn, values, fresh, runs)
+        else:
+            together = side_by_side.SideBySide.build(fn, values, fresh, runs, rules, max_iters,
+                                                     options["jit_compile"])
+            cache.add(context, structure, together)
+    except side_by_side.NotSideBySide as reason:
+        side_by_side.remember(structure, dtype, values.shape.rank, str(reason))
+        return None, str(reason)
+    iterations, codes, paths = together.run()
+    seconds = (time.perf_counter() - start) / len(lrs)
+    return {lr: _result(fn, opt, t, code, path, True, seconds, "")
+            for lr, opt, t, code, path in zip(lrs, runs, iterations, codes, paths)}, ""
 
 
 def _as_rates(value):

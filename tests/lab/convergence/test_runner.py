@@ -298,7 +298,8 @@ def test_a_standstill_far_from_a_minimum_is_not_convergence():
 
 
 def test_run_grid_traces_once_per_optimizer_and_matches_separate_runs(monkeypatch):
-    """Issue 17 item 1: one trace per optimizer class across learning rates, same paths as fresh runs."""
+    """Issue 17 item 1: one trace per optimizer class across learning rates, same paths as fresh runs
+    (one run per call: the fallback of runs side by side, test_side_by_side.py)."""
     from optimlab.lab.convergence import runner as convergence
 
     rates = [1e-3, 1e-2, 1e-1]
@@ -307,7 +308,7 @@ def test_run_grid_traces_once_per_optimizer_and_matches_separate_runs(monkeypatc
     traced = []
     original = convergence._compiled_program
     monkeypatch.setattr(convergence, "_compiled_program", lambda *a: traced.append(1) or original(*a))
-    grid = convergence.run_grid(["momentum", "adam"], "quartic", rates, max_iters=300)
+    grid = convergence.run_grid(["momentum", "adam"], "quartic", rates, max_iters=300, side_by_side=False)
     assert len(traced) == 2
     for key, result in grid.items():
         assert (result.status, result.iterations) == (separate[key].status, separate[key].iterations)
