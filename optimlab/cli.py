@@ -257,7 +257,7 @@ def compare_command(
          options=options, valid_fraction=valid_fraction)
 
 
-@app.command("sweep", short_help="Sweep the learning rate (and clipping) of one optimizer.")
+@app.command("sweep", short_help="Sweep the learning rate and any other hyperparameters of one optimizer.")
 def sweep_command(
     ctx: typer.Context,
     task: Task = "diabetes",
@@ -268,18 +268,22 @@ def sweep_command(
     clipnorm: Annotated[str, typer.Option(metavar="NORMS",
                                           help="comma-separated clipnorm values, 'none' for no clipping, e.g. "
                                           "none,2")] = "none",
+    grid: Annotated[Optional[list[str]], typer.Option(
+        "--grid", metavar="NAME=V1,V2", help="also sweep this constructor argument (or clipnorm) over these values, "
+        "repeatable; every combination is run (e.g. --grid momentum=0.9,0.99 --grid nesterov=false,true)")] = None,
     seeds: Annotated[int, typer.Option(metavar="N", min=1, help="seeds per setting")] = 1,
     epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
     valid_fraction: ValidFraction = 0.2, target: Target = None, data: Data = None, out: _out("TASK-sweep") = None,
     tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None, jobs: Jobs = 1,
     ray: Ray = None, options: TrainingOptions = None,
 ):
-    """Learning-rate (and clipping) sweep, e.g. 1e-3 ... 1e-9 for gradient descent as in the Boston housing chapter."""
+    """Sweep the learning rate, clipping and --grid hyperparameters (their product), e.g. 1e-3 ... 1e-9 for gradient
+    descent as in the Boston housing chapter."""
     folder = out or f"runs/{task}-sweep"
     _run(ctx, lambda c: c.sweep(c.make_runner(folder, **_runner_options(ctx)), optimizer, lrs, seeds, clipnorm,
-                                settings),
+                                settings, grid),
          task=task, optimizer=optimizer, out=folder, lrs=lrs, lrs_default=False, clipnorms=clipnorm,
-         settings=settings, data=data, options=options, valid_fraction=valid_fraction)
+         settings=settings, data=data, options=options, valid_fraction=valid_fraction, grid=grid)
 
 
 @app.command("tune", short_help="Tune each optimizer's learning rate with Optuna; resumable.")

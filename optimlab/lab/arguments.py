@@ -125,6 +125,71 @@ def check_settings(names, settings):
                                f"; {name}'s own: {', '.join(entries[name]['own'])}")
 
 
+def parse_grid(items):
+    """``["momentum=0.9,0.99", "nesterov=true,false"]`` -> ``{"momentum": [0.9, 0.99], "nesterov": [True, False]}`` (``--grid``).
+
+    Values are numbers or ``true`` / ``false``; ``none`` (no clipping) for ``clipnorm`` only.
+    """
+    grid = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not text.strip():
+            raise LabError(f"--grid takes NAME=V1,V2,..., e.g. --grid momentum=0.9,0.99; got {item!r}")
+        if key in grid:
+            raise LabError(f"--grid {key}: given twice; list its values once, e.g. --grid {key}=V1,V2")
+        allowed = "finite numbers, true or false" + (" or none" if key == "clipnorm" else "")
+        values = []
+        for part in (p.strip() for p in text.split(",")):
+            try:
+                value = None if key == "clipnorm" and part.lower() == "none" else parse_value(part)
+            except ValueError:
+                value = math.nan  # not a number: refused below, with the item
+            if value is not None and not isinstance(value, bool) and not math.isfinite(value):
+                raise LabError(f"--grid {key}: {part!r} is not a value; allowed: {allowed}")
+            values.append(value)
+        if len({repr(v) for v in values}) != len(values):
+            raise LabError(f"--grid {key}: {text.strip()!r} lists a value twice")
+        grid[key] = values
+    return grid
+
+
+def check_grid(names, grid, settings=None, clipnorms=None):
+    """Every ``--grid`` name is a constructor argument of each optimizer (or ``clipnorm``), given once.
+
+    From the catalog: the constructor's keywords, and where the optimizer's
+    search space declares the argument, its kind (a switch takes true or
+    false, a number no switch). The learning rate goes on ``--lrs``; a name
+    also in ``--set``, or ``clipnorm`` also swept by ``--clipnorm``, is refused.
+    A class of one's own (``package.module:Class``) checks its arguments when it is made.
+    """
+    entries = {entry["name"]: entry for entry in _catalog_data.OPTIMIZERS}
+    swept_clip = clipnorms is not None and parse_list("--clipnorm", clipnorms, float) != [None]
+    for key, values in grid.items():
+        if key == "learning_rate":
+            raise LabError("--grid learning_rate: the learning rate is swept by --lrs; give its values there")
+        if key in (settings or {}):
+            raise LabError(f"--grid {key}: also set by --set {key}=...; give it once")
+        if key == "clipnorm" and swept_clip:
+            raise LabError("--grid clipnorm: --clipnorm sweeps it already; give it once")
+        for name in names:
+            if ":" in name:
+                continue
+            allowed = entries[name]["keywords"]
+            if key not in allowed:
+                raise LabError(f"--grid {key}: {name} has no hyperparameter {key!r}{did_you_mean(key, allowed)}; "
+                               f"allowed: {', '.join(n for n in entries[name]['own'] if n != 'learning_rate')}, "
+                               "clipnorm (and the base's: " + ", ".join(
+                                   n for n in allowed if n not in entries[name]["own"] and n != "clipnorm") + ")")
+            declared = {d["name"]: d for d in entries[name].get("space", [])}.get(key)
+            switch = declared is not None and declared["scale"] == "choice" and all(
+                isinstance(c, bool) for c in declared["choices"])
+            for value in values:
+                if declared is not None and value is not None and isinstance(value, bool) != switch:
+                    raise LabError(f"--grid {key}: {name}'s {key} takes " + ("true or false" if switch else "numbers")
+                                   + f"; got {value!r}")
+
+
 def parse_value(text):
     """``"true"`` -> True, ``"1000"`` -> 1000, ``"0.1"`` -> 0.1 (``--option`` values); ValueError otherwise."""
     if text.lower() in ("true", "false"):
@@ -412,13 +477,13 @@ def check_paths(out=None, plot=None, report_folder=None, storage=None, data=None
 def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=None, out=None, lrs=None,
              lrs_default=True, clipnorm=None, clipnorms=None, settings=None, data=None, plot=None,
              report_folder=None, storage=None, options=None, valid_fraction=None, sampler=None, lr_range=None,
-             init=None, shapes=None):
+             init=None, shapes=None, grid=None):
     """Every check that needs no library, in the order a user reads the command; LabError on the first.
 
     ``optimizers`` is a list option (``--optimizers``), ``optimizer`` the
     option of one optimizer (``--optimizer``), ``pattern`` the argument of
     ``optimlab optimizers``. ``lrs_default``: whether ``--lrs default`` is
-    allowed (compare) or not (sweep, converge). ``lr_range``: tune's
+    allowed (compare) or not (sweep, converge). ``grid``: sweep's ``--grid`` items. ``lr_range``: tune's
     ``(--lr-low, --lr-high)``. Output paths are probed last, so that a refused
     value never leaves a trace.
     """
@@ -433,6 +498,8 @@ def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=
     if clipnorms is not None:
         parse_list("--clipnorm", clipnorms, float)
     check_settings(names, parse_settings(settings))
+    if grid:
+        check_grid(names, parse_grid(grid), parse_settings(settings), clipnorms)
     check_options(options)
     if valid_fraction is not None:
         check_fraction(valid_fraction)

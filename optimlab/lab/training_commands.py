@@ -22,8 +22,10 @@ from optimlab._names import unknown
 from optimlab.lab import factory, tables
 from optimlab.lab.arguments import (
     LabError,
+    check_grid,
     check_settings,
     parse_clipnorm,
+    parse_grid,
     parse_list,
     parse_settings,
     user_errors,
@@ -130,7 +132,8 @@ def choose_seeds(seeds, optimizers, alpha=0.05):
     return seeds
 
 
-def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None):
+def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None, grid=None):
+    """Every learning rate x clipnorm x ``--grid`` combination over seeds, then the table of final losses."""
     with user_errors():
         names = factory.names(optimizer, "--optimizer")
     if len(names) != 1:
@@ -139,11 +142,14 @@ def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None):
     check_settings(names, extra)
     learning_rates = parse_list("--lrs", lrs, float, none_ok=False, allowed="positive numbers")
     clips = parse_list("--clipnorm", clipnorms, float)
+    swept = parse_grid(grid)
+    check_grid(names, swept, extra, clipnorms)
     with user_errors():
         runner.data_split()
     log_command(runner.out)
-    with tables.progress_for(runner, len(learning_rates) * len(clips) * seeds, "sweep"), user_errors():
-        recs = experiments.sweep(runner, names[0], learning_rates, seeds, clips, extra=extra)
+    total = len(learning_rates) * len(clips) * math.prod(len(v) for v in swept.values()) * seeds
+    with tables.progress_for(runner, total, "sweep"), user_errors():
+        recs = experiments.sweep(runner, names[0], learning_rates, seeds, clips, extra=extra, grid=swept)
     runs = analysis.runs_table(recs)
     table = runs.groupby(["optimizer", "config"], sort=False).agg(
         seeds=("seed", "nunique"), diverged=("diverged", "mean"), train_loss=("train_loss", "median"),

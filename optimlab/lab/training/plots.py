@@ -6,6 +6,8 @@ returns the path; :mod:`optimlab.lab.training.report` embeds them in the HTML.
 * :func:`plot_curves`: training and validation (or test) loss per epoch of
   each shown configuration (median over seeds, interquartile band);
 * :func:`plot_lr_sensitivity`: final loss against the learning rate;
+* :func:`plot_sensitivity`, :func:`plot_heatmap`: final loss against each swept
+  hyperparameter of one optimizer, and over the grid of two;
 * :func:`plot_boxes`: final test loss per seed of each optimizer's selected configuration;
 * :func:`plot_all_curves`: the diagnostics' figure: every configuration's
   training curve, explosions marked, the naive baseline dashed;
@@ -22,16 +24,19 @@ Example::
     plots.plot_lr_sensitivity(runs, "iris", "iris_lr.png")
 """
 
+import json
 import math
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.colors  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from optimlab import spaces  # noqa: E402
 from optimlab.lab.training import analysis  # noqa: E402
 from optimlab.lab.training.analysis import diagnostics, stats, verdict  # noqa: E402
 
@@ -190,6 +195,164 @@ def plot_lr_sensitivity(runs, problem, path, colors=None):
            title=f"{problem}: learning-rate sensitivity" + (" (x: every seed diverged)" if any_failed else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def swept_dimensions(runs):
+    """The hyperparameters whose value differs between the configurations of ``runs`` (one optimizer's), sorted.
+
+    A hyperparameter missing from some configurations counts as set to None
+    there (``clipnorm`` none, or the constructor's default).
+    """
+    configs = [json.loads(h) for h in runs["hyperparameters"].unique()]
+    names = sorted({k for c in configs for k in c})
+    return [k for k in names if len({json.dumps(c.get(k)) for c in configs}) > 1]
+
+
+def sensitivity_scale(optimizer, name, values):
+    """How to draw a swept hyperparameter's axis: ``"log"``, ``"log1m"`` (1 - x on a log axis), ``"linear"`` or ``"choice"``.
+
+    The optimizer's declared search space says it (:func:`optimlab.spaces.listed`,
+    no TensorFlow); otherwise booleans and None make categories, positive
+    numbers spanning a factor of 10 or more a log axis, the rest a linear one.
+    A log axis that would have to show zero or a negative value becomes linear.
+    """
+    try:
+        declared = spaces.listed(optimizer).get(name)
+    except ValueError:  # a class of one's own: not in the catalog
+        declared = None
+    numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numeric) < len(values) or (declared is not None and declared.scale == "choice"):
+        return "choice"
+    scale = declared.scale if declared is not None else (
+        "log" if min(numeric) > 0 and max(numeric) >= 10 * min(numeric) else "linear")
+    if scale == "log" and min(numeric) <= 0 or scale == "log1m" and max(numeric) >= 1:
+        return "linear"
+    return "linear" if scale == "int" else scale
+
+
+def _per_config(runs):
+    """``[(hyperparameters dict, median selection loss over seeds)]`` of each configuration of ``runs``."""
+    medians = runs.groupby("hyperparameters")["selection_loss"].median()
+    return [(json.loads(h), float(v)) for h, v in medians.items()]
+
+
+def _best(configs):
+    """The configuration with the lowest finite median (the first one when every configuration diverged)."""
+    finite = [c for c in configs if math.isfinite(c[1])]
+    return min(finite, key=lambda c: c[1])[0] if finite else configs[0][0]
+
+
+def _value_text(value):
+    return "none" if value is None else str(value) if isinstance(value, bool) else f"{value:g}"
+
+
+def _sorted_values(values):
+    """Distinct values in order: numbers ascending, then booleans, then None."""
+    unique = {json.dumps(v): v for v in values}.values()
+    return sorted(unique, key=lambda v: (v is None, isinstance(v, bool), v if isinstance(v, (int, float)) else 0))
+
+
+def plot_sensitivity(runs, problem, optimizer, path, colors=None):
+    """One panel per swept hyperparameter of ``optimizer``: median final selection loss against its value.
+
+    Each panel is a slice through the best configuration (lowest median final
+    validation loss, training loss without a validation split): the other
+    swept hyperparameters are held at its values. The axis follows the
+    hyperparameter's scale (:func:`sensitivity_scale`; a beta or momentum is
+    drawn as 1 - x on a log axis); an x at the top marks a value where every
+    seed diverged, a star the best configuration.
+    """
+    data = runs[(runs["problem"] == problem) & (runs["optimizer"] == optimizer)]
+    dims = swept_dimensions(data)
+    configs = _per_config(data)
+    best = _best(configs)
+    color = (colors or optimizer_colors(runs["optimizer"]))[optimizer]
+    finite = [v for _, v in configs if math.isfinite(v)]
+    ceiling = max(finite) * 1.5 if finite else 1.0
+    log_y = bool(finite) and min(finite) > 0
+    fig, axes = plt.subplots(1, len(dims), figsize=(4.2 * len(dims) + 1, 4.2), layout="constrained", squeeze=False)
+    for ax, dim in zip(axes[0], dims):
+        others = [d for d in dims if d != dim]
+        line = [(c.get(dim), v) for c, v in configs if all(json.dumps(c.get(d)) == json.dumps(best.get(d))
+                                                           for d in others)]
+        scale = sensitivity_scale(optimizer, dim, [x for x, _ in line])
+        order = _sorted_values([x for x, _ in line])
+        position = {json.dumps(x): (i if scale == "choice" else 1 - x if scale == "log1m" else x)
+                    for i, x in enumerate(order)}
+        rank = {json.dumps(x): i for i, x in enumerate(order)}
+        line.sort(key=lambda p: rank[json.dumps(p[0])])
+        shown = [(position[json.dumps(x)], v) for x, v in line if math.isfinite(v)]
+        failed = [position[json.dumps(x)] for x, v in line if not math.isfinite(v)]
+        ax.plot([p for p, _ in shown], [v for _, v in shown], marker="o", color=color)
+        if failed:
+            ax.scatter(failed, [ceiling] * len(failed), marker="x", s=80, color=color, linewidths=2, zorder=5)
+        if finite:
+            ax.scatter([position[json.dumps(best.get(dim))]], [min(finite)], marker="*", s=160, color="black", zorder=6)
+        if scale == "choice":
+            ax.set_xticks(range(len(order)), [_value_text(x) for x in order])
+        elif scale in ("log", "log1m"):
+            ax.set_xscale("log")
+        if log_y:
+            ax.set_yscale("log")
+        held = ", ".join(f"{d}={_value_text(best.get(d))}" for d in others)
+        ax.set(xlabel=("1 - " if scale == "log1m" else "") + dim + (" (log scale)" if scale in ("log", "log1m") else ""),
+               title=dim + (f"\n({held})" if held else ""))
+        ax.grid(alpha=0.3)
+    split = "validation" if data["valid_loss"].notna().any() else "training"
+    axes[0][0].set_ylabel(f"final {split} loss, median over seeds" + (" (log scale)" if log_y else ""))
+    fig.suptitle(f"{problem}, {optimizer}: sensitivity to each swept hyperparameter (*: best, x: every seed diverged)")
+    return _save(fig, path)
+
+
+def _middle(values, norm):
+    """The value halfway along the colour scale (geometric mean of the ends on a log scale)."""
+    low, high = float(values.min()), float(values.max())
+    return math.sqrt(low * high) if norm is not None else (low + high) / 2
+
+
+def plot_heatmap(runs, problem, optimizer, path):
+    """Median final selection loss over the grid of exactly two swept hyperparameters (rows: the first by name).
+
+    Cells are coloured on a log scale when every finite value is positive and
+    carry their value; a cell where every seed diverged is grey with an x, a
+    combination never run is blank; the best cell is outlined.
+    """
+    data = runs[(runs["problem"] == problem) & (runs["optimizer"] == optimizer)]
+    dims = swept_dimensions(data)
+    if len(dims) != 2:
+        raise ValueError(f"a heat map needs exactly two swept hyperparameters; {optimizer} has {dims}")
+    rows_dim, cols_dim = dims
+    configs = _per_config(data)
+    rows = _sorted_values([c.get(rows_dim) for c, _ in configs])
+    cols = _sorted_values([c.get(cols_dim) for c, _ in configs])
+    row_of = {json.dumps(v): i for i, v in enumerate(rows)}
+    col_of = {json.dumps(v): j for j, v in enumerate(cols)}
+    grid = np.full((len(rows), len(cols)), np.nan)
+    for c, v in configs:
+        grid[row_of[json.dumps(c.get(rows_dim))], col_of[json.dumps(c.get(cols_dim))]] = v
+    finite = grid[np.isfinite(grid)]
+    norm = matplotlib.colors.LogNorm() if finite.size and finite.min() > 0 else None
+    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 3, 0.6 * len(rows) + 2.5), layout="constrained")
+    shown = np.ma.masked_invalid(grid)
+    image = ax.imshow(shown, cmap="viridis_r", norm=norm, aspect="auto")
+    split = "validation" if data["valid_loss"].notna().any() else "training"
+    fig.colorbar(image, ax=ax, label=f"final {split} loss, median over seeds")
+    best = _best(configs)
+    for i, j in np.ndindex(grid.shape):
+        value = grid[i, j]
+        if np.isinf(value):
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color="lightgrey"))
+            ax.text(j, i, "x", ha="center", va="center", fontsize=12)
+        elif np.isfinite(value):
+            ax.text(j, i, f"{value:.3g}", ha="center", va="center", fontsize=8,
+                    color="white" if value > _middle(finite, norm) else "black")  # dark cells: high losses
+    ax.add_patch(plt.Rectangle((col_of[json.dumps(best.get(cols_dim))] - 0.5, row_of[json.dumps(best.get(rows_dim))] - 0.5),
+                               1, 1, fill=False, edgecolor="red", linewidth=2))
+    ax.set_xticks(range(len(cols)), [_value_text(v) for v in cols])
+    ax.set_yticks(range(len(rows)), [_value_text(v) for v in rows])
+    ax.set(xlabel=cols_dim, ylabel=rows_dim,
+           title=f"{problem}, {optimizer}: {rows_dim} x {cols_dim} (red: best, x: every seed diverged)")
     return _save(fig, path)
 
 

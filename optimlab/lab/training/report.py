@@ -11,8 +11,10 @@ The report is where a user reads the answer. In order:
    seeds each problem needs for a Holm-corrected p below 0.05;
 5. per problem: training and validation (or test) curves per configuration
    (median over seeds with the interquartile band; every configuration of a
-   sweep), learning-rate sensitivity (when several rates were run) and the
-   per-seed test losses (when several seeds were run);
+   sweep), learning-rate sensitivity (when several rates were run), per
+   optimizer with other swept hyperparameters one panel per swept one (and a
+   heat map when exactly two were swept), and the per-seed test losses (when
+   several seeds were run);
 6. diagnostics (:func:`section_diagnostics`): per problem the naive
    baseline, which configurations beat it (median over seeds, with how many
    seeds did), every configuration's training
@@ -191,11 +193,36 @@ def section_problems(ctx):
         if runs.groupby("optimizer")["learning_rate"].nunique().max() > 1:
             path = plots.plot_lr_sensitivity(ctx.runs, problem, ctx.figures / f"{problem}_lr_sensitivity.png", ctx.colors)
             parts.append(_img(path, f"{problem}: final loss against the learning rate"))
+        parts += _sensitivity_figures(ctx, problem, runs)
         if ctx.chosen[ctx.chosen["problem"] == problem]["seed"].nunique() > 1:
             path = plots.plot_boxes(ctx.chosen, problem, ctx.figures / f"{problem}_boxes.png", ctx.runs, ctx.colors)
             parts.append(_img(path, f"{problem}: final test loss per seed"))
         parts.append("</section>")
     return "".join(parts)
+
+
+def _sensitivity_figures(ctx, problem, runs):
+    """Per optimizer with a swept hyperparameter besides the learning rate: one panel per swept one, and a heat map of two.
+
+    (A learning rate swept alone is the learning-rate sensitivity figure above, all optimizers in one.)
+    """
+    parts = []
+    for optimizer, group in runs.groupby("optimizer", sort=True):
+        dims = plots.swept_dimensions(group)
+        if not dims or dims == ["learning_rate"]:
+            continue
+        stem = ctx.figures / f"{problem}_{records.folder_name(optimizer)}"
+        split = "validation" if group["valid_loss"].notna().any() else "training"
+        path = plots.plot_sensitivity(ctx.runs, problem, optimizer, f"{stem}_sensitivity.png", ctx.colors)
+        held = (" Each panel holds the other swept hyperparameters at the best configuration's values "
+                "(lowest median final loss)." if len(dims) > 1 else "")
+        parts.append(_img(path, f"{problem}, {optimizer}: final {split} loss (median over seeds) against each swept "
+                                f"hyperparameter ({', '.join(dims)}).{held}"))
+        if len(dims) == 2:
+            path = plots.plot_heatmap(ctx.runs, problem, optimizer, f"{stem}_heatmap.png")
+            parts.append(_img(path, f"{problem}, {optimizer}: final {split} loss (median over seeds) over the grid of "
+                                    f"{dims[0]} and {dims[1]}"))
+    return parts
 
 
 _DIAGNOSTICS_NOTE = ("Per run: final losses against the naive baseline (the best constant prediction), the largest "

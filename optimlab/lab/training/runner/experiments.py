@@ -5,13 +5,15 @@ trains one (optimizer, hyperparameters, seed) unless its record already exists,
 so every experiment resumes where it stopped. Seeds are paired: seed ``s``
 gives every optimizer the same initial weights and the same data order.
 
-* :func:`sweep`: every learning rate (and clipping setting) over every seed,
-  e.g. the Boston housing chapter's ``1e-3 ... 1e-9`` sweep of gradient descent.
+* :func:`sweep`: every learning rate x clipping setting x ``grid`` combination (any
+  constructor argument) over every seed, e.g. the Boston housing chapter's
+  ``1e-3 ... 1e-9`` sweep of gradient descent.
 * :func:`compare`: per optimizer, select the learning rate on the validation
   split with the tuning seed 0, then rerun the winner over ``seeds`` seeds.
 """
 
 import dataclasses
+import itertools
 import math
 import time
 import warnings
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from optimlab import _interrupt
+from optimlab import _interrupt, registry
 from optimlab.lab import factory
 from optimlab.lab.training import problems, records
 from optimlab.lab.training.analysis import stats
@@ -143,7 +145,8 @@ class Runner:
             "problem": p.name,
             "fingerprint": self.fingerprint(),
             "optimizer": factory.canonical(optimizer),
-            "hyperparameters": {k: float(v) for k, v in sorted(hyperparameters.items()) if v is not None},
+            "hyperparameters": {k: v if isinstance(v, bool) else float(v)  # a tuned switch (amsgrad) stays one
+                                for k, v in sorted(hyperparameters.items()) if v is not None},
             "seed": int(seed),
             "epochs": epochs,
             "batch_size": p.batch_size if self.batch_size == "problem" else self.batch_size,
@@ -277,8 +280,16 @@ def _check_lrs(learning_rates):
             raise ValueError(f"learning rates must be positive finite numbers; got {lr!r}")
 
 
-def sweep(runner, optimizer, learning_rates, seeds=1, clipnorms=(None,), extra=None):
-    """Every learning rate x clipnorm over seeds ``0 .. seeds-1``; returns the records.
+def sweep(runner, optimizer, learning_rates, seeds=1, clipnorms=(None,), extra=None, grid=None):
+    """Every learning rate x clipnorm x ``grid`` combination over seeds ``0 .. seeds-1``; returns the records.
+
+    ``grid``: ``{argument: [values]}`` for any constructor argument of the
+    optimizer and ``clipnorm`` (numbers or booleans), e.g.
+    ``{"momentum": [0.9, 0.99], "nesterov": [False, True]}``; the Cartesian
+    product of every list is run. The learning rate stays on
+    ``learning_rates``; ``extra`` holds settings shared by every run. Every
+    combination makes an optimizer before any run, so a bad name or value
+    fails before anything is trained.
 
     Example (the Boston housing chapter: gradient descent on raw features)::
 
@@ -288,11 +299,41 @@ def sweep(runner, optimizer, learning_rates, seeds=1, clipnorms=(None,), extra=N
     factory.canonical(optimizer)
     _check_lrs(learning_rates)
     _check_seeds(seeds)
+    combos = _grid_combinations(optimizer, grid or {}, extra or {}, clipnorms)
     runner.data_split()
-    factory.make_optimizer(optimizer, extra or {})  # bad hyperparameters fail before training
-    runs = [(optimizer, {**(extra or {}), "learning_rate": lr, "clipnorm": clipnorm}, seed)
-            for clipnorm in clipnorms for lr in learning_rates for seed in range(seeds)]
+    for combo in combos:  # bad hyperparameters fail before training, as the runs will hold them
+        factory.make_optimizer(optimizer, {k: v if isinstance(v, bool) else float(v)
+                                           for k, v in {**(extra or {}), **combo}.items() if v is not None})
+    runs = [(optimizer, {**(extra or {}), "learning_rate": lr, "clipnorm": clipnorm, **combo}, seed)
+            for clipnorm in clipnorms for lr in learning_rates for combo in combos for seed in range(seeds)]
     return runner.run_many(runs)
+
+
+def _grid_combinations(optimizer, grid, extra, clipnorms):
+    """The Cartesian product of ``grid`` as a list of dicts (``[{}]`` for no grid); ValueError on a bad entry."""
+    if not isinstance(grid, dict):
+        raise TypeError(f"grid must be a dict {{argument: [values]}}; got {grid!r}")
+    cls = factory.optimizer_class(optimizer) if ":" in optimizer else registry.info(optimizer).cls
+    allowed = set(factory.hyperparameters_of(cls)) | {"clipnorm"}
+    for name, values in grid.items():
+        if name == "learning_rate":
+            raise ValueError("grid: the learning rate is swept by learning_rates, not grid")
+        if name not in allowed:
+            raise ValueError(f"grid: {factory.canonical(optimizer)} takes no argument {name!r}; "
+                             f"allowed: {', '.join(sorted(allowed - {'learning_rate', 'name'}))}")
+        if name in extra:
+            raise ValueError(f"grid: {name!r} is both swept and set to {extra[name]!r}; give it once")
+        if name == "clipnorm" and list(clipnorms) != [None]:
+            raise ValueError("grid: clipnorm is swept by clipnorms already; give it once")
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or not list(values):
+            raise ValueError(f"grid: {name} needs a non-empty list of values; got {values!r}")
+        for value in values:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not (number or isinstance(value, bool) or (value is None and name == "clipnorm")):
+                raise ValueError(f"grid: {name} takes finite numbers or booleans; got {value!r}")
+        if len(set(map(repr, values))) != len(list(values)):
+            raise ValueError(f"grid: {name} lists a value twice: {list(values)!r}")
+    return [dict(zip(grid, chosen)) for chosen in itertools.product(*(list(v) for v in grid.values()))]
 
 
 def compare(runner, optimizer_names, seeds, learning_rates=None, extra=None):
