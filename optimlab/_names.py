@@ -29,7 +29,9 @@ TASKS = (
     "fmnist_logreg", "fmnist_mlp", "fmnist_2c2d", "cifar10_3c3d",
 )
 # optimlab.lab.training.runner.tuning.SAMPLERS: tune's --sampler values.
-SAMPLERS = ("grid", "random", "tpe")
+SAMPLERS = ("grid", "random", "tpe", "cmaes")
+# optimlab.lab.training.runner.tuning.PRUNERS: tune's --pruner values.
+PRUNERS = ("none", "median", "halving", "hyperband")
 # optimlab.bench.SHAPE_SETS: bench's --shapes values.
 SHAPE_SETS = ("large", "small")
 # optimlab.lab.convergence.functions.FUNCTION_NAMES: the convergence lab's test functions (from the catalog).

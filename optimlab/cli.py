@@ -293,7 +293,15 @@ def tune_command(
     optimizers: Optimizers = "sgd,momentum,adam",
     trials: Annotated[int, typer.Option(metavar="N", min=1,
                                         help="trials per optimizer (the same budget for each)")] = 10,
-    sampler: Annotated[str, typer.Option(metavar="NAME", help="grid, random or tpe")] = "tpe",
+    sampler: Annotated[str, typer.Option(metavar="NAME", help="grid, random, tpe (multivariate) or cmaes "
+                                         "(needs the cmaes package)")] = "tpe",
+    space: Annotated[str, typer.Option(metavar="NAMES", help="what to tune: lr (the learning rate), full (the "
+                                       "optimizer's whole search space) or names, e.g. "
+                                       "learning_rate,beta_1,epsilon")] = "lr",
+    pruner: Annotated[str, typer.Option(metavar="NAME", help="stop bad trials early: none, median, halving or "
+                                        "hyperband (their epochs pay for more trials)")] = "none",
+    seeds: Annotated[int, typer.Option(metavar="N", min=1, help="rerun each optimizer's best configuration on N "
+                                       "seeds and compare them (1: tuning only)")] = 1,
     lr_low: Annotated[float, typer.Option(metavar="RATE", help="smallest learning rate")] = 1e-5,
     lr_high: Annotated[float, typer.Option(metavar="RATE", help="largest learning rate")] = 1.0,
     storage: Annotated[Optional[str], typer.Option(metavar="URL",
@@ -305,12 +313,16 @@ def tune_command(
     tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None,
     options: TrainingOptions = None,
 ):
-    """Tune each optimizer's learning rate with Optuna (grid, random, TPE); resumable."""
+    """Tune each optimizer over its search space with Optuna at an equal budget; resumable.
+
+    Tune on one seed, then rerun each winner on --seeds seeds and compare them.
+    """
     folder = out or f"runs/{task}-tune"
     _run(ctx, lambda c: c.tune(c.make_runner(folder, **_runner_options(ctx)), optimizers, trials, sampler,
-                               lr_low, lr_high, storage, clipnorm, settings),
+                               lr_low, lr_high, storage, clipnorm, settings, space, pruner, seeds),
          task=task, optimizers=optimizers, out=folder, clipnorm=clipnorm, settings=settings, data=data,
-         storage=storage, options=options, valid_fraction=valid_fraction, sampler=sampler, lr_range=(lr_low, lr_high))
+         storage=storage, options=options, valid_fraction=valid_fraction, sampler=sampler, lr_range=(lr_low, lr_high),
+         space=space, pruner=pruner)
 
 
 @app.command("diagnose", short_help="Train one run briefly and explain what happened.")

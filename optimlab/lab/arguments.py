@@ -16,7 +16,7 @@ import os
 import uuid
 from pathlib import Path
 
-from optimlab import _catalog_data, _names
+from optimlab import _catalog_data, _names, spaces
 from optimlab._names import did_you_mean, unknown
 
 
@@ -419,13 +419,28 @@ def check_fraction(valid_fraction):
         raise LabError(f"--valid-fraction must be in [0, 1); got {valid_fraction:g}")
 
 
-def check_tuning(sampler, lr_range):
-    """``--sampler`` is one of Optuna's samplers here; ``--lr-low`` < ``--lr-high``, both > 0."""
+def check_tuning(sampler, lr_range, space=None, pruner=None, names=()):
+    """``--sampler`` is one of Optuna's samplers here; ``--lr-low`` < ``--lr-high``, both > 0; ``--pruner`` is
+    known; every name of ``--space`` is in each optimizer's search space (from the catalog)."""
     if sampler is not None and sampler not in _names.SAMPLERS:
         raise LabError(f"--sampler: {unknown('sampler', sampler, _names.SAMPLERS)}")
     if lr_range is not None and not 0 < lr_range[0] < lr_range[1]:
         raise LabError(f"--lr-low and --lr-high must satisfy 0 < low < high; got {lr_range[0]:g} and "
                        f"{lr_range[1]:g}")
+    if pruner is not None and pruner not in _names.PRUNERS:
+        raise LabError(f"--pruner: {unknown('pruner', pruner, _names.PRUNERS)}")
+    if space is None or space.strip() in ("lr", "learning_rate", "full"):
+        return
+    wanted = ["learning_rate" if n == "lr" else n for n in parse_list("--space", space, none_ok=False,
+                                                                       allowed="'lr', 'full' or hyperparameter names")]
+    if len(set(wanted)) != len(wanted):
+        raise LabError(f"--space {space!r} names a hyperparameter twice")
+    for name in names:
+        if ":" not in name:  # a class of one's own is checked once it is imported
+            try:
+                spaces.listed(name, wanted)
+            except ValueError as error:
+                raise LabError(f"--space {space!r}: {error}") from None
 
 
 def check_init(init):
@@ -477,7 +492,7 @@ def check_paths(out=None, plot=None, report_folder=None, storage=None, data=None
 def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=None, out=None, lrs=None,
              lrs_default=True, clipnorm=None, clipnorms=None, settings=None, data=None, plot=None,
              report_folder=None, storage=None, options=None, valid_fraction=None, sampler=None, lr_range=None,
-             init=None, shapes=None, grid=None):
+             init=None, shapes=None, grid=None, space=None, pruner=None):
     """Every check that needs no library, in the order a user reads the command; LabError on the first.
 
     ``optimizers`` is a list option (``--optimizers``), ``optimizer`` the
@@ -503,7 +518,7 @@ def precheck(task=None, optimizers=None, optimizer=None, function=None, pattern=
     check_options(options)
     if valid_fraction is not None:
         check_fraction(valid_fraction)
-    check_tuning(sampler, lr_range)
+    check_tuning(sampler, lr_range, space, pruner, names)
     if storage is not None:
         check_storage(storage)
     check_paths(out, plot, report_folder, storage, data)

@@ -32,7 +32,7 @@ from optimlab.lab.arguments import (
 )
 from optimlab.lab.tables import fmt, percent, show
 from optimlab.lab.training import analysis, problems, records
-from optimlab.lab.training.analysis import diagnostics, stats, verdict
+from optimlab.lab.training.analysis import budget, diagnostics, stats, verdict
 from optimlab.lab.training.runner import experiments, tuning
 
 COMMAND_LINE = None  # set by the CLI: the running command with every option spelled out
@@ -164,7 +164,9 @@ def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None, grid=None):
     show_note(runner)
 
 
-def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm, settings=None):
+def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm, settings=None, space="lr",
+         pruner="none", seeds=1):
+    """Tune each optimizer over ``space`` at the same budget, then (``seeds`` > 1) rerun the winners and compare."""
     with user_errors():
         names = factory.names(optimizers)
     extra = parse_settings(settings)
@@ -172,30 +174,71 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
     clip = parse_clipnorm(clipnorm)
     if sampler not in tuning.SAMPLERS:
         raise LabError(f"--sampler: {unknown('sampler', sampler, tuning.SAMPLERS)}")
+    if pruner not in tuning.PRUNERS:
+        raise LabError(f"--pruner: {unknown('pruner', pruner, tuning.PRUNERS)}")
     if not 0 < lr_low < lr_high:
         raise LabError(f"--lr-low and --lr-high must satisfy 0 < low < high; got {lr_low} and {lr_high}")
+    if pruner != "none" and (runner.jobs != 1 or runner.ray is not None):
+        raise LabError(f"--pruner {pruner} stops runs in this process: it needs --jobs 1 and no --ray (start "
+                       "several tune processes on one --storage instead)")
     with user_errors():
+        chosen = tuning._check_space(space)
+        for name in names:  # a space name the optimizer lacks, or cmaes missing: one line, nothing written
+            tuning._sampler(sampler, tuning.search_space(name, chosen, (lr_low, lr_high)), trials, 0)
         runner.data_split()
     if storage is not None:
         open_storage(storage)
     log_command(runner.out)
     url = storage or tuning.default_storage(runner.out)
-    earlier = [tuning.finished_trials(tuning.study_name(runner, n, sampler, url), url) for n in names]
-    with tables.progress_for(runner, trials * len(names), "tune", done=sum(min(trials, n) for n in earlier)), user_errors():
+    earlier = [tuning.finished_trials(tuning.study_name(runner, n, sampler, url, chosen, pruner), url) for n in names]
+    total = trials * len(names) + (seeds - 1) * len(names)
+    with tables.progress_for(runner, total, "tune", done=sum(min(trials, n) for n in earlier)), user_errors():
         result = tuning.tune(runner, names, trials, sampler, (lr_low, lr_high), storage,
-                             extra={**extra, "clipnorm": clip})
-    rows = [(name, fmt(r["best_learning_rate"]), fmt(r["best_value"]), str(r["complete"]), str(r["diverged"]))
-            for name, r in result.items()]
-    show(f"{runner.problem}: tuning ({sampler}, {trials} trials each)",
-         ("optimizer", "best learning rate", "validation loss", "complete trials", "diverged trials"), rows,
-         numeric=("best learning rate", "validation loss", "complete trials", "diverged trials"))
-    tables.console.print(f"{trial_counts(result, runner, sum(earlier))}.", highlight=False)
-    report_hint(runner.out)
+                             extra={**extra, "clipnorm": clip}, space=chosen, pruner=pruner)
+        counts = trial_counts(result, runner, sum(earlier))
+        tuning.write_summary(runner.out, runner, result, sampler, storage, pruner)
+        reruns = tuning.rerun(runner, result, seeds) if seeds > 1 else {}
+    fixed = set(extra) | {"clipnorm"}
+    rows = [(name, analysis.config_label({k: v for k, v in (r["best"] or {}).items() if k not in fixed}) or "-",
+             fmt(r["best_value"]), str(r["complete"]), str(r["diverged"]), str(r["pruned"]),
+             f"{r['epochs']}/{r['budget']}") for name, r in result.items()]
+    show(f"{runner.problem}: tuning {tuning.space_label(chosen)} ({sampler}, pruner {pruner}, a budget of "
+         f"{trials} runs each)", ("optimizer", "best configuration", "validation loss", "complete", "diverged",
+                                 "pruned", "epochs run/budget"), rows,
+         numeric=("validation loss", "complete", "diverged", "pruned", "epochs run/budget"))
+    tables.console.print(budget_text(result), highlight=False)
+    studies = budget.read_studies(runner.out)
+    for sentence in tuning_sentences(studies, {r["study"] for r in result.values()}):
+        tables.console.print(sentence, highlight=False)
+    tables.console.print(f"{counts}.", highlight=False)
+    if reruns:
+        tables.console.print(f"The best configuration of each optimizer, rerun on seeds 0..{seeds - 1} (seed 0 is "
+                             "its tuning trial):", highlight=False)
+        print_summary(runner, {r["key"] for recs in reruns.values() for r in recs})
+    else:
+        report_hint(runner.out)
     if storage is None:
         tables.console.print(f"Browse the studies: optuna-dashboard {runner.out / 'tuning.db'}", highlight=False,
                       overflow="fold")
     else:
         tables.console.print(f"Storage: {storage}", highlight=False, overflow="fold")
+
+
+def budget_text(result):
+    """How each optimizer spent its budget: trials, epochs run of the budget, epochs pruning saved."""
+    parts = []
+    for name, r in result.items():
+        text = f"{name} {r['trials']} trials, {r['epochs']} of {r['budget']} epochs"
+        if r["pruned"]:
+            text += f" ({r['pruned']} pruned, {r['saved']} epochs saved)"
+        parts.append(text)
+    return "Budget (a pruned trial counts the epochs it ran): " + "; ".join(parts) + "."
+
+
+def tuning_sentences(studies, names):
+    """The budget-curve sentence of the studies ``names`` (one per problem, sampler, space and pruner)."""
+    chosen = {k: v for k, v in studies.items() if k in names}
+    return [budget.sentence(curves) for curves in budget.groups(chosen).values()]
 
 
 def open_storage(url):

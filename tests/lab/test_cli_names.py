@@ -32,6 +32,7 @@ def test_static_names_equal_the_registries():
     assert list(_names.TASKS) == list(problems.PROBLEMS)
     assert list(_names.FUNCTIONS) == functions.function_names()
     assert _names.SAMPLERS == tuning.SAMPLERS and _names.SHAPE_SETS == tuple(bench.SHAPE_SETS)
+    assert _names.PRUNERS == tuning.PRUNERS
     # The TensorFlow-free expansion of --optimizers gives what the registry gives.
     for pattern in ("adam*", "*sgd*", "ada?", "[lm]*", "all", "ADAM", "radam", "sfsgd,gd,gradient_descent"):
         expected = []

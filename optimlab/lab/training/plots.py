@@ -12,7 +12,8 @@ returns the path; :mod:`optimlab.lab.training.report` embeds them in the HTML.
 * :func:`plot_all_curves`: the diagnostics' figure: every configuration's
   training curve, explosions marked, the naive baseline dashed;
 * :func:`plot_profile`: performance profiles across problems;
-* :func:`plot_tuning_history`: an Optuna study's trials.
+* :func:`plot_tuning_history`: an Optuna study's trials;
+* :func:`plot_budget_curves`: per optimizer, the best validation loss found against the tuning budget spent.
 
 Every figure gives an optimizer the same colour (:func:`optimizer_colors`,
 built once from the sorted names); its configurations differ by line style.
@@ -409,8 +410,10 @@ def plot_tuning_history(trials, title, path):
         ax.scatter([t.number for t in done], values, s=18, label="trial")
         ax.step([t.number for t in done], np.minimum.accumulate(values), where="post", color="black",
                 label="best so far")
-        by_rate.scatter([t.params["learning_rate"] for t in done], values, s=18)
+        rated = [t for t in done if "learning_rate" in t.params]
+        by_rate.scatter([t.params["learning_rate"] for t in rated], [t.value for t in rated], s=18)
     marks = (("diverged", {"marker": "x", "s": 60, "color": "red"}),
+             ("pruned", {"marker": "v", "s": 40, "color": "orange"}),
              ("interrupted", {"marker": "o", "s": 40, "facecolors": "none", "edgecolors": "grey"}))
     for panel in (ax, by_rate):
         if log:
@@ -427,6 +430,34 @@ def plot_tuning_history(trials, title, path):
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     by_rate.set(xscale="log", xlabel="learning rate (log scale)", ylabel=ylabel, title="loss per learning rate")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_budget_curves(curves, title, path, colors=None):
+    """The best validation loss found so far against the epochs of tuning spent (left) and the trials run (right).
+
+    ``curves``: ``{optimizer: [(trials, epochs, best), ...]}``
+    (:func:`optimlab.lab.training.analysis.budget.curve`); a curve starts at
+    its first complete trial. One colour per optimizer (``colors``).
+    """
+    colors = colors or optimizer_colors(curves)
+    fig, (by_epochs, by_trials) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    finite = [best for points in curves.values() for _, _, best in points if math.isfinite(best)]
+    for name, points in sorted(curves.items()):
+        shown = [p for p in points if math.isfinite(p[2])]
+        if not shown:
+            continue
+        for panel, x in ((by_epochs, 1), (by_trials, 0)):
+            panel.step([p[x] for p in shown], [p[2] for p in shown], where="post", color=colors.get(name),
+                       label=name, marker="o", markersize=3)
+    for panel, xlabel in ((by_epochs, "epochs of tuning spent"), (by_trials, "trials run")):
+        if finite and all(v > 0 for v in finite):
+            panel.set_yscale("log")
+        panel.set(xlabel=xlabel, ylabel="best validation loss so far")
+        panel.grid(alpha=0.3)
+    by_trials.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    by_epochs.set_title(title)
+    by_epochs.legend(fontsize=8)
     return _save(fig, path)
 
 

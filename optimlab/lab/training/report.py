@@ -20,8 +20,9 @@ The report is where a user reads the answer. In order:
    seeds did), every configuration's training
    curve with explosions marked and the baseline dashed, and the runs' flags
    (:mod:`optimlab.lab.training.analysis.diagnostics`);
-7. tuning history (when ``OUT/tuning.db`` exists) and performance profiles
-   (when there are several problems).
+7. tuning history (when ``OUT/tuning.db`` exists), the budget curves of the
+   tuned optimizers with their sentence (when ``OUT/tuning.json`` exists:
+   :func:`section_budget`) and performance profiles (when there are several problems).
 
 The figures are drawn by :mod:`optimlab.lab.training.plots` (one colour per
 optimizer in every figure); this module assembles the HTML around them.
@@ -44,7 +45,7 @@ import numpy as np
 
 from optimlab.lab.arguments import check_output_folder, check_report_folder, user_errors
 from optimlab.lab.training import analysis, plots, problems, records
-from optimlab.lab.training.analysis import diagnostics, stats, verdict
+from optimlab.lab.training.analysis import budget, diagnostics, stats, verdict
 
 
 @dataclasses.dataclass
@@ -312,14 +313,45 @@ def section_tuning(ctx):
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = f"sqlite:///{db.resolve()}"
     parts = ['<section id="tuning"><h2>Tuning</h2>',
-             f"<p>Browse the studies interactively: <code>optuna-dashboard {html.escape(str(db))}</code>. "
-             "Only the learning rate is tuned, so it carries all of the importance; x: a diverged trial, "
-             "o: a trial interrupted before it finished (run again on resume).</p>"]
+             f"<p>Browse the studies interactively: <code>optuna-dashboard {html.escape(str(db))}</code> "
+             "(with several hyperparameters tuned it shows their importances). x: a diverged trial, "
+             "v: a pruned trial (stopped early), o: a trial interrupted before it finished (run again on "
+             "resume).</p>"]
     for summary in optuna.study.get_all_study_summaries(storage):
         trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
         path = ctx.figures / f"tuning_{summary.study_name}.png"
         parts.append(_img(plots.plot_tuning_history(trials, f"{summary.study_name}: tuning history", path),
                           f"{summary.study_name}: final validation loss per trial"))
+    return "".join(parts) + "</section>"
+
+
+def section_budget(ctx):
+    """Per group of studies (problem, sampler, space, pruner): the budget curves, the sentence, how the budget went."""
+    studies = budget.read_studies(ctx.out)
+    if not studies:
+        return ""
+    parts = ['<section id="budget"><h2>Tuning budget</h2><p>Each optimizer was tuned at the same budget, '
+             "counted in epochs: a pruned trial counts the epochs it ran, any other trial a whole run. The "
+             "curves show the best validation loss found so far; tune on one seed, then rerun the winners on "
+             "many (<code>--seeds</code>) to compare them.</p>"]
+    for i, ((problem, sampler, space, pruner), curves) in enumerate(budget.groups(studies).items()):
+        title = f"{problem}: {space} ({sampler}, pruner {pruner})"
+        parts.append(f'<p class="answer">{html.escape(budget.sentence(curves))}</p>')
+        path = ctx.figures / f"budget_{i}.png"
+        parts.append(_img(plots.plot_budget_curves(curves, title, path, ctx.colors),
+                          f"{title}: best validation loss against the budget spent"))
+        rows = []
+        for study in sorted(studies.values(), key=lambda s: s["optimizer"]):
+            if budget.group_of(study) != (problem, sampler, space, pruner):
+                continue
+            trials = study.get("trials") or []
+            states = [t.get("state") for t in trials]
+            spent = sum(int(t.get("cost", t.get("epochs")) or 0) for t in trials)
+            saved = sum(study["epochs_per_run"] - int(t.get("cost") or 0) for t in trials if t.get("state") == "pruned")
+            rows.append([study["optimizer"], len(trials), states.count("complete"), states.count("diverged"),
+                         states.count("pruned"), f"{spent}/{study['budget']}", saved])
+        parts.append(_table(["optimizer", "trials", "complete", "diverged", "pruned", "epochs spent/budget",
+                             "epochs saved by pruning"], rows))
     return "".join(parts) + "</section>"
 
 
@@ -333,7 +365,7 @@ def section_profiles(ctx):
 
 
 SECTIONS = [section_answer, section_context, section_summary, section_tests, section_problems, section_diagnostics,
-            section_tuning, section_profiles]
+            section_tuning, section_budget, section_profiles]
 
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:0 12px;line-height:1.4}"
           ".table{max-width:100%}table{border-collapse:collapse;font-size:12px;width:100%}"

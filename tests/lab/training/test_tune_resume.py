@@ -64,18 +64,36 @@ class StubRunner:
     def fingerprint(self):
         return self._fingerprint
 
+    def spec(self, optimizer, hyperparameters, seed):
+        return {"epochs": 1}
+
     def run(self, optimizer, hyperparameters, seed):
         lr = hyperparameters["learning_rate"]
-        path = self.out / "records" / f"{lr!r}.json"
+        path = self.out / "records" / f"{_file_name(hyperparameters)}.json"
         if path.exists():
             return json.loads(path.read_text())
-        record = {"status": "ok", "learning_rate": lr, "final": {"valid_loss": (math.log10(lr) + 2.5) ** 2}}
+        loss = (math.log10(lr) + 2.5) ** 2 + sum((v - 0.5) ** 2 for k, v in hyperparameters.items() if k != "learning_rate")
+        record = {"status": "ok", "learning_rate": lr, "final": {"valid_loss": loss}}
         self.points.hit()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record))
         self.computed += 1
         self.points.hit()
         return record
+
+
+def _file_name(hyperparameters):
+    """``0.001`` for the learning rate alone, ``beta_1=0.9,learning_rate=0.001`` for more (the stub's record names)."""
+    if list(hyperparameters) == ["learning_rate"]:
+        return repr(hyperparameters["learning_rate"])
+    return ",".join(f"{k}={v!r}" for k, v in sorted(hyperparameters.items()))
+
+
+def _measured(path):
+    """The configuration a stub record's name holds (the inverse of :func:`_file_name`)."""
+    if "=" not in path.stem:
+        return (float(path.stem),)
+    return tuple(float(item.split("=")[1]) for item in path.stem.split(","))
 
 
 def _dead_worker():
@@ -116,14 +134,14 @@ def storage(tmp_path_factory):
     return optuna.storages.RDBStorage(tuning.default_storage(tmp_path_factory.mktemp("storage")))
 
 
-def _tune(out, points, sampler, trials, storage, worker=None):
+def _tune(out, points, sampler, trials, storage, worker=None, space="learning_rate"):
     """One ``tune`` process of the study of problem ``str(out)``, named ``worker`` (a dead pid if it may be killed); False if
     it was killed."""
     alive = tuning._WORKER
     tuning._WORKER = worker or alive
     try:
         tuning.tune(StubRunner(out, points, str(out)), ["adam"], trials=trials, sampler=sampler, lr_range=LR_RANGE,
-                    storage=storage)
+                    storage=storage, space=space)
     except (Killed, Exception):  # noqa: BLE001 - once killed, Optuna's cleanup may fail on what it lacks
         if not points.killed:
             raise
@@ -133,33 +151,39 @@ def _tune(out, points, sampler, trials, storage, worker=None):
     return True
 
 
-def _check_complete(out, sampler, trials, storage):
+def _check_complete(out, sampler, trials, storage, space="learning_rate"):
     """The study finished: no trial RUNNING or queued, ``trials`` counted, the grid tried exactly once each."""
-    study = optuna.load_study(study_name=f"{out}-adam-{sampler}", storage=storage)
+    name = f"{out}-adam-{sampler}" + ("" if space == "learning_rate" else f"-space={','.join(space)}")
+    study = optuna.load_study(study_name=name, storage=storage)
     states = [t.state for t in study.trials]
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states, states
     counted = [t for t in study.trials if tuning._counted(t)]
     assert len(counted) == trials, [(t.number, t.state, t.user_attrs) for t in study.trials]
-    measured = sorted(t.params["learning_rate"] for t in counted)
-    if sampler == "grid":
-        np.testing.assert_allclose(measured, np.geomspace(*LR_RANGE, trials), rtol=1e-12)
-    else:
-        assert len(set(measured)) == trials
-    tried = sorted(float(p.stem) for p in (out / "records").glob("*.json"))
+    if space == "learning_rate":
+        measured = sorted((t.params["learning_rate"],) for t in counted)
+        if sampler == "grid":
+            np.testing.assert_allclose([m[0] for m in measured], np.geomspace(*LR_RANGE, trials), rtol=1e-12)
+    else:  # two dimensions, learning rate and beta_1 (a log1m scale: Optuna holds 1 - beta_1)
+        measured = sorted((1 - t.params["one_minus_beta_1"], t.params["learning_rate"]) for t in counted)
+        if sampler == "grid":  # a 2 x 2 grid: the ends of both ranges (adam's beta_1 spans [0, 0.999])
+            expected = sorted((b, lr) for b in (0.0, 0.999) for lr in LR_RANGE)
+            np.testing.assert_allclose(measured, expected, rtol=1e-12, atol=1e-12)
+    assert len(set(measured)) == trials
+    tried = sorted(_measured(p) for p in (out / "records").glob("*.json"))
     assert tried == measured
 
 
-def _kill_everywhere(tmp_path, hooks, storage, sampler, trials):
+def _kill_everywhere(tmp_path, hooks, storage, sampler, trials, space="learning_rate"):
     """Kill the first tune at each point in turn, resume, check; returns how many points there were."""
     total = hooks(Points())
-    assert _tune(tmp_path / "whole", total, sampler, trials, storage)
-    _check_complete(tmp_path / "whole", sampler, trials, storage)
+    assert _tune(tmp_path / "whole", total, sampler, trials, storage, space=space)
+    _check_complete(tmp_path / "whole", sampler, trials, storage, space)
     dead = _dead_worker()
     for kill_at in range(1, total.count + 1):
         out = tmp_path / f"killed-at-{kill_at}"
-        assert not _tune(out, hooks(Points(kill_at)), sampler, trials, storage, dead)
-        assert _tune(out, hooks(Points()), sampler, trials, storage), kill_at
-        _check_complete(out, sampler, trials, storage)
+        assert not _tune(out, hooks(Points(kill_at)), sampler, trials, storage, dead, space)
+        assert _tune(out, hooks(Points()), sampler, trials, storage, space=space), kill_at
+        _check_complete(out, sampler, trials, storage, space)
     return total.count
 
 
@@ -167,6 +191,18 @@ def test_a_grid_tune_killed_at_any_point_resumes_to_the_whole_grid(tmp_path, hoo
     """The user's report: after kills, 11 of 12 grid points and one trial RUNNING forever (killed between
     Optuna turning a trial RUNNING and optimlab naming its worker: counted as running, never retried)."""
     assert _kill_everywhere(tmp_path, hooks, storage, "grid", 2) >= 16
+
+
+@pytest.mark.slow
+def test_a_two_dimensional_grid_tune_killed_at_any_point_resumes_to_the_whole_grid(tmp_path, hooks, storage):
+    """Issue 23: a grid over the learning rate and beta_1 (2 x 2) resumes to every point once, after a kill anywhere."""
+    assert _kill_everywhere(tmp_path, hooks, storage, "grid", 4, ("learning_rate", "beta_1")) >= 32
+
+
+@pytest.mark.slow
+def test_a_two_dimensional_tpe_tune_killed_at_any_point_resumes_to_exactly_its_trials(tmp_path, hooks, storage):
+    """Issue 23: multivariate TPE over two dimensions, killed anywhere, resumes to exactly its trials."""
+    assert _kill_everywhere(tmp_path, hooks, storage, "tpe", 2, ("learning_rate", "beta_1")) >= 10
 
 
 @pytest.mark.slow
@@ -227,16 +263,18 @@ KILLED_PROCESS = textwrap.dedent("""
         return trial_id
 
     optuna.storages.RDBStorage._create_new_trial = create_new_trial
-    out = Path(sys.argv[1])
-    tuning.tune(t.StubRunner(out, t.Points(), str(out)), ["adam"], trials=3, sampler="grid", lr_range=t.LR_RANGE)
+    out, space = Path(sys.argv[1]), sys.argv[4].split(",")
+    trials = 3 if space == ["learning_rate"] else 4
+    tuning.tune(t.StubRunner(out, t.Points(), str(out)), ["adam"], trials=trials, sampler=sys.argv[5],
+                lr_range=t.LR_RANGE, space=space)
 """)
 
 
-def _killed_process(out, kill_at):
+def _killed_process(out, kill_at, space=("learning_rate",), sampler="grid"):
     here = os.path.dirname(__file__)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", KILLED_PROCESS, str(out), str(kill_at), here], env=env,
-                          stderr=subprocess.PIPE, text=True)
+    done = subprocess.run([sys.executable, "-c", KILLED_PROCESS, str(out), str(kill_at), here, ",".join(space),
+                           sampler], env=env, stderr=subprocess.PIPE, text=True)
     assert done.returncode == 9, done.stderr
 
 
@@ -245,6 +283,17 @@ def test_a_tune_process_killed_as_a_trial_starts_resumes_to_the_whole_grid(tmp_p
     _killed_process(tmp_path, 2)
     assert _tune(tmp_path, Points(), "grid", 3, tuning.default_storage(tmp_path))
     _check_complete(tmp_path, "grid", 3, tuning.default_storage(tmp_path))
+
+
+@pytest.mark.parametrize("sampler", ["grid", pytest.param("tpe", marks=pytest.mark.slow)])
+def test_a_two_dimensional_tune_process_killed_as_a_trial_starts_resumes_to_its_whole_budget(tmp_path, sampler):
+    """Issue 23: a real process over the learning rate and beta_1 dies (``os._exit``, as ``kill -9``) as its third
+    trial turns RUNNING; the next tune leaves no trial RUNNING, loses and doubles none (a grid: each point once)."""
+    space = ("learning_rate", "beta_1")
+    _killed_process(tmp_path, 3, space, sampler)
+    storage = tuning.default_storage(tmp_path)
+    assert _tune(tmp_path, Points(), sampler, 4, storage, space=space)
+    _check_complete(tmp_path, sampler, 4, storage, space)
 
 
 @pytest.mark.slow

@@ -50,8 +50,11 @@ def set_threads(threads):
     _THREADS = threads
 
 
-def compute(problem, data, spec):
-    """The record of the run ``spec`` (a dict from ``Runner.spec``), trained in this process."""
+def compute(problem, data, spec, on_chunk=None):
+    """The record of the run ``spec`` (a dict from ``Runner.spec``), trained in this process.
+
+    ``on_chunk``: see :func:`~optimlab.lab.training.runner.loop.train_named` (a pruner; this process only).
+    """
     # Imported here: a spawned worker imports this module to find its initializer, which must load TensorFlow
     # (quietly, optimlab._quiet) before anything else does.
     import keras
@@ -68,7 +71,7 @@ def compute(problem, data, spec):
     result = loop.train_named(problem, data, spec["optimizer"], spec["hyperparameters"], spec["seed"],
                               epochs=spec["epochs"], batch_size=spec["batch_size"], eval_every=spec["eval_every"],
                               target=spec["target"], schedule=None if schedule is None else
-                              (schedule["name"], schedule["args"]))
+                              (schedule["name"], schedule["args"]), on_chunk=on_chunk)
     return {
         "schema": records.SCHEMA,
         "key": records.run_key(spec),
@@ -87,13 +90,13 @@ def compute(problem, data, spec):
 class Serial:
     """Runs one after the other in this process."""
 
-    def run(self, problem, data, specs, on_start=None, on_retry=None):
-        """Yield ``(index, record)`` for every spec, as each finishes."""
+    def run(self, problem, data, specs, on_start=None, on_retry=None, on_chunk=None):
+        """Yield ``(index, record)`` for every spec, as each finishes (``on_chunk``: a pruner, see :func:`compute`)."""
         for i, spec in enumerate(specs):
             _interrupt.check()  # a Ctrl-C stops before the next run (one in progress stops within a step: loop.py)
             if on_start is not None:
                 on_start(spec)
-            yield i, compute(problem, data, spec)
+            yield i, compute(problem, data, spec, on_chunk)
 
     def close(self):
         pass

@@ -56,6 +56,9 @@ class Runner:
         on_retry: called as ``on_retry()`` when a run lost its worker and is computed again.
         on_note: called as ``on_note(text)`` with a one-line note (a problem
             that changed under its name); None: a Python warning.
+        on_chunk: called as ``on_chunk(epochs done, validation loss)`` at each evaluation of a run
+            computed in this process (a tuner's pruner, ``jobs=1`` only); True ends the run there. Such a
+            partial run (``status="pruned"``) is returned but never written as the configuration's record.
 
     Before anything is written, :meth:`data_split` loads the data and checks
     the problem with one step on one batch
@@ -89,6 +92,7 @@ class Runner:
     on_start: object = None
     on_retry: object = None
     on_note: object = None
+    on_chunk: object = None
     computed: int = 0
     reused: int = 0
     _counted: set = dataclasses.field(default_factory=set, init=False, repr=False)  # record paths counted
@@ -224,10 +228,12 @@ class Runner:
         executor = self.executor()
         try:
             specs = [spec_of[p] for p in paths]
+            pruner = {} if self.on_chunk is None else {"on_chunk": self.on_chunk}
             for i, record in executor.run(self._problem, self.data_split(), specs,
                                           on_start=self.on_start and (lambda *_: self.on_start()),
-                                          on_retry=self.on_retry and (lambda *_: self.on_retry())):
-                records.write(paths[i], record)
+                                          on_retry=self.on_retry and (lambda *_: self.on_retry()), **pruner):
+                if record["status"] != "pruned":  # a partial run is never the record of its configuration
+                    records.write(paths[i], record)
                 records.release(paths[i])
                 if self.tensorboard:
                     spec = record["spec"]

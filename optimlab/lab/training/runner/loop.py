@@ -234,11 +234,13 @@ def train(problem, data, optimizer, seed, epochs=None, batch_size="problem", eva
 
 
 def train_named(problem, data, name, hyperparameters, seed, epochs=None, batch_size="problem", eval_every=None,
-                target=None, schedule=None, diagnostics=True):
+                target=None, schedule=None, diagnostics=True, on_chunk=None):
     """:func:`train` with the optimizer ``name`` (registered or ``package.module:Class``), the lab's runs.
 
     ``schedule`` is ``(name, {args})`` or None (see
-    :func:`optimlab.lab.factory.make_optimizer`). The
+    :func:`optimlab.lab.factory.make_optimizer`). ``on_chunk(epochs done, validation loss)``,
+    called after each evaluation but the last, ends the run there when it returns True (a pruner):
+    the result then has ``status="pruned"``, a partial run. The
     fresh state of each optimizer configuration is kept, so further seeds of
     a configuration neither construct nor build an optimizer: they copy that
     state into the traced program's variables. The result is the same.
@@ -259,10 +261,10 @@ def train_named(problem, data, name, hyperparameters, seed, epochs=None, batch_s
         optimizer = factory.make_optimizer(name, hyperparameters, schedule)
         program, _ = program_for(problem, data, optimizer, budget[1] is None, weights, diagnostics)
         _FRESH[key] = (program.structure, [v.numpy() for v in program.optimizer.variables])
-    return _run(program, problem, data, seed, *budget)
+    return _run(program, problem, data, seed, *budget, on_chunk=on_chunk)
 
 
-def _run(program, problem, data, seed, epochs, batch_size, eval_every, target):
+def _run(program, problem, data, seed, epochs, batch_size, eval_every, target, on_chunk=None):
     """One call of ``program`` for the whole run, then its history, outcome and naive baseline."""
     sizes = [eval_every] * (epochs // eval_every) + ([epochs % eval_every] if epochs % eval_every else [])
     if batch_size is None:
@@ -270,9 +272,23 @@ def _run(program, problem, data, seed, epochs, batch_size, eval_every, target):
     else:
         orders = epoch_orders(np.random.default_rng(int(seed)), len(data.x_train), batch_size, epochs).astype(np.int32)
     arguments = (tf.constant(sizes, tf.int32), tf.constant(orders), tf.constant(int(seed), tf.int64))
-    with programs.grappler(disable_meta_optimizer=True):  # about a second less per new program
-        outputs = _interrupt.call(program.function, *arguments, stop=program.stop)  # Ctrl-C: within a step
+    stopped = []
+
+    def hook(done, row):  # at a chunk boundary, in the running program: ask on_chunk (never after the last chunk)
+        if done < epochs and on_chunk(done, float(row[0])):
+            stopped.append(done)
+            return True
+        return False
+
+    program.on_chunk = hook if on_chunk is not None else None
+    try:
+        with programs.grappler(disable_meta_optimizer=True):  # about a second less per new program
+            outputs = _interrupt.call(program.function, *arguments, stop=program.stop)  # Ctrl-C: within a step
+    finally:
+        program.on_chunk = None
     result = _result(problem, target, sizes, program.probe, *(v.numpy() for v in outputs))
+    if stopped and result.status == "ok":
+        result.status = "pruned"
     if program.diagnostics:
         if program.baseline is None:  # the same for every run of the program: computed once
             metrics = [metric_fn(m) for m in problem.metrics]

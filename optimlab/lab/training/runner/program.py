@@ -14,6 +14,7 @@ Programs are kept and reused through :mod:`optimlab.lab.programs` (see
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from optimlab.lab import programs
@@ -101,6 +102,7 @@ class Program:
         self.structure = programs.optimizer_structure(optimizer)
         self.probe = probes.Probe(self.model, loss_fn(problem), data.x_train, data.y_train) if diagnostics else None
         self.stop = tf.Variable(False, trainable=False)  # set from outside to end a running call early (Ctrl-C)
+        self.on_chunk = None  # on_chunk(epochs done, evaluation row) -> True ends the run after this chunk (a pruner)
         self.baseline = None  # [naive baseline], computed by the first run
         self.loss, self.metrics = loss_fn(problem), [metric_fn(m) for m in problem.metrics]
         self.train_loss = loss_fn(problem, training=True)
@@ -166,9 +168,14 @@ class Program:
             diag, ratios = self._measure(before)
             after = self.probe.snapshot() if self.probe else []
         going = going & ~tf.reduce_any(watched & ~tf.math.is_finite(row))
+        going = going & ~tf.reshape(tf.numpy_function(self._stop_here, [done, row], tf.bool, stateful=True), [])
         arrays = (losses, evals.write(chunk, row), diags.write(chunk, diag),
                   layer_ratios.write(chunk, ratios), seconds.write(chunk, ended - began))
         return chunk + 1, done, going, after, arrays
+
+    def _stop_here(self, done, row):
+        """Python, at each chunk boundary: whether :attr:`on_chunk` (if any) ends the run here."""
+        return np.bool_(self.on_chunk is not None and bool(self.on_chunk(int(done), row)))
 
     def _epochs(self, orders, seed, size, done, going, losses):
         """``size`` epochs from epoch ``done``: each epoch's loss written, ``going`` false after a non-finite one."""
