@@ -5,22 +5,38 @@ The baseline is the guide's code as published (its notebook): its
 out again here with the same arithmetic, and its eager ``convergence_test``
 loop (printing left out). optimlab runs the same 9-run table (gd, momentum,
 adam at 1e-3, 1e-2, 1e-1 on the quartic from x = 2, max_iters = 2000) with
-``run_grid``, compiled, one trace per optimizer. Both tables must agree; the
-compiled time includes tracing.
+``run_grid``: compiled, the three learning rates of an optimizer side by side
+in one program. Both tables must agree.
 
-    python benchmarks/convergence_speed.py            # add --repeats 3 for medians
+Honest by construction: the two sides alternate (guide, optimlab, guide,
+optimlab, ...), each repeat of optimlab starts from nothing (new programs,
+tracing included), and the figures are medians with their spread (min-max) and
+the ratio of the medians, with the machine's load average before and after.
+optimlab's fixed costs are measured apart, each repeated: the import (in a new
+process: TensorFlow, then optimlab's convergence lab on top), and, per
+optimizer's program, tracing it, starting it (its first call less a second
+call) and iterating (a second call, the runs reset).
+
+    python benchmarks/convergence_speed.py --repeats 5
 """
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import tensorflow as tf
 
 from optimlab.lab import run_grid
+from optimlab.lab.convergence import side_by_side, stopping
+from optimlab.lab.convergence.functions import get_function
+from optimlab.lab.factory import make_optimizer
 
 NAMES = ("gd", "momentum", "adam")
 RATES = (1e-3, 1e-2, 1e-1)
+MAX_ITERS = 2000
 
 
 class GuideGradientDescent(tf.Module):
@@ -82,7 +98,7 @@ def guide_grad(f, x):
     return tape.gradient(result, x)
 
 
-def guide_convergence_test(optimizer, init_val=2.0, max_iters=2000):
+def guide_convergence_test(optimizer, init_val=2.0, max_iters=MAX_ITERS):
     """The guide's loop (printing and the path left out), calling ``apply_gradients(grads, vars)``."""
     x_star = tf.Variable(init_val)
     for iteration in range(1, max_iters + 1):
@@ -104,28 +120,96 @@ def time_guide_loop():
 
 def time_compiled_loop():
     start = time.perf_counter()
-    results = run_grid(list(NAMES), "quartic", list(RATES), init=2.0, max_iters=2000)
-    table = {key: (r.status, r.iterations) for key, r in results.items()}
-    return time.perf_counter() - start, table
+    results = run_grid(list(NAMES), "quartic", list(RATES), init=2.0, max_iters=MAX_ITERS)
+    seconds = time.perf_counter() - start
+    if any(r.note or not r.compiled for r in results.values()):
+        raise SystemExit(f"a run did not run side by side: {[r.note for r in results.values()]}")
+    return seconds, {key: (r.status, r.iterations) for key, r in results.items()}
+
+
+def time_program_phases():
+    """``{phase: seconds}`` summed over the three optimizers' programs: trace, start (first call less a
+    second), iterate (a second call, the runs reset to their starts)."""
+    fn = get_function("quartic")
+    rules = stopping.Rules(0.0, None, None, "seed", fn.minima)
+    values = tf.fill([len(RATES)], tf.constant(2.0))
+    phases = {"trace": 0.0, "start": 0.0, "iterate": 0.0}
+    for name in NAMES:
+        runs = [make_optimizer(name, {"learning_rate": lr}) for lr in RATES]
+        fresh = make_optimizer(name, {"learning_rate": RATES[0]})
+        start = time.perf_counter()
+        program = side_by_side.SideBySide.build(fn, values, fresh, runs, rules, MAX_ITERS, False)
+        traced = time.perf_counter()
+        program.run()
+        first = time.perf_counter() - traced
+        program.reset(fn, values, make_optimizer(name, {"learning_rate": RATES[0]}), runs)
+        again = time.perf_counter()
+        program.run()
+        second = time.perf_counter() - again
+        phases["trace"] += traced - start
+        phases["start"] += first - second
+        phases["iterate"] += second
+    return phases
+
+
+IMPORT_PROBE = """
+import time
+start = time.perf_counter()
+import tensorflow
+middle = time.perf_counter()
+import optimlab.lab.convergence.runner
+print(middle - start, time.perf_counter() - middle)
+"""
+
+
+def time_imports():
+    """``(TensorFlow, optimlab's convergence lab on top)`` import seconds, in a new process."""
+    out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    tensorflow_s, optimlab_s = (float(v) for v in out.stdout.split()[-2:])
+    return tensorflow_s, optimlab_s
+
+
+def spread(values, unit="s", digits=2):
+    """``median (min-max)``."""
+    return (f"{statistics.median(values):.{digits}f} {unit} ({min(values):.{digits}f}-{max(values):.{digits}f}"
+            f"{' ' + unit if unit else ''})")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=1, help="alternating repetitions; medians are reported")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of each side (default 3)")
     args = parser.parse_args()
-    guide_times, compiled_times = [], []
-    for _ in range(args.repeats):
+    load_before = os.getloadavg()
+    guide_times, compiled_times, phases, imports = [], [], [], []
+    for repeat in range(args.repeats):
         seconds, guide_table = time_guide_loop()
         guide_times.append(seconds)
         seconds, compiled_table = time_compiled_loop()
         compiled_times.append(seconds)
         if guide_table != compiled_table:
             raise SystemExit(f"the loops disagree:\nguide    {guide_table}\ncompiled {compiled_table}")
+        print(f"repeat {repeat + 1}: guide's eager loop {guide_times[-1]:.2f} s, optimlab {compiled_times[-1]:.3f} s",
+              flush=True)
+        phases.append(time_program_phases())
+        imports.append(time_imports())
+    load_after = os.getloadavg()
     for (name, lr), (status, iterations) in compiled_table.items():
         print(f"{name:9s} lr={lr:<6g} {status:10s} {iterations}")
+    ratios = [g / c for g, c in zip(guide_times, compiled_times)]
     guide_s, compiled_s = statistics.median(guide_times), statistics.median(compiled_times)
-    print(f"guide's eager loop: {guide_s:.2f} s   compiled loop: {compiled_s:.2f} s   "
-          f"speed-up: {guide_s / compiled_s:.1f}x   (9 runs, {args.repeats} repeat(s), TensorFlow {tf.__version__})")
+    print(f"9 runs, {args.repeats} interleaved repeats, TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, "
+          f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; median (min-max):")
+    print(f"  guide's eager loop:        {spread(guide_times)}")
+    print(f"  optimlab (tracing incl.):  {spread(compiled_times, digits=3)}")
+    print(f"  speed-up, ratio of medians: {guide_s / compiled_s:.1f}x (per-repeat ratios {min(ratios):.1f}-"
+          f"{max(ratios):.1f}x)")
+    print("optimlab's fixed costs, median (min-max):")
+    for phase, label in (("trace", "tracing the 3 programs"), ("start", "starting them (first call less second)"),
+                         ("iterate", "iterating (a second call)")):
+        print(f"  {label + ':':40s} {spread([p[phase] for p in phases], digits=3)}")
+    print(f"  {'import tensorflow (new process):':40s} {spread([i[0] for i in imports])}")
+    print(f"  {'import the convergence lab on top:':40s} {spread([i[1] for i in imports], digits=3)}")
 
 
 if __name__ == "__main__":

@@ -309,10 +309,15 @@ def convergence_test(
             _programs.add(context, structure, loop)
     t, code, path = loop.run(int(max_iters))
     seconds = time.perf_counter() - start
-    return _result(fn, optimizer, t, code, path, loop.program is not None, seconds, loop.note)
+    return _result(fn, _who(optimizer), t, code, path, loop.program is not None, seconds, loop.note)
 
 
-def _result(fn, optimizer, t, code, path, compiled, seconds, note):
+def _who(optimizer):
+    """``(label, learning rate)`` of an optimizer, as its result names them."""
+    return adapters.label(optimizer), adapters.learning_rate(optimizer)
+
+
+def _result(fn, who, t, code, path, compiled, seconds, note):
     if code == EXPLODED:
         path = path[:-1]  # the exploded iteration made no update
     elif code == RUNNING and not np.all(np.isfinite(path[-1])):
@@ -330,8 +335,8 @@ def _result(fn, optimizer, t, code, path, compiled, seconds, note):
         criterion=stopping.CRITERIA.get(code),
         compiled=compiled,
         function=fn.name,
-        optimizer=adapters.label(optimizer),
-        learning_rate=adapters.learning_rate(optimizer),
+        optimizer=who[0],
+        learning_rate=who[1],
         seconds=seconds,
         note=note,
     )
@@ -410,21 +415,21 @@ def _side_by_side(make, lrs, fn, cache, kwargs):
     value = tf.cast(_initial_value(fn, options["init"], "float64"), dtype)
     values = tf.stack([value] * len(lrs))
     runs = [adapters.resolve(make(lr)) for lr in lrs]
-    fresh = adapters.resolve(make(lrs[0]))
-    if not isinstance(fresh, keras.optimizers.Optimizer):
+    if not isinstance(runs[0], keras.optimizers.Optimizer):
         return None, ""
-    structure = programs.optimizer_structure(fresh)
+    who = [_who(opt) for opt in runs]  # before the first run's optimizer becomes the program's
+    structure = programs.optimizer_structure(runs[0])
     verdict = side_by_side.verdict(structure, dtype, values.shape.rank)
     if verdict:
         return None, verdict
     try:
-        names = tuple(side_by_side.per_run_names([fresh] + runs))
+        names = tuple(side_by_side.per_run_names(runs))
         context = ("side_by_side", len(lrs), names, id(fn), fn.name, dtype, max_iters, rules, options["jit_compile"])
         together = cache.find(context, structure)
         if together is not None:
-            together.reset(fn, values, fresh, runs)
+            together.reset(fn, values, runs[0], runs)
         else:
-            together = side_by_side.SideBySide.build(fn, values, fresh, runs, rules, max_iters,
+            together = side_by_side.SideBySide.build(fn, values, runs[0], runs, rules, max_iters,
                                                      options["jit_compile"])
             cache.add(context, structure, together)
     except side_by_side.NotSideBySide as reason:
@@ -432,8 +437,8 @@ def _side_by_side(make, lrs, fn, cache, kwargs):
         return None, str(reason)
     iterations, codes, paths = together.run()
     seconds = (time.perf_counter() - start) / len(lrs)
-    return {lr: _result(fn, opt, t, code, path, True, seconds, "")
-            for lr, opt, t, code, path in zip(lrs, runs, iterations, codes, paths)}, ""
+    return {lr: _result(fn, names, t, code, path, True, seconds, "")
+            for lr, names, t, code, path in zip(lrs, who, iterations, codes, paths)}, ""
 
 
 def _as_rates(value):

@@ -138,12 +138,13 @@ class SideBySide:
     def build(cls, fn, values, traced, optimizers, rules, max_iters, jit_compile):
         """Trace the program for runs starting at ``values`` (stacked) with ``optimizers`` (fresh, one per run).
 
-        ``traced`` is one more fresh optimizer of the same structure, the one the
-        program holds; the hyperparameters in which the runs differ
-        (:func:`per_run_names`) become per-run variables in it, the others stay its own. Raises :class:`NotSideBySide` (with the note) where the
+        ``traced`` is a fresh optimizer of the same structure (one of them, or
+        one more), the one the program holds; the hyperparameters in which the
+        runs differ (:func:`per_run_names`, read before anything changes) become
+        per-run variables in it, the others stay its own. Raises :class:`NotSideBySide` (with the note) where the
         runs cannot share it.
         """
-        names = per_run_names([traced] + list(optimizers))
+        names = per_run_names([traced] + [opt for opt in optimizers if opt is not traced])
         values = tf.convert_to_tensor(values)
         runs, rank = int(values.shape[0]), values.shape.rank - 1
         x = tf.Variable(values, name="x")
@@ -170,7 +171,7 @@ class SideBySide:
                 f"ran alone: its update mixes a variable's entries ({', '.join(mixing)}), so runs cannot be stacked")
         return cls(x, starts, hypers, traced, program)
 
-    def reset(self, fn, values, fresh, optimizers):
+    def reset(self, fn, values, fresh, optimizers):  # fresh may be one of optimizers
         """Load new runs (same count, shape, optimizer structure and :func:`per_run_names`): start points, the
         state and common hyperparameters of ``fresh`` (a new optimizer of the structure), each run's own."""
         self.x.assign(values)
