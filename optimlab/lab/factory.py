@@ -120,10 +120,17 @@ def make_optimizer(name, hyperparameters, schedule=None):
     if ":" in name:
         cls = optimizer_class(name)
         try:
-            return cls(**hyper)
+            return cls(**_whole_numbers(cls, hyper))
         except TypeError as error:
             raise TypeError(f"optimizer {name!r} does not take {sorted(hyper)}: {error}") from error
-    return registry.get(name, **hyper)
+    return registry.get(name, **_whole_numbers(registry.info(name).cls, hyper))
+
+
+def _whole_numbers(cls, hyper):
+    """Whole floats given to integer arguments back as ``int`` (a record stores every number as a float: 5.0 steps)."""
+    params = inspect.signature(cls.__init__).parameters
+    return {k: int(v) if isinstance(v, float) and v.is_integer() and k in params and type(params[k].default) is int
+            else v for k, v in hyper.items()}
 
 
 def factories(optimizers):

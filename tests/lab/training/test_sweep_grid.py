@@ -190,3 +190,16 @@ def test_the_sweep_command_runs_the_grid(tmp_path, capsys):
     assert all(r["spec"]["hyperparameters"]["weight_decay"] == 0.001 for r in recs)
     out = capsys.readouterr().out
     assert "momentum=0.9" in out and "clipnorm=1" in out and "4 runs computed" in out
+
+
+def test_an_integer_argument_is_swept_and_its_records_stay_floats(tmp_path):
+    """Records store every number as a float; the optimizer still gets an int (Muon's ns_steps refuses 5.0)."""
+    from optimlab.lab import factory
+
+    assert type(factory.make_optimizer("muon", {"ns_steps": 5.0}).ns_steps) is int
+    recs = experiments.sweep(experiments.Runner(tmp_path, "iris", epochs=1), "muon", [0.02], grid={"ns_steps": [1, 3]})
+    assert sorted(r["spec"]["hyperparameters"]["ns_steps"] for r in recs) == [1.0, 3.0]
+    assert all(r["status"] == "ok" for r in recs)
+    with pytest.raises(TypeError, match="ns_steps must be an integer"):  # 2.5 steps: the constructor's check, before any run
+        experiments.sweep(experiments.Runner(tmp_path / "bad", "iris", epochs=1), "muon", [0.02],
+                          grid={"ns_steps": [2.5]})
