@@ -89,6 +89,8 @@ class Timing:
     median_ms: float
     state_bytes_per_param: float
     note: str = ""
+    min_ms: float = float("nan")  # the spread of the repeats' times
+    max_ms: float = float("nan")
 
 
 def _traced(function):
@@ -344,7 +346,9 @@ def measure(name, set_name, repeats, steps, pause):
             fn(1)
             samples[label].append(_time(fn, block))
     for label, _, state, note, _ in runners:
-        results.append(Timing(name, set_name, label, 1e3 * float(np.median(samples[label])), state, note))
+        ms = 1e3 * np.asarray(samples[label])
+        results.append(Timing(name, set_name, label, float(np.median(ms)), state, note, float(ms.min()),
+                              float(ms.max())))
     return results
 
 

@@ -43,8 +43,24 @@ def test_cli_bench_writes_csv_png_and_summary(tmp_path, monkeypatch):
     frame = pd.read_csv(tmp_path / "bench.csv")
     assert {"optimlab", "optimlab-plain", "keras"} <= set(frame.implementation)
     assert (frame.dropna(subset=["median_ms"]).median_ms > 0).all()
+    assert "min-max" in result.output and "interleaved repeats" in result.output
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     assert (tmp_path / "summary.csv").exists()
+
+
+def test_every_implementation_is_timed_once_per_repeat_in_a_fresh_order_with_its_spread(monkeypatch):
+    """The repeats interleave the implementations (one sample of each per repeat, a new order each repeat), and
+    each reports its median with the min and max of its samples."""
+    calls = []
+    monkeypatch.setattr(bench, "_time", lambda fn, steps: fn(steps) or 1e-5 * (1 + len(calls) % 3))
+    fakes = [(label, (lambda label=label: ((lambda n: calls.append((label, n))), 4.0)), "") for label in "abcd"]
+    monkeypatch.setattr(bench, "implementations", lambda name, shapes: fakes)
+    results = bench.measure("sgd", "small", repeats=5, steps=1, pause=0.0)
+    untimed = [label for label, n in calls if n == 1][4:]  # the step before each timed block (after the warm-ups)
+    orders = [tuple(untimed[i:i + 4]) for i in range(0, len(untimed), 4)]
+    assert len(orders) == 5 and all(sorted(o) == list("abcd") for o in orders) and len(set(orders)) > 1
+    for r in results:
+        assert r.min_ms <= r.median_ms <= r.max_ms and r.min_ms < r.max_ms
 
 
 def test_isolated_run_measures_in_a_fresh_process_and_returns_the_timings(monkeypatch):

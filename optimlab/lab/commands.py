@@ -110,10 +110,11 @@ def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
     benchmark.plot(frame, folder / "bench.png")
     for set_name, bw in bandwidth.items():
         tables.console.print(f"{set_name}: measured bandwidth {bw / 1e9:.1f} GB/s", highlight=False)
-    rows = [(r.optimizer, r.shapes, r.implementation, fmt(r.median_ms), fmt(r.ratio_to_best_peer, 3),
-             fmt(r.ratio_to_bandwidth_bound, 3), fmt(r.state_bytes_per_param, 3)) for r in frame.itertuples()]
-    show("median step time (ms) per implementation", ("optimizer", "shapes", "implementation", "ms",
-                                                      "x best peer", "x bound", "state B/param"),
+    rows = [(r.optimizer, r.shapes, r.implementation, fmt(r.median_ms), f"{fmt(r.min_ms)}-{fmt(r.max_ms)}",
+             fmt(r.ratio_to_best_peer, 3), fmt(r.ratio_to_bandwidth_bound, 3), fmt(r.state_bytes_per_param, 3))
+            for r in frame.itertuples()]
+    show(f"median step time (ms) per implementation, {repeats} interleaved repeats", (
+        "optimizer", "shapes", "implementation", "ms", "min-max", "x best peer", "x bound", "state B/param"),
          rows, numeric=("ms", "x best peer", "x bound", "state B/param"))
     notes = [f"{r.optimizer} {r.shapes} {r.implementation}: {r.note}" for r in frame.itertuples() if r.note]
     for note in notes:
