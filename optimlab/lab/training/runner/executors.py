@@ -23,6 +23,7 @@ per configuration, not once per run.
 """
 
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import pickle
@@ -57,11 +58,6 @@ def compute(problem, data, spec, on_chunk=None):
     """
     # Imported here: a spawned worker imports this module to find its initializer, which must load TensorFlow
     # (quietly, optimlab._quiet) before anything else does.
-    import keras
-    import tensorflow as tf
-
-    import optimlab
-    from optimlab.lab.training import records
     from optimlab.lab.training.problems import identity
     from optimlab.lab.training.runner import loop
 
@@ -72,6 +68,17 @@ def compute(problem, data, spec, on_chunk=None):
                               epochs=spec["epochs"], batch_size=spec["batch_size"], eval_every=spec["eval_every"],
                               target=spec["target"], schedule=None if schedule is None else
                               (schedule["name"], schedule["args"]), on_chunk=on_chunk)
+    return _record(problem, spec, result, started)
+
+
+def _record(problem, spec, result, started):
+    """The record of the run ``spec`` from its :class:`~optimlab.lab.training.runner.loop.Result`."""
+    import keras
+    import tensorflow as tf
+
+    import optimlab
+    from optimlab.lab.training import records
+
     return {
         "schema": records.SCHEMA,
         "key": records.run_key(spec),
@@ -87,16 +94,83 @@ def compute(problem, data, spec, on_chunk=None):
     }
 
 
+def packs(problem, data, specs, runs_per_program):
+    """``specs``' indices grouped into packs of at most ``runs_per_program`` runs, and the notes on runs left alone.
+
+    Runs share a pack when :mod:`~optimlab.lab.training.runner.packed` can
+    train them in one program: the same optimizer, optimizer structure, budget
+    and options (they may differ in seed and in hyperparameters held in
+    variables). A run that cannot be packed is a pack of one, and
+    ``notes`` holds the reason once per optimizer (only where a pack of several runs was possible).
+    """
+    from optimlab.lab.training.runner import packed
+
+    groups, notes = {}, {}
+    for i, spec in enumerate(specs):
+        key = None
+        if runs_per_program > 1:
+            budget = json.dumps({k: v for k, v in spec.items() if k not in ("seed", "hyperparameters")}, sort_keys=True)
+            schedule = spec.get("schedule")
+            why = packed.reason(problem, data, spec["optimizer"], spec["hyperparameters"],
+                                None if schedule is None else (schedule["name"], schedule["args"]))
+            if why is None:
+                key = (budget, packed.structure(problem, data, spec["optimizer"], spec["hyperparameters"]))
+            else:
+                notes.setdefault(spec["optimizer"], (why, []))[1].append(i)
+        groups.setdefault(key if key is not None else ("alone", i), []).append(i)
+    out = []
+    for indices in groups.values():
+        out += [indices[j:j + runs_per_program] for j in range(0, len(indices), max(1, runs_per_program))]
+    notes = {name: why for name, (why, indices) in notes.items() if len(indices) > 1}
+    return out, notes
+
+
+def compute_pack(problem, data, specs, size=None):
+    """The records of runs ``specs`` (one pack of :func:`packs`), trained in one program of this process.
+
+    ``size``: the program's number of runs (a smaller pack is padded: one trace serves every pack).
+    """
+    from optimlab.lab.training.problems import identity
+    from optimlab.lab.training.runner import packed
+
+    if len(specs) == 1:
+        return [compute(problem, data, specs[0])]
+    data = _DATA.setdefault(identity.data_digest(data), data)
+    started = time.time()
+    first = specs[0]
+    results = packed.train(problem, data, first["optimizer"], [s["hyperparameters"] for s in specs],
+                           [s["seed"] for s in specs], epochs=first["epochs"], batch_size=first["batch_size"],
+                           eval_every=first["eval_every"], target=first["target"], size=size)
+    return [_record(problem, spec, result, started) for spec, result in zip(specs, results)]
+
+
 class Serial:
-    """Runs one after the other in this process."""
+    """Runs one after the other in this process, or (``runs_per_program`` > 1) packs of runs in one program each.
+
+    ``notes`` collects, per optimizer, why its runs were not packed (see :func:`packs`).
+    Runs with a pruner (``on_chunk``) go one per program: each stops at its own chunk.
+    """
+
+    def __init__(self, runs_per_program=1):
+        self.runs_per_program = runs_per_program
+        self.notes = {}
 
     def run(self, problem, data, specs, on_start=None, on_retry=None, on_chunk=None):
         """Yield ``(index, record)`` for every spec, as each finishes (``on_chunk``: a pruner, see :func:`compute`)."""
-        for i, spec in enumerate(specs):
+        if self.runs_per_program > 1 and on_chunk is None and len(specs) > 1:
+            groups, notes = packs(problem, data, specs, self.runs_per_program)
+            self.notes.update(notes)
+        else:
+            groups = [[i] for i in range(len(specs))]
+        for group in groups:
             _interrupt.check()  # a Ctrl-C stops before the next run (one in progress stops within a step: loop.py)
-            if on_start is not None:
-                on_start(spec)
-            yield i, compute(problem, data, spec, on_chunk)
+            for i in group:
+                if on_start is not None:
+                    on_start(specs[i])
+            if len(group) == 1:
+                yield group[0], compute(problem, data, specs[group[0]], on_chunk)
+            else:
+                yield from zip(group, compute_pack(problem, data, [specs[i] for i in group], self.runs_per_program))
 
     def close(self):
         pass
@@ -252,12 +326,12 @@ class Ray:
         pass
 
 
-def make(jobs=1, ray=None):
-    """The executor for ``--jobs`` / ``--ray``."""
+def make(jobs=1, ray=None, runs_per_program=1):
+    """The executor for ``--jobs`` / ``--ray`` (``runs_per_program``: packs of runs, in this process only)."""
     if ray is not None:
         if jobs != 1:
             raise ValueError(f"jobs and ray cannot be combined (Ray decides the parallelism); got jobs={jobs!r}")
         return Ray(ray)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer; got {jobs!r}")
-    return Serial() if jobs == 1 else Processes(jobs)
+    return Serial(runs_per_program) if jobs == 1 else Processes(jobs)

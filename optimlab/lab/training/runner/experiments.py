@@ -51,6 +51,12 @@ class Runner:
             or optimlab schedule, started at the run's learning rate.
         jobs: worker processes on this machine (1: in this process).
         ray: address of a Ray cluster (``auto``: the one this machine belongs to) to run on instead.
+        runs_per_program: with ``jobs=1``, up to this many runs of one optimizer configuration (differing in
+            seed and hyperparameters held in variables) train side by side in one compiled program
+            (:mod:`~optimlab.lab.training.runner.packed`; records equal the runs' alone, ``wall_time`` is a
+            run's share of the pack's training seconds); 1: one run per program. Runs that cannot be packed
+            (a user's subclassed model, an optimizer that is not element-wise, a schedule, a pruner, ...)
+            go one per program, with a note saying why.
         on_run: called as ``on_run(record, computed)`` after every run.
         on_start: called as ``on_start()`` when a run starts computing (progress bars).
         on_retry: called as ``on_retry()`` when a run lost its worker and is computed again.
@@ -88,6 +94,7 @@ class Runner:
     schedule: tuple | None = None
     jobs: int = 1
     ray: str | None = None
+    runs_per_program: int = 16
     on_run: object = None
     on_start: object = None
     on_retry: object = None
@@ -110,6 +117,10 @@ class Runner:
         self._data = None
         if self.ray is None:
             executors.make(self.jobs)  # validates jobs before any work
+        if isinstance(self.runs_per_program, bool) or not isinstance(self.runs_per_program, int) \
+                or self.runs_per_program < 1:
+            raise ValueError(f"runs_per_program must be a positive integer; got {self.runs_per_program!r}")
+        self._noted = set()
         self._executor = None
 
     @property
@@ -219,7 +230,7 @@ class Runner:
         """How many runs to claim at once: what the executor computes in parallel, and a little more."""
         if self.ray is not None:
             return 1 << 30
-        return 1 if self.jobs == 1 else 2 * self.jobs
+        return self.runs_per_program if self.jobs == 1 else 2 * self.jobs
 
     def _compute(self, paths, spec_of, found):
         if not paths:
@@ -243,10 +254,22 @@ class Runner:
                 found[paths[i]] = record
                 self.computed += 1
                 self._done(paths[i], record, computed=True)
+            self._note_unpacked(getattr(executor, "notes", {}))
         finally:
             for path in paths:
                 if path not in found:
                     records.release(path)
+
+    def _note_unpacked(self, notes):
+        """One line per optimizer whose runs could not share a program (``{optimizer: reason}``), once."""
+        for name, why in notes.items():
+            if (name, why) not in self._noted:
+                self._noted.add((name, why))
+                text = f"note: runs of {name} train one per program, not packed: {why}"
+                if self.on_note is None:
+                    warnings.warn(text, stacklevel=4)
+                else:
+                    self.on_note(text)
 
     def _done(self, path, record, computed):
         """Count a run once per runner: a record this runner computed or read before is not counted again.
@@ -266,7 +289,7 @@ class Runner:
     def executor(self):
         """The executor (created on first use; :meth:`close` ends its workers)."""
         if self._executor is None:
-            self._executor = executors.make(self.jobs, self.ray)
+            self._executor = executors.make(self.jobs, self.ray, self.runs_per_program)
         return self._executor
 
     def close(self):
