@@ -191,8 +191,13 @@ def section_problems(ctx):
         what = "every configuration" if sweep else "each optimizer's selected configuration"
         path = plots.plot_curves(ctx.curves, shown, problem, ctx.figures / f"{problem}_curves.png", ctx.runs, ctx.colors)
         parts.append(_img(path, f"{problem}: loss per epoch of {what} (median over seeds, band: interquartile range)"))
-        if runs.groupby("optimizer")["learning_rate"].nunique().max() > 1:
-            path = plots.plot_lr_sensitivity(ctx.runs, problem, ctx.figures / f"{problem}_lr_sensitivity.png", ctx.colors)
+        # Optimizers with other swept hyperparameters get their own panels (below): pooling over them would mislead.
+        plain = [name for name, group in runs.groupby("optimizer")
+                 if set(plots.swept_dimensions(group)) <= {"learning_rate", "clipnorm"}]
+        rated = runs[runs["optimizer"].isin(plain)]
+        if len(rated) and rated.groupby("optimizer")["learning_rate"].nunique().max() > 1:
+            path = plots.plot_lr_sensitivity(ctx.runs[ctx.runs["optimizer"].isin(plain)], problem,
+                                             ctx.figures / f"{problem}_lr_sensitivity.png", ctx.colors)
             parts.append(_img(path, f"{problem}: final loss against the learning rate"))
         parts += _sensitivity_figures(ctx, problem, runs)
         if ctx.chosen[ctx.chosen["problem"] == problem]["seed"].nunique() > 1:

@@ -93,6 +93,7 @@ def test_a_two_dimensional_sweep_reports_a_heat_map_and_one_panel_per_dimension(
     kept = _figures(monkeypatch)
     text = report.write_report(out).read_text()
     assert {"iris_sgd_sensitivity.png", "iris_sgd_heatmap.png"} <= set(kept)
+    assert "iris_lr_sensitivity.png" not in kept  # it would pool the momenta at each rate
     panels = [ax for ax in kept["iris_sgd_sensitivity.png"].axes]
     assert [ax.get_title().split("\n")[0] for ax in panels] == ["learning_rate", "momentum"]
     assert panels[0].get_xscale() == "log"  # the learning rate's declared scale
