@@ -9,8 +9,10 @@ exploded when the gradient is NaN or the parameter is no longer finite.
 The whole loop is one ``tf.function`` around a ``tf.while_loop`` (no Python per
 iteration), and the same iteration body can run eagerly (``compiled=False``),
 giving the same iteration counts. :func:`run_grid` runs optimizers x learning
-rates with one trace per optimizer (the cache of :mod:`optimlab.lab.programs`);
-:func:`run_table` gives the guide's table. How any optimizer object is driven
+rates with one program per optimizer: its learning rates side by side in one
+loop (:mod:`optimlab.lab.convergence.side_by_side`), or, where its update mixes
+a variable's entries, one run after another in one program traced once (the
+cache of :mod:`optimlab.lab.programs`); :func:`run_table` gives the guide's table. How any optimizer object is driven
 is :mod:`optimlab.lab.convergence.adapters`.
 
 Example:
@@ -462,7 +464,8 @@ def _rates_per_optimizer(learning_rates, factories):
 
 
 def results_table(results):
-    """A DataFrame with one row per run: optimizer, learning_rate, status, iterations, losses."""
+    """A DataFrame with one row per run: optimizer, learning_rate, status, iterations, losses, whether compiled,
+    seconds, and the run's note (why it ran eagerly, or alone rather than side by side)."""
     rows = [
         {
             "optimizer": label,
@@ -473,6 +476,7 @@ def results_table(results):
             "distance": r.distance,
             "compiled": r.compiled,
             "seconds": r.seconds,
+            "note": r.note,
         }
         for (label, lr), r in results.items()
     ]
