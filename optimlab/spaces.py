@@ -164,8 +164,8 @@ def choice(choices, source):
 
 
 # Dimensions shared by many optimizers (each module may declare its own instead).
-LEARNING_RATE = log(1e-5, 1.0, "log-uniform over five decades, as broad as Choi et al. 2019's and "
-                               "Schmidt et al. 2021's learning-rate searches")
+LEARNING_RATE = log(1e-5, 1.0, "log-uniform, as Choi et al. 2019 and Schmidt et al. 2021 tune it; "
+                               "optimlab's range [1e-5, 1]")
 BETA_1 = log1m(0.0, 0.999, CHOI.format("1 - beta_1; optimlab's range 1 - beta_1 in [1e-3, 1]"))
 BETA_2 = log1m(0.9, 0.99999, CHOI.format("1 - beta_2; optimlab's range 1 - beta_2 in [1e-5, 0.1]"))
 EPSILON = log(1e-10, 1.0, CHOI.format("epsilon over many decades (large values make Adam momentum-like); "
