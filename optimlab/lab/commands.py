@@ -55,7 +55,7 @@ def _installed(module):
 
 
 def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=None, valid_fraction=0.2,
-                target=None, tensorboard=False, eval_every=None, jobs=1, ray=None, options=None):
+                target=None, tensorboard=False, eval_every=None, jobs=1, ray=None, options=None, runs_per_program=16):
     """A Runner from CLI options (``batch_size`` 0 = full batch, None = the problem's), checked first."""
     with user_errors():
         problem = problems.get(task)
@@ -69,7 +69,8 @@ def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=
         batch = "problem" if batch_size is None else (None if batch_size == 0 else batch_size)
         runner = experiments.Runner(out, problem, data=data, epochs=epochs, batch_size=batch, eval_every=eval_every,
                                     target=target, standardize=standardize, valid_fraction=valid_fraction,
-                                    tensorboard=tensorboard, jobs=jobs, ray=ray, **parse_options(options),
+                                    tensorboard=tensorboard, jobs=jobs, ray=ray, runs_per_program=runs_per_program,
+                                    **parse_options(options),
                                     on_note=lambda text: tables.console.print(text, highlight=False, markup=False,
                                                                               soft_wrap=True))
     _interrupt.count_saved_runs(runner)  # a Ctrl-C says how many of its runs were saved

@@ -185,3 +185,15 @@ def test_what_cannot_be_packed_says_why():
     cnn = problems.get("digits")
     assert "Conv2D" in packed.reason(cnn, problems.load(cnn), "sgd", {}) or "Reshape" in packed.reason(
         cnn, problems.load(cnn), "sgd", {})
+
+
+@pytest.mark.parametrize("command", ["compare", "sweep", "tune"])
+def test_the_flag_is_checked_before_anything_is_written(tmp_path, command):
+    from typer.testing import CliRunner
+
+    from optimlab.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [command, "--runs-per-program", "0", "--out", str(out)])
+    assert result.exit_code == 2 and "--runs-per-program" in result.output and "greater than or equal to 1" in result.output
+    assert not out.exists()
