@@ -188,3 +188,21 @@ def test_side_by_side_false_and_eager_runs_take_no_stacked_program(monkeypatch):
     assert_same_tables(eager, alone)
     with pytest.raises(TypeError, match="side_by_side must be True or False"):
         run_grid(["gd"], "quartic", [1e-2], side_by_side="yes")
+
+
+# ------------------------------------------------------------ the stopping norms of a stack
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_norms_equal_the_one_run_norms(dtype):
+    """Bit for bit up to 1000 coordinates; beyond, the row reduction may round differently in the last bit
+    (within 4 units in the last place), which only matters for a norm within that of a tolerance."""
+    rng = np.random.default_rng(0)
+    for dim in (1, 2, 3, 17, 64, 300, 1000, 4097, 20000):
+        stack = tf.constant(rng.normal(size=(4, dim)).astype(dtype))
+        rows = stopping.norm(stack, rows=True).numpy()
+        alone = np.array([tf.norm(row).numpy() for row in tf.unstack(stack)])
+        if dim <= 1000:
+            np.testing.assert_array_equal(rows, alone)
+        else:
+            np.testing.assert_allclose(rows, alone, rtol=4 * np.finfo(dtype).eps, atol=0)
+    scalars = tf.constant(rng.normal(size=4).astype(dtype))  # a scalar parameter: the norm is |x|, exactly
+    np.testing.assert_array_equal(stopping.norm(scalars, rows=True).numpy(), np.abs(scalars.numpy()))
