@@ -68,3 +68,12 @@ def test_resume_after_kill_9(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs were not recomputed
     assert sum(len(v["records"]) for v in result.values()) == 12
     assert len(records.load_all(out)) == 12
+
+
+def test_configuration_labels_spell_switches_as_words_and_numbers_short():
+    """Found by a sweep of nesterov: the summary's config column said ``nesterov=1``."""
+    from optimlab.lab.training.analysis.tables import config_label
+
+    assert config_label({"learning_rate": 0.001, "nesterov": True, "amsgrad": False, "clipnorm": 2.0}) == \
+        "amsgrad=false clipnorm=2 lr=0.001 nesterov=true"
+    assert config_label({"learning_rate": 1e-7, "schedule": "CosineDecay"}) == "lr=1e-07 schedule=CosineDecay"

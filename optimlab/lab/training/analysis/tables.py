@@ -31,7 +31,16 @@ def selection_loss(record):
 def config_label(hyperparameters):
     """``"lr=0.001 clipnorm=2"``: a short name of a configuration."""
     short = {"learning_rate": "lr"}
-    return " ".join(f"{short.get(k, k)}={v:g}" for k, v in sorted(hyperparameters.items()))
+    return " ".join(f"{short.get(k, k)}={_value_label(v)}" for k, v in sorted(hyperparameters.items()))
+
+
+def _value_label(value):
+    """``true`` for a switch (not ``1``), ``0.001`` for a number, other values (a schedule's name) as they are."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    return str(value)
 
 
 _NOT_BUDGET = ("problem", "optimizer", "hyperparameters", "seed")
