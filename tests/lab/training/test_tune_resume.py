@@ -72,7 +72,8 @@ class StubRunner:
         path = self.out / "records" / f"{_file_name(hyperparameters)}.json"
         if path.exists():
             return json.loads(path.read_text())
-        loss = (math.log10(lr) + 2.5) ** 2 + sum((v - 0.5) ** 2 for k, v in hyperparameters.items() if k != "learning_rate")
+        others = [v for k, v in hyperparameters.items() if k != "learning_rate"]
+        loss = (math.log10(lr) + 2.5) ** 2 + sum((v - 0.5) ** 2 for v in others)
         record = {"status": "ok", "learning_rate": lr, "final": {"valid_loss": loss}}
         self.points.hit()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from optimlab.lab.training.analysis import budget
 from optimlab.lab.training.runner import experiments, tuning
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_scale import postgres  # noqa: E402, F401 - the PostgreSQL server fixture
 from test_tune_resume import LR_RANGE, Points, StubRunner  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -208,3 +209,28 @@ def test_the_report_shows_the_budget_curves_without_tensorflow(tmp_path):
     assert "<td>adam</td><td class=\"num\">3</td><td class=\"num\">2</td><td class=\"num\">0</td>" \
            "<td class=\"num\">1</td><td>24/30</td><td class=\"num\">6</td>" in html
     assert math.isfinite(budget.best_at(budget.curve(_trials((2.0, 10))), 10))
+
+
+@pytest.mark.slow
+def test_two_tune_workers_on_postgres_share_a_pruned_two_dimensional_study(tmp_path, postgres):
+    """Two processes tune adam's learning rate and beta_1 with TPE and the median pruner on one PostgreSQL study:
+    together they spend at most the budget, leave no trial RUNNING and write no pruned run as a record."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "optimlab.cli", "tune", "--task", "iris", "--optimizers", "adam", "--trials", "6",
+               "--sampler", "tpe", "--space", "learning_rate,beta_1", "--pruner", "median", "--epochs", "8",
+               "--eval-every", "2", "--storage", postgres]
+    workers = [subprocess.Popen([*command, "--out", str(tmp_path / f"w{i}")], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env) for i in range(2)]
+    outputs = [w.communicate(timeout=400)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), [out[-3000:] for out in outputs]
+    study = optuna.load_study(study_name="iris-adam-tpe-space=learning_rate,beta_1-pruner=median", storage=postgres)
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    counted = [t for t in study.trials if tuning._counted(t)]
+    assert sum(tuning._cost(t, 8) for t in counted) <= 6 * 8
+    assert sum(t.state == TrialState.COMPLETE for t in counted) >= 1
+    for path in tmp_path.rglob("records/*/*/*.json"):
+        assert records.read(path)["final"]["epochs_run"] == 8, path

@@ -99,7 +99,8 @@ def _sampler(kind, dimensions, trials, seed):
         try:
             import cmaes  # noqa: F401 - Optuna's CMA-ES sampler needs it
         except ImportError:
-            raise ValueError("sampler cmaes needs the cmaes package: pip install 'optimlab[tuning]' (or cmaes)") from None
+            raise ValueError("sampler cmaes needs the cmaes package: pip install 'optimlab[tuning]' "
+                             "(or cmaes)") from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     raise ValueError(f"sampler must be one of {list(SAMPLERS)}; got {kind!r}")
 
@@ -551,8 +552,8 @@ def write_summary(out, runner, results, sampler, storage=None, pruner="none"):
     storage = storage or default_storage(out)
     for name, r in results.items():
         study = _load_study(r["study"], storage)
-        found[r["study"]] = {"problem": runner.problem, "optimizer": name, "sampler": sampler, "space": r["space_label"], "dimensions": r["space"],
-                             "pruner": pruner,
+        found[r["study"]] = {"problem": runner.problem, "optimizer": name, "sampler": sampler,
+                             "space": r["space_label"], "dimensions": r["space"], "pruner": pruner,
                              "budget": r["budget"], "epochs_per_run": r["epochs_per_run"],
                              "trials": trials_of(study, r["epochs_per_run"]) if study is not None else []}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
