@@ -379,9 +379,8 @@ def _per_run_sum(t):
 
 
 def _per_run_mean(t):
-    """``[runs, ...]`` -> each run's mean, as a run alone reduces it (a whole-tensor mean, not an axis's:
-    Eigen may sum an axis in another order)."""
-    return tf.stack([tf.reduce_mean(part) for part in tf.unstack(t, num=t.shape[0])])
+    """``[runs, ...]`` -> each run's mean (one reduction for all runs: a trace of a few operations, not ``runs``)."""
+    return tf.reduce_mean(t, axis=list(range(1, t.shape.rank)))
 
 
 def _per_run_loss(kind):
@@ -389,12 +388,9 @@ def _per_run_loss(kind):
     if kind == "mse":
         return lambda y, out: _per_run_mean(tf.square(y - out))
 
-    def crossentropy(y, out):  # one kernel call per run: the kernel's sums over classes depend on its input's shape
-        runs = out.shape[0]
-        labels = tf.cast(y, tf.int32)
-        labels = tf.unstack(labels, num=runs) if y.shape.rank == out.shape.rank - 1 else [labels] * runs
-        return tf.stack([tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=label, logits=logits))
-                         for label, logits in zip(labels, tf.unstack(out, num=runs))])
+    def crossentropy(y, out):
+        labels = tf.broadcast_to(tf.cast(y, tf.int32), tf.shape(out)[:-1])
+        return _per_run_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=out))
 
     return crossentropy
 
