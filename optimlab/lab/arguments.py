@@ -437,8 +437,8 @@ def check_tuning(sampler, lr_range, space=None, pruner=None, names=()):
         raise LabError(f"--space {space!r} names a hyperparameter twice")
     for name in names:
         if ":" not in name:  # a class of one's own is checked once it is imported
-            try:
-                spaces.listed(name, wanted)
+            try:  # the schedule is the tuner's own dimension, in every optimizer's space
+                spaces.listed(name, [n for n in wanted if n != "schedule"])
             except ValueError as error:
                 raise LabError(f"--space {space!r}: {error}") from None
 

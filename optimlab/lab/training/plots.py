@@ -245,7 +245,7 @@ def _best(configs):
 
 
 def _value_text(value):
-    return "none" if value is None else str(value) if isinstance(value, bool) else f"{value:g}"
+    return "none" if value is None else str(value) if isinstance(value, (bool, str)) else f"{value:g}"
 
 
 def _sorted_values(values):

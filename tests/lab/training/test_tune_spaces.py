@@ -234,3 +234,45 @@ def test_two_tune_workers_on_postgres_share_a_pruned_two_dimensional_study(tmp_p
     assert sum(t.state == TrialState.COMPLETE for t in counted) >= 1
     for path in tmp_path.rglob("records/*/*/*.json"):
         assert records.read(path)["final"]["epochs_run"] == 8, path
+
+
+def test_the_schedule_choices_span_the_run():
+    assert tuning.schedule_of("constant", 100) is None
+    assert tuning.schedule_of("cosine", 100) == ("CosineDecay", {"decay_steps": 100})
+    assert tuning.schedule_of("warmup_cosine", 100) == ("WarmupDecay", {"warmup_steps": 5, "decay_steps": 95})
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        tuning.schedule_of("linear", 100)
+
+
+def test_a_schedule_is_a_dimension_each_run_following_its_choice(tmp_path):
+    """A grid over the learning rate and the schedule: each trial's record is the record a runner with that
+    schedule makes (the same key), the winner is rerun with its schedule, and the analysis keeps schedules apart."""
+    from optimlab.lab.training import analysis
+
+    runner = experiments.Runner(tmp_path, "iris", epochs=6)
+    result = tuning.tune(runner, ["sgd"], trials=6, sampler="grid", lr_range=(1e-3, 0.5),
+                         space="learning_rate,schedule")["sgd"]
+    assert result["trials"] == 6 and set(result["best"]) == {"learning_rate", "schedule"}
+    recs = records.load_all(tmp_path)
+    assert len(recs) == 6
+    batch = runner.spec("sgd", {}, 0)["batch_size"]
+    steps = 6 * (len(runner.data_split().x_train) // batch if batch else 1)  # iris: full batch, a step per epoch
+    for choice in tuning.SCHEDULES:
+        for lr in (1e-3, 0.5):
+            alone = experiments.Runner(tmp_path, "iris", epochs=6, schedule=tuning.schedule_of(choice, steps))
+            key = records.run_key(alone.spec("sgd", {"learning_rate": lr}, 0))
+            assert sum(r["key"] == key for r in recs) == 1, (choice, lr)
+    runs = analysis.runs_table(recs)
+    assert set(runs["problem"]) == {"iris"} and runs["config"].nunique() == 6
+    (winner,) = tuning.rerun(runner, {"sgd": result}, 1)["sgd"]
+    assert winner["spec"].get("schedule") == (None if result["best"]["schedule"] == "constant" else {
+        "name": tuning.schedule_of(result["best"]["schedule"], steps)[0],
+        "args": tuning.schedule_of(result["best"]["schedule"], steps)[1]})
+
+
+def test_the_schedule_passes_the_commands_early_check_for_every_optimizer():
+    from optimlab.lab import arguments
+
+    arguments.check_tuning("tpe", (1e-5, 1.0), "learning_rate,schedule", "none", ["sgd", "adam", "gd"])
+    with pytest.raises(arguments.LabError, match="'schedul' is not in adam's search space"):
+        arguments.check_tuning("tpe", (1e-5, 1.0), "learning_rate,schedul", "none", ["adam"])

@@ -43,7 +43,7 @@ def _value_label(value):
     return str(value)
 
 
-_NOT_BUDGET = ("problem", "optimizer", "hyperparameters", "seed")
+_NOT_BUDGET = ("problem", "optimizer", "hyperparameters", "seed", "schedule")  # a schedule is part of a configuration
 
 
 def problem_labels(records):
@@ -88,10 +88,13 @@ def runs_table(records):
     for r in records:
         spec, final, hit = r["spec"], r["final"], r["time_to_target"]
         metric = r["problem"]["metric"]
+        configuration = dict(spec["hyperparameters"])
+        if spec.get("schedule"):  # runs that differ in their schedule alone are different configurations
+            configuration["schedule"] = spec["schedule"]["name"]
         rows.append({
             "problem": labels[r["key"]], "optimizer": spec["optimizer"],
-            "config": config_label(spec["hyperparameters"]),
-            "hyperparameters": json.dumps(spec["hyperparameters"], sort_keys=True),
+            "config": config_label(configuration),
+            "hyperparameters": json.dumps(configuration, sort_keys=True),
             "learning_rate": spec["hyperparameters"].get("learning_rate", math.nan),
             "clipnorm": spec["hyperparameters"].get("clipnorm", math.nan),
             "seed": spec["seed"], "status": r["status"], "diverged": r["status"] == "diverged",

@@ -153,7 +153,13 @@ class Runner:
                 self.on_note(text)
 
     def spec(self, optimizer, hyperparameters, seed):
-        """Everything that determines a run, with the problem's defaults filled in."""
+        """Everything that determines a run, with the problem's defaults filled in.
+
+        A ``"schedule"`` entry of ``hyperparameters`` (``(name, {args})``, or None for a
+        constant rate) is this run's own schedule instead of the runner's (a tuner's choice).
+        """
+        hyperparameters = dict(hyperparameters)
+        schedule = hyperparameters.pop("schedule", self.schedule)
         p = self._problem
         epochs = p.epochs if self.epochs is None else int(self.epochs)
         return {
@@ -169,10 +175,10 @@ class Runner:
             "target": p.target if self.target is None else float(self.target),
             "standardize": p.standardize if self.standardize is None else bool(self.standardize),
             "valid_fraction": float(self.valid_fraction),
-            **self._options(),
+            **self._options(schedule),
         }
 
-    def _options(self):
+    def _options(self, schedule=None):
         """The training options that differ from the defaults (absent otherwise: older keys stay valid)."""
         p, out = self._problem, {}
         if p.batchnorm:
@@ -181,8 +187,8 @@ class Runner:
             out["mixup"] = float(p.mixup)
         if p.label_smoothing:
             out["label_smoothing"] = float(p.label_smoothing)
-        if self.schedule is not None:
-            out["schedule"] = {"name": self.schedule[0], "args": self.schedule[1]}
+        if schedule is not None:
+            out["schedule"] = {"name": schedule[0], "args": dict(schedule[1])}
         return out
 
     def run(self, optimizer, hyperparameters, seed):

@@ -52,6 +52,38 @@ from optimlab.lab.training.runner.experiments import TUNING_SEED
 SAMPLERS = ("grid", "random", "tpe", "cmaes")
 PRUNERS = ("none", "median", "halving", "hyperband")
 LEARNING_RATE_SOURCE = "the learning-rate range given to tune (lr_range, --lr-low/--lr-high)"
+# The schedule as a dimension (``--space learning_rate,schedule``): each choice starts or peaks at the trial's rate.
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+SCHEDULE = spaces.Dimension("schedule", None, None, "choice", "constant",
+                            "optimlab's tuner: a constant rate, cosine decay to 0 over the run, or a linear warm-up "
+                            "over the first 5% of the steps then cosine decay to 0", choices=SCHEDULES)
+WARMUP = 0.05  # warm_cosine's share of the run's steps spent warming up
+
+
+def schedule_of(choice, steps):
+    """The run's schedule ``(name, {args})`` (None: constant) for a schedule ``choice`` of a run of ``steps`` steps."""
+    if choice == "constant":
+        return None
+    if choice == "cosine":
+        return "CosineDecay", {"decay_steps": max(1, steps)}
+    if choice == "warmup_cosine":
+        warmup = max(1, round(WARMUP * steps))
+        return "WarmupDecay", {"warmup_steps": warmup, "decay_steps": max(1, steps - warmup)}
+    raise ValueError(f"schedule must be one of {list(SCHEDULES)}; got {choice!r}")
+
+
+def _steps(runner, name):
+    """Optimizer steps of one whole run of ``runner``: epochs x minibatches per epoch (one per epoch full-batch)."""
+    spec = runner.spec(name, {}, TUNING_SEED)
+    rows = len(runner.data_split().x_train)
+    return spec["epochs"] * (1 if spec["batch_size"] is None else rows // spec["batch_size"])
+
+
+def run_config(runner, name, config):
+    """``config`` as a run takes it: a schedule choice (see :data:`SCHEDULE`) becomes the run's own schedule."""
+    if "schedule" not in config:
+        return config
+    return {**config, "schedule": schedule_of(config["schedule"], _steps(runner, name))}
 
 
 def search_space(name, space="learning_rate", lr_range=(1e-5, 1.0)):
@@ -62,10 +94,13 @@ def search_space(name, space="learning_rate", lr_range=(1e-5, 1.0)):
     low, high = (float(v) for v in lr_range)
     rate = spaces.Dimension("learning_rate", low, high, "log", factory.default_learning_rate(name),
                             LEARNING_RATE_SOURCE)
-    names = None if space == "full" else space
+    names = None if space == "full" else [space] if isinstance(space, str) else list(space)
+    own = None if names is None else [n for n in names if n != "schedule"]
     owner = factory.optimizer_class(name) if ":" in name else name
-    found = spaces.space(owner, names, overrides={"learning_rate": rate} if names is None or "learning_rate" in (
-        [names] if isinstance(names, str) else names) else None)
+    found = spaces.space(owner, own, overrides={"learning_rate": rate} if own is None or "learning_rate" in own
+                         else None) if own != [] else {}
+    if names is not None and "schedule" in names:
+        found = {n: SCHEDULE if n == "schedule" else found[n] for n in names}
     if not found:
         raise ValueError(f"space: {name} has no hyperparameter to tune")
     return found
@@ -441,7 +476,9 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
         seed: the sampler's seed.
         extra: hyperparameters fixed for every trial (e.g. ``{"clipnorm": 2}``).
         space: ``"learning_rate"``, ``"full"`` (the optimizer's whole space,
-            :func:`optimlab.spaces.space`) or a list of its names.
+            :func:`optimlab.spaces.space`) or a list of its names; ``"schedule"`` among them
+            makes the schedule a dimension (:data:`SCHEDULE`: constant, cosine, warm-up then cosine),
+            each trial's run following its choice (its record's ``schedule``).
         pruner: ``none``, ``median``, ``halving`` or ``hyperband``: stop bad trials at a chunk
             boundary (runs in this process only: ``jobs=1``, no Ray).
 
@@ -485,7 +522,7 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
             config = {**(extra or {}), **{n: d.suggest(trial) for n, d in dims.items()}}
             runner.on_chunk = _reporter(trial) if pruner != "none" else None
             try:
-                record = runner.run(name, config, TUNING_SEED)
+                record = runner.run(name, run_config(runner, name, config), TUNING_SEED)
             finally:
                 runner.on_chunk = None
             trial.set_user_attr("epochs", int(record["final"].get("epochs_run", epochs)))
@@ -523,7 +560,7 @@ def rerun(runner, results, seeds):
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer; got {seeds!r}")
     names = [n for n, r in results.items() if r["best"] is not None]
-    found = runner.run_many([(n, results[n]["best"], s) for n in names for s in range(seeds)])
+    found = runner.run_many([(n, run_config(runner, n, results[n]["best"]), s) for n in names for s in range(seeds)])
     return {n: found[i * seeds:(i + 1) * seeds] for i, n in enumerate(names)}
 
 
