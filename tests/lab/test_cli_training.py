@@ -71,7 +71,7 @@ def test_tune_command(tmp_path):
     result = cli.invoke(app, ["tune", "--task", "iris", "--optimizers", "adam", "--trials", "2", "--sampler",
                               "grid", "--epochs", "3", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "tuning.db").exists() and "best learning rate" in result.output
+    assert (tmp_path / "tuning.db").exists() and "best configuration" in result.output and "lr=" in result.output
 
 
 def test_compare_warns_before_any_run_when_its_seeds_can_never_show_a_difference(tmp_path):
