@@ -12,6 +12,8 @@ Honest by construction: the two sides alternate (guide, optimlab, guide,
 optimlab, ...), each repeat of optimlab starts from nothing (new programs,
 tracing included), and the figures are medians with their spread (min-max) and
 the ratio of the medians, with the machine's load average before and after.
+optimlab's former path, one run per call of its optimizer's program
+(``side_by_side=False``), is timed in the same rotation.
 optimlab's fixed costs are measured apart, each repeated: the import (in a new
 process: TensorFlow, then optimlab's convergence lab on top), and, per
 optimizer's program, tracing it, starting it (its first call less a second
@@ -118,9 +120,9 @@ def time_guide_loop():
     return time.perf_counter() - start, table
 
 
-def time_compiled_loop():
+def time_compiled_loop(side_by_side=True):
     start = time.perf_counter()
-    results = run_grid(list(NAMES), "quartic", list(RATES), init=2.0, max_iters=MAX_ITERS)
+    results = run_grid(list(NAMES), "quartic", list(RATES), init=2.0, max_iters=MAX_ITERS, side_by_side=side_by_side)
     seconds = time.perf_counter() - start
     if any(r.note or not r.compiled for r in results.values()):
         raise SystemExit(f"a run did not run side by side: {[r.note for r in results.values()]}")
@@ -181,16 +183,18 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of each side (default 3)")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    guide_times, compiled_times, phases, imports = [], [], [], []
+    guide_times, compiled_times, alone_times, phases, imports = [], [], [], [], []
     for repeat in range(args.repeats):
         seconds, guide_table = time_guide_loop()
         guide_times.append(seconds)
         seconds, compiled_table = time_compiled_loop()
         compiled_times.append(seconds)
-        if guide_table != compiled_table:
+        seconds, alone_table = time_compiled_loop(side_by_side=False)
+        alone_times.append(seconds)
+        if not guide_table == compiled_table == alone_table:
             raise SystemExit(f"the loops disagree:\nguide    {guide_table}\ncompiled {compiled_table}")
-        print(f"repeat {repeat + 1}: guide's eager loop {guide_times[-1]:.2f} s, optimlab {compiled_times[-1]:.3f} s",
-              flush=True)
+        print(f"repeat {repeat + 1}: guide's eager loop {guide_times[-1]:.2f} s, optimlab {compiled_times[-1]:.3f} s, "
+              f"one run per call {alone_times[-1]:.3f} s", flush=True)
         phases.append(time_program_phases())
         imports.append(time_imports())
     load_after = os.getloadavg()
@@ -202,8 +206,10 @@ def main():
           f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; median (min-max):")
     print(f"  guide's eager loop:        {spread(guide_times)}")
     print(f"  optimlab (tracing incl.):  {spread(compiled_times, digits=3)}")
+    print(f"  optimlab, one run per call: {spread(alone_times, digits=3)} (side_by_side=False: one program per "
+          f"optimizer, called once per run)")
     print(f"  speed-up, ratio of medians: {guide_s / compiled_s:.1f}x (per-repeat ratios {min(ratios):.1f}-"
-          f"{max(ratios):.1f}x)")
+          f"{max(ratios):.1f}x); one run per call: {guide_s / statistics.median(alone_times):.1f}x")
     print("optimlab's fixed costs, median (min-max):")
     for phase, label in (("trace", "tracing the 3 programs"), ("start", "starting them (first call less second)"),
                          ("iterate", "iterating (a second call)")):
