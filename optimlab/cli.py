@@ -314,8 +314,8 @@ def tune_command(
     clipnorm: Clipnorm = "none",
     epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
     valid_fraction: ValidFraction = 0.2, target: Target = None, data: Data = None, out: _out("TASK-tune") = None,
-    tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None,
-    runs_per_program: RunsPerProgram = 16, options: TrainingOptions = None,
+    tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None, jobs: Jobs = 1,
+    ray: Ray = None, runs_per_program: RunsPerProgram = 16, options: TrainingOptions = None,
 ):
     """Tune each optimizer over its search space with Optuna at an equal budget; resumable.
 

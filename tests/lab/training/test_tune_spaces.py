@@ -276,3 +276,16 @@ def test_the_schedule_passes_the_commands_early_check_for_every_optimizer():
     arguments.check_tuning("tpe", (1e-5, 1.0), "learning_rate,schedule", "none", ["sgd", "adam", "gd"])
     with pytest.raises(arguments.LabError, match="'schedul' is not in adam's search space"):
         arguments.check_tuning("tpe", (1e-5, 1.0), "learning_rate,schedul", "none", ["adam"])
+
+
+def test_the_command_refuses_a_pruner_with_worker_processes_before_writing(tmp_path):
+    from typer.testing import CliRunner
+
+    from optimlab.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["tune", "--task", "iris", "--pruner", "median", "--jobs", "2", "--out", str(out)])
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [
+        "error: --pruner median stops runs in this process: it needs --jobs 1 and no --ray (start several tune "
+        "processes on one --storage instead)"], result.output
+    assert not out.exists()
