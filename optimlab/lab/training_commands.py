@@ -182,9 +182,8 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
         raise LabError(f"--pruner {pruner} stops runs in this process: it needs --jobs 1 and no --ray (start "
                        "several tune processes on one --storage instead)")
     with user_errors():
-        chosen = tuning._check_space(space)
-        for name in names:  # a space name the optimizer lacks, or cmaes missing: one line, nothing written
-            tuning._sampler(sampler, tuning.search_space(name, chosen, (lr_low, lr_high)), trials, 0)
+        chosen = tuning.check_space(space)
+        tuning.search_spaces(names, chosen, sampler, (lr_low, lr_high), trials)  # one line, nothing written
         runner.data_split()
     if storage is not None:
         open_storage(storage)

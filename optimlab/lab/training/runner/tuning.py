@@ -424,7 +424,16 @@ def _optimize(study, objective, trials, epochs=1, pruning=False):
         study.optimize(guarded, n_trials=1, catch=())
 
 
-def _check_space(space):
+def search_spaces(names, space, sampler, lr_range, trials):
+    """``{optimizer: {name: Dimension}}`` to tune; ValueError before any work on a name a space lacks, or a
+    sampler that cannot sample it (CMA-ES without its package)."""
+    dimensions = {name: search_space(name, space, lr_range) for name in names}
+    for name in names:
+        _sampler(sampler, dimensions[name], trials, 0)
+    return dimensions
+
+
+def check_space(space):
     """``"learning_rate"``, ``"full"`` or a tuple of names, from what a caller gave (``"lr"`` is the learning rate)."""
     if space in (None, "lr", "learning_rate"):
         return "learning_rate"
@@ -494,14 +503,12 @@ def tune(runner, optimizer_names, trials=10, sampler="tpe", lr_range=(1e-5, 1.0)
     low, high = (float(v) for v in lr_range)
     if not 0 < low < high:
         raise ValueError(f"lr_range must satisfy 0 < low < high; got {lr_range!r}")
-    space = _check_space(space)
+    space = check_space(space)
     _pruner(pruner, 1)  # validates the name before any work
     if pruner != "none" and (getattr(runner, "jobs", 1) != 1 or getattr(runner, "ray", None) is not None):
         raise ValueError(f"pruner {pruner!r} stops runs in this process: it needs jobs=1 and no Ray "
                          "(run several tune processes on one storage instead)")
-    dimensions = {name: search_space(name, space, (low, high)) for name in names}
-    for name in names:  # validates the sampler (and cmaes's presence) before any work
-        _sampler(sampler, dimensions[name], trials, seed)
+    dimensions = search_spaces(names, space, sampler, (low, high), trials)
     runner.data_split()
     runner.out.mkdir(parents=True, exist_ok=True)
     storage = storage or default_storage(runner.out)
