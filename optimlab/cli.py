@@ -171,8 +171,8 @@ Ray = Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS",
                                             "Running at scale)")]
 RunsPerProgram = Annotated[int, typer.Option(
     "--runs-per-program", metavar="N", min=1,
-    help="train up to N runs of one optimizer configuration side by side in one compiled program (records equal "
-    "the runs alone; 1: one run per program; see README: Running at scale)")]
+    help="train up to N runs of one optimizer configuration side by side in one compiled program, e.g. 16 (records "
+    "equal the runs alone; 1: one run per program; see README: Running at scale)")]
 TrainingOptions = Annotated[Optional[list[str]], typer.Option(
     "--option", metavar="KEY=VALUE",
     help="training option KEY=VALUE, repeatable: batchnorm=true, mixup=ALPHA, label_smoothing=EPS, "
@@ -251,7 +251,7 @@ def compare_command(
     epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
     valid_fraction: ValidFraction = 0.2, target: Target = None, data: Data = None, out: _out("TASK") = None,
     tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None, jobs: Jobs = 1,
-    ray: Ray = None, runs_per_program: RunsPerProgram = 16, options: TrainingOptions = None,
+    ray: Ray = None, runs_per_program: RunsPerProgram = 1, options: TrainingOptions = None,
 ):
     """Compare optimizers: select each one's learning rate on validation, rerun it over paired seeds."""
     folder = out or f"runs/{task}"
@@ -279,7 +279,7 @@ def sweep_command(
     epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
     valid_fraction: ValidFraction = 0.2, target: Target = None, data: Data = None, out: _out("TASK-sweep") = None,
     tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None, jobs: Jobs = 1,
-    ray: Ray = None, runs_per_program: RunsPerProgram = 16, options: TrainingOptions = None,
+    ray: Ray = None, runs_per_program: RunsPerProgram = 1, options: TrainingOptions = None,
 ):
     """Sweep the learning rate, clipping and --grid hyperparameters (their product), e.g. 1e-3 ... 1e-9 for gradient
     descent as in the Boston housing chapter."""
@@ -315,7 +315,7 @@ def tune_command(
     epochs: Epochs = None, batch_size: BatchSize = None, standardize: Standardize = None,
     valid_fraction: ValidFraction = 0.2, target: Target = None, data: Data = None, out: _out("TASK-tune") = None,
     tensorboard: TensorBoard = False, eval_every: EvalEvery = None, settings: Settings = None, jobs: Jobs = 1,
-    ray: Ray = None, runs_per_program: RunsPerProgram = 16, options: TrainingOptions = None,
+    ray: Ray = None, runs_per_program: RunsPerProgram = 1, options: TrainingOptions = None,
 ):
     """Tune each optimizer over its search space with Optuna at an equal budget; resumable.
 

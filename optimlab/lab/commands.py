@@ -55,7 +55,7 @@ def _installed(module):
 
 
 def make_runner(out, task, data=None, epochs=None, batch_size=None, standardize=None, valid_fraction=0.2,
-                target=None, tensorboard=False, eval_every=None, jobs=1, ray=None, options=None, runs_per_program=16):
+                target=None, tensorboard=False, eval_every=None, jobs=1, ray=None, options=None, runs_per_program=1):
     """A Runner from CLI options (``batch_size`` 0 = full batch, None = the problem's), checked first."""
     with user_errors():
         problem = problems.get(task)

@@ -8,7 +8,9 @@ workers never need the output folder, so a cluster needs no shared
 filesystem. Results do not depend on the executor: a run is a pure function
 of its spec.
 
-* :class:`Serial` (``--jobs 1``): in this process.
+* :class:`Serial` (``--jobs 1``): in this process; runs of one optimizer
+  configuration in packs, one program each (``--runs-per-program``, see
+  :mod:`~optimlab.lab.training.runner.packed`).
 * :class:`Processes` (``--jobs N``): N spawned worker processes on this
   machine, each with ``cores // N`` TensorFlow threads. A worker that dies
   (killed, out of memory) is replaced and its run computed again.

@@ -56,7 +56,8 @@ class Runner:
             (:mod:`~optimlab.lab.training.runner.packed`; records equal the runs' alone, ``wall_time`` is a
             run's share of the pack's training seconds); 1: one run per program. Runs that cannot be packed
             (a user's subclassed model, an optimizer that is not element-wise, a schedule, a pruner, ...)
-            go one per program, with a note saying why.
+            go one per program, with a note saying why. Default 1: a runner claims as many runs at once as
+            it packs, so several processes on one folder split the work less finely when packing.
         on_run: called as ``on_run(record, computed)`` after every run.
         on_start: called as ``on_start()`` when a run starts computing (progress bars).
         on_retry: called as ``on_retry()`` when a run lost its worker and is computed again.
@@ -94,7 +95,7 @@ class Runner:
     schedule: tuple | None = None
     jobs: int = 1
     ray: str | None = None
-    runs_per_program: int = 16
+    runs_per_program: int = 1
     on_run: object = None
     on_start: object = None
     on_retry: object = None
