@@ -107,14 +107,18 @@ def packs(problem, data, specs, runs_per_program):
     """
     from optimlab.lab.training.runner import packed
 
-    groups, notes = {}, {}
+    groups, notes, reasons = {}, {}, {}
     for i, spec in enumerate(specs):
         key = None
         if runs_per_program > 1:
             budget = json.dumps({k: v for k, v in spec.items() if k not in ("seed", "hyperparameters")}, sort_keys=True)
             schedule = spec.get("schedule")
-            why = packed.reason(problem, data, spec["optimizer"], spec["hyperparameters"],
-                                None if schedule is None else (schedule["name"], schedule["args"]))
+            configuration = (budget, json.dumps(spec["hyperparameters"], sort_keys=True))
+            if configuration not in reasons:  # one check per configuration, not per seed
+                reasons[configuration] = packed.reason(
+                    problem, data, spec["optimizer"], spec["hyperparameters"],
+                    None if schedule is None else (schedule["name"], schedule["args"]))
+            why = reasons[configuration]
             if why is None:
                 key = (budget, packed.structure(problem, data, spec["optimizer"], spec["hyperparameters"]))
             else:
