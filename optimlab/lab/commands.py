@@ -159,6 +159,12 @@ def converge(function, optimizers, lrs, init=None, max_iters=2000, dim=None, ste
     show(f"{fn.name} from {options['init'] if start else fn.start}, max_iters={max_iters}",
          ("optimizer", "lr", "status", "iterations", "final loss", "distance to min", "compiled"), rows,
          numeric=("lr", "iterations", "final loss", "distance to min"))
+    notes = {}  # one line per optimizer: why its runs ran alone or eagerly
+    for (name, _), r in results.items():
+        if r.note:
+            notes.setdefault(name, r.note)
+    for name, note in notes.items():
+        tables.console.print(f"note: {name} {note}", highlight=False, overflow="fold")
     if plot:
         with user_errors():
             for path in plots.write_convergence_plots(results, fn, plot, svg=svg, max_iters=max_iters, tuned=tune):

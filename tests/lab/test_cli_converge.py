@@ -46,6 +46,18 @@ def test_converge_prints_the_seed_table_and_writes_plots(tmp_path):
         assert path.stat().st_size > 10_000 and matplotlib.image.imread(path).std() > 0.05
 
 
+def test_converge_says_once_per_optimizer_why_its_runs_ran_alone():
+    """Runs of an optimizer whose update mixes a variable's entries (LAMB's norms) cannot share one program."""
+    args = ["converge", "--function", "rosenbrock", "--optimizers", "lamb,adam", "--lr", "1e-3,1e-2",
+            "--max-iters", "20"]
+    result = runner.invoke(app, args, env=WIDE)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert notes == ["note: lamb ran alone: its update mixes a variable's entries (Sum), so runs cannot be stacked"]
+    assert _rows(result.output).keys() == {
+        ("lamb", "0.001"), ("lamb", "0.01"), ("adam", "0.001"), ("adam", "0.01")}
+
+
 def test_converge_on_a_2d_function_with_tuning_and_svg(tmp_path):
     plot = tmp_path / "booth.png"
     args = ["converge", "--function", "booth", "--optimizers", "gd,adam", "--lr", "1e-2,5e-2",
