@@ -281,11 +281,13 @@ def _run(program, problem, data, seed, epochs, batch_size, eval_every, target, o
         return False
 
     program.on_chunk = hook if on_chunk is not None else None
+    program.asking.assign(on_chunk is not None)
     try:
         with programs.grappler(disable_meta_optimizer=True):  # about a second less per new program
             outputs = _interrupt.call(program.function, *arguments, stop=program.stop)  # Ctrl-C: within a step
     finally:
         program.on_chunk = None
+        program.asking.assign(False)
     result = _result(problem, target, sizes, program.probe, *(v.numpy() for v in outputs))
     if stopped and result.status == "ok":
         result.status = "pruned"
