@@ -141,10 +141,11 @@ def list_functions(out):
     show("analytic test functions (optimlab converge --function NAME)", headers, rows, ("dim", "min_value"), out)
 
 
-def _counts(running, diverged, retried):
-    """``"2 running, 1 diverged"`` (``", 1 retried"`` after a lost worker): the progress bar's counts in words."""
+def _counts(running, diverged, retried, pruned=0):
+    """``"2 running, 1 diverged"`` (``", 1 retried"`` after a lost worker, ``", 3 pruned"`` by a tuner's pruner):
+    the progress bar's counts in words."""
     text = f"{running} running, {diverged} diverged"
-    return text + (f", {retried} retried" if retried else "")
+    return text + (f", {retried} retried" if retried else "") + (f", {pruned} pruned" if pruned else "")
 
 
 @contextlib.contextmanager
@@ -153,7 +154,7 @@ def progress_for(runner, total, label, done=0):
 
     It starts at ``done`` (work finished by an earlier, interrupted command) and
     shows runs done of the total, how many are running, how many diverged (a
-    result, not a fault) and how many were retried after losing their worker,
+    result, not a fault), were pruned (tune) and were retried after losing their worker,
     and the time left. Its label is ``label`` until a run ends, then the name
     of the optimizer whose run ended last, never cut (``schedule_free_adamw``).
     It fits 80 columns, e.g. ``adam ━━━━━ 12/36 2 running, 1 diverged 0:00:41``.
@@ -161,7 +162,7 @@ def progress_for(runner, total, label, done=0):
     """
     columns = (TextColumn("{task.description}"), BarColumn(bar_width=5), MofNCompleteColumn(),
                TextColumn("{task.fields[counts]}"), TimeRemainingColumn())
-    counts = {"running": 0, "diverged": 0, "retried": 0}
+    counts = {"running": 0, "diverged": 0, "retried": 0, "pruned": 0}
     with Progress(*columns, console=progress_console, transient=False) as progress:
         task = progress.add_task(label, total=total, completed=done, counts=_counts(**counts))
 
@@ -180,8 +181,12 @@ def progress_for(runner, total, label, done=0):
         def on_run(record, computed):
             if computed:
                 counts["running"] = max(0, counts["running"] - 1)
-            counts["diverged"] += record["status"] != "ok"
-            update(advance=1, description=record["spec"]["optimizer"])
+            counts["diverged"] += record["status"] == "diverged"
+            counts["pruned"] += record["status"] == "pruned"
+            finished = progress.tasks[task].completed + 1
+            # A pruned trial's saved epochs pay for more trials than planned: the total grows, never overflows.
+            update(advance=1, description=record["spec"]["optimizer"],
+                   total=max(progress.tasks[task].total or 0, finished))
 
         runner.on_run, runner.on_start, runner.on_retry = on_run, on_start, on_retry
         try:

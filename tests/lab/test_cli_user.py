@@ -294,6 +294,17 @@ def test_progress_bar_speaks_words_and_fits_80_columns_with_large_counts(monkeyp
     assert len(last.rstrip()) <= 80 and "…" not in last, last
 
 
+def test_progress_bar_counts_pruned_trials_apart_and_grows_past_the_planned_total(monkeypatch):
+    """A tuner's pruned trial is not a divergence, and the trials its saved epochs pay for never show 14/12."""
+    def drive(runner):
+        for status in ["ok", "pruned", "pruned", "diverged"] * 3 + ["ok", "ok"]:
+            runner.on_start()
+            runner.on_run({"status": status, "spec": {"optimizer": "adam"}}, True)
+
+    last = last_bar_line(monkeypatch, 12, drive)
+    assert "14/14" in last and "0 running, 3 diverged, 6 pruned" in last, last
+
+
 def test_outputs_are_checked_before_any_work(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
