@@ -100,8 +100,8 @@ def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
     folder = check_output_folder(out)
     missing = [m for m in ("torch", "optax") if not _installed(m)]
     if missing:
-        tables.console.print(f"note: {' and '.join(missing)} not installed, so those peers are left out; "
-                      "pip install 'optimlab[peers]' to include them", highlight=False, markup=False)
+        tables.say(f"note: {' and '.join(missing)} not installed, so those peers are left out; "
+                   "pip install 'optimlab[peers]' to include them")
     with Progress(console=tables.progress_console) as progress:
         task = progress.add_task("benchmarking", total=len(names) * len(sets))
         results, bandwidth = benchmark.run(names, sets, repeats, steps, progress=lambda *_: progress.advance(task),

@@ -74,6 +74,12 @@ def trimmed(out, renderable):
         out.print(text, soft_wrap=True, highlight=False)
 
 
+def say(text, out=None, markup=False):
+    """Print a sentence, wrapped at words, without the space Rich leaves at the end of each wrapped line."""
+    out = out or console
+    trimmed(out, Text.from_markup(text) if markup else Text(text))
+
+
 def show(title, headers, rows, numeric=(), out=None):
     """Print a table that never cuts a value, on ``out`` (default: :data:`console`).
 

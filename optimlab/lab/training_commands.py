@@ -10,13 +10,14 @@ by :mod:`optimlab.lab.factory`.
 
 import math
 import shlex
-import warnings
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
+from rich.markup import escape
 
 from optimlab._names import unknown
 from optimlab.lab import factory, tables
@@ -75,9 +76,8 @@ def print_summary(runner, keys):
              ("best", "other", "pairs", "Wilcoxon p", "Welch p", "Cohen's d", "note"), rows,
              numeric=("pairs", "Wilcoxon p", "Welch p", "Cohen's d"))
     for sentence in verdict.headlines(runs):
-        tables.console.print(sentence, highlight=False)
-    tables.console.print(f"{runner.computed} runs computed, {runner.reused} reused from {runner.out}/records.",
-                  highlight=False)
+        tables.say(sentence)
+    tables.say(f"{runner.computed} runs computed, {runner.reused} reused from {runner.out}/records.")
     report_hint(runner.out)
     show_note(runner)
 
@@ -86,7 +86,7 @@ def show_note(runner):
     """The problem's note (Boston housing's, for one), after its results."""
     note = problems.note(runner.problem)
     if note:
-        tables.console.print(f"Note: {note}")
+        tables.say(f"Note: {note}")
 
 
 def report_hint(out):
@@ -128,7 +128,7 @@ def choose_seeds(seeds, optimizers, alpha=0.05):
         return stats.default_seeds(optimizers, alpha)
     limit = stats.design_limit(seeds, optimizers, alpha) if optimizers > 1 else None
     if limit:
-        tables.console.print(f"warning: {limit}; the runs go ahead, their tests will say the same.", highlight=False)
+        tables.say(f"warning: {limit}; the runs go ahead, their tests will say the same.")
     return seeds
 
 
@@ -159,7 +159,7 @@ def sweep(runner, optimizer, lrs, seeds, clipnorms, settings=None, grid=None):
     show(f"{runner.problem}, {names[0]}: final losses (medians over seeds)",
          ("config", "seeds", "diverged", "train loss", "validation loss", "test loss"), rows,
          numeric=("seeds", "diverged", "train loss", "validation loss", "test loss"))
-    tables.console.print(f"{runner.computed} runs computed, {runner.reused} reused.", highlight=False)
+    tables.say(f"{runner.computed} runs computed, {runner.reused} reused.")
     report_hint(runner.out)
     show_note(runner)
 
@@ -205,14 +205,14 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
          f"{trials} runs each)", ("optimizer", "best configuration", "validation loss", "complete", "diverged",
                                  "pruned", "epochs run/budget"), rows,
          numeric=("validation loss", "complete", "diverged", "pruned", "epochs run/budget"))
-    tables.console.print(budget_text(result), highlight=False)
+    tables.say(budget_text(result))
     studies = budget.read_studies(runner.out)
     for sentence in tuning_sentences(studies, {r["study"] for r in result.values()}):
-        tables.console.print(sentence, highlight=False)
-    tables.console.print(f"{counts}.", highlight=False)
+        tables.say(sentence)
+    tables.say(f"{counts}.")
     if reruns:
-        tables.console.print(f"The best configuration of each optimizer, rerun on seeds 0..{seeds - 1} (seed 0 is "
-                             "its tuning trial):", highlight=False)
+        tables.say(f"The best configuration of each optimizer, rerun on seeds 0..{seeds - 1} (seed 0 is its tuning "
+                   "trial):")
         print_summary(runner, {r["key"] for recs in reruns.values() for r in recs})
     else:
         report_hint(runner.out)
@@ -287,7 +287,7 @@ def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
     base = (record.get("diagnostics") or {}).get("baseline")
     if base:
         values = ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in base.items() if k != "kind")
-        tables.console.print(f"naive baseline ({base['kind']}): {values}", highlight=False)
+        tables.say(f"naive baseline ({base['kind']}): {values}")
     found = diagnostics.flags(record)
     state = "finished" if record["status"] == "ok" else record["status"]
     state += f"; flags: {', '.join(f['flag'] for f in found)}" if found else "; no flags"
@@ -306,10 +306,10 @@ def diagnose(runner, optimizer, lr, clipnorm, seed, settings=None):
         show("update / weight per layer since the previous evaluation", ["layer", "first", "median", "last"], rows,
              numeric=["first", "median", "last"])
     for f in found:
-        tables.console.print(f"[bold]{f['flag']}[/bold] from epoch {f['epoch']}: {f['detail']}.\n  suggestion: "
-                      f"{f['suggestion']}", highlight=False)
+        tables.say(f"[bold]{f['flag']}[/bold] from epoch {f['epoch']}: {escape(f['detail'])}.\n  suggestion: "
+                   f"{escape(f['suggestion'])}", markup=True)
     if not found:
-        tables.console.print("no flags: no divergence, explosion, collapse or plateau")
+        tables.say("no flags: no divergence, explosion, collapse or plateau")
     tables.console.print(f"record: {records.record_path(runner.out, record['spec'])}", highlight=False, overflow="fold")
     return record
 

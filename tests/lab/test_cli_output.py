@@ -30,6 +30,20 @@ def test_piped_tables_and_detail_views_end_no_line_in_spaces():
     assert not re.search(r" +$", out.file.getvalue(), re.MULTILINE)
 
 
+def test_piped_sentences_wrap_at_words_without_a_space_at_line_ends():
+    """Found by a user test of tune: its budget and answer sentences, wrapped at 80 columns, ended lines in a space."""
+    out = _screen()
+    sentence = ("momentum lr=0.658133 momentum=0.985864 has the lowest median test cross-entropy on iris ahead of adam "
+                "amsgrad=true beta_1=0.982552 [bold] stays as written")
+    tables.say(sentence, out=out)
+    text = out.file.getvalue()
+    assert len(text.splitlines()) == 2 and not re.search(r" +$", text, re.MULTILINE), text
+    assert " ".join(text.split()) == sentence  # every word, once, in order; brackets are not markup
+    out = _screen()
+    tables.say("[bold]exploding[/bold] from epoch 3", out=out, markup=True)
+    assert out.file.getvalue() == "exploding from epoch 3\n"
+
+
 def test_numbers_of_one_column_are_written_in_one_notation():
     """Found by a user test: "0.001" above "1e-05" in one column read as different kinds of number."""
     assert tables.same_notation(["0.5", "1e-05", "-", "12", "0.932129", "-0.25"]) == \
