@@ -187,6 +187,8 @@ def tune(runner, optimizers, trials, sampler, lr_low, lr_high, storage, clipnorm
         runner.data_split()
     if storage is not None:
         open_storage(storage)
+    if seeds > 1:
+        choose_seeds(seeds, len(names))  # the winners' comparison: a warning first where it can never show a difference
     log_command(runner.out)
     url = storage or tuning.default_storage(runner.out)
     earlier = [tuning.finished_trials(tuning.study_name(runner, n, sampler, url, chosen, pruner), url) for n in names]

@@ -88,6 +88,16 @@ def test_compare_warns_before_any_run_when_its_seeds_can_never_show_a_difference
     assert quiet.exit_code == 0 and "warning" not in quiet.output
 
 
+def test_tune_warns_before_its_trials_when_the_winners_seeds_can_never_show_a_difference(tmp_path):
+    """Found by trying tune --seeds 3 with two optimizers: the limit came only after all the work, in the notes."""
+    result = cli.invoke(app, ["tune", "--task", "iris", "--optimizers", "gd,adam", "--trials", "2", "--sampler",
+                              "grid", "--seeds", "3", "--epochs", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    warning = text.index("warning: with 3 paired seeds and 2 optimizers")
+    assert warning < text.index("best configuration")  # before the tuning table, i.e. before the work
+
+
 def test_compare_default_seeds_are_enough_for_the_optimizers(monkeypatch, tmp_path):
     from optimlab.lab import commands, training_commands
     from optimlab.lab.training.analysis import stats
