@@ -12,7 +12,9 @@ Example::
     optimlab compare --task iris --optimizers adam,sgd --lrs 1e-2,1e-1
 """
 
+import atexit
 import contextlib
+import os
 import shlex
 import signal
 import sys
@@ -449,7 +451,23 @@ def main():
         status = 130
     if status == 130:  # stopped: a late second press must not turn the exit into a death by SIGINT
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if _IS_COMMAND:
+            _exit_stopped()
     sys.exit(status)
+
+
+def _exit_stopped():
+    """End the stopped command with status 130: the exit handlers run, Python's finalization does not.
+
+    A KeyboardInterrupt that passed through Python code run by a library's C
+    code (and was caught later) leaves a flag with which CPython's own exit
+    kills the process by SIGINT, status -2 after the message (seen about one
+    time in twenty for a Ctrl-C while the command's modules load).
+    """
+    atexit._run_exitfuncs()  # Ray's and logging's shutdown, as a normal exit would run them
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def converge(function, optimizers, lrs, init=None, max_iters=2000, dim=None, ste
         if r.note:
             notes.setdefault(name, r.note)
     for name, note in notes.items():
-        tables.console.print(f"note: {name} {note}", highlight=False, overflow="fold")
+        tables.say(f"note: {name} {note}")
     if plot:
         with user_errors():
             for path in plots.write_convergence_plots(results, fn, plot, svg=svg, max_iters=max_iters, tuned=tune):
