@@ -302,7 +302,7 @@ def plot_sensitivity(runs, problem, optimizer, path, colors=None):
         ax.grid(alpha=0.3)
     split = "validation" if data["valid_loss"].notna().any() else "training"
     axes[0][0].set_ylabel(f"final {split} loss, median over seeds" + (" (log scale)" if log_y else ""))
-    fig.suptitle(f"{problem}, {optimizer}: sensitivity to each swept hyperparameter (*: best, x: every seed diverged)")
+    fig.suptitle(f"{problem}, {optimizer}: sensitivity to each swept hyperparameter\n(*: best, x: every seed diverged)")
     return _save(fig, path)
 
 
@@ -353,7 +353,7 @@ def plot_heatmap(runs, problem, optimizer, path):
     ax.set_xticks(range(len(cols)), [_value_text(v) for v in cols])
     ax.set_yticks(range(len(rows)), [_value_text(v) for v in rows])
     ax.set(xlabel=cols_dim, ylabel=rows_dim,
-           title=f"{problem}, {optimizer}: {rows_dim} x {cols_dim} (red: best, x: every seed diverged)")
+           title=f"{problem}, {optimizer}: {rows_dim} x {cols_dim}\n(red: best, x: every seed diverged)")
     return _save(fig, path)
 
 
