@@ -40,6 +40,7 @@ import pandas as pd  # noqa: E402
 from optimlab import spaces  # noqa: E402
 from optimlab.lab.training import analysis  # noqa: E402
 from optimlab.lab.training.analysis import diagnostics, stats, verdict  # noqa: E402
+from optimlab.lab.training.analysis.tables import value_label  # noqa: E402
 
 COLORS = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
@@ -244,10 +245,6 @@ def _best(configs):
     return min(finite, key=lambda c: c[1])[0] if finite else configs[0][0]
 
 
-def _value_text(value):
-    return "none" if value is None else str(value) if isinstance(value, (bool, str)) else f"{value:g}"
-
-
 def _sorted_values(values):
     """Distinct values in order: numbers ascending, then booleans, then None."""
     unique = {json.dumps(v): v for v in values}.values()
@@ -291,12 +288,12 @@ def plot_sensitivity(runs, problem, optimizer, path, colors=None):
         if finite:
             ax.scatter([position[json.dumps(best.get(dim))]], [min(finite)], marker="*", s=160, color="black", zorder=6)
         if scale == "choice":
-            ax.set_xticks(range(len(order)), [_value_text(x) for x in order])
+            ax.set_xticks(range(len(order)), [value_label(x) for x in order])
         elif scale in ("log", "log1m"):
             ax.set_xscale("log")
         if log_y:
             ax.set_yscale("log")
-        held = ", ".join(f"{d}={_value_text(best.get(d))}" for d in others)
+        held = ", ".join(f"{d}={value_label(best.get(d))}" for d in others)
         ax.set(xlabel=("1 - " if scale == "log1m" else "") + dim + (" (log scale)" if scale in ("log", "log1m") else ""),
                title=dim + (f"\n({held})" if held else ""))
         ax.grid(alpha=0.3)
@@ -350,8 +347,8 @@ def plot_heatmap(runs, problem, optimizer, path):
                     color="white" if value > _middle(finite, norm) else "black")  # dark cells: high losses
     ax.add_patch(plt.Rectangle((col_of[json.dumps(best.get(cols_dim))] - 0.5, row_of[json.dumps(best.get(rows_dim))] - 0.5),
                                1, 1, fill=False, edgecolor="red", linewidth=2))
-    ax.set_xticks(range(len(cols)), [_value_text(v) for v in cols])
-    ax.set_yticks(range(len(rows)), [_value_text(v) for v in rows])
+    ax.set_xticks(range(len(cols)), [value_label(v) for v in cols])
+    ax.set_yticks(range(len(rows)), [value_label(v) for v in rows])
     ax.set(xlabel=cols_dim, ylabel=rows_dim,
            title=f"{problem}, {optimizer}: {rows_dim} x {cols_dim}\n(red: best, x: every seed diverged)")
     return _save(fig, path)

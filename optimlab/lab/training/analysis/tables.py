@@ -31,11 +31,14 @@ def selection_loss(record):
 def config_label(hyperparameters):
     """``"lr=0.001 clipnorm=2"``: a short name of a configuration."""
     short = {"learning_rate": "lr"}
-    return " ".join(f"{short.get(k, k)}={_value_label(v)}" for k, v in sorted(hyperparameters.items()))
+    return " ".join(f"{short.get(k, k)}={value_label(v)}" for k, v in sorted(hyperparameters.items()))
 
 
-def _value_label(value):
-    """``true`` for a switch (not ``1``), ``0.001`` for a number, other values (a schedule's name) as they are."""
+def value_label(value):
+    """One hyperparameter value in words: ``true`` for a switch (not ``1``), ``0.001`` for a number, ``none``,
+    other values (a schedule's name) as they are; tables, labels and figures' ticks all use it."""
+    if value is None:
+        return "none"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (int, float)):
