@@ -7,6 +7,18 @@ optimizer-state bytes per parameter and its ratio to the memory-traffic bound
 (bytes an ideal single pass moves / bandwidth measured here by a fused axpy).
 
 Peers that are not installed (torch, jax/optax) are skipped with a note.
+
+Two ways of calling a step are measured (``steps_per_call``):
+
+- 1 (the default): every step is its own call, as a training loop that calls a
+  compiled step per batch does. A TensorFlow function call costs about 0.1 ms
+  before any work (0.05-0.1 ms more with a few dozen inputs), which dominates
+  small problems.
+- K > 1: K steps per call, as inside a compiled training program (Keras's
+  ``steps_per_execution``, optimlab's lab loops): TensorFlow implementations
+  run K steps in one ``tf.while_loop``, Optax in one jitted ``lax.fori_loop``,
+  torch in its own Python loop (it has no compiled loop; each step is a call,
+  as in any torch training). The time reported is per step.
 """
 
 import concurrent.futures
@@ -110,7 +122,20 @@ def _time(step, steps):
     return (time.perf_counter() - start) / steps
 
 
-def _tf_runner(opt, shapes, jit=False, seed=0):
+def _steps(update, steps_per_call):
+    """Inside a traced function: ``update()`` once, or ``steps_per_call`` times in one sequential while loop."""
+    if steps_per_call == 1:
+        update()
+        return
+
+    def body(i):  # the counter waits for the step (the loop is sequential too)
+        with tf.control_dependencies([op for op in tf.nest.flatten(update()) if op is not None]):
+            return i + 1
+
+    tf.while_loop(lambda i: i < steps_per_call, body, [tf.constant(0)], parallel_iterations=1)
+
+
+def _tf_runner(opt, shapes, jit=False, seed=0, steps_per_call=1):
     import keras
 
     rng = np.random.default_rng(seed)
@@ -121,9 +146,9 @@ def _tf_runner(opt, shapes, jit=False, seed=0):
     opt.build(variables)
 
     @_traced
-    @tf.function(jit_compile=jit)
+    @tf.function(jit_compile=jit, autograph=False)
     def one():
-        opt.apply_gradients(zip(grads, variables))
+        _steps(lambda: opt.apply_gradients(zip(grads, variables)), steps_per_call)
         return tf.constant(0)
 
     def run(steps):
@@ -152,7 +177,7 @@ RAW_KERNELS = {
 }
 
 
-def _raw_runner(name, shapes, seed=0):
+def _raw_runner(name, shapes, seed=0, steps_per_call=1):
     """``name``'s TensorFlow fused kernel, called directly on every tensor of the shape set."""
     kernel, slot_names, scalars = RAW_KERNELS[name]
     op = getattr(tf.raw_ops, kernel)
@@ -163,11 +188,14 @@ def _raw_runner(name, shapes, seed=0):
     constants = {k: tf.constant(v, tf.float32) for k, v in scalars.items()}
     gradient_arg = "delta" if kernel == "ResourceApplyGradientDescent" else "grad"
 
+    def update():
+        return [op(var=var.handle, **{k: v.handle for k, v in state.items()}, **constants, **{gradient_arg: g})
+                for var, state, g in zip(variables, slots, grads)]
+
     @_traced
-    @tf.function
+    @tf.function(autograph=False)
     def one():
-        for var, state, g in zip(variables, slots, grads):
-            op(var=var.handle, **{k: v.handle for k, v in state.items()}, **constants, **{gradient_arg: g})
+        _steps(update, steps_per_call)
         return tf.constant(0)
 
     def run(steps):
@@ -178,7 +206,7 @@ def _raw_runner(name, shapes, seed=0):
     return run, 4.0 * len(slot_names)
 
 
-def _torch_runner(name, kwargs, shapes, mode, seed=0):
+def _torch_runner(name, kwargs, shapes, mode, seed=0, steps_per_call=1):
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -190,7 +218,7 @@ def _torch_runner(name, kwargs, shapes, mode, seed=0):
     opt.step()
 
     def run(steps):
-        for _ in range(steps):
+        for _ in range(steps * steps_per_call):
             opt.step()
 
     n_params = sum(p.numel() for p in params)
@@ -198,7 +226,7 @@ def _torch_runner(name, kwargs, shapes, mode, seed=0):
     return run, state / n_params
 
 
-def _optax_runner(name, kwargs, shapes, seed=0):
+def _optax_runner(name, kwargs, shapes, seed=0, steps_per_call=1):
     import jax
     import jax.numpy as jnp
     import optax
@@ -212,10 +240,14 @@ def _optax_runner(name, kwargs, shapes, seed=0):
     tx = factory(learning_rate=1e-3, **kwargs)
     state = tx.init(params)
 
-    @jax.jit
-    def one(params, state):
+    def step(params, state):
         updates, state = tx.update(grads, state, params)
         return optax.apply_updates(params, updates), state
+
+    if steps_per_call == 1:
+        one = jax.jit(step)
+    else:
+        one = jax.jit(lambda p, s: jax.lax.fori_loop(0, steps_per_call, lambda _, c: step(*c), (p, s)))
 
     holder = [params, state]
 
@@ -255,30 +287,33 @@ def measure_bandwidth(shapes, repeats=5, steps=5):
     return 12 * n_params / best
 
 
-def implementations(name, shapes, peers=("keras", "keras-xla", "tf-fused", "torch", "optax")):
-    """(label, runner factory, note) for optimlab and every installed peer of ``name``."""
+def implementations(name, shapes, peers=("keras", "keras-xla", "tf-fused", "torch", "optax"), steps_per_call=1):
+    """(label, runner factory, note) for optimlab and every installed peer of ``name``; each runner makes
+    ``steps_per_call`` steps per call (see the module's docstring)."""
     kwargs = OPTIMLAB_KWARGS.get(name, {})
+    k = {"steps_per_call": steps_per_call}
     found = [
-        ("optimlab", lambda: _tf_runner(optimlab.get(name, **kwargs), shapes), ""),
-        ("optimlab-plain", lambda: _tf_runner(optimlab.get(name, fused=False, **kwargs), shapes), "fused=False"),
-        ("optimlab-xla", lambda: _tf_runner(optimlab.get(name, **kwargs), shapes, jit=True), "jit_compile=True"),
+        ("optimlab", lambda: _tf_runner(optimlab.get(name, **kwargs), shapes, **k), ""),
+        ("optimlab-plain", lambda: _tf_runner(optimlab.get(name, fused=False, **kwargs), shapes, **k), "fused=False"),
+        ("optimlab-xla", lambda: _tf_runner(optimlab.get(name, **kwargs), shapes, jit=True, **k), "jit_compile=True"),
     ]
     keras_name, keras_kwargs, torch_spec, optax_spec = PEERS.get(name, (None, {}, None, None))
     if keras_name and "keras" in peers:
         import keras
 
         cls = getattr(keras.optimizers, keras_name)
-        found.append(("keras", lambda: _tf_runner(cls(**keras_kwargs), shapes), "tf.function"))
+        found.append(("keras", lambda: _tf_runner(cls(**keras_kwargs), shapes, **k), "tf.function"))
         if "keras-xla" in peers:
-            found.append(("keras-xla", lambda: _tf_runner(cls(**keras_kwargs), shapes, jit=True), "jit_compile=True"))
+            found.append(("keras-xla", lambda: _tf_runner(cls(**keras_kwargs), shapes, jit=True, **k),
+                          "jit_compile=True"))
     if name in RAW_KERNELS and "tf-fused" in peers:
-        found.append(("tf-fused", lambda: _raw_runner(name, shapes), f"raw {RAW_KERNELS[name][0]}"))
+        found.append(("tf-fused", lambda: _raw_runner(name, shapes, **k), f"raw {RAW_KERNELS[name][0]}"))
     if torch_spec and "torch" in peers and _installed("torch"):
-        found.append(("torch-foreach", lambda: _torch_runner(*torch_spec, shapes, "foreach"), ""))
+        found.append(("torch-foreach", lambda: _torch_runner(*torch_spec, shapes, "foreach", **k), ""))
         if torch_spec[0] in ("Adam", "AdamW", "SGD", "Adagrad"):
-            found.append(("torch-fused", lambda: _torch_runner(*torch_spec, shapes, "fused"), ""))
+            found.append(("torch-fused", lambda: _torch_runner(*torch_spec, shapes, "fused", **k), ""))
     if optax_spec and "optax" in peers and _installed("optax"):
-        found.append(("optax-jit", lambda: _optax_runner(*optax_spec, shapes), ""))
+        found.append(("optax-jit", lambda: _optax_runner(*optax_spec, shapes, **k), ""))
     return found
 
 
@@ -289,8 +324,11 @@ def _installed(module):
 
 
 def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), repeats=7, steps=3, progress=None,
-        pause=0.05, isolate=False):
+        pause=0.05, isolate=False, steps_per_call=1):
     """Time every implementation; returns (list of Timing, bandwidth in bytes/s per shape set).
+
+    ``steps_per_call``: 1 times each step as its own call; K > 1 times K steps
+    per call (a compiled loop where the library has one) and reports per step.
 
     Each repeat times every implementation once, in a fresh random order (so no
     implementation always follows the same neighbour). A timed block starts
@@ -310,7 +348,7 @@ def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), re
     results = []
     for set_name in shape_sets:
         for name in optimizers:
-            args = (name, set_name, repeats, steps, pause)
+            args = (name, set_name, repeats, steps, pause, steps_per_call)
             if isolate:
                 context = multiprocessing.get_context("spawn")
                 with concurrent.futures.ProcessPoolExecutor(1, mp_context=context,
@@ -324,12 +362,12 @@ def run(optimizers=("adam", "sgd", "rmsprop"), shape_sets=("large", "small"), re
     return results, bandwidth
 
 
-def measure(name, set_name, repeats, steps, pause):
-    """Timings of every implementation of optimizer ``name`` on one shape set (see ``run``)."""
+def measure(name, set_name, repeats, steps, pause, steps_per_call=1):
+    """Timings of every implementation of optimizer ``name`` on one shape set (see ``run``), per step."""
     order = random.Random(0)
     shapes = SHAPE_SETS[set_name]()
     results, runners = [], []
-    for label, factory, note in implementations(name, shapes):
+    for label, factory, note in implementations(name, shapes, steps_per_call=steps_per_call):
         try:
             fn, state = factory()
             fn(2)  # warm up: trace, compile, allocate
@@ -346,7 +384,7 @@ def measure(name, set_name, repeats, steps, pause):
             fn(1)
             samples[label].append(_time(fn, block))
     for label, _, state, note, _ in runners:
-        ms = 1e3 * np.asarray(samples[label])
+        ms = 1e3 * np.asarray(samples[label]) / steps_per_call
         results.append(Timing(name, set_name, label, float(np.median(ms)), state, note, float(ms.min()),
                               float(ms.max())))
     return results

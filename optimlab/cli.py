@@ -228,12 +228,15 @@ def bench_command(
     pause: Annotated[float, typer.Option(metavar="SECONDS", min=0.0,
                                          help="idle seconds before each timed repetition")] = 0.05,
     isolate: Annotated[bool, typer.Option(help="measure each optimizer in a fresh process (bounded memory)")] = True,
+    steps_per_call: Annotated[int, typer.Option(metavar="K", min=1, help="steps per call: 1 times each step as "
+                                                "its own call; K > 1 runs K steps in one compiled loop (TF, Optax; "
+                                                "torch loops in Python) and reports per step")] = 1,
     out: Annotated[str, typer.Option(metavar="FOLDER",
                                      help="folder for bench.csv, summary.csv and bench.png")] = "runs/bench",
 ):
     """Time optimizer steps against Keras 3, TF fused kernels, torch.optim and Optax."""
-    _run(ctx, lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out), optimizers=optimizers,
-         shapes=shapes, out=out)
+    _run(ctx, lambda c: c.bench(optimizers, shapes, repeats, steps, pause, isolate, out, steps_per_call),
+         optimizers=optimizers, shapes=shapes, out=out)
 
 
 # ---------------------------------------------------------------- training lab

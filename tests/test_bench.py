@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from optimlab import bench
@@ -36,7 +37,7 @@ def test_cli_bench_writes_csv_png_and_summary(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "measure_bandwidth", lambda shapes, **_: 1e10)
     original = bench.implementations
     monkeypatch.setattr(bench, "implementations",
-                        lambda name, shapes: [i for i in original(name, shapes) if "xla" not in i[0]])
+                        lambda name, shapes, **kw: [i for i in original(name, shapes, **kw) if "xla" not in i[0]])
     result = CliRunner().invoke(app, ["bench", "--optimizers", "sgd", "--shapes", "small", "--repeats", "1",
                                       "--steps", "1", "--no-isolate", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -54,7 +55,7 @@ def test_every_implementation_is_timed_once_per_repeat_in_a_fresh_order_with_its
     calls = []
     monkeypatch.setattr(bench, "_time", lambda fn, steps: fn(steps) or 1e-5 * (1 + len(calls) % 3))
     fakes = [(label, (lambda label=label: ((lambda n: calls.append((label, n))), 4.0)), "") for label in "abcd"]
-    monkeypatch.setattr(bench, "implementations", lambda name, shapes: fakes)
+    monkeypatch.setattr(bench, "implementations", lambda name, shapes, **kw: fakes)
     results = bench.measure("sgd", "small", repeats=5, steps=1, pause=0.0)
     untimed = [label for label, n in calls if n == 1][4:]  # the step before each timed block (after the warm-ups)
     orders = [tuple(untimed[i:i + 4]) for i in range(0, len(untimed), 4)]
@@ -86,3 +87,55 @@ def test_raw_tensorflow_kernel_peers_run_and_report_their_state():
         run, state_bytes = bench._raw_runner(name, shapes)
         run(1)
         assert state_bytes == 4.0 * len(slot_names), kernel
+
+
+def test_steps_per_call_runs_that_many_steps_per_call_and_reports_per_step(monkeypatch):
+    """K steps per call: TensorFlow runners make K optimizer steps in each call (one compiled loop), torch's and
+    Optax's K steps too, and the timings are per step."""
+    import optimlab
+    import torch
+
+    shapes = bench.SHAPE_SETS["small"]()
+    for opt in (optimlab.get("sgd", momentum=0.9), optimlab.get("adam", fused=False)):
+        run, _ = bench._tf_runner(opt, shapes, steps_per_call=4)
+        run(3)
+        assert int(opt.iterations) == 12, opt
+    made = []
+    monkeypatch.setattr(torch.optim.SGD, "step", lambda self, closure=None: made.append(1))
+    run, _ = bench._torch_runner("SGD", {"momentum": 0.9}, shapes, "fused", steps_per_call=4)
+    made.clear()
+    run(3)
+    assert len(made) == 12
+    run, _ = bench._raw_runner("sgd", shapes, steps_per_call=4)
+    run(1)  # traces and runs the loop
+    monkeypatch.setattr(bench, "_time", lambda fn, steps: 8e-3)
+    fakes = [("a", lambda: ((lambda n: None), 4.0), "")]
+    monkeypatch.setattr(bench, "implementations", lambda name, shapes, **kw: fakes)
+    (timing,) = bench.measure("sgd", "small", repeats=2, steps=1, pause=0.0, steps_per_call=4)
+    assert timing.median_ms == 2.0  # 8 ms per call of 4 steps
+
+
+def test_optax_runner_makes_steps_per_call_steps_in_one_jitted_loop():
+    pytest.importorskip("optax")
+    shapes = [(3,)]
+    run, _ = bench._optax_runner("sgd", {}, shapes, steps_per_call=5)
+    run(2)  # ten steps of x -= 1e-3 * g from the seeded start
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((3,), dtype=np.float32)
+    grad = rng.standard_normal((3,), dtype=np.float32) * 1e-3
+    holder = [c.cell_contents for c in run.__closure__ if isinstance(c.cell_contents, list)][0]
+    params = holder[0]  # the runner's parameters after its calls
+    np.testing.assert_allclose(np.asarray(params[0]), start - 10 * 1e-3 * grad, rtol=1e-5)
+
+
+def test_cli_bench_steps_per_call_is_reported_and_checked(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "measure_bandwidth", lambda shapes, **_: 1e10)
+    original = bench.implementations
+    monkeypatch.setattr(bench, "implementations",
+                        lambda name, shapes, **kw: [i for i in original(name, shapes, **kw) if i[0] == "optimlab"])
+    result = CliRunner().invoke(app, ["bench", "--optimizers", "gd", "--shapes", "small", "--repeats", "1",
+                                      "--steps", "1", "--no-isolate", "--steps-per-call", "3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "3 steps per call" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["bench", "--steps-per-call", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "steps-per-call" in result.output

@@ -88,7 +88,7 @@ def list_functions():
     tables.list_functions(tables.console)
 
 
-def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
+def bench(optimizers, shapes, repeats, steps, pause, isolate, out, steps_per_call=1):
     with user_errors():
         names = factory.names(optimizers)
     sets = [s.strip() for s in shapes.split(",") if s.strip()]
@@ -105,7 +105,7 @@ def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
     with Progress(console=tables.progress_console) as progress:
         task = progress.add_task("benchmarking", total=len(names) * len(sets))
         results, bandwidth = benchmark.run(names, sets, repeats, steps, progress=lambda *_: progress.advance(task),
-                                           pause=pause, isolate=isolate)
+                                           pause=pause, isolate=isolate, steps_per_call=steps_per_call)
     frame = benchmark.table(results, bandwidth)
     frame.to_csv(folder / "bench.csv", index=False)
     benchmark.plot(frame, folder / "bench.png")
@@ -114,7 +114,8 @@ def bench(optimizers, shapes, repeats, steps, pause, isolate, out):
     rows = [(r.optimizer, r.shapes, r.implementation, fmt(r.median_ms), f"{fmt(r.min_ms)}-{fmt(r.max_ms)}",
              fmt(r.ratio_to_best_peer, 3), fmt(r.ratio_to_bandwidth_bound, 3), fmt(r.state_bytes_per_param, 3))
             for r in frame.itertuples()]
-    show(f"median step time (ms) per implementation, {repeats} interleaved repeats", (
+    calls = "each step its own call" if steps_per_call == 1 else f"{steps_per_call} steps per call"
+    show(f"median step time (ms) per implementation, {repeats} interleaved repeats, {calls}", (
         "optimizer", "shapes", "implementation", "ms", "min-max", "x best peer", "x bound", "state B/param"),
          rows, numeric=("ms", "x best peer", "x bound", "state B/param"))
     notes = [f"{r.optimizer} {r.shapes} {r.implementation}: {r.note}" for r in frame.itertuples() if r.note]
