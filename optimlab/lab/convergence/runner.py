@@ -9,10 +9,11 @@ exploded when the gradient is NaN or the parameter is no longer finite.
 The whole loop is one ``tf.function`` around a ``tf.while_loop`` (no Python per
 iteration), and the same iteration body can run eagerly (``compiled=False``),
 giving the same iteration counts. :func:`run_grid` runs optimizers x learning
-rates with one program per optimizer: its learning rates side by side in one
-loop (:mod:`optimlab.lab.convergence.side_by_side`), or, where its update mixes
-a variable's entries, one run after another in one program traced once (the
-cache of :mod:`optimlab.lab.programs`); :func:`run_table` gives the guide's table. How any optimizer object is driven
+rates in one program: every optimizer's learning rates side by side in one loop
+(:mod:`optimlab.lab.convergence.side_by_side`), except, for an optimizer whose
+update mixes a variable's entries, one run after another in a program of its
+own traced once (the cache of :mod:`optimlab.lab.programs`); :func:`run_table`
+gives the guide's table. How any optimizer object is driven
 is :mod:`optimlab.lab.convergence.adapters`.
 
 Example:
@@ -357,21 +358,24 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, side_by_si
             or a dict ``{label: rate or list of rates}`` (e.g. tuned rates).
         on_result: optional callback ``on_result(label, learning_rate, result)``
             after each run (the CLI's progress bar).
-        side_by_side: run an optimizer's learning rates side by side in one
+        side_by_side: run the optimizers' learning rates side by side in one
             compiled program (default True; see below).
         **kwargs: passed to ``convergence_test`` (``init``, ``max_iters``, tolerances, ...).
 
-    An optimlab optimizer's learning rates run side by side
-    (:mod:`optimlab.lab.convergence.side_by_side`): one program per optimizer
-    holds all its runs, stacked along a leading axis, each with its own
-    learning rate, state, stopping iteration and status, and each run's result
-    equals the run computed alone, bit for bit. Where that cannot apply (an
-    update that mixes a variable's entries, such as LARS, LAMB, Muon, NovoGrad,
-    Adafactor, Prodigy, or a norm clip; an optimizer that is not an optimlab
-    one), each run is its own call of one program traced once per optimizer
+    The optimlab optimizers' learning rates run side by side
+    (:mod:`optimlab.lab.convergence.side_by_side`): one program holds every
+    such run of the table, an optimizer's runs stacked along a leading axis
+    (its group, updated by its own optimizer), each run with its own learning
+    rate, state, stopping iteration and status, and each run's result equals
+    the run computed alone, bit for bit. Where that cannot apply (an update
+    that mixes a variable's entries, such as LAMB, Muon, NovoGrad, Adafactor,
+    Prodigy, or a norm clip; an optimizer that is not an optimlab one), each
+    run of that optimizer is its own call of one program traced once for it
     and reused across its learning rates (parameter, slots, ``iterations`` and
-    hyperparameters reset), and the result's ``note`` says why. A run's
-    ``seconds`` is its share of its program's time, tracing included.
+    hyperparameters reset), and the result's ``note`` says why; the others
+    share the program without it. An optimizer given one learning rate runs
+    alone too (no note). A run's ``seconds`` is its share of its program's
+    time, tracing included.
 
     Returns:
         A dict ``{(label, learning_rate): ConvergenceResult}`` in run order.
@@ -380,34 +384,55 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, side_by_si
     factories = factory.factories(optimizers)
     rates = _rates_per_optimizer(learning_rates, factories)
     results = {}
-    cache = programs.ProgramCache()  # traced programs, reused across the learning rates of an optimizer
+    cache = programs.ProgramCache()  # traced programs: the one of the runs side by side, those of runs alone
     fn = as_function(function)
+    lrs = {label: [float(lr) for lr in rates[label]] for label in factories}
+    together, notes = _side_by_side(factories, lrs, fn, cache, kwargs) if side_by_side else ({}, {})
     for label, make in factories.items():
         _interrupt.check()  # between optimizers: a Ctrl-C stops here
-        lrs = [float(lr) for lr in rates[label]]
-        together, note = _side_by_side(make, lrs, fn, cache, kwargs) if side_by_side else (None, "")
-        for lr in lrs:
-            if together is not None:
-                result = together[lr]
+        for lr in lrs[label]:
+            if label in together:
+                result = together[label][lr]
             else:
                 _interrupt.check()  # between runs: a Ctrl-C stops here
                 result = convergence_test(make(lr), fn, _programs=cache, **kwargs)
-                if note:
-                    result.note = "; ".join(filter(None, (result.note, note)))
+                if notes.get(label):
+                    result.note = "; ".join(filter(None, (result.note, notes[label])))
             results[(label, lr)] = result
             if on_result is not None:
                 on_result(label, lr, result)
     return results
 
 
-def _side_by_side(make, lrs, fn, cache, kwargs):
-    """``({lr: ConvergenceResult}, "")`` from one program running every rate of ``make``; ``(None, note)``
-    where they cannot share one (``note`` empty where nothing was tried: one rate, eager runs)."""
+@dataclasses.dataclass
+class _Group:
+    """An optimizer's runs side by side: its label, factory, learning rates, its runs' names and
+    hyperparameters given per run, and its optimizers (None once a failed attempt has used them)."""
+
+    label: str
+    make: object
+    lrs: list
+    who: list
+    structure: tuple
+    names: tuple
+    runs: list = None
+
+    def optimizers(self):
+        """``(traced, runs)`` for :meth:`side_by_side.SideBySide.build` or ``reset``: new ones after an attempt."""
+        if self.runs is None:
+            self.runs = [adapters.resolve(self.make(lr)) for lr in self.lrs]
+        runs, self.runs = self.runs, None
+        return runs[0], runs
+
+
+def _side_by_side(factories, lrs, fn, cache, kwargs):
+    """``({label: {lr: ConvergenceResult}}, {label: note})``: the optimizers whose runs ran side by side, all in
+    one program, and why the others could not (no note where nothing was tried: one rate, eager runs)."""
     settings = inspect.signature(convergence_test).bind(None, fn, **kwargs)
     settings.apply_defaults()
     options = dict(settings.arguments)
-    if len(set(lrs)) < 2 or len(set(lrs)) != len(lrs) or not options["compiled"]:
-        return None, ""
+    if not options["compiled"]:
+        return {}, {}
     dtype = _checked_settings(fn, *(options[k] for k in (
         "max_iters", "step_tol", "grad_tol", "optimum_tol", "explosion", "compiled", "jit_compile", "dtype")))
     max_iters = int(options["max_iters"])
@@ -415,32 +440,68 @@ def _side_by_side(make, lrs, fn, cache, kwargs):
                            fn.minima)
     start = time.perf_counter()
     value = tf.cast(_initial_value(fn, options["init"], "float64"), dtype)
-    values = tf.stack([value] * len(lrs))
-    runs = [adapters.resolve(make(lr)) for lr in lrs]
-    if not isinstance(runs[0], keras.optimizers.Optimizer):
-        return None, ""
-    who = [_who(opt) for opt in runs]  # before the first run's optimizer becomes the program's
-    structure = programs.optimizer_structure(runs[0])
-    verdict = side_by_side.verdict(structure, dtype, values.shape.rank)
-    if verdict:
-        return None, verdict
-    try:
-        names = tuple(side_by_side.per_run_names(runs))
-        context = ("side_by_side", len(lrs), names, id(fn), fn.name, dtype, max_iters, rules, options["jit_compile"])
-        together = cache.find(context, structure)
-        if together is not None:
-            together.reset(fn, values, runs[0], runs)
-        else:
-            together = side_by_side.SideBySide.build(fn, values, runs[0], runs, rules, max_iters,
-                                                     options["jit_compile"])
-            cache.add(context, structure, together)
-    except side_by_side.NotSideBySide as reason:
-        side_by_side.remember(structure, dtype, values.shape.rank, str(reason))
-        return None, str(reason)
-    iterations, codes, paths = together.run()
-    seconds = (time.perf_counter() - start) / len(lrs)
-    return {lr: _result(fn, names, t, code, path, True, seconds, "")
-            for lr, names, t, code, path in zip(lrs, who, iterations, codes, paths)}, ""
+    rank = value.shape.rank + 1
+    groups, notes = [], {}
+    for label, make in factories.items():
+        if len(set(lrs[label])) < 2 or len(set(lrs[label])) != len(lrs[label]):
+            continue
+        runs = [adapters.resolve(make(lr)) for lr in lrs[label]]
+        if not isinstance(runs[0], keras.optimizers.Optimizer):
+            continue
+        structure = programs.optimizer_structure(runs[0])
+        notes[label] = side_by_side.verdict(structure, dtype, rank)
+        if not notes[label]:
+            try:
+                names = tuple(side_by_side.per_run_names(runs))
+            except side_by_side.NotSideBySide as reason:
+                notes[label] = str(reason)
+                side_by_side.remember(structure, dtype, rank, notes[label])
+                continue
+            # the names before the first run's optimizer becomes the program's
+            groups.append(_Group(label, make, lrs[label], [_who(opt) for opt in runs], structure, names, runs))
+    together = {}
+    batches = [groups] if groups else []  # the groups of one program; split where a program fails as a whole
+    while batches:
+        batch = batches.pop(0)
+        try:
+            program = _program_for(batch, fn, value, dtype, rules, max_iters, options["jit_compile"], cache)
+        except side_by_side.NotSideBySide as failed:
+            if failed.reasons is None:  # which group broke it is not known: one program per group
+                batches.extend([group] for group in batch)
+                continue
+            for k, reason in failed.reasons.items():
+                notes[batch[k].label] = reason
+                side_by_side.remember(batch[k].structure, dtype, rank, reason)
+            survivors = [group for k, group in enumerate(batch) if k not in failed.reasons]
+            batches.extend([survivors] if survivors else [])
+            continue
+        iterations, codes, paths = program.run()
+        seconds = (time.perf_counter() - start) / len(iterations)
+        row = 0
+        for group in batch:
+            together[group.label] = {}
+            for lr, who in zip(group.lrs, group.who):
+                together[group.label][lr] = _result(fn, who, iterations[row], codes[row], paths[row], True, seconds,
+                                                    "")
+                row += 1
+    return together, notes
+
+
+def _program_for(groups, fn, value, dtype, rules, max_iters, jit_compile, cache):
+    """The program of ``groups``' runs side by side, from the cache (reset) or traced (kept in the cache);
+    raises :class:`side_by_side.NotSideBySide` where some or all of them cannot share it."""
+    values = tf.stack([value] * sum(len(group.lrs) for group in groups))
+    # every group's structure, run count and hyperparameters given per run: a program fits no other table
+    context = ("side_by_side", tuple(value.shape), dtype, id(fn), fn.name, max_iters, rules, jit_compile,
+               tuple((len(group.lrs), group.names) for group in groups))
+    structure = ("side_by_side", tuple(group.structure[:2] for group in groups), repr(None))
+    program = cache.find(context, structure)
+    if program is not None:
+        program.reset(fn, values, [group.optimizers() for group in groups])
+        return program
+    program = side_by_side.SideBySide.build(fn, values, [group.optimizers() for group in groups], rules, max_iters,
+                                            jit_compile)
+    return cache.add(context, structure, program)
 
 
 def _as_rates(value):

@@ -1,26 +1,33 @@
-"""Many convergence tests in one compiled program: the runs of an optimizer side by side.
+"""Many convergence tests in one compiled program: the runs of several optimizers side by side.
 
 Runs that differ only in values an optimlab optimizer keeps in variables (the
 learning rate and its other number hyperparameters) or in their start point
-train together: their parameters are stacked along a new leading axis (run
-``i`` in row ``i``), every such hyperparameter becomes one float64 variable of
-shape ``(runs, 1, ..., 1)`` (run ``i``'s value in row ``i``), and one optimizer
-updates the stack, so its slots hold every run's state. Each iteration takes
-every run's gradient of its own loss, judges every run by the one-run test's
-own operations (:mod:`optimlab.lab.convergence.stopping`), and updates only the
+train together in a group: their parameters are stacked along a new leading
+axis (run ``i`` in row ``i``), every such hyperparameter becomes one float64
+variable of shape ``(runs, 1, ..., 1)`` (run ``i``'s value in row ``i``), and
+one optimizer updates the stack, so its slots hold every run's state. One
+program holds several groups (one per optimizer of a table: each its own
+stacked parameter, traced optimizer and per-run variables); everything else is
+computed once for every run of every group. Each iteration takes every run's
+gradient of its own loss (each on a tensor of the run's own shape, as the
+one-run test does: on 8 entries or more, TensorFlow's CPU kernels for ``pow``,
+``exp``, ``log``, ``rsqrt``... take vectorized code paths that round
+differently in the last bit), judges every run by the one-run test's own
+operations (:mod:`optimlab.lab.convergence.stopping`), and updates only the
 runs still going: a run that stopped or exploded gets a zero gradient and keeps
 its parameter, so its last value stays its final one and a NaN or infinity of
 one run never reaches another. The loop ends when every run has stopped (or at
 ``max_iters``); each run's iteration count, status and path are its own.
 
 This is exact only where the update of every entry of a variable depends on
-that entry alone. :func:`SideBySide.build` therefore traces the update on the
-stack (in a nested ``tf.function`` of its own) and reads the operation types
-of that trace: any operation outside :data:`ENTRYWISE_OPS` (a norm, a sum over
+that entry alone. :func:`SideBySide.build` therefore traces the program and
+reads the operation types of each group's update (made under a name scope of
+its own): any operation outside :data:`ENTRYWISE_OPS` (a norm, a sum over
 entries, a matrix product, a reshape...) means the update mixes entries (LARS,
 LAMB, Muon, NovoGrad, Adafactor, Prodigy, ConditionalGradient, any optimizer
-with ``clipnorm``, ``global_clipnorm`` or ``skip_nonfinite``...), and the
-runs fall back to one program per run. So does any optimizer that is not an
+with ``clipnorm``, ``global_clipnorm`` or ``skip_nonfinite``...), and that
+group's runs fall back to one program per run, the other groups sharing a
+program without it. So does any optimizer that is not an
 ``optimlab.Optimizer`` (a Keras or Keras 2 optimizer, the guide's plain
 objects), whose hyperparameters cannot be given per run, and any update that
 fails to trace on the stack. The fallback's reason is returned as a note.
@@ -29,7 +36,7 @@ The stack always takes the readable ``update_step`` (``fused=False``): the
 native kernels take one learning rate per call. They are bit-identical to it
 (``tests/test_fused.py``), so each run's result equals the run computed alone,
 bit for bit (``tests/lab/convergence/test_side_by_side.py`` checks every
-registered optimizer).
+registered optimizer, and tables that mix them).
 """
 
 import dataclasses
@@ -55,12 +62,16 @@ ENTRYWISE_OPS = frozenset("""
 """.split())
 
 
-UPDATE_SCOPE = "side_by_side_update"  # the name scope of the optimizer's update in the program
-_IN_UPDATE = re.compile(rf"(^|/){UPDATE_SCOPE}(_\d+)?/")
+UPDATE_SCOPE = "side_by_side_update"  # group k's update is made under the name scope f"{UPDATE_SCOPE}_g{k}"
 
 
 class NotSideBySide(Exception):
-    """The runs cannot share one program; the message says why (the runs' note)."""
+    """Runs cannot share one program; the message says why (the runs' note). ``reasons``: ``{group index:
+    note}`` for the groups of a program that cannot (the others may), None where no group can be named."""
+
+    def __init__(self, note, reasons=None):
+        super().__init__(note)
+        self.reasons = reasons
 
 
 _VERDICTS = {}  # (class, configuration, dtype, rank) -> why runs of that optimizer cannot be stacked
@@ -77,27 +88,33 @@ def remember(structure, dtype, rank, reason):
     _VERDICTS[(structure[0], structure[1], str(dtype), rank)] = reason
 
 
-def update_op_types(concrete):
-    """The operation types of the optimizer's update in a traced program: the nodes made under
-    :data:`UPDATE_SCOPE` (in the loop's body) and every node of the functions they call (cond branches...)."""
+def update_op_types(concrete, groups=1):
+    """Per group, the operation types of its optimizer's update in a traced program: the nodes made under
+    its scope (``{UPDATE_SCOPE}_g{k}`` in the loop's body) and every node of the functions they call (cond
+    branches...)."""
     graph_def = concrete.graph.as_graph_def()
     library = {function.signature.name: function for function in graph_def.library.function}
-    types, seen = set(), set()
+    nodes = [node for function in [graph_def] + list(library.values())
+             for node in (function.node if function is graph_def else function.node_def)]
 
-    def take(node):
+    def take(node, types, seen):
         types.add(node.op)
         for attr in node.attr.values():
             for name in [attr.func.name] + [f.name for f in attr.list.func]:
                 if name in library and name not in seen:
                     seen.add(name)
                     for inner in library[name].node_def:
-                        take(inner)
+                        take(inner, types, seen)
 
-    for nodes in [graph_def.node] + [function.node_def for function in library.values()]:
+    found = []
+    for k in range(groups):
+        scope = re.compile(rf"(^|/){UPDATE_SCOPE}_g{k}(_\d+)?/")
+        types, seen = set(), set()
         for node in nodes:
-            if _IN_UPDATE.search(node.name):
-                take(node)
-    return types
+            if scope.search(node.name):
+                take(node, types, seen)
+        found.append(types)
+    return found
 
 
 def per_run_names(optimizers):
@@ -120,32 +137,23 @@ def _per_run_values(optimizers, names):
 
 
 @dataclasses.dataclass
-class SideBySide:
-    """One program that runs several convergence tests of one optimizer structure side by side.
+class Group:
+    """One optimizer's runs in the program: their stacked parameter, their own hyperparameters, its optimizer."""
 
-    Build it with :meth:`build`; :meth:`reset` loads new runs of the same count,
-    function and settings (no new trace); :meth:`run` returns each run's
-    iterations, status code and path.
-    """
-
-    x: tf.Variable  # (runs,) + the parameter's shape
-    starts: tf.Variable  # each run's gradient norm at its start
+    x: tf.Variable  # (runs,) + the parameter's shape: run i in row i
     hypers: dict  # name -> tf.Variable (runs, 1, ..., 1), float64: the hyperparameters the runs differ in
     optimizer: object  # the optimizer traced into the program (its slots: every run's)
-    program: object
 
     @classmethod
-    def build(cls, fn, values, traced, optimizers, rules, max_iters, jit_compile):
-        """Trace the program for runs starting at ``values`` (stacked) with ``optimizers`` (fresh, one per run).
+    def make(cls, values, traced, optimizers):
+        """The variables of runs starting at ``values`` (stacked) with ``optimizers`` (fresh, one per run).
 
         ``traced`` is a fresh optimizer of the same structure (one of them, or
         one more), the one the program holds; the hyperparameters in which the
-        runs differ (:func:`per_run_names`, read before anything changes) become
-        per-run variables in it, the others stay its own. Raises :class:`NotSideBySide` (with the note) where the
-        runs cannot share it.
+        runs differ (:func:`per_run_names`, read before anything changes)
+        become per-run variables in it, the others stay its own.
         """
         names = per_run_names([traced] + [opt for opt in optimizers if opt is not traced])
-        values = tf.convert_to_tensor(values)
         runs, rank = int(values.shape[0]), values.shape.rank - 1
         x = tf.Variable(values, name="x")
         hypers = {name: tf.Variable(np.reshape(v, (runs,) + (1,) * rank), dtype=tf.float64, trainable=False,
@@ -155,34 +163,82 @@ class SideBySide:
             traced._set_hyper(name, variable)
         traced.fused = False  # the readable update_step: the native kernels take one learning rate per call
         traced.build([x])
-        starts = tf.Variable(_start_norms(fn, values), name="start_gradient_norms")
-        update = lambda g: traced.apply([g], [x])  # noqa: E731
-        program = _program(fn, x, starts, update, rules, max_iters, jit_compile)
-        try:
-            program.get_concrete_function()
-        except Exception as error:  # noqa: BLE001 - any tracing failure means: one run per program
-            message = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
-            raise NotSideBySide(f"ran alone: its update cannot run on stacked runs ({type(error).__name__}: "
-                                f"{message})") from error
-        types = update_op_types(program.get_concrete_function())
-        mixing = sorted(types - ENTRYWISE_OPS) if types else ["its update could not be found in the program"]
-        if mixing:
-            raise NotSideBySide(
-                f"ran alone: its update mixes a variable's entries ({', '.join(mixing)}), so runs cannot be stacked")
-        return cls(x, starts, hypers, traced, program)
+        return cls(x, hypers, traced)
 
-    def reset(self, fn, values, fresh, optimizers):  # fresh may be one of optimizers
-        """Load new runs (same count, shape, optimizer structure and :func:`per_run_names`): start points, the
-        state and common hyperparameters of ``fresh`` (a new optimizer of the structure), each run's own."""
+    def reset(self, values, fresh, optimizers):  # fresh may be one of optimizers
+        """Load new runs (same count, shape, structure and :func:`per_run_names`): start points, the state and
+        common hyperparameters of ``fresh`` (a new optimizer of the structure), each run's own."""
         self.x.assign(values)
         programs.load_fresh_state(self.optimizer, fresh, [self.x])
         for name, value in _per_run_values(optimizers, sorted(self.hypers)).items():
             self.hypers[name].assign(np.reshape(value, self.hypers[name].shape))
+
+
+@dataclasses.dataclass
+class SideBySide:
+    """One program that runs the convergence tests of several optimizers side by side, a group per optimizer.
+
+    Build it with :meth:`build`; :meth:`reset` loads new runs of the same
+    groups, function and settings (no new trace); :meth:`run` returns each
+    run's iterations, status code and path, groups in order.
+    """
+
+    groups: list  # of Group, in the order of the rows
+    starts: tf.Variable  # each run's gradient norm at its start
+    program: object
+
+    @classmethod
+    def build(cls, fn, values, optimizers, rules, max_iters, jit_compile):
+        """Trace the program for runs starting at ``values`` (stacked, every group's rows in order).
+
+        ``optimizers``: per group, ``(traced, runs)`` as for :meth:`Group.make`.
+        Raises :class:`NotSideBySide` where runs cannot share the program: its
+        ``reasons`` name the groups that cannot (their notes), or are None
+        when the program failed to trace as a whole.
+        """
+        values = tf.convert_to_tensor(values)
+        sizes = [len(runs) for _, runs in optimizers]
+        if sum(sizes) != values.shape[0]:
+            raise ValueError(f"the groups hold {sum(sizes)} runs; got {values.shape[0]} start points")
+        groups, reasons = [], {}
+        for k, ((traced, runs), rows) in enumerate(zip(optimizers, tf.split(values, sizes))):
+            try:
+                groups.append(Group.make(rows, traced, runs))
+            except NotSideBySide as reason:
+                reasons[k] = str(reason)
+        if reasons:
+            raise NotSideBySide("; ".join(reasons.values()), reasons)
+        starts = tf.Variable(_start_norms(fn, values), name="start_gradient_norms")
+        program = _program(fn, groups, starts, rules, max_iters, jit_compile)
+        try:
+            concrete = program.get_concrete_function()
+        except Exception as error:  # noqa: BLE001 - any tracing failure means: not this program
+            message = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
+            note = f"ran alone: its update cannot run on stacked runs ({type(error).__name__}: {message})"
+            raise NotSideBySide(note, {0: note} if len(groups) == 1 else None) from error
+        for k, types in enumerate(update_op_types(concrete, len(groups))):
+            mixing = sorted(types - ENTRYWISE_OPS) if types else ["its update could not be found in the program"]
+            if mixing:
+                reasons[k] = (f"ran alone: its update mixes a variable's entries ({', '.join(mixing)}), so runs "
+                              "cannot be stacked")
+        if reasons:
+            raise NotSideBySide("; ".join(reasons.values()), reasons)
+        return cls(groups, starts, program)
+
+    def reset(self, fn, values, optimizers):
+        """Load new runs: ``values`` as for :meth:`build`, ``optimizers`` per group ``(fresh, runs)``."""
+        values = tf.convert_to_tensor(values)
+        for group, (fresh, runs), rows in zip(self.groups, optimizers, tf.split(values, self.sizes()), strict=True):
+            group.reset(rows, fresh, runs)
         self.starts.assign(_start_norms(fn, values))
 
+    def sizes(self):
+        """The number of runs of each group."""
+        return [int(group.x.shape[0]) for group in self.groups]
+
     def run(self):
-        """``(iterations, codes, paths)``: per run, its iteration count, status code and path (``iterations + 1``
-        parameter values), from one call of the program."""
+        """``(iterations, codes, paths)``: per run (groups in order), its iteration count, status code and path
+        (``iterations + 1`` parameter values), from one call of the program."""
         with programs.grappler(arithmetic_optimization=False):  # the eager float arithmetic, bit for bit
             t, codes, path = (np.asarray(v) for v in _interrupt.call(self.program, stop=stop_flag()))
         paths = [path[: int(t[i]) + 1, i] for i in range(len(t))]
@@ -190,14 +246,22 @@ class SideBySide:
 
 
 def _start_norms(fn, values):
-    """Each run's gradient norm at its start, computed eagerly as the one-run test does."""
-    return tf.stack([start_gradient_norm(fn, v) for v in tf.unstack(tf.convert_to_tensor(values))])
+    """Each run's gradient norm at its start, computed eagerly as the one-run test does (once per start point)."""
+    norms, rows = {}, []
+    for value in tf.unstack(values):
+        key = value.numpy().tobytes()
+        if key not in norms:
+            norms[key] = start_gradient_norm(fn, value)
+        rows.append(norms[key])
+    return tf.stack(rows)
 
 
-def _program(fn, x, starts, update, rules, max_iters, jit_compile):
-    """The loop of every run at once: one ``tf.while_loop`` until every run has stopped."""
+def _program(fn, groups, starts, rules, max_iters, jit_compile):
+    """The loop of every run of every group at once: one ``tf.while_loop`` until every run has stopped."""
     stop = stop_flag()
-    runs, rank = int(x.shape[0]), x.shape.rank - 1
+    xs = [group.x for group in groups]
+    sizes = [int(x.shape[0]) for x in xs]
+    runs, rank = sum(sizes), xs[0].shape.rank - 1
 
     def gradient(v):
         with tf.GradientTape() as tape:
@@ -205,35 +269,43 @@ def _program(fn, x, starts, update, rules, max_iters, jit_compile):
             loss = fn.fn(v)
         return tape.gradient(loss, v)
 
-    def step(codes):
-        running = tf.equal(codes, RUNNING)
-        old = x.read_value()
-        g = tf.vectorized_map(gradient, old)  # run i's gradient of its own loss, in row i
+    def stack():
+        """Every run's parameter, groups in order."""
+        return tf.concat([x.read_value() for x in xs], axis=0) if len(xs) > 1 else xs[0].read_value()
+
+    def by_group(v):
+        return tf.split(v, sizes) if len(xs) > 1 else [v]
+
+    def step(codes, running):
+        old = stack()
+        g = tf.stack([gradient(v) for v in tf.unstack(old)])  # run i's gradient of its own loss, in row i
         bad = exploded_before_update(old, g, rules, rows=True)
         going = tf.reshape(tf.logical_and(running, tf.logical_not(bad)), (runs,) + (1,) * rank)
-        with tf.name_scope(UPDATE_SCOPE):
-            update(tf.where(going, g, tf.zeros_like(g)))
-        new = tf.where(going, x.read_value(), old)
-        x.assign(new)
+        for k, (group, g_k) in enumerate(zip(groups, by_group(tf.where(going, g, tf.zeros_like(g))))):
+            with tf.name_scope(f"{UPDATE_SCOPE}_g{k}"):
+                group.optimizer.apply([g_k], [group.x])
+        new = tf.where(going, stack(), old)
+        for x, new_k in zip(xs, by_group(new)):
+            x.assign(new_k)
         judged = tf.where(bad, tf.constant(EXPLODED), status_code(old, new, g, rules, starts, rows=True))
-        return tf.where(running, judged, codes)
+        return tf.where(running, judged, codes), new
 
     @tf.function(jit_compile=jit_compile, autograph=False)
     def loop():
-        path = tf.TensorArray(x.dtype, size=max_iters + 1, element_shape=x.shape)
-        path = path.write(0, x.read_value())
+        path = tf.TensorArray(xs[0].dtype, size=max_iters + 1, element_shape=(runs,) + tuple(xs[0].shape[1:]))
+        path = path.write(0, stack())
 
-        def keep_going(t, codes, stopped_at, path):
+        def keep_going(t, codes, counts, path):
             return tf.reduce_any(tf.equal(codes, RUNNING)) & (t < max_iters) & ~stop.read_value()
 
-        def body(t, codes, stopped_at, path):
-            new_codes = step(codes)
-            stopped_now = tf.logical_and(tf.equal(codes, RUNNING), tf.not_equal(new_codes, RUNNING))
-            stopped_at = tf.where(stopped_now, t + 1, stopped_at)
-            return t + 1, new_codes, stopped_at, path.write(t + 1, x.read_value())
+        def body(t, codes, counts, path):
+            running = tf.equal(codes, RUNNING)
+            codes, new = step(codes, running)
+            counts = tf.where(running, t + 1, counts)  # the iterations each run has taken
+            return t + 1, codes, counts, path.write(t + 1, new)
 
         start = (tf.constant(0), tf.fill([runs], RUNNING), tf.zeros([runs], tf.int32), path)
-        t, codes, stopped_at, path = tf.while_loop(keep_going, body, start)
-        return tf.where(stopped_at > 0, stopped_at, t), codes, path.stack()
+        _, codes, counts, path = tf.while_loop(keep_going, body, start)
+        return counts, codes, path.stack()
 
     return loop

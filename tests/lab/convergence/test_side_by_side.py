@@ -142,7 +142,7 @@ def test_start_points_and_other_hyperparameters_per_run():
     betas = [0.5, 0.9, 0.99]
     runs = [optimlab.Adam(0.05, beta_1=b) for b in betas]
     assert side_by_side.per_run_names(runs) == ["beta_1"]
-    together = side_by_side.SideBySide.build(fn, starts, optimlab.Adam(0.05), runs, rules, 150, False)
+    together = side_by_side.SideBySide.build(fn, starts, [(optimlab.Adam(0.05), runs)], rules, 150, False)
     iterations, codes, paths = together.run()
     for i, beta in enumerate(betas):
         alone = convergence_test(optimlab.Adam(0.05, beta_1=beta), fn, init=starts[i], max_iters=150)
@@ -150,14 +150,20 @@ def test_start_points_and_other_hyperparameters_per_run():
         np.testing.assert_array_equal(paths[i], alone.path)
 
 
-# ------------------------------------------------------------ one program per optimizer
-def test_the_guides_table_takes_one_program_per_optimizer(monkeypatch):
+# ------------------------------------------------------------ one program for the table
+def count_programs(monkeypatch):
+    """Lists that grow by one per stacked program traced and per one-run program traced."""
     stacked, single = [], []
     original_stacked, original_single = side_by_side._program, runner._compiled_program
     monkeypatch.setattr(side_by_side, "_program", lambda *a: stacked.append(1) or original_stacked(*a))
     monkeypatch.setattr(runner, "_compiled_program", lambda *a: single.append(1) or original_single(*a))
+    return stacked, single
+
+
+def test_the_guides_table_takes_one_program(monkeypatch):
+    stacked, single = count_programs(monkeypatch)
     results = run_grid(["gd", "momentum", "adam"], "quartic", RATES, init=2.0, max_iters=2000)
-    assert (len(stacked), len(single)) == (3, 0)
+    assert (len(stacked), len(single)) == (1, 0)
     table = {key: (r.status, r.iterations) for key, r in results.items()}
     assert table == {
         ("gd", 1e-3): ("max_iters", 2000), ("gd", 1e-2): ("max_iters", 2000), ("gd", 1e-1): ("exploded", 6),
@@ -168,15 +174,106 @@ def test_the_guides_table_takes_one_program_per_optimizer(monkeypatch):
 
 
 def test_a_fallback_traces_one_program_for_its_runs_and_is_remembered(monkeypatch):
-    stacked, single = [], []
-    original_stacked, original_single = side_by_side._program, runner._compiled_program
-    monkeypatch.setattr(side_by_side, "_program", lambda *a: stacked.append(1) or original_stacked(*a))
-    monkeypatch.setattr(runner, "_compiled_program", lambda *a: single.append(1) or original_single(*a))
+    stacked, single = count_programs(monkeypatch)
     side_by_side._VERDICTS.clear()
     run_grid(["lamb"], "booth", [0.01, 0.1, 0.3], init=None, max_iters=20)
     assert (len(stacked), len(single)) == (1, 1)  # the stacked trace that found the norms, then one program
     run_grid(["lamb"], "booth", [0.02, 0.2], init=None, max_iters=20)
     assert (len(stacked), len(single)) == (1, 2)  # no second attempt at stacking
+
+
+MIXED = ["gd", "momentum", "adam", "rmsprop", "lamb", "adagrad", "lion", "yogi", "novograd", "lars"]
+
+
+def test_a_mixed_table_runs_in_one_program_and_each_run_equals_its_run_alone(monkeypatch):
+    """Several stackable optimizers and some that mix entries (LAMB, NovoGrad) in one table: one stacked
+    program holds every stackable run (after one attempt that found the norms), each run equals its run alone,
+    and each fallback keeps its note."""
+    side_by_side._VERDICTS.clear()
+    stacked, single = count_programs(monkeypatch)
+    together = run_grid(MIXED, "quartic", RATES, init=2.0, max_iters=300)
+    notes = {label: r.note for (label, _), r in together.items()}
+    alone = sorted(label for label, note in notes.items() if note)
+    assert {"lamb", "novograd"} <= set(alone) and set(alone) < set(MIXED) - {"gd", "adam"}
+    assert all(notes[label].startswith("ran alone: its update mixes a variable's entries") for label in alone)
+    assert (len(stacked), len(single)) == (2, len(alone))  # all groups, then the others; one per fallback
+    assert_same_tables(together, alone_runs(MIXED, "quartic", RATES, init=2.0, max_iters=300))
+    again = run_grid(MIXED, "quartic", RATES, init=2.0, max_iters=300)  # the verdicts are remembered
+    assert len(stacked) == 3 and sorted({label for (label, _), r in again.items() if r.note}) == alone
+    assert_same_tables(again, together)
+
+
+def test_a_mixed_2d_table_equals_its_runs_alone():
+    names = ["momentum", "adam", "lamb", "adamw", "sgd"]
+    kwargs = dict(init=None, max_iters=80, explosion="immediate")
+    together = run_grid(names, "rosenbrock", [0.002, 0.05, 0.2], **kwargs)
+    assert_same_tables(together, alone_runs(names, "rosenbrock", [0.002, 0.05, 0.2], **kwargs))
+
+
+def test_a_diverging_group_leaves_the_other_groups_identical():
+    """gd at 0.5 and momentum at 0.1 overflow; adam's and adamax's runs beside them are those of a table
+    without them, and those computed alone."""
+    rates = {"gd": [1e-3, 0.5], "momentum": [1e-2, 0.1], "adam": [1e-3, 1e-2, 1e-1], "adamax": [1e-3, 1e-2]}
+    with_divergers = run_grid(list(rates), "quartic", rates, max_iters=400)
+    assert with_divergers[("gd", 0.5)].status == with_divergers[("momentum", 0.1)].status == "exploded"
+    assert {r.note for r in with_divergers.values()} == {""}
+    calm = {"adam": rates["adam"], "adamax": rates["adamax"]}
+    for key, result in run_grid(list(calm), "quartic", calm, max_iters=400).items():
+        assert_same_run(with_divergers[key], result)
+    assert_same_tables(with_divergers, alone_runs(list(rates), "quartic", rates, max_iters=400))
+
+
+def test_one_rate_and_plain_objects_run_alone_beside_the_program(monkeypatch):
+    stacked, single = count_programs(monkeypatch)
+    optimizers = {"gd": optimlab.GradientDescent, "adam": optimlab.Adam,
+                  "keras": lambda lr: keras.optimizers.SGD(lr)}
+    rates = {"gd": [1e-2, 1e-1], "adam": [0.05], "keras": [1e-2, 1e-1]}
+    together = run_grid(optimizers, "quartic", rates, max_iters=50)
+    assert (len(stacked), len(single)) == (1, 3)  # gd's runs; adam's one run; the Keras SGD's, one per rate
+    assert together[("adam", 0.05)].note == ""
+    assert all("only an optimlab optimizer" in together[("keras", lr)].note for lr in rates["keras"])
+    assert_same_tables(together, alone_runs(optimizers, "quartic", rates, max_iters=50))
+
+
+def test_a_program_that_fails_as_a_whole_runs_its_groups_one_by_one(monkeypatch):
+    """Where the program fails to trace and no group can be named, each group tries a program of its own."""
+    original = side_by_side._program
+
+    class Failing:
+        def get_concrete_function(self):
+            raise RuntimeError("a trace that fails")
+
+    def failing_with_several(fn, groups, *rest):
+        return Failing() if len(groups) > 1 else original(fn, groups, *rest)
+
+    monkeypatch.setattr(side_by_side, "_program", failing_with_several)
+    together = run_grid(["gd", "adam"], "quartic", RATES, max_iters=100)
+    assert {r.note for r in together.values()} == {""}
+    assert_same_tables(together, alone_runs(["gd", "adam"], "quartic", RATES, max_iters=100))
+
+
+def test_a_cached_program_serves_only_its_own_table(monkeypatch):
+    """With one cache across calls: a table of other optimizers, another order, other per-run hyperparameters
+    or another run count gets a program of its own; the same table again (other values) is reset, not retraced."""
+    shared = runner.programs.ProgramCache()
+    monkeypatch.setattr(runner.programs, "ProgramCache", lambda: shared)
+    stacked, _ = count_programs(monkeypatch)
+    quartic = get_function("quartic")  # a program is for one function object
+    tables = [
+        (["gd", "adam"], RATES),
+        (["adam", "gd"], RATES),  # the same groups in another order
+        (["gd", "momentum"], RATES),  # another optimizer
+        (["gd", "adam"], RATES[:2]),  # fewer runs
+        ({"gd": optimlab.GradientDescent, "adam": lambda lr: optimlab.Adam(0.05, beta_1=lr)}, [0.5, 0.8, 0.9]),
+    ]
+    for i, (names, rates) in enumerate(tables):
+        together = run_grid(names, quartic, rates, max_iters=200)
+        assert len(stacked) == i + 1
+        assert_same_tables(together, alone_runs(names, "quartic", rates, max_iters=200))
+    for names, rates in ([["gd", "adam"], [2e-3, 2e-2, 0.2]], [["adam", "gd"], [0.05, 0.01, 0.3]]):
+        together = run_grid(names, quartic, rates, max_iters=200)  # reset, not retraced
+        assert len(stacked) == len(tables)
+        assert_same_tables(together, alone_runs(names, "quartic", rates, max_iters=200))
 
 
 def test_side_by_side_false_and_eager_runs_take_no_stacked_program(monkeypatch):
