@@ -13,10 +13,12 @@ gradient of its own loss (each on a tensor of the run's own shape, as the
 one-run test does: on 8 entries or more, TensorFlow's CPU kernels for ``pow``,
 ``exp``, ``log``, ``rsqrt``... take vectorized code paths that round
 differently in the last bit), judges every run by the one-run test's own
-operations (:mod:`optimlab.lab.convergence.stopping`), and updates only the
-runs still going: a run that stopped or exploded gets a zero gradient and keeps
-its parameter, so its last value stays its final one and a NaN or infinity of
-one run never reaches another. The loop ends when every run has stopped (or at
+operations (:mod:`optimlab.lab.convergence.stopping`), and updates every run:
+as each entry's update depends on that entry alone (checked, see below), a run
+that stopped or exploded changes only its own rows, which nothing reads after
+its stop (its path ends there; a NaN or infinity of one run never reaches
+another), and masking its gradient and parameter would cost every iteration
+five operations more. The loop ends when every run has stopped (or at
 ``max_iters``); each run's iteration count, status and path are its own.
 
 This is exact only where the update of every entry of a variable depends on
@@ -263,6 +265,7 @@ def _program(fn, groups, starts, rules, max_iters, jit_compile):
     sizes = [int(x.shape[0]) for x in xs]
     runs, rank = sum(sizes), xs[0].shape.rank - 1
 
+    @tf.function(autograph=False)  # traced once, called once per run
     def gradient(v):
         with tf.GradientTape() as tape:
             tape.watch(v)
@@ -271,22 +274,16 @@ def _program(fn, groups, starts, rules, max_iters, jit_compile):
 
     def stack():
         """Every run's parameter, groups in order."""
-        return tf.concat([x.read_value() for x in xs], axis=0) if len(xs) > 1 else xs[0].read_value()
-
-    def by_group(v):
-        return tf.split(v, sizes) if len(xs) > 1 else [v]
+        return tf.concat([x.value() for x in xs], axis=0) if len(xs) > 1 else xs[0].value()
 
     def step(codes, running):
         old = stack()
         g = tf.stack([gradient(v) for v in tf.unstack(old)])  # run i's gradient of its own loss, in row i
         bad = exploded_before_update(old, g, rules, rows=True)
-        going = tf.reshape(tf.logical_and(running, tf.logical_not(bad)), (runs,) + (1,) * rank)
-        for k, (group, g_k) in enumerate(zip(groups, by_group(tf.where(going, g, tf.zeros_like(g))))):
+        for k, (group, g_k) in enumerate(zip(groups, tf.split(g, sizes) if len(xs) > 1 else [g])):
             with tf.name_scope(f"{UPDATE_SCOPE}_g{k}"):
-                group.optimizer.apply([g_k], [group.x])
-        new = tf.where(going, stack(), old)
-        for x, new_k in zip(xs, by_group(new)):
-            x.assign(new_k)
+                group.optimizer.apply([g_k], [group.x])  # every run, stopped or not: each on its own rows
+        new = stack()
         judged = tf.where(bad, tf.constant(EXPLODED), status_code(old, new, g, rules, starts, rows=True))
         return tf.where(running, judged, codes), new
 
