@@ -263,7 +263,7 @@ def _program(fn, groups, starts, rules, max_iters, jit_compile):
     stop = stop_flag()
     xs = [group.x for group in groups]
     sizes = [int(x.shape[0]) for x in xs]
-    runs, rank = sum(sizes), xs[0].shape.rank - 1
+    runs = sum(sizes)
 
     @tf.function(autograph=False)  # traced once, called once per run
     def gradient(v):

@@ -210,6 +210,15 @@ def test_a_mixed_2d_table_equals_its_runs_alone():
     assert_same_tables(together, alone_runs(names, "rosenbrock", [0.002, 0.05, 0.2], **kwargs))
 
 
+def test_many_runs_equal_their_runs_alone():
+    """18 runs of 2 entries: a gradient computed on all runs at once would take TensorFlow's vectorized pow
+    (8 entries or more), which rounds differently from the one-run test's; each run's own gradient does not."""
+    rates = [1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.3]
+    together = run_grid(["adabelief", "gd"], "rosenbrock", rates, init=None, max_iters=60)
+    assert {r.note for r in together.values()} == {""}
+    assert_same_tables(together, alone_runs(["adabelief", "gd"], "rosenbrock", rates, init=None, max_iters=60))
+
+
 def test_a_diverging_group_leaves_the_other_groups_identical():
     """gd at 0.5 and momentum at 0.1 overflow; adam's and adamax's runs beside them are those of a table
     without them, and those computed alone."""
