@@ -368,7 +368,7 @@ def run_grid(optimizers, function, learning_rates, *, on_result=None, side_by_si
     (its group, updated by its own optimizer), each run with its own learning
     rate, state, stopping iteration and status, and each run's result equals
     the run computed alone, bit for bit. Where that cannot apply (an update
-    that mixes a variable's entries, such as LAMB, Muon, NovoGrad, Adafactor,
+    that mixes a variable's entries, such as LARS, LAMB, Muon, NovoGrad, Adafactor,
     Prodigy, or a norm clip; an optimizer that is not an optimlab one), each
     run of that optimizer is its own call of one program traced once for it
     and reused across its learning rates (parameter, slots, ``iterations`` and
@@ -457,7 +457,7 @@ def _side_by_side(factories, lrs, fn, cache, kwargs):
                 notes[label] = str(reason)
                 side_by_side.remember(structure, dtype, rank, notes[label])
                 continue
-            # the names before the first run's optimizer becomes the program's
+            # their names and rates (_who) read before the first run's optimizer becomes the program's
             groups.append(_Group(label, make, lrs[label], [_who(opt) for opt in runs], structure, names, runs))
     together = {}
     batches = [groups] if groups else []  # the groups of one program; split where a program fails as a whole
@@ -466,17 +466,19 @@ def _side_by_side(factories, lrs, fn, cache, kwargs):
         try:
             program = _program_for(batch, fn, value, dtype, rules, max_iters, options["jit_compile"], cache)
         except side_by_side.NotSideBySide as failed:
-            if failed.reasons is None:  # which group broke it is not known: one program per group
+            if failed.reasons is None and len(batch) > 1:  # which group broke it is not known: one by one
                 batches.extend([group] for group in batch)
                 continue
-            for k, reason in failed.reasons.items():
+            reasons = failed.reasons if failed.reasons is not None else {0: str(failed)}
+            for k, reason in reasons.items():
                 notes[batch[k].label] = reason
                 side_by_side.remember(batch[k].structure, dtype, rank, reason)
-            survivors = [group for k, group in enumerate(batch) if k not in failed.reasons]
+            survivors = [group for k, group in enumerate(batch) if k not in reasons]
             batches.extend([survivors] if survivors else [])
             continue
         iterations, codes, paths = program.run()
         seconds = (time.perf_counter() - start) / len(iterations)
+        start = time.perf_counter()
         row = 0
         for group in batch:
             together[group.label] = {}
