@@ -32,7 +32,13 @@ group's runs fall back to one program per run, the other groups sharing a
 program without it. So does any optimizer that is not an
 ``optimlab.Optimizer`` (a Keras or Keras 2 optimizer, the guide's plain
 objects), whose hyperparameters cannot be given per run, and any update that
-fails to trace on the stack. The fallback's reason is returned as a note.
+fails to trace on the stack, and any update that applies a function of
+:data:`VECTOR_ROUNDED_OPS` (``exp``, ``log``, ``pow``, ``tanh``...) to more
+than a few entries: TensorFlow's CPU kernels compute those on a vectorized
+path from one SIMD register of entries on, which may round the last bit
+differently (a scalar such as ``beta ** t`` is fine, and so is a per-run
+``beta_1 ** t`` of fewer runs than :data:`VECTOR_BYTES` holds). The fallback's
+reason is returned as a note.
 
 The stack always takes the readable ``update_step`` (``fused=False``): the
 native kernels take one learning rate per call. They are bit-identical to it
@@ -42,6 +48,7 @@ registered optimizer, and tables that mix them).
 """
 
 import dataclasses
+import platform
 import re
 
 import numpy as np
@@ -63,6 +70,18 @@ ENTRYWISE_OPS = frozenset("""
     ZerosLike ReadVariableOp AssignVariableOp AssignAddVariableOp AssignSubVariableOp
 """.split())
 
+# Entrywise functions whose TensorFlow CPU kernels take a vectorized code path on
+# tensors of at least one SIMD register of entries (8 float32 on this project's
+# machine), which may round the last bit differently from the scalar path (and
+# from another position of the entry in the tensor): applied to a stack of runs,
+# they could give a run other numbers than it gets alone. ``VECTOR_BYTES``: the
+# register TensorFlow's builds vectorize with, AVX's 32 bytes on x86 (its wheels
+# need AVX) and NEON's 16 elsewhere.
+VECTOR_BYTES = 32 if platform.machine().lower() in ("x86_64", "amd64") else 16
+VECTOR_ROUNDED_OPS = frozenset("""
+    Acos Acosh Asin Asinh Atan Atan2 Atanh Cos Cosh Erf Erfc Exp Expm1 Log Log1p Pow Rsqrt Sigmoid Sin Sinh
+    Softplus Tan Tanh Xlog1py Xlogy
+""".split())
 
 UPDATE_SCOPE = "side_by_side_update"  # group k's update is made under the name scope f"{UPDATE_SCOPE}_g{k}"
 
@@ -116,6 +135,50 @@ def update_op_types(concrete, groups=1):
             if scope.search(node.name):
                 take(node, types, seen)
         found.append(types)
+    return found
+
+
+def _vectorized(tensor):
+    """Whether a kernel may compute ``tensor`` on its vectorized path: at least :data:`VECTOR_BYTES` of
+    entries, or an unknown size."""
+    entries = tensor.shape.num_elements()
+    return entries is None or (entries > 1 and entries * tensor.dtype.size >= VECTOR_BYTES)
+
+
+def vector_rounded_types(concrete, groups=1):
+    """Per group, the types of the operations of its update (as :func:`update_op_types` finds them) from
+    :data:`VECTOR_ROUNDED_OPS` whose output a vectorized kernel may compute (:func:`_vectorized`); a group
+    whose update cannot be found among the traced graphs' operations gets ``{"(not found)"}``."""
+    graphs = {}
+
+    def collect(graph):  # the program's nested functions (the loop's body, cond branches), by name
+        for name, function in getattr(graph, "_functions", {}).items():
+            if name not in graphs and hasattr(function, "graph"):
+                graphs[name] = function.graph
+                collect(function.graph)
+
+    collect(concrete.graph)
+    found = []
+    for k in range(groups):
+        scope = re.compile(rf"(^|/){UPDATE_SCOPE}_g{k}(_\d+)?/")
+        risky, seen, matched = set(), set(), False
+
+        def take(op, risky, seen):
+            if op.type in VECTOR_ROUNDED_OPS and any(_vectorized(out) for out in op.outputs):
+                risky.add(op.type)
+            for value in op.node_def.attr.values():
+                for name in [value.func.name] + [f.name for f in value.list.func]:
+                    if name in graphs and name not in seen:
+                        seen.add(name)
+                        for inner in graphs[name].get_operations():
+                            take(inner, risky, seen)
+
+        for graph in [concrete.graph, *graphs.values()]:
+            for op in graph.get_operations():
+                if scope.search(op.name):
+                    matched = True
+                    take(op, risky, seen)
+        found.append(risky if matched else {"(not found)"})
     return found
 
 
@@ -218,11 +281,15 @@ class SideBySide:
             message = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
             note = f"ran alone: its update cannot run on stacked runs ({type(error).__name__}: {message})"
             raise NotSideBySide(note, {0: note} if len(groups) == 1 else None) from error
+        rounded = vector_rounded_types(concrete, len(groups))
         for k, types in enumerate(update_op_types(concrete, len(groups))):
             mixing = sorted(types - ENTRYWISE_OPS) if types else ["its update could not be found in the program"]
             if mixing:
                 reasons[k] = (f"ran alone: its update mixes a variable's entries ({', '.join(mixing)}), so runs "
                               "cannot be stacked")
+            elif rounded[k]:
+                reasons[k] = (f"ran alone: its update applies {', '.join(sorted(rounded[k]))} to each entry, whose "
+                              "CPU kernels round differently on a stack of runs than on one run")
         if reasons:
             raise NotSideBySide("; ".join(reasons.values()), reasons)
         return cls(groups, starts, program)

@@ -219,6 +219,37 @@ def test_many_runs_equal_their_runs_alone():
     assert_same_tables(together, alone_runs(["adabelief", "gd"], "rosenbrock", rates, init=None, max_iters=60))
 
 
+class _ExpStep(optimlab.Optimizer):
+    """x <- x - lr * (exp(g / 100) - 1): entry by entry, through a function with a vectorized CPU kernel."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        variable.assign_sub(tf.cast(learning_rate, variable.dtype) * (tf.exp(gradient * 0.01) - 1.0))
+
+
+def test_an_update_applying_a_vector_rounded_function_runs_alone(monkeypatch):
+    """exp on a stack of 18 entries takes TensorFlow's vectorized kernel, which rounds differently from the
+    one-run tensor's: stacked anyway (the guard switched off), some run's path differs from its run alone;
+    with the guard, the runs run alone with a note saying why, equal to their runs alone."""
+    rates = [1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.3]
+    optimizers = {"exp": _ExpStep}
+    kwargs = dict(init=None, max_iters=100)
+    alone = alone_runs(optimizers, "rosenbrock", rates, **kwargs)
+    guarded = run_grid(optimizers, "rosenbrock", rates, **kwargs)
+    assert all("applies Exp to each entry" in r.note for r in guarded.values()), guarded
+    assert_same_tables(guarded, alone)
+    side_by_side._VERDICTS.clear()
+    monkeypatch.setattr(side_by_side, "VECTOR_ROUNDED_OPS", frozenset())
+    stacked = run_grid(optimizers, "rosenbrock", rates, **kwargs)
+    assert {r.note for r in stacked.values()} == {""}
+    assert any(not np.array_equal(stacked[key].path, alone[key].path) for key in alone)
+
+
+def test_a_scalar_power_in_the_update_does_not_stop_stacking():
+    """Adam's bias corrections take ``beta ** t`` of scalars, which the guard lets through."""
+    together = run_grid(["adam"], "rosenbrock", RATES, init=None, max_iters=40)
+    assert {r.note for r in together.values()} == {""}
+
+
 def test_a_diverging_group_leaves_the_other_groups_identical():
     """gd at 0.5 and momentum at 0.1 overflow; adam's and adamax's runs beside them are those of a table
     without them, and those computed alone."""
