@@ -224,7 +224,8 @@ def bench_command(
                                         "small (MLP)")] = "large,small",
     repeats: Annotated[int, typer.Option(metavar="N", min=1,
                                          help="interleaved repetitions; the median is reported")] = 7,
-    steps: Annotated[int, typer.Option(metavar="N", min=1, help="optimizer steps per timed repetition")] = 3,
+    steps: Annotated[int, typer.Option(metavar="N", min=1, help="calls per timed repetition, at least (each "
+                                       "makes --steps-per-call steps)")] = 3,
     pause: Annotated[float, typer.Option(metavar="SECONDS", min=0.0,
                                          help="idle seconds before each timed repetition")] = 0.05,
     isolate: Annotated[bool, typer.Option(help="measure each optimizer in a fresh process (bounded memory)")] = True,
