@@ -25,7 +25,11 @@ as it would alone; the others go on, untouched (no operation mixes runs).
 Exactness: the matrix products, the per-run loss means, the element-wise
 optimizer updates and the activations are the operations of a run alone on
 the same values, so the losses, evaluations and weights of a packed run equal
-the run's alone bit for bit on a CPU (``tests/lab/training/test_packed.py``).
+the run's alone bit for bit on a CPU where the same kernels run for both shapes
+(``tests/lab/training/test_packed.py``): with TensorFlow's oneDNN kernels off
+(``TF_ENABLE_ONEDNN_OPTS=0``), and on CPUs where oneDNN, on by default on x86,
+picks the same matrix kernel for the packed shape; where it picks another (an
+AMD EPYC with AVX-512 does), within a relative 1e-5.
 The diagnostics' norms (gradient norm, update ratios) sum the same squares in
 another order: equal within a relative 1e-5. ``wall_time`` of a packed run is
 its share of the pack's training seconds: each chunk's seconds divided by the
@@ -222,7 +226,8 @@ class PackedProgram:
 
         ``x``: inputs shared by the runs ``[rows, d]``, or the runs' own ``[runs, rows, d]``. Each
         operation is the one Keras's Dense computes for one run (matrix product, ``BiasAdd`` or, for one
-        unit, ``tf.add``), so the values and gradients equal a run's alone bit for bit.
+        unit, ``tf.add``), so the values and gradients equal a run's alone bit for bit where the same
+        matrix kernel runs for both shapes (see the module's docstring).
         """
         k = self.runs
         h, layout = x, ("shared" if x.shape.rank == 2 else "batched")
