@@ -109,46 +109,10 @@ def remember(structure, dtype, rank, reason):
     _VERDICTS[(structure[0], structure[1], str(dtype), rank)] = reason
 
 
-def update_op_types(concrete, groups=1):
-    """Per group, the operation types of its optimizer's update in a traced program: the nodes made under
-    its scope (``{UPDATE_SCOPE}_g{k}`` in the loop's body) and every node of the functions they call (cond
-    branches...)."""
-    graph_def = concrete.graph.as_graph_def()
-    library = {function.signature.name: function for function in graph_def.library.function}
-    nodes = [node for function in [graph_def] + list(library.values())
-             for node in (function.node if function is graph_def else function.node_def)]
-
-    def take(node, types, seen):
-        types.add(node.op)
-        for attr in node.attr.values():
-            for name in [attr.func.name] + [f.name for f in attr.list.func]:
-                if name in library and name not in seen:
-                    seen.add(name)
-                    for inner in library[name].node_def:
-                        take(inner, types, seen)
-
-    found = []
-    for k in range(groups):
-        scope = re.compile(rf"(^|/){UPDATE_SCOPE}_g{k}(_\d+)?/")
-        types, seen = set(), set()
-        for node in nodes:
-            if scope.search(node.name):
-                take(node, types, seen)
-        found.append(types)
-    return found
-
-
-def _vectorized(tensor):
-    """Whether a kernel may compute ``tensor`` on its vectorized path: at least :data:`VECTOR_BYTES` of
-    entries, or an unknown size."""
-    entries = tensor.shape.num_elements()
-    return entries is None or (entries > 1 and entries * tensor.dtype.size >= VECTOR_BYTES)
-
-
-def vector_rounded_types(concrete, groups=1):
-    """Per group, the types of the operations of its update (as :func:`update_op_types` finds them) from
-    :data:`VECTOR_ROUNDED_OPS` whose output a vectorized kernel may compute (:func:`_vectorized`); a group
-    whose update cannot be found among the traced graphs' operations gets ``{"(not found)"}``."""
+def update_ops(concrete, groups=1):
+    """Per group, the operations of its optimizer's update in a traced program: those made under its scope
+    (``{UPDATE_SCOPE}_g{k}`` in the loop's body) and every operation of the functions they call (cond
+    branches...); an empty list where none is found."""
     graphs = {}
 
     def collect(graph):  # the program's nested functions (the loop's body, cond branches), by name
@@ -158,28 +122,48 @@ def vector_rounded_types(concrete, groups=1):
                 collect(function.graph)
 
     collect(concrete.graph)
-    found = []
+
+    def take(op, found, seen):
+        found.append(op)
+        for value in op.node_def.attr.values():
+            for name in [value.func.name] + [f.name for f in value.list.func]:
+                if name in graphs and name not in seen:
+                    seen.add(name)
+                    for inner in graphs[name].get_operations():
+                        take(inner, found, seen)
+
+    every = [op for graph in [concrete.graph, *graphs.values()] for op in graph.get_operations()]
+    per_group = []
     for k in range(groups):
         scope = re.compile(rf"(^|/){UPDATE_SCOPE}_g{k}(_\d+)?/")
-        risky, seen, matched = set(), set(), False
+        found, seen = [], set()
+        for op in every:
+            if scope.search(op.name):
+                take(op, found, seen)
+        per_group.append(found)
+    return per_group
 
-        def take(op, risky, seen):
-            if op.type in VECTOR_ROUNDED_OPS and any(_vectorized(out) for out in op.outputs):
-                risky.add(op.type)
-            for value in op.node_def.attr.values():
-                for name in [value.func.name] + [f.name for f in value.list.func]:
-                    if name in graphs and name not in seen:
-                        seen.add(name)
-                        for inner in graphs[name].get_operations():
-                            take(inner, risky, seen)
 
-        for graph in [concrete.graph, *graphs.values()]:
-            for op in graph.get_operations():
-                if scope.search(op.name):
-                    matched = True
-                    take(op, risky, seen)
-        found.append(risky if matched else {"(not found)"})
-    return found
+def _vectorized(tensor):
+    """Whether a kernel may compute ``tensor`` on its vectorized path: at least :data:`VECTOR_BYTES` of
+    entries, or an unknown size."""
+    entries = tensor.shape.num_elements()
+    return entries is None or (entries > 1 and entries * tensor.dtype.size >= VECTOR_BYTES)
+
+
+def _why_alone(ops):
+    """Why the runs of a group whose update is ``ops`` (:func:`update_ops`) cannot be stacked; ``""`` if they can."""
+    if not ops:
+        return "ran alone: its update mixes a variable's entries (its update could not be found in the program), " \
+               "so runs cannot be stacked"
+    mixing = sorted({op.type for op in ops} - ENTRYWISE_OPS)
+    if mixing:
+        return f"ran alone: its update mixes a variable's entries ({', '.join(mixing)}), so runs cannot be stacked"
+    rounded = sorted({op.type for op in ops if op.type in VECTOR_ROUNDED_OPS and any(map(_vectorized, op.outputs))})
+    if rounded:
+        return (f"ran alone: its update applies {', '.join(rounded)} to each entry, whose CPU kernels round "
+                "differently on a stack of runs than on one run")
+    return ""
 
 
 def per_run_names(optimizers):
@@ -281,15 +265,9 @@ class SideBySide:
             message = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
             note = f"ran alone: its update cannot run on stacked runs ({type(error).__name__}: {message})"
             raise NotSideBySide(note, {0: note} if len(groups) == 1 else None) from error
-        rounded = vector_rounded_types(concrete, len(groups))
-        for k, types in enumerate(update_op_types(concrete, len(groups))):
-            mixing = sorted(types - ENTRYWISE_OPS) if types else ["its update could not be found in the program"]
-            if mixing:
-                reasons[k] = (f"ran alone: its update mixes a variable's entries ({', '.join(mixing)}), so runs "
-                              "cannot be stacked")
-            elif rounded[k]:
-                reasons[k] = (f"ran alone: its update applies {', '.join(sorted(rounded[k]))} to each entry, whose "
-                              "CPU kernels round differently on a stack of runs than on one run")
+        for k, ops in enumerate(update_ops(concrete, len(groups))):
+            reasons[k] = _why_alone(ops)
+        reasons = {k: reason for k, reason in reasons.items() if reason}
         if reasons:
             raise NotSideBySide("; ".join(reasons.values()), reasons)
         return cls(groups, starts, program)
